@@ -1,0 +1,214 @@
+//! `airlock`: the command-line front end. Parsing arguments and printing
+//! are done here and nowhere else.
+// The front end is the one place that prints.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use airlock_policy::{Context, Layer, NetworkMode, Policy, PolicyFiles};
+use airlock_sandbox::{EXIT_REFUSED, EXIT_TIMEOUT, KernelSupport, SandboxSpec, Status, Stdio};
+use anyhow::{Context as _, Result, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit status for invalid arguments or an invalid policy.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "airlock", version, about = "A coding agent whose every action is confined, redacted and on the record")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in the kernel sandbox, with the current directory as the workspace.
+    ///
+    /// Exit status: the command's own; 124 when killed by the timeout; 125 when the
+    /// sandbox refused to run (a protection layer is unavailable or failed to apply);
+    /// 126 when the command cannot be executed; 127 when it is not found; 2 for
+    /// invalid arguments or policy.
+    Sandbox(SandboxArgs),
+    /// Inspect and validate policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Also make DIR writable (managed policy may forbid it).
+    #[arg(long = "write", value_name = "DIR")]
+    write: Vec<PathBuf>,
+    /// Network access for the command: only `none` exists until the broker does.
+    #[arg(long, value_enum, value_name = "MODE")]
+    net: Option<Net>,
+    /// Kill the whole process tree after SECS seconds (may only lower a policy limit).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Capture output and keep at most BYTES of each stream (head and tail), marking what was cut.
+    #[arg(long, value_name = "BYTES")]
+    max_output: Option<u64>,
+    /// Pass this environment variable through (the environment is otherwise an allowlist).
+    #[arg(long = "env", value_name = "NAME")]
+    env: Vec<String>,
+    /// Print what would be enforced, and why, instead of running.
+    #[arg(long)]
+    explain: bool,
+    /// Run WITHOUT any sandbox (prints a warning; managed policy can forbid it).
+    #[arg(long)]
+    unsafe_no_sandbox: bool,
+    /// The command and its arguments.
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Net {
+    None,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print the effective policy, with the file each value came from.
+    Show,
+    /// Validate a policy file; errors carry line and column.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+        /// Which layer the file is meant for (project files may use relative paths).
+        #[arg(long, value_enum, default_value = "project")]
+        layer: LayerArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayerArg {
+    Managed,
+    User,
+    Project,
+}
+
+fn main() -> ExitCode {
+    if let Err(e) = airlock_sandbox::harden_current_process() {
+        eprintln!("airlock: cannot harden the process: {e}");
+        return ExitCode::from(EXIT_REFUSED as u8);
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sandbox(args) => sandbox(args),
+        Command::Policy(cmd) => policy(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("airlock: {e:#}");
+            let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
+                Some(se) => se.exit_code() as u8,
+                None if e.downcast_ref::<airlock_policy::PolicyError>().is_some() => EXIT_USAGE,
+                None => EXIT_REFUSED as u8,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn context() -> Result<Context> {
+    let workspace = std::env::current_dir().context("cannot read the current directory")?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("HOME is not set\nhint: set HOME so that ~ in policy files can be expanded"))?;
+    Ok(Context { home, workspace })
+}
+
+fn load_policy(cx: &Context) -> Result<Policy> {
+    let files = PolicyFiles::discover(&cx.workspace, &|name| std::env::var(name).ok());
+    Ok(Policy::load(&files, cx)?)
+}
+
+fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
+    let cx = context()?;
+    let mut policy = load_policy(&cx)?;
+    for dir in &args.write {
+        let abs = if dir.is_absolute() { dir.clone() } else { cx.workspace.join(dir) };
+        policy.add_writable_root(&abs)?;
+    }
+    if let Some(Net::None) = args.net {
+        policy.set_network_mode(NetworkMode::None)?;
+    }
+    if let Some(secs) = args.timeout {
+        policy.set_timeout_secs(secs)?;
+    }
+    let mut spec = SandboxSpec::from_policy(&policy, &cx.workspace, &cx.workspace, std::env::vars_os(), &args.env)?;
+    if let Some(bytes) = args.max_output {
+        spec.limits.output_bytes = spec.limits.output_bytes.min(bytes);
+    }
+
+    if args.explain {
+        let plan = airlock_sandbox::plan::plan(&spec, &airlock_sandbox::plan::host_node)?;
+        print!("{}", airlock_sandbox::explain(&spec, &plan, &KernelSupport::probe()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.command.is_empty() {
+        return Err(anyhow!("no command given\nhint: airlock sandbox -- CMD ARGS..."));
+    }
+    if args.unsafe_no_sandbox {
+        return run_unsandboxed(&policy, &args.command);
+    }
+
+    let stdio = if args.max_output.is_some() { Stdio::Capture } else { Stdio::Inherit };
+    let outcome = airlock_sandbox::run(&spec, &args.command, stdio)?;
+    if stdio == Stdio::Capture {
+        let _ = std::io::stdout().write_all(&outcome.stdout.to_bytes_marked());
+        let _ = std::io::stderr().write_all(&outcome.stderr.to_bytes_marked());
+    }
+    match outcome.status {
+        Status::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Status::TimedOut => {
+            let secs = spec.limits.timeout.map_or(0, |t| t.as_secs());
+            eprintln!("airlock: killed the command and all its processes after the {secs} s timeout");
+            Ok(ExitCode::from(EXIT_TIMEOUT as u8))
+        }
+    }
+}
+
+fn run_unsandboxed(policy: &Policy, command: &[OsString]) -> Result<ExitCode> {
+    let allowed = &policy.sandbox.allow_unsafe_no_sandbox;
+    if !allowed.value {
+        return Err(anyhow!(
+            "--unsafe-no-sandbox is forbidden by {}\nhint: ask whoever manages that policy",
+            allowed.source
+        ));
+    }
+    eprintln!("airlock: WARNING: running `{}` WITHOUT any sandbox (--unsafe-no-sandbox)", Path::new(&command[0]).display());
+    let status = std::process::Command::new(&command[0])
+        .args(&command[1..])
+        .status()
+        .with_context(|| format!("cannot run {}", Path::new(&command[0]).display()))?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
+    let cx = context()?;
+    match cmd {
+        PolicyCommand::Show => {
+            let files = PolicyFiles::discover(&cx.workspace, &|name| std::env::var(name).ok());
+            let policy = Policy::load(&files, &cx)?;
+            print!("{}", policy.render());
+        }
+        PolicyCommand::Check { file, layer } => {
+            let layer = match layer {
+                LayerArg::Managed => Layer::Managed,
+                LayerArg::User => Layer::User,
+                LayerArg::Project => Layer::Project,
+            };
+            airlock_policy::check_file(&file, layer, &cx)?;
+            println!("{}: ok", file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,855 @@
+//! Running a command in the sandbox.
+//!
+//! Three processes:
+//!
+//! ```text
+//! airlock (the caller)        unshares user, pid, net, ipc and uts namespaces,
+//!   |                         maps its uid, keeps the timeout, captures output
+//!   +-- init (pid 1)          new mount namespace, builds the root, pivots;
+//!         |                   when the command exits, init exits and the
+//!         |                   kernel kills everything left in the namespace
+//!         +-- command (pid 2) setsid, limits, Landlock, no capabilities,
+//!                             seccomp, exec
+//! ```
+//!
+//! The caller must be single-threaded (the CLI is; a multi-threaded program
+//! runs `airlock sandbox` as a child), so the forked processes may allocate.
+
+use std::ffi::{CString, OsString};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use airlock_policy::PathKind;
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope,
+};
+
+use crate::SandboxError;
+use crate::capture::{Captured, CappedBuffer};
+use crate::kernel::KernelSupport;
+use crate::plan::{self, Access as MountAccess, Grant, MountOp, Plan};
+use crate::seccomp;
+use crate::spec::SandboxSpec;
+
+/// What to do with the command's standard output and error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// Share the caller's.
+    Inherit,
+    /// Capture each stream, keeping at most `limits.output_bytes` of it.
+    Capture,
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It exited with this code (128 + N when killed by signal N, as shells report).
+    Exited(i32),
+    /// It ran past the timeout; the whole process tree was killed.
+    TimedOut,
+}
+
+/// The result of a sandboxed run.
+#[derive(Debug)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: Status,
+    /// Captured standard output (empty when inherited).
+    pub stdout: Captured,
+    /// Captured standard error (empty when inherited).
+    pub stderr: Captured,
+    /// Wall-clock time from start to end.
+    pub elapsed: Duration,
+}
+
+/// Landlock ABI whose rights the sandbox handles (see `kernel::MIN_LANDLOCK_ABI`).
+const LANDLOCK_ABI: ABI = ABI::V6;
+
+/// Runs `argv` confined by `spec` and waits for it.
+pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcome, SandboxError> {
+    if argv.is_empty() {
+        return Err(SandboxError::Usage("no command given".into()));
+    }
+    KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
+    ensure_single_threaded()?;
+    let plan = plan::plan(spec, &plan::host_node)?;
+    let filter = seccomp::program(&seccomp::rules());
+    let prepared = Prepared::new(spec, argv)?;
+
+    let workspace_lock = WorkspaceLock::acquire(&spec.workspace)?;
+    let created = create_placeholders(&plan)?;
+    let result = run_prepared(spec, &plan, &filter, &prepared, stdio);
+    workspace_lock.remove_placeholders_if_alone(&created);
+    result
+}
+
+/// Everything the children need, allocated before forking.
+struct Prepared {
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    /// Candidate paths for the program, in `PATH` order.
+    program: Vec<CString>,
+}
+
+impl Prepared {
+    fn new(spec: &SandboxSpec, argv: &[OsString]) -> Result<Prepared, SandboxError> {
+        let c = |s: &[u8]| CString::new(s).map_err(|_| SandboxError::Usage("an argument contains a NUL byte".into()));
+        let argv_c = argv.iter().map(|a| c(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
+        let env = spec
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                c(&kv)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = argv[0].as_bytes();
+        let program = if name.contains(&b'/') {
+            vec![c(name)?]
+        } else {
+            let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_bytes()).unwrap_or(b"/usr/bin:/bin");
+            path.split(|b| *b == b':')
+                .map(|dir| {
+                    let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+                    let mut full = dir.to_vec();
+                    full.push(b'/');
+                    full.extend_from_slice(name);
+                    c(&full)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(Prepared { argv: argv_c, env, program })
+    }
+}
+
+fn run_prepared(
+    spec: &SandboxSpec,
+    plan: &Plan,
+    filter: &[libc::sock_filter],
+    prepared: &Prepared,
+    stdio: Stdio,
+) -> Result<Outcome, SandboxError> {
+    let start = Instant::now();
+    let (status_r, status_w) = pipe()?;
+    let capture = match stdio {
+        Stdio::Inherit => None,
+        Stdio::Capture => Some((pipe()?, pipe()?)),
+    };
+
+    unshare_namespaces()?;
+
+    // SAFETY: the process is single-threaded (checked), so the child may do anything.
+    let init = unsafe { libc::fork() };
+    if init < 0 {
+        return Err(SandboxError::Setup { step: "fork".into(), source: io::Error::last_os_error() });
+    }
+    if init == 0 {
+        drop(status_r);
+        let status_fd = status_w.as_raw_fd();
+        let capture_fds = capture.as_ref().map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
+        init_main(spec, plan, filter, prepared, status_fd, capture_fds)
+    }
+    drop(status_w);
+    let init_pidfd = pidfd_open(init);
+    let (out_r, err_r) = match capture {
+        Some(((out_r, out_w), (err_r, err_w))) => {
+            drop((out_w, err_w));
+            (Some(out_r), Some(err_r))
+        }
+        None => (None, None),
+    };
+
+    // The status pipe closes when the command has been exec'd; anything
+    // written to it first is a setup failure.
+    let mut report = Vec::new();
+    let _ = std::fs::File::from(status_r).read_to_end(&mut report);
+    if !report.is_empty() {
+        let _ = wait_for(init);
+        return Err(ChildReport::decode(&report).into_error(&prepared.argv[0]));
+    }
+
+    let deadline = spec.limits.timeout.map(|t| start + t);
+    let limit = spec.limits.output_bytes as usize;
+    let mut stdout = CappedBuffer::new(limit);
+    let mut stderr = CappedBuffer::new(limit);
+    let timed_out = supervise(init, init_pidfd.as_ref(), deadline, out_r, err_r, &mut stdout, &mut stderr)?;
+    let code = wait_for(init)?;
+    Ok(Outcome {
+        status: if timed_out { Status::TimedOut } else { Status::Exited(code) },
+        stdout: stdout.finish(),
+        stderr: stderr.finish(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Waits for init to exit (or the deadline), reading captured output as it
+/// comes. Returns whether the deadline killed it.
+fn supervise(
+    init: libc::pid_t,
+    pidfd: Option<&OwnedFd>,
+    deadline: Option<Instant>,
+    mut out: Option<OwnedFd>,
+    mut err: Option<OwnedFd>,
+    stdout: &mut CappedBuffer,
+    stderr: &mut CappedBuffer,
+) -> Result<bool, SandboxError> {
+    let mut timed_out = false;
+    let mut exited = pidfd.is_none() && deadline.is_none();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if exited && out.is_none() && err.is_none() {
+            return Ok(timed_out);
+        }
+        let mut fds = Vec::with_capacity(3);
+        if !exited && let Some(p) = pidfd {
+            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        for fd in [&out, &err].into_iter().flatten() {
+            fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        let timeout_ms = match deadline {
+            Some(d) if !timed_out => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            _ => -1,
+        };
+        if fds.is_empty() {
+            // No pidfd (old kernel) and nothing captured: block in waitpid.
+            return Ok(timed_out);
+        }
+        // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(SandboxError::Setup { step: "poll".into(), source: e });
+        }
+        if n == 0 {
+            // Deadline: killing init makes the kernel kill the whole namespace.
+            // SAFETY: `init` is our child and has not been reaped yet.
+            unsafe { libc::kill(init, libc::SIGKILL) };
+            timed_out = true;
+            continue;
+        }
+        for p in &fds {
+            if p.revents == 0 {
+                continue;
+            }
+            if pidfd.is_some_and(|pf| pf.as_raw_fd() == p.fd) {
+                exited = true;
+                continue;
+            }
+            let (slot, sink) = if out.as_ref().is_some_and(|o| o.as_raw_fd() == p.fd) {
+                (&mut out, &mut *stdout)
+            } else {
+                (&mut err, &mut *stderr)
+            };
+            // SAFETY: reading into our own buffer from an fd we own.
+            let r = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r > 0 {
+                sink.push(&buf[..r as usize]);
+            } else if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                *slot = None;
+            }
+        }
+    }
+}
+
+fn wait_for(pid: libc::pid_t) -> Result<i32, SandboxError> {
+    let mut status = 0;
+    loop {
+        // SAFETY: plain waitpid on our child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(SandboxError::Setup { step: "waitpid".into(), source: e });
+        }
+    }
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: libc::c_int) -> i32 {
+    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) }
+}
+
+fn unshare_namespaces() -> Result<(), SandboxError> {
+    // SAFETY: plain syscalls on our own process.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    // SAFETY: single-threaded, as unshare(CLONE_NEWUSER) requires.
+    if unsafe { libc::unshare(flags) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(SandboxError::Unavailable(crate::kernel::Missing {
+            layer: "user namespaces",
+            reason: format!("unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|...) failed: {e}"),
+            hint: "enable unprivileged user namespaces (sysctl user.max_user_namespaces, \
+                   kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)",
+        }));
+    }
+    // /proc/self files of a non-dumpable process belong to root: be dumpable
+    // just long enough to write the maps.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    let result = (|| {
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+        std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+    })();
+    // SAFETY: as above.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    result.map_err(|source| SandboxError::Setup { step: "write uid_map".into(), source })
+}
+
+// ---------------------------------------------------------------------------
+// Inside: init and the command. Errors go to the status pipe, then _exit.
+
+/// A failure reported from inside over the status pipe.
+struct ChildReport {
+    kind: u8,
+    errno: i32,
+    message: String,
+}
+
+const REPORT_SETUP: u8 = b'S';
+const REPORT_EXEC: u8 = b'E';
+const REPORT_REFUSED: u8 = b'R';
+
+impl ChildReport {
+    fn encode(kind: u8, errno: i32, message: &str) -> Vec<u8> {
+        let mut v = vec![kind];
+        v.extend(errno.to_le_bytes());
+        v.extend(message.as_bytes());
+        v
+    }
+
+    fn decode(bytes: &[u8]) -> ChildReport {
+        let kind = bytes[0];
+        let errno = bytes.get(1..5).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes).unwrap_or(0);
+        let message = String::from_utf8_lossy(bytes.get(5..).unwrap_or_default()).into_owned();
+        ChildReport { kind, errno, message }
+    }
+
+    fn into_error(self, program: &CString) -> SandboxError {
+        let source = io::Error::from_raw_os_error(self.errno);
+        match self.kind {
+            REPORT_EXEC => SandboxError::Exec { program: program.to_string_lossy().into_owned(), source },
+            REPORT_REFUSED => SandboxError::Unavailable(crate::kernel::Missing {
+                layer: "sandbox layer",
+                reason: format!("{}: {source}", self.message),
+                hint: "airlock refuses to run a command it cannot confine in full",
+            }),
+            _ => SandboxError::Setup { step: self.message, source },
+        }
+    }
+}
+
+fn report(fd: RawFd, kind: u8, errno: i32, message: &str) -> ! {
+    let bytes = ChildReport::encode(kind, errno, message);
+    // SAFETY: writing our own buffer to the status pipe, then exiting without
+    // running the caller's destructors or atexit handlers.
+    unsafe {
+        libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(125)
+    }
+}
+
+fn init_main(
+    spec: &SandboxSpec,
+    plan: &Plan,
+    filter: &[libc::sock_filter],
+    prepared: &Prepared,
+    status_fd: RawFd,
+    capture: Option<(RawFd, RawFd)>,
+) -> ! {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if let Err((step, e)) = build_root(plan, &spec.cwd) {
+        report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), step);
+    }
+    let hostname = b"airlock";
+    // SAFETY: valid buffer and length.
+    if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
+        report(status_fd, REPORT_SETUP, errno(), "set hostname");
+    }
+
+    // SAFETY: init is single-threaded.
+    let command = unsafe { libc::fork() };
+    if command < 0 {
+        report(status_fd, REPORT_SETUP, errno(), "fork command");
+    }
+    if command == 0 {
+        command_main(spec, plan, filter, prepared, status_fd, capture);
+    }
+    // Init keeps nothing open that the caller waits on.
+    // SAFETY: closing fds init owns and no longer needs.
+    unsafe {
+        libc::close(status_fd);
+        if let Some((o, e)) = capture {
+            libc::close(o);
+            libc::close(e);
+        }
+    }
+    // Reap everything; leave with the command's status. Exiting kills the
+    // rest of the namespace, daemons included.
+    loop {
+        let mut status = 0;
+        // SAFETY: plain waitpid.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid == command {
+            // SAFETY: exiting init.
+            unsafe { libc::_exit(exit_code(status)) }
+        }
+        if pid < 0 && errno() != libc::EINTR {
+            // SAFETY: as above.
+            unsafe { libc::_exit(125) }
+        }
+    }
+}
+
+fn command_main(
+    spec: &SandboxSpec,
+    plan: &Plan,
+    filter: &[libc::sock_filter],
+    prepared: &Prepared,
+    status_fd: RawFd,
+    capture: Option<(RawFd, RawFd)>,
+) -> ! {
+    // SAFETY: the calls below act on this process only, with valid arguments.
+    unsafe {
+        if libc::setsid() < 0 {
+            report(status_fd, REPORT_SETUP, errno(), "setsid");
+        }
+        if let Some((o, e)) = capture
+            && (libc::dup2(o, 1) < 0 || libc::dup2(e, 2) < 0)
+        {
+            report(status_fd, REPORT_SETUP, errno(), "close file descriptors");
+        }
+        // Every inherited descriptor beyond stdio closes at exec (the status
+        // pipe is already close-on-exec).
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+            report(status_fd, REPORT_SETUP, errno(), "close file descriptors");
+        }
+    }
+    if let Err((what, e)) = set_limits(spec) {
+        report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), what);
+    }
+    if let Err(message) = restrict_landlock(plan) {
+        report(status_fd, REPORT_REFUSED, 0, &message);
+    }
+    if let Err(e) = drop_capabilities() {
+        report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), "drop capabilities");
+    }
+    if let Err(e) = seccomp::install(filter) {
+        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "seccomp filter");
+    }
+    exec(prepared, status_fd)
+}
+
+fn exec(prepared: &Prepared, status_fd: RawFd) -> ! {
+    let mut argv: Vec<*const libc::c_char> = prepared.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = prepared.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // As execvp does: remember a permission error, report it if nothing runs.
+    let mut last = libc::ENOENT;
+    for candidate in &prepared.program {
+        // SAFETY: NUL-terminated arrays of valid C strings.
+        unsafe { libc::execve(candidate.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let e = errno();
+        if e != libc::ENOENT && e != libc::ENOTDIR {
+            last = e;
+        }
+    }
+    report(status_fd, REPORT_EXEC, last, "exec")
+}
+
+fn set_limits(spec: &SandboxSpec) -> Result<(), (&'static str, io::Error)> {
+    let l = &spec.limits;
+    for (resource, value) in [
+        (libc::RLIMIT_DATA, l.memory_bytes),
+        (libc::RLIMIT_NPROC, l.processes),
+        (libc::RLIMIT_FSIZE, l.file_size_bytes),
+        (libc::RLIMIT_CPU, l.cpu_secs),
+        (libc::RLIMIT_CORE, 0),
+    ] {
+        let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+        // SAFETY: valid rlimit struct.
+        if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+            return Err(("set resource limit", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+fn restrict_landlock(plan: &Plan) -> Result<(), String> {
+    let abi = LANDLOCK_ABI;
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp))
+        .and_then(|r| r.scope(Scope::AbstractUnixSocket | Scope::Signal))
+        .and_then(|r| r.create())
+        .map_err(|e| format!("Landlock ruleset: {e}"))?;
+    for rule in &plan.landlock {
+        let access = match rule.grant {
+            Grant::Read => AccessFs::from_read(abi),
+            Grant::ReadWrite => AccessFs::from_all(abi),
+            Grant::Device => {
+                AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::Truncate | AccessFs::IoctlDev
+            }
+        };
+        let fd = match PathFd::new(&rule.path) {
+            Ok(fd) => fd,
+            // A root that vanished between planning and now grants nothing.
+            Err(_) => continue,
+        };
+        let is_dir = std::fs::metadata(&rule.path).map(|m| m.is_dir()).unwrap_or(false);
+        let access = if is_dir { access } else { access & AccessFs::from_file(abi) };
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("Landlock rule for {}: {e}", rule.path.display()))?;
+    }
+    let status = ruleset.restrict_self().map_err(|e| format!("Landlock restrict_self: {e}"))?;
+    if status.ruleset != RulesetStatus::FullyEnforced || !status.no_new_privs {
+        return Err(format!("Landlock is only partly enforced ({:?}, no_new_privs {})", status.ruleset, status.no_new_privs));
+    }
+    Ok(())
+}
+
+/// Drops every capability for good, so that even uid 0 inside (when the
+/// caller is root) has none after exec.
+fn drop_capabilities() -> io::Result<()> {
+    const SECBITS_LOCKED_NOROOT: libc::c_ulong = 0xef; // NOROOT, NO_SETUID_FIXUP, NO_CAP_AMBIENT_RAISE, all locked; KEEP_CAPS locked off
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // SAFETY: prctl/capset with valid arguments on this thread.
+    unsafe {
+        if libc::prctl(libc::PR_SET_SECUREBITS, SECBITS_LOCKED_NOROOT, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut cap = 0;
+        while libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == 0 {
+            cap += 1;
+        }
+        if errno() != libc::EINVAL || cap == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let header = CapHeader { version: 0x2008_0522, pid: 0 };
+        let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+        if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+// --- building the root -----------------------------------------------------
+
+const STAGING: &str = "/tmp";
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+type Step = (&'static str, io::Error);
+
+/// Builds the new root in a private mount namespace and enters it.
+fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
+    // SAFETY: unshare of the mount namespace in this single-threaded process.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(("make mounts private", io::Error::last_os_error()));
+    }
+    mount(None::<&str>, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("make mounts private", e))?;
+    // Stage on a tmpfs: the host root moves to /oldroot, the new root is
+    // assembled in /newroot, binding from /oldroot.
+    mount(Some("tmpfs"), STAGING, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=64k"))
+        .map_err(|e| ("mount staging tmpfs", e))?;
+    std::env::set_current_dir(STAGING).map_err(|e| ("chdir", e))?;
+    for dir in ["newroot", "oldroot", "empty-dir"] {
+        std::fs::create_dir(dir).map_err(|e| ("create mount point", e))?;
+    }
+    std::fs::write("empty-file", b"").map_err(|e| ("create mount point", e))?;
+    mount(Some("tmpfs"), "newroot", Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))
+        .map_err(|e| ("mount new root", e))?;
+    pivot_root(".", "oldroot").map_err(|e| ("pivot_root", e))?;
+    std::env::set_current_dir("/").map_err(|e| ("chdir", e))?;
+
+    for op in &plan.mounts {
+        apply(op)?;
+    }
+    setattr("/newroot", false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))?;
+
+    mount(None::<&str>, "/oldroot", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("detach old root", e))?;
+    umount("/oldroot").map_err(|e| ("detach old root", e))?;
+    std::env::set_current_dir("/newroot").map_err(|e| ("enter new root", e))?;
+    pivot_root(".", ".").map_err(|e| ("enter new root", e))?;
+    umount(".").map_err(|e| ("enter new root", e))?;
+    std::env::set_current_dir(cwd).map_err(|e| ("chdir", e))?;
+    Ok(())
+}
+
+fn apply(op: &MountOp) -> Result<(), Step> {
+    let inside = |p: &Path| -> PathBuf { Path::new("/newroot").join(p.strip_prefix("/").unwrap_or(p)) };
+    match op {
+        MountOp::Bind { path, access } => {
+            let src = Path::new("/oldroot").join(path.strip_prefix("/").unwrap_or(path));
+            let dst = inside(path);
+            let is_dir = std::fs::metadata(&src).map_err(|e| ("bind mount", e))?.is_dir();
+            make_mount_point(&dst, is_dir)?;
+            mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None).map_err(|e| ("bind mount", e))?;
+            let attrs = match access {
+                MountAccess::ReadOnly => MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                MountAccess::ReadWrite => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                MountAccess::Device => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            };
+            setattr(&dst, true, attrs).map_err(|e| ("make mount read-only", e))
+        }
+        MountOp::Symlink { link, target } => {
+            let dst = inside(link);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| ("create mount point", e))?;
+            }
+            match std::os::unix::fs::symlink(target, &dst) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(("create symlink", e)),
+                _ => Ok(()),
+            }
+        }
+        MountOp::Tmpfs { path, bytes } => {
+            let dst = inside(path);
+            make_mount_point(&dst, true)?;
+            let mode = if path == Path::new("/dev") { "0755" } else { "1777" };
+            let data = format!("mode={mode},size={bytes}");
+            mount(Some("tmpfs"), &dst, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data))
+                .map_err(|e| ("mount tmpfs", e))
+        }
+        MountOp::Proc => {
+            let dst = inside(Path::new("/proc"));
+            make_mount_point(&dst, true)?;
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            mount(Some("proc"), &dst, Some("proc"), flags, None).map_err(|e| ("mount proc", e))
+        }
+        MountOp::Devpts => {
+            let dst = inside(Path::new("/dev/pts"));
+            make_mount_point(&dst, true)?;
+            mount(
+                Some("devpts"),
+                &dst,
+                Some("devpts"),
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+            )
+            .map_err(|e| ("mount devpts", e))
+        }
+        MountOp::MaskFile { path } => {
+            let dst = inside(path);
+            mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
+            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+                .map_err(|e| ("mask denied path", e))
+        }
+        MountOp::MaskDir { path } => {
+            let dst = inside(path);
+            mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
+            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+                .map_err(|e| ("mask denied path", e))
+        }
+        MountOp::ReadOnly { path } => setattr(&inside(path), false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e)),
+    }
+}
+
+fn make_mount_point(dst: &Path, dir: bool) -> Result<(), Step> {
+    if dir {
+        return std::fs::create_dir_all(dst).map_err(|e| ("create mount point", e));
+    }
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ("create mount point", e))?;
+    }
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(dst) {
+        Ok(_) => Ok(()),
+        // Already there (read-only because a parent bind is): fine.
+        Err(_) if dst.exists() => Ok(()),
+        Err(e) => Err(("create mount point", e)),
+    }
+}
+
+fn cstr(p: impl AsRef<Path>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn mount(
+    src: Option<impl AsRef<Path>>,
+    dst: impl AsRef<Path>,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let src = src.map(cstr).transpose()?;
+    let dst = cstr(dst)?;
+    let fstype = fstype.map(cstr).transpose()?;
+    let data = data.map(cstr).transpose()?;
+    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: all pointers are NUL-terminated strings or null.
+    let rc = unsafe { libc::mount(ptr(&src), dst.as_ptr(), ptr(&fstype), flags, ptr(&data).cast()) };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn umount(path: &str) -> io::Result<()> {
+    let p = cstr(path)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
+    let (n, o) = (cstr(new_root)?, cstr(put_old)?);
+    // SAFETY: valid C strings.
+    if unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) } != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets mount attributes with `mount_setattr(2)`, which only adds the given
+/// flags and so never trips over flags the kernel locked on host mounts.
+fn setattr(path: impl AsRef<Path>, recursive: bool, set: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const AT_RECURSIVE: libc::c_int = 0x8000;
+    let p = cstr(path)?;
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: valid path and attribute struct of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+// --- the caller's side ------------------------------------------------------
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let mut fds = [0; 2];
+    // SAFETY: valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(SandboxError::Setup { step: "pipe".into(), source: io::Error::last_os_error() });
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; a returned fd is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: as above.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn ensure_single_threaded() -> Result<(), SandboxError> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|source| SandboxError::Setup { step: "read /proc/self/status".into(), source })?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    if threads != 1 {
+        return Err(SandboxError::Usage(format!(
+            "the sandbox must be started from a single-threaded process (this one has {threads} threads)\n\
+             hint: run `airlock sandbox -- CMD` as a child process instead"
+        )));
+    }
+    Ok(())
+}
+
+/// A shared lock on the workspace held for the whole run, so that
+/// placeholders are only removed when no other sandbox uses them.
+struct WorkspaceLock(std::fs::File);
+
+impl WorkspaceLock {
+    fn acquire(workspace: &Path) -> Result<WorkspaceLock, SandboxError> {
+        let dir = std::fs::File::open(workspace).map_err(|source| SandboxError::Setup { step: "open workspace".into(), source })?;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_SH) } != 0 {
+            return Err(SandboxError::Setup { step: "lock workspace".into(), source: io::Error::last_os_error() });
+        }
+        Ok(WorkspaceLock(dir))
+    }
+
+    fn remove_placeholders_if_alone(self, created: &[(PathBuf, PathKind)]) {
+        if created.is_empty() {
+            return;
+        }
+        // SAFETY: flock on an fd we own. Upgrading fails (and we keep the
+        // placeholders, which is safe) while another run holds its lock.
+        if unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return;
+        }
+        for (path, kind) in created.iter().rev() {
+            match kind {
+                // Fails, and so keeps it, if anything was put inside.
+                PathKind::Dir => drop(std::fs::remove_dir(path)),
+                PathKind::File => {
+                    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                        drop(std::fs::remove_file(path));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn create_placeholders(plan: &Plan) -> Result<Vec<(PathBuf, PathKind)>, SandboxError> {
+    let mut created = Vec::new();
+    for p in &plan.placeholders {
+        let result = match p.kind {
+            PathKind::Dir => std::fs::create_dir(&p.path),
+            PathKind::File => std::fs::OpenOptions::new().write(true).create_new(true).open(&p.path).map(drop),
+        };
+        match result {
+            Ok(()) => created.push((p.path.clone(), p.kind)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(SandboxError::Placeholder { path: p.path.clone(), source });
+            }
+        }
+    }
+    Ok(created)
+}

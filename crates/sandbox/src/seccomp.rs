@@ -1,0 +1,402 @@
+//! The seccomp filter: a pure function that builds the BPF program, and one
+//! small function that installs it.
+//!
+//! The program is written out by hand rather than through a filter compiler
+//! because it needs a different errno per rule (`EAFNOSUPPORT` for sockets so
+//! that resolvers fall back cleanly, `ENOSYS` for `clone3` so that libc falls
+//! back to `clone`, whose flags a filter can inspect) and it must refuse the
+//! x32 syscall numbers, which share the x86-64 audit architecture.
+
+use std::io;
+
+/// What the filter does with one system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let the call through.
+    Allow,
+    /// Fail the call with this errno.
+    Errno(i32),
+    /// Kill the process (foreign architecture).
+    Kill,
+}
+
+impl Verdict {
+    fn ret(self) -> u32 {
+        match self {
+            Verdict::Allow => SECCOMP_RET_ALLOW,
+            // The errno lives in the low 16 bits (SECCOMP_RET_DATA).
+            Verdict::Errno(errno) => SECCOMP_RET_ERRNO | (errno as u32 & 0xffff),
+            Verdict::Kill => SECCOMP_RET_KILL_PROCESS,
+        }
+    }
+}
+
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+// Classic BPF opcodes (linux/bpf_common.h).
+const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
+const BPF_JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
+const BPF_JSET_K: u16 = 0x05 | 0x40; // BPF_JMP | BPF_JSET | BPF_K
+const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+
+// Offsets into `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+/// Offset of the low 32 bits of argument `i` (little-endian targets).
+const fn data_arg_low(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// The namespace flags of `clone(2)`. `CLONE_NEWTIME` (0x80) is left out: in
+/// `clone(2)` the low byte is the exit signal.
+const CLONE_NEW_FLAGS: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET) as u32;
+/// The namespace flags of `unshare(2)`, which also takes `CLONE_NEWTIME`.
+const UNSHARE_NEW_FLAGS: u32 = CLONE_NEW_FLAGS | 0x80;
+
+/// One rule of the table: a system call and what happens to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Always fail with `EPERM`.
+    Deny(i64, &'static str),
+    /// `socket`/`socketpair`: only `AF_UNIX` is allowed, others fail with `EAFNOSUPPORT`.
+    UnixSocketsOnly(i64, &'static str),
+    /// `clone`/`unshare`: fail with `EPERM` when any flag of the mask is set in argument 0.
+    DenyFlags(i64, &'static str, u32),
+    /// `ioctl`: fail with `EPERM` for these requests (argument 1).
+    DenyIoctls(i64, &'static [u32]),
+    /// Fail with `ENOSYS`, so that libc falls back to an older call the filter can inspect.
+    NotImplemented(i64, &'static str),
+}
+
+/// The ioctls that inject input into a terminal or reach the console.
+const DENIED_IOCTLS: &[u32] = &[libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
+
+/// The table the sandbox enforces, as data. Everything not listed is allowed:
+/// the other layers (namespaces, Landlock, dropped capabilities) confine the
+/// rest, and this filter removes the kernel surface those layers do not cover.
+pub fn rules() -> Vec<Rule> {
+    use Rule::*;
+    let mut rules = vec![
+        // Reading or changing other processes.
+        Deny(libc::SYS_ptrace, "ptrace"),
+        Deny(libc::SYS_process_vm_readv, "process_vm_readv"),
+        Deny(libc::SYS_process_vm_writev, "process_vm_writev"),
+        Deny(libc::SYS_kcmp, "kcmp"),
+        // Large kernel attack surface, and io_uring bypasses this very filter.
+        Deny(libc::SYS_io_uring_setup, "io_uring_setup"),
+        Deny(libc::SYS_io_uring_enter, "io_uring_enter"),
+        Deny(libc::SYS_io_uring_register, "io_uring_register"),
+        Deny(libc::SYS_bpf, "bpf"),
+        Deny(libc::SYS_perf_event_open, "perf_event_open"),
+        Deny(libc::SYS_userfaultfd, "userfaultfd"),
+        // The kernel keyring is shared outside the sandbox.
+        Deny(libc::SYS_keyctl, "keyctl"),
+        Deny(libc::SYS_add_key, "add_key"),
+        Deny(libc::SYS_request_key, "request_key"),
+        // The mount family.
+        Deny(libc::SYS_mount, "mount"),
+        Deny(libc::SYS_umount2, "umount2"),
+        Deny(libc::SYS_pivot_root, "pivot_root"),
+        Deny(libc::SYS_chroot, "chroot"),
+        Deny(libc::SYS_open_tree, "open_tree"),
+        Deny(libc::SYS_move_mount, "move_mount"),
+        Deny(libc::SYS_fsopen, "fsopen"),
+        Deny(libc::SYS_fsconfig, "fsconfig"),
+        Deny(libc::SYS_fsmount, "fsmount"),
+        Deny(libc::SYS_fspick, "fspick"),
+        Deny(libc::SYS_mount_setattr, "mount_setattr"),
+        // Namespaces: joining any, creating any (see DenyFlags below).
+        Deny(libc::SYS_setns, "setns"),
+        // The kernel itself.
+        Deny(libc::SYS_kexec_load, "kexec_load"),
+        Deny(libc::SYS_kexec_file_load, "kexec_file_load"),
+        Deny(libc::SYS_init_module, "init_module"),
+        Deny(libc::SYS_finit_module, "finit_module"),
+        Deny(libc::SYS_delete_module, "delete_module"),
+        Deny(libc::SYS_reboot, "reboot"),
+        Deny(libc::SYS_swapon, "swapon"),
+        Deny(libc::SYS_swapoff, "swapoff"),
+        Deny(libc::SYS_acct, "acct"),
+        Deny(libc::SYS_syslog, "syslog"),
+        Deny(libc::SYS_quotactl, "quotactl"),
+        // File handles bypass path-based checks.
+        Deny(libc::SYS_open_by_handle_at, "open_by_handle_at"),
+        Deny(libc::SYS_name_to_handle_at, "name_to_handle_at"),
+        UnixSocketsOnly(libc::SYS_socket, "socket"),
+        UnixSocketsOnly(libc::SYS_socketpair, "socketpair"),
+        DenyFlags(libc::SYS_clone, "clone", CLONE_NEW_FLAGS),
+        DenyFlags(libc::SYS_unshare, "unshare", UNSHARE_NEW_FLAGS),
+        NotImplemented(libc::SYS_clone3, "clone3"),
+        DenyIoctls(libc::SYS_ioctl, DENIED_IOCTLS),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    rules.extend([Deny(libc::SYS_uselib, "uselib"), Deny(libc::SYS_ioperm, "ioperm"), Deny(libc::SYS_iopl, "iopl")]);
+    rules.shrink_to_fit();
+    rules
+}
+
+/// Compiles the rule table into a classic BPF program for `seccomp(2)`.
+pub fn program(rules: &[Rule]) -> Vec<libc::sock_filter> {
+    let mut p = Vec::with_capacity(rules.len() * 3 + 8);
+    // A foreign architecture would give our syscall numbers other meanings.
+    p.push(stmt(BPF_LD_W_ABS, DATA_ARCH));
+    p.push(jump(BPF_JEQ_K, AUDIT_ARCH, 1, 0));
+    p.push(ret(Verdict::Kill));
+    p.push(stmt(BPF_LD_W_ABS, DATA_NR));
+    #[cfg(target_arch = "x86_64")]
+    {
+        // x32 numbers share AUDIT_ARCH_X86_64: refuse them all.
+        p.push(jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1));
+        p.push(ret(Verdict::Errno(libc::EPERM)));
+    }
+    for rule in rules {
+        // Each block starts with the syscall number in A and either returns
+        // or falls through to the next block with A unchanged.
+        let block: Vec<libc::sock_filter> = match *rule {
+            Rule::Deny(_, _) => vec![ret(Verdict::Errno(libc::EPERM))],
+            Rule::NotImplemented(_, _) => vec![ret(Verdict::Errno(libc::ENOSYS))],
+            Rule::UnixSocketsOnly(_, _) => vec![
+                stmt(BPF_LD_W_ABS, data_arg_low(0)),
+                jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1),
+                ret(Verdict::Allow),
+                ret(Verdict::Errno(libc::EAFNOSUPPORT)),
+            ],
+            Rule::DenyFlags(_, _, mask) => vec![
+                stmt(BPF_LD_W_ABS, data_arg_low(0)),
+                jump(BPF_JSET_K, mask, 0, 1),
+                ret(Verdict::Errno(libc::EPERM)),
+                ret(Verdict::Allow),
+            ],
+            Rule::DenyIoctls(_, requests) => {
+                let mut b = vec![stmt(BPF_LD_W_ABS, data_arg_low(1))];
+                for (i, req) in requests.iter().enumerate() {
+                    // Jump to the final `ret EPERM` on a match.
+                    let to_deny = (requests.len() - i) as u8;
+                    b.push(jump(BPF_JEQ_K, *req, to_deny, 0));
+                }
+                b.push(ret(Verdict::Allow));
+                b.push(ret(Verdict::Errno(libc::EPERM)));
+                b
+            }
+        };
+        p.push(jump(BPF_JEQ_K, rule.nr() as u32, 0, block.len() as u8));
+        p.extend(block);
+    }
+    p.push(ret(Verdict::Allow));
+    p
+}
+
+impl Rule {
+    fn nr(&self) -> i64 {
+        match *self {
+            Rule::Deny(nr, _)
+            | Rule::UnixSocketsOnly(nr, _)
+            | Rule::DenyFlags(nr, _, _)
+            | Rule::NotImplemented(nr, _)
+            | Rule::DenyIoctls(nr, _) => nr,
+        }
+    }
+
+    /// A one-line description for `airlock sandbox --explain`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Rule::Deny(_, name) => format!("{name}: EPERM"),
+            Rule::UnixSocketsOnly(_, name) => format!("{name}: AF_UNIX only, others EAFNOSUPPORT"),
+            Rule::DenyFlags(_, name, mask) => format!("{name}: EPERM when flags & {mask:#x} (new namespaces)"),
+            Rule::NotImplemented(_, name) => format!("{name}: ENOSYS (libc falls back to clone)"),
+            Rule::DenyIoctls(_, _) => "ioctl: TIOCSTI and TIOCLINUX EPERM".to_string(),
+        }
+    }
+}
+
+fn stmt(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt: 0, jf: 0, k }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+fn ret(v: Verdict) -> libc::sock_filter {
+    stmt(BPF_RET_K, v.ret())
+}
+
+/// Installs the program on the calling thread. `no_new_privs` must already be
+/// set (Landlock sets it). Fails if the kernel refuses the filter.
+pub fn install(program: &[libc::sock_filter]) -> io::Result<()> {
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `program`, which outlives the call; the kernel
+    // copies the filter.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether this kernel supports seccomp filters.
+pub fn supported() -> bool {
+    // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
+    let rc = unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) };
+    rc >= 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic-BPF interpreter for the subset the program uses, so the
+    /// table can be checked without installing it.
+    fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> Verdict {
+        let mut data = Vec::new();
+        data.extend(nr.to_le_bytes());
+        data.extend(arch.to_le_bytes());
+        data.extend(0u64.to_le_bytes());
+        for a in args {
+            data.extend(a.to_le_bytes());
+        }
+        let mut a: u32 = 0;
+        let mut pc = 0usize;
+        loop {
+            let ins = prog[pc];
+            match ins.code {
+                BPF_LD_W_ABS => {
+                    let k = ins.k as usize;
+                    a = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
+                    pc += 1;
+                }
+                BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
+                    let taken = match ins.code {
+                        BPF_JEQ_K => a == ins.k,
+                        BPF_JGE_K => a >= ins.k,
+                        _ => a & ins.k != 0,
+                    };
+                    pc += 1 + if taken { ins.jt as usize } else { ins.jf as usize };
+                }
+                BPF_RET_K => {
+                    return match ins.k & 0xffff_0000 {
+                        SECCOMP_RET_ALLOW => Verdict::Allow,
+                        SECCOMP_RET_ERRNO => Verdict::Errno((ins.k & 0xffff) as i32),
+                        SECCOMP_RET_KILL_PROCESS => Verdict::Kill,
+                        other => panic!("unexpected return {other:#x}"),
+                    };
+                }
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
+    fn eval(nr: i64, args: [u64; 6]) -> Verdict {
+        run(&program(&rules()), AUDIT_ARCH, nr as u32, args)
+    }
+
+    #[test]
+    fn ordinary_calls_are_allowed() {
+        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_openat, libc::SYS_execve, libc::SYS_exit_group] {
+            assert_eq!(eval(nr, [0; 6]), Verdict::Allow, "syscall {nr}");
+        }
+    }
+
+    #[test]
+    fn every_denied_call_fails_with_eperm() {
+        for rule in rules() {
+            if let Rule::Deny(nr, name) = rule {
+                assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM), "{name}");
+            }
+        }
+        for nr in [libc::SYS_ptrace, libc::SYS_io_uring_setup, libc::SYS_bpf, libc::SYS_mount, libc::SYS_keyctl] {
+            assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM));
+        }
+    }
+
+    #[test]
+    fn only_unix_sockets_are_allowed() {
+        let unix = libc::AF_UNIX as u64;
+        assert_eq!(eval(libc::SYS_socket, [unix, 1, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(eval(libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]), Verdict::Allow);
+        for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET, libc::AF_NETLINK, libc::AF_VSOCK] {
+            assert_eq!(
+                eval(libc::SYS_socket, [family as u64, 1, 0, 0, 0, 0]),
+                Verdict::Errno(libc::EAFNOSUPPORT),
+                "family {family}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_namespaces_are_denied_but_fork_and_threads_are_not() {
+        let fork = libc::SIGCHLD as u64;
+        let thread = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
+        assert_eq!(eval(libc::SYS_clone, [fork, 0, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(eval(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), Verdict::Allow);
+        let user = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
+        assert_eq!(eval(libc::SYS_clone, [user, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(eval(libc::SYS_clone3, [0; 6]), Verdict::Errno(libc::ENOSYS));
+    }
+
+    #[test]
+    fn terminal_injection_ioctls_are_denied() {
+        let tiocsti = libc::TIOCSTI as u64;
+        assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_ioctl, [0, libc::TIOCLINUX as u64, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        // The upper half of the request is ignored by the kernel, so by us too.
+        assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti | (1 << 32), 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_ioctl, [0, libc::TCGETS as u64, 0, 0, 0, 0]), Verdict::Allow);
+    }
+
+    #[test]
+    fn foreign_architectures_are_killed() {
+        let prog = program(&rules());
+        assert_eq!(run(&prog, 0x4000_0003 /* i386 */, libc::SYS_read as u32, [0; 6]), Verdict::Kill);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn x32_syscall_numbers_are_denied() {
+        let x32_socket = X32_SYSCALL_BIT | libc::SYS_socket as u32;
+        assert_eq!(
+            run(&program(&rules()), AUDIT_ARCH, x32_socket, [libc::AF_INET as u64, 0, 0, 0, 0, 0]),
+            Verdict::Errno(libc::EPERM)
+        );
+    }
+
+    #[test]
+    fn jumps_stay_in_range() {
+        let prog = program(&rules());
+        assert!(prog.len() < u16::MAX as usize);
+        for (pc, ins) in prog.iter().enumerate() {
+            if ins.code & 0x07 == 0x05 {
+                assert!(pc + 1 + (ins.jt.max(ins.jf) as usize) < prog.len(), "jump at {pc} leaves the program");
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `SandboxSpec`: what one sandboxed command may touch, built from policy.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock_policy::{PathKind, Policy};
+
+use crate::SandboxError;
+
+/// Everything the sandbox needs to confine one command. Paths are absolute
+/// and canonical; roots that do not exist on this machine are left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// The folder the command works in; writable.
+    pub workspace: PathBuf,
+    /// The working directory of the command (the workspace or inside it).
+    pub cwd: PathBuf,
+    /// Writable roots besides the workspace and the private `/tmp`.
+    pub writable_roots: Vec<PathBuf>,
+    /// Read-only roots: system folders and toolchains.
+    pub readable_roots: Vec<PathBuf>,
+    /// Paths hidden even inside a readable or writable root.
+    pub deny_read: Vec<PathBuf>,
+    /// Workspace-relative paths that stay read-only, present or not.
+    pub protected: Vec<Protected>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// The command's whole environment (a clean one, from an allowlist).
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// A workspace path that stays read-only inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Protected {
+    /// Relative to the workspace, without `..`.
+    pub path: PathBuf,
+    /// Whether a placeholder for it is a folder or a file.
+    pub kind: PathKind,
+}
+
+/// Resource limits for the whole process tree of one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time after which the whole tree is killed.
+    pub timeout: Option<Duration>,
+    /// Data segment limit per process (`RLIMIT_DATA`: heap and private mappings).
+    pub memory_bytes: u64,
+    /// Processes and threads of the sandbox's user (`RLIMIT_NPROC`).
+    pub processes: u64,
+    /// Largest file a process may write (`RLIMIT_FSIZE`).
+    pub file_size_bytes: u64,
+    /// CPU seconds per process (`RLIMIT_CPU`).
+    pub cpu_secs: u64,
+    /// Captured output kept per stream, when output is captured.
+    pub output_bytes: u64,
+    /// Size of the private `/tmp`.
+    pub tmp_bytes: u64,
+}
+
+/// Environment variables passed through from the caller by default.
+pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "COLORTERM", "NO_COLOR", "LANG", "LANGUAGE", "LC_ALL",
+    "LC_CTYPE", "LC_MESSAGES", "LC_COLLATE", "LC_NUMERIC", "LC_TIME", "TZ", "CARGO_HOME", "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+];
+
+const MIB: u64 = 1024 * 1024;
+
+impl SandboxSpec {
+    /// Builds the spec for running in `workspace` under `policy`, keeping from
+    /// `host_env` only the allowlisted variables (plus `extra_env` names).
+    pub fn from_policy(
+        policy: &Policy,
+        workspace: &Path,
+        cwd: &Path,
+        host_env: impl IntoIterator<Item = (OsString, OsString)>,
+        extra_env: &[String],
+    ) -> Result<SandboxSpec, SandboxError> {
+        let workspace = canonical_dir(workspace)?;
+        let cwd = canonical_dir(cwd)?;
+        let cwd = if cwd.starts_with(&workspace) { cwd } else { workspace.clone() };
+        let sb = &policy.sandbox;
+        // Roots keep the path as written (the plan resolves symlinked roots
+        // such as /lib -> usr/lib); denied paths are resolved, since what
+        // must be hidden is what they point at.
+        let existing = |paths: &mut dyn Iterator<Item = &PathBuf>| -> Vec<PathBuf> {
+            let mut out: Vec<PathBuf> = paths.filter(|p| p.exists()).cloned().collect();
+            out.dedup();
+            out
+        };
+        let writable_roots = existing(&mut sb.writable_roots.iter().map(|s| &s.value));
+        let readable_roots = existing(&mut sb.readable_roots.iter().chain(&sb.toolchain_roots).map(|s| &s.value));
+        let mut deny_read: Vec<PathBuf> =
+            sb.deny_read.iter().filter_map(|s| fs_err::canonicalize(&s.value).ok()).collect();
+        deny_read.sort();
+        deny_read.dedup();
+        let protected = sb
+            .protected
+            .iter()
+            .map(|p| Protected { path: p.value.path.clone(), kind: p.value.kind })
+            .collect();
+        let l = &policy.limits;
+        let limits = Limits {
+            timeout: match l.timeout_secs.value {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            memory_bytes: l.memory_mb.value.saturating_mul(MIB),
+            processes: l.processes.value,
+            file_size_bytes: l.file_size_mb.value.saturating_mul(MIB),
+            cpu_secs: l.cpu_secs.value,
+            output_bytes: l.output_bytes.value,
+            tmp_bytes: l.tmp_size_mb.value.saturating_mul(MIB),
+        };
+        let env = clean_env(host_env, extra_env);
+        Ok(SandboxSpec { workspace, cwd, writable_roots, readable_roots, deny_read, protected, limits, env })
+    }
+}
+
+/// Keeps the allowlisted variables and points `TMPDIR` at the private tmp.
+pub fn clean_env(host_env: impl IntoIterator<Item = (OsString, OsString)>, extra: &[String]) -> Vec<(OsString, OsString)> {
+    let allowed = |name: &OsStr| {
+        DEFAULT_ENV_ALLOWLIST.iter().any(|a| OsStr::new(a) == name) || extra.iter().any(|e| OsStr::new(e) == name)
+    };
+    let mut env: Vec<(OsString, OsString)> = host_env
+        .into_iter()
+        .filter(|(k, _)| allowed(k) && !is_loader_variable(k))
+        .collect();
+    env.retain(|(k, _)| k != "TMPDIR");
+    env.push(("TMPDIR".into(), "/tmp".into()));
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    env.sort();
+    env
+}
+
+/// Variables that make the dynamic loader or a language runtime load code.
+pub fn is_loader_variable(name: &OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with("LD_") || name.starts_with("GCONV_") || name == "MALLOC_CHECK_" || name == "HOSTALIASES"
+}
+
+fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
+    let canon = fs_err::canonicalize(path).map_err(|source| SandboxError::Workspace {
+        path: path.to_path_buf(),
+        reason: source.to_string(),
+    })?;
+    if !canon.is_dir() {
+        return Err(SandboxError::Workspace { path: path.to_path_buf(), reason: "not a directory".into() });
+    }
+    Ok(canon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+    }
+
+    #[test]
+    fn clean_env_keeps_only_the_allowlist() {
+        let out = clean_env(
+            env(&[("PATH", "/usr/bin"), ("AWS_SECRET_ACCESS_KEY", "x"), ("ANTHROPIC_API_KEY", "y"), ("HOME", "/h")]),
+            &[],
+        );
+        let names: Vec<_> = out.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["HOME", "PATH", "TMPDIR"]);
+    }
+
+    #[test]
+    fn loader_variables_are_dropped_even_when_asked_for() {
+        let out = clean_env(env(&[("LD_PRELOAD", "/x.so"), ("FOO", "1")]), &["LD_PRELOAD".into(), "FOO".into()]);
+        assert!(out.iter().all(|(k, _)| k != "LD_PRELOAD"));
+        assert!(out.iter().any(|(k, v)| k == "FOO" && v == "1"));
+    }
+
+    #[test]
+    fn tmpdir_points_at_the_private_tmp() {
+        let out = clean_env(env(&[("TMPDIR", "/host/tmp")]), &["TMPDIR".into()]);
+        assert!(out.contains(&("TMPDIR".into(), "/tmp".into())));
+        assert_eq!(out.iter().filter(|(k, _)| k == "TMPDIR").count(), 1);
+    }
+}
