@@ -24,12 +24,12 @@ use std::time::{Duration, Instant};
 
 use airlock_policy::PathKind;
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 use crate::SandboxError;
-use crate::capture::{Captured, CappedBuffer};
+use crate::capture::{CappedBuffer, Captured};
 use crate::kernel::KernelSupport;
 use crate::plan::{self, Access as MountAccess, Grant, MountOp, Plan};
 use crate::seccomp;
@@ -74,7 +74,9 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     if argv.is_empty() {
         return Err(SandboxError::Usage("no command given".into()));
     }
-    KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
+    KernelSupport::probe()
+        .check()
+        .map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
     let plan = plan::plan(spec, &plan::host_node)?;
     let filter = seccomp::program(&seccomp::rules());
@@ -97,8 +99,14 @@ struct Prepared {
 
 impl Prepared {
     fn new(spec: &SandboxSpec, argv: &[OsString]) -> Result<Prepared, SandboxError> {
-        let c = |s: &[u8]| CString::new(s).map_err(|_| SandboxError::Usage("an argument contains a NUL byte".into()));
-        let argv_c = argv.iter().map(|a| c(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
+        let c = |s: &[u8]| {
+            CString::new(s)
+                .map_err(|_| SandboxError::Usage("an argument contains a NUL byte".into()))
+        };
+        let argv_c = argv
+            .iter()
+            .map(|a| c(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
         let env = spec
             .env
             .iter()
@@ -113,7 +121,12 @@ impl Prepared {
         let program = if name.contains(&b'/') {
             vec![c(name)?]
         } else {
-            let path = spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_bytes()).unwrap_or(b"/usr/bin:/bin");
+            let path = spec
+                .env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.as_bytes())
+                .unwrap_or(b"/usr/bin:/bin");
             path.split(|b| *b == b':')
                 .map(|dir| {
                     let dir = if dir.is_empty() { b".".as_slice() } else { dir };
@@ -124,7 +137,11 @@ impl Prepared {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        Ok(Prepared { argv: argv_c, env, program })
+        Ok(Prepared {
+            argv: argv_c,
+            env,
+            program,
+        })
     }
 }
 
@@ -147,12 +164,17 @@ fn run_prepared(
     // SAFETY: the process is single-threaded (checked), so the child may do anything.
     let init = unsafe { libc::fork() };
     if init < 0 {
-        return Err(SandboxError::Setup { step: "fork".into(), source: io::Error::last_os_error() });
+        return Err(SandboxError::Setup {
+            step: "fork".into(),
+            source: io::Error::last_os_error(),
+        });
     }
     if init == 0 {
         drop(status_r);
         let status_fd = status_w.as_raw_fd();
-        let capture_fds = capture.as_ref().map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
+        let capture_fds = capture
+            .as_ref()
+            .map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
         init_main(spec, plan, filter, prepared, status_fd, capture_fds)
     }
     drop(status_w);
@@ -178,10 +200,22 @@ fn run_prepared(
     let limit = spec.limits.output_bytes as usize;
     let mut stdout = CappedBuffer::new(limit);
     let mut stderr = CappedBuffer::new(limit);
-    let timed_out = supervise(init, init_pidfd.as_ref(), deadline, out_r, err_r, &mut stdout, &mut stderr)?;
+    let timed_out = supervise(
+        init,
+        init_pidfd.as_ref(),
+        deadline,
+        out_r,
+        err_r,
+        &mut stdout,
+        &mut stderr,
+    )?;
     let code = wait_for(init)?;
     Ok(Outcome {
-        status: if timed_out { Status::TimedOut } else { Status::Exited(code) },
+        status: if timed_out {
+            Status::TimedOut
+        } else {
+            Status::Exited(code)
+        },
         stdout: stdout.finish(),
         stderr: stderr.finish(),
         elapsed: start.elapsed(),
@@ -208,13 +242,24 @@ fn supervise(
         }
         let mut fds = Vec::with_capacity(3);
         if !exited && let Some(p) = pidfd {
-            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: p.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         for fd in [&out, &err].into_iter().flatten() {
-            fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            fds.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         let timeout_ms = match deadline {
-            Some(d) if !timed_out => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32,
+            Some(d) if !timed_out => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32,
             _ => -1,
         };
         if fds.is_empty() {
@@ -228,7 +273,10 @@ fn supervise(
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(SandboxError::Setup { step: "poll".into(), source: e });
+            return Err(SandboxError::Setup {
+                step: "poll".into(),
+                source: e,
+            });
         }
         if n == 0 {
             // Deadline: killing init makes the kernel kill the whole namespace.
@@ -271,20 +319,31 @@ fn wait_for(pid: libc::pid_t) -> Result<i32, SandboxError> {
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
-            return Err(SandboxError::Setup { step: "waitpid".into(), source: e });
+            return Err(SandboxError::Setup {
+                step: "waitpid".into(),
+                source: e,
+            });
         }
     }
     Ok(exit_code(status))
 }
 
 fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) }
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        128 + libc::WTERMSIG(status)
+    }
 }
 
 fn unshare_namespaces() -> Result<(), SandboxError> {
     // SAFETY: plain syscalls on our own process.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS;
     // SAFETY: single-threaded, as unshare(CLONE_NEWUSER) requires.
     if unsafe { libc::unshare(flags) } != 0 {
         let e = io::Error::last_os_error();
@@ -306,7 +365,10 @@ fn unshare_namespaces() -> Result<(), SandboxError> {
     })();
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    result.map_err(|source| SandboxError::Setup { step: "write uid_map".into(), source })
+    result.map_err(|source| SandboxError::Setup {
+        step: "write uid_map".into(),
+        source,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -333,21 +395,35 @@ impl ChildReport {
 
     fn decode(bytes: &[u8]) -> ChildReport {
         let kind = bytes[0];
-        let errno = bytes.get(1..5).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes).unwrap_or(0);
+        let errno = bytes
+            .get(1..5)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_le_bytes)
+            .unwrap_or(0);
         let message = String::from_utf8_lossy(bytes.get(5..).unwrap_or_default()).into_owned();
-        ChildReport { kind, errno, message }
+        ChildReport {
+            kind,
+            errno,
+            message,
+        }
     }
 
     fn into_error(self, program: &CString) -> SandboxError {
         let source = io::Error::from_raw_os_error(self.errno);
         match self.kind {
-            REPORT_EXEC => SandboxError::Exec { program: program.to_string_lossy().into_owned(), source },
+            REPORT_EXEC => SandboxError::Exec {
+                program: program.to_string_lossy().into_owned(),
+                source,
+            },
             REPORT_REFUSED => SandboxError::Unavailable(crate::kernel::Missing {
                 layer: "sandbox layer",
                 reason: format!("{}: {source}", self.message),
                 hint: "airlock refuses to run a command it cannot confine in full",
             }),
-            _ => SandboxError::Setup { step: self.message, source },
+            _ => SandboxError::Setup {
+                step: self.message,
+                source,
+            },
         }
     }
 }
@@ -447,10 +523,20 @@ fn command_main(
         report(status_fd, REPORT_REFUSED, 0, &message);
     }
     if let Err(e) = drop_capabilities() {
-        report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), "drop capabilities");
+        report(
+            status_fd,
+            REPORT_SETUP,
+            e.raw_os_error().unwrap_or(0),
+            "drop capabilities",
+        );
     }
     if let Err(e) = seccomp::install(filter) {
-        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "seccomp filter");
+        report(
+            status_fd,
+            REPORT_REFUSED,
+            e.raw_os_error().unwrap_or(0),
+            "seccomp filter",
+        );
     }
     exec(prepared, status_fd)
 }
@@ -482,7 +568,10 @@ fn set_limits(spec: &SandboxSpec) -> Result<(), (&'static str, io::Error)> {
         (libc::RLIMIT_CPU, l.cpu_secs),
         (libc::RLIMIT_CORE, 0),
     ] {
-        let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+        let lim = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
         // SAFETY: valid rlimit struct.
         if unsafe { libc::setrlimit(resource, &lim) } != 0 {
             return Err(("set resource limit", io::Error::last_os_error()));
@@ -505,7 +594,11 @@ fn restrict_landlock(plan: &Plan) -> Result<(), String> {
             Grant::Read => AccessFs::from_read(abi),
             Grant::ReadWrite => AccessFs::from_all(abi),
             Grant::Device => {
-                AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::Truncate | AccessFs::IoctlDev
+                AccessFs::ReadFile
+                    | AccessFs::WriteFile
+                    | AccessFs::ReadDir
+                    | AccessFs::Truncate
+                    | AccessFs::IoctlDev
             }
         };
         let fd = match PathFd::new(&rule.path) {
@@ -513,15 +606,26 @@ fn restrict_landlock(plan: &Plan) -> Result<(), String> {
             // A root that vanished between planning and now grants nothing.
             Err(_) => continue,
         };
-        let is_dir = std::fs::metadata(&rule.path).map(|m| m.is_dir()).unwrap_or(false);
-        let access = if is_dir { access } else { access & AccessFs::from_file(abi) };
+        let is_dir = std::fs::metadata(&rule.path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false);
+        let access = if is_dir {
+            access
+        } else {
+            access & AccessFs::from_file(abi)
+        };
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| format!("Landlock rule for {}: {e}", rule.path.display()))?;
     }
-    let status = ruleset.restrict_self().map_err(|e| format!("Landlock restrict_self: {e}"))?;
+    let status = ruleset
+        .restrict_self()
+        .map_err(|e| format!("Landlock restrict_self: {e}"))?;
     if status.ruleset != RulesetStatus::FullyEnforced || !status.no_new_privs {
-        return Err(format!("Landlock is only partly enforced ({:?}, no_new_privs {})", status.ruleset, status.no_new_privs));
+        return Err(format!(
+            "Landlock is only partly enforced ({:?}, no_new_privs {})",
+            status.ruleset, status.no_new_privs
+        ));
     }
     Ok(())
 }
@@ -554,11 +658,25 @@ fn drop_capabilities() -> io::Result<()> {
         if errno() != libc::EINVAL || cap == 0 {
             return Err(io::Error::last_os_error());
         }
-        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
-        let header = CapHeader { version: 0x2008_0522, pid: 0 };
-        let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+        let header = CapHeader {
+            version: 0x2008_0522,
+            pid: 0,
+        };
+        let data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
         if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -582,18 +700,37 @@ fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
         return Err(("make mounts private", io::Error::last_os_error()));
     }
-    mount(None::<&str>, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("make mounts private", e))?;
+    mount(
+        None::<&str>,
+        "/",
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| ("make mounts private", e))?;
     // Stage on a tmpfs: the host root moves to /oldroot, the new root is
     // assembled in /newroot, binding from /oldroot.
-    mount(Some("tmpfs"), STAGING, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=64k"))
-        .map_err(|e| ("mount staging tmpfs", e))?;
+    mount(
+        Some("tmpfs"),
+        STAGING,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755,size=64k"),
+    )
+    .map_err(|e| ("mount staging tmpfs", e))?;
     std::env::set_current_dir(STAGING).map_err(|e| ("chdir", e))?;
     for dir in ["newroot", "oldroot", "empty-dir"] {
         std::fs::create_dir(dir).map_err(|e| ("create mount point", e))?;
     }
     std::fs::write("empty-file", b"").map_err(|e| ("create mount point", e))?;
-    mount(Some("tmpfs"), "newroot", Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))
-        .map_err(|e| ("mount new root", e))?;
+    mount(
+        Some("tmpfs"),
+        "newroot",
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(|e| ("mount new root", e))?;
     pivot_root(".", "oldroot").map_err(|e| ("pivot_root", e))?;
     std::env::set_current_dir("/").map_err(|e| ("chdir", e))?;
 
@@ -602,7 +739,14 @@ fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     }
     setattr("/newroot", false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))?;
 
-    mount(None::<&str>, "/oldroot", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("detach old root", e))?;
+    mount(
+        None::<&str>,
+        "/oldroot",
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| ("detach old root", e))?;
     umount("/oldroot").map_err(|e| ("detach old root", e))?;
     std::env::set_current_dir("/newroot").map_err(|e| ("enter new root", e))?;
     pivot_root(".", ".").map_err(|e| ("enter new root", e))?;
@@ -612,14 +756,18 @@ fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
 }
 
 fn apply(op: &MountOp) -> Result<(), Step> {
-    let inside = |p: &Path| -> PathBuf { Path::new("/newroot").join(p.strip_prefix("/").unwrap_or(p)) };
+    let inside =
+        |p: &Path| -> PathBuf { Path::new("/newroot").join(p.strip_prefix("/").unwrap_or(p)) };
     match op {
         MountOp::Bind { path, access } => {
             let src = Path::new("/oldroot").join(path.strip_prefix("/").unwrap_or(path));
             let dst = inside(path);
-            let is_dir = std::fs::metadata(&src).map_err(|e| ("bind mount", e))?.is_dir();
+            let is_dir = std::fs::metadata(&src)
+                .map_err(|e| ("bind mount", e))?
+                .is_dir();
             make_mount_point(&dst, is_dir)?;
-            mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None).map_err(|e| ("bind mount", e))?;
+            mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)
+                .map_err(|e| ("bind mount", e))?;
             let attrs = match access {
                 MountAccess::ReadOnly => MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 MountAccess::ReadWrite => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
@@ -640,10 +788,20 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         MountOp::Tmpfs { path, bytes } => {
             let dst = inside(path);
             make_mount_point(&dst, true)?;
-            let mode = if path == Path::new("/dev") { "0755" } else { "1777" };
+            let mode = if path == Path::new("/dev") {
+                "0755"
+            } else {
+                "1777"
+            };
             let data = format!("mode={mode},size={bytes}");
-            mount(Some("tmpfs"), &dst, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data))
-                .map_err(|e| ("mount tmpfs", e))
+            mount(
+                Some("tmpfs"),
+                &dst,
+                Some("tmpfs"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some(&data),
+            )
+            .map_err(|e| ("mount tmpfs", e))
         }
         MountOp::Proc => {
             let dst = inside(Path::new("/proc"));
@@ -665,17 +823,29 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         }
         MountOp::MaskFile { path } => {
             let dst = inside(path);
-            mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
-            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
-                .map_err(|e| ("mask denied path", e))
+            mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None)
+                .map_err(|e| ("mask denied path", e))?;
+            setattr(
+                &dst,
+                false,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            )
+            .map_err(|e| ("mask denied path", e))
         }
         MountOp::MaskDir { path } => {
             let dst = inside(path);
-            mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
-            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
-                .map_err(|e| ("mask denied path", e))
+            mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None)
+                .map_err(|e| ("mask denied path", e))?;
+            setattr(
+                &dst,
+                false,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            )
+            .map_err(|e| ("mask denied path", e))
         }
-        MountOp::ReadOnly { path } => setattr(&inside(path), false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e)),
+        MountOp::ReadOnly { path } => {
+            setattr(inside(path), false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))
+        }
     }
 }
 
@@ -686,7 +856,12 @@ fn make_mount_point(dst: &Path, dir: bool) -> Result<(), Step> {
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent).map_err(|e| ("create mount point", e))?;
     }
-    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(dst) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dst)
+    {
         Ok(_) => Ok(()),
         // Already there (read-only because a parent bind is): fine.
         Err(_) if dst.exists() => Ok(()),
@@ -695,7 +870,8 @@ fn make_mount_point(dst: &Path, dir: bool) -> Result<(), Step> {
 }
 
 fn cstr(p: impl AsRef<Path>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(p.as_ref().as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 fn mount(
@@ -711,14 +887,30 @@ fn mount(
     let data = data.map(cstr).transpose()?;
     let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: all pointers are NUL-terminated strings or null.
-    let rc = unsafe { libc::mount(ptr(&src), dst.as_ptr(), ptr(&fstype), flags, ptr(&data).cast()) };
-    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    let rc = unsafe {
+        libc::mount(
+            ptr(&src),
+            dst.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    };
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn umount(path: &str) -> io::Result<()> {
     let p = cstr(path)?;
     // SAFETY: valid C string.
-    if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
@@ -743,7 +935,12 @@ fn setattr(path: impl AsRef<Path>, recursive: bool, set: u64) -> io::Result<()> 
     }
     const AT_RECURSIVE: libc::c_int = 0x8000;
     let p = cstr(path)?;
-    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
     let flags = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: valid path and attribute struct of the size passed.
     let rc = unsafe {
@@ -756,7 +953,11 @@ fn setattr(path: impl AsRef<Path>, recursive: bool, set: u64) -> io::Result<()> 
             std::mem::size_of::<MountAttr>(),
         )
     };
-    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 // --- the caller's side ------------------------------------------------------
@@ -765,7 +966,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let mut fds = [0; 2];
     // SAFETY: valid array of two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SandboxError::Setup { step: "pipe".into(), source: io::Error::last_os_error() });
+        return Err(SandboxError::Setup {
+            step: "pipe".into(),
+            source: io::Error::last_os_error(),
+        });
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -783,8 +987,11 @@ fn errno() -> i32 {
 }
 
 fn ensure_single_threaded() -> Result<(), SandboxError> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|source| SandboxError::Setup { step: "read /proc/self/status".into(), source })?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").map_err(|source| SandboxError::Setup {
+            step: "read /proc/self/status".into(),
+            source,
+        })?;
     let threads = status
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
@@ -805,10 +1012,16 @@ struct WorkspaceLock(std::fs::File);
 
 impl WorkspaceLock {
     fn acquire(workspace: &Path) -> Result<WorkspaceLock, SandboxError> {
-        let dir = std::fs::File::open(workspace).map_err(|source| SandboxError::Setup { step: "open workspace".into(), source })?;
+        let dir = std::fs::File::open(workspace).map_err(|source| SandboxError::Setup {
+            step: "open workspace".into(),
+            source,
+        })?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_SH) } != 0 {
-            return Err(SandboxError::Setup { step: "lock workspace".into(), source: io::Error::last_os_error() });
+            return Err(SandboxError::Setup {
+                step: "lock workspace".into(),
+                source: io::Error::last_os_error(),
+            });
         }
         Ok(WorkspaceLock(dir))
     }
@@ -841,13 +1054,20 @@ fn create_placeholders(plan: &Plan) -> Result<Vec<(PathBuf, PathKind)>, SandboxE
     for p in &plan.placeholders {
         let result = match p.kind {
             PathKind::Dir => std::fs::create_dir(&p.path),
-            PathKind::File => std::fs::OpenOptions::new().write(true).create_new(true).open(&p.path).map(drop),
+            PathKind::File => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p.path)
+                .map(drop),
         };
         match result {
             Ok(()) => created.push((p.path.clone(), p.kind)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
-                return Err(SandboxError::Placeholder { path: p.path.clone(), source });
+                return Err(SandboxError::Placeholder {
+                    path: p.path.clone(),
+                    source,
+                });
             }
         }
     }

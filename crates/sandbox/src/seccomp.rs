@@ -36,7 +36,7 @@ const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 
 // Classic BPF opcodes (linux/bpf_common.h).
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
 const BPF_JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
 const BPF_JGE_K: u16 = 0x05 | 0x30; // BPF_JMP | BPF_JGE | BPF_K
 const BPF_JSET_K: u16 = 0x05 | 0x40; // BPF_JMP | BPF_JSET | BPF_K
@@ -146,7 +146,11 @@ pub fn rules() -> Vec<Rule> {
         DenyIoctls(libc::SYS_ioctl, DENIED_IOCTLS),
     ];
     #[cfg(target_arch = "x86_64")]
-    rules.extend([Deny(libc::SYS_uselib, "uselib"), Deny(libc::SYS_ioperm, "ioperm"), Deny(libc::SYS_iopl, "iopl")]);
+    rules.extend([
+        Deny(libc::SYS_uselib, "uselib"),
+        Deny(libc::SYS_ioperm, "ioperm"),
+        Deny(libc::SYS_iopl, "iopl"),
+    ]);
     rules.shrink_to_fit();
     rules
 }
@@ -218,7 +222,9 @@ impl Rule {
         match *self {
             Rule::Deny(_, name) => format!("{name}: EPERM"),
             Rule::UnixSocketsOnly(_, name) => format!("{name}: AF_UNIX only, others EAFNOSUPPORT"),
-            Rule::DenyFlags(_, name, mask) => format!("{name}: EPERM when flags & {mask:#x} (new namespaces)"),
+            Rule::DenyFlags(_, name, mask) => {
+                format!("{name}: EPERM when flags & {mask:#x} (new namespaces)")
+            }
             Rule::NotImplemented(_, name) => format!("{name}: ENOSYS (libc falls back to clone)"),
             Rule::DenyIoctls(_, _) => "ioctl: TIOCSTI and TIOCLINUX EPERM".to_string(),
         }
@@ -226,7 +232,12 @@ impl Rule {
 }
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
@@ -297,7 +308,11 @@ mod tests {
                         BPF_JGE_K => a >= ins.k,
                         _ => a & ins.k != 0,
                     };
-                    pc += 1 + if taken { ins.jt as usize } else { ins.jf as usize };
+                    pc += 1 + if taken {
+                        ins.jt as usize
+                    } else {
+                        ins.jf as usize
+                    };
                 }
                 BPF_RET_K => {
                     return match ins.k & 0xffff_0000 {
@@ -318,7 +333,13 @@ mod tests {
 
     #[test]
     fn ordinary_calls_are_allowed() {
-        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_openat, libc::SYS_execve, libc::SYS_exit_group] {
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_openat,
+            libc::SYS_execve,
+            libc::SYS_exit_group,
+        ] {
             assert_eq!(eval(nr, [0; 6]), Verdict::Allow, "syscall {nr}");
         }
     }
@@ -330,7 +351,13 @@ mod tests {
                 assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM), "{name}");
             }
         }
-        for nr in [libc::SYS_ptrace, libc::SYS_io_uring_setup, libc::SYS_bpf, libc::SYS_mount, libc::SYS_keyctl] {
+        for nr in [
+            libc::SYS_ptrace,
+            libc::SYS_io_uring_setup,
+            libc::SYS_bpf,
+            libc::SYS_mount,
+            libc::SYS_keyctl,
+        ] {
             assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM));
         }
     }
@@ -338,9 +365,21 @@ mod tests {
     #[test]
     fn only_unix_sockets_are_allowed() {
         let unix = libc::AF_UNIX as u64;
-        assert_eq!(eval(libc::SYS_socket, [unix, 1, 0, 0, 0, 0]), Verdict::Allow);
-        assert_eq!(eval(libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]), Verdict::Allow);
-        for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET, libc::AF_NETLINK, libc::AF_VSOCK] {
+        assert_eq!(
+            eval(libc::SYS_socket, [unix, 1, 0, 0, 0, 0]),
+            Verdict::Allow
+        );
+        assert_eq!(
+            eval(libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]),
+            Verdict::Allow
+        );
+        for family in [
+            libc::AF_INET,
+            libc::AF_INET6,
+            libc::AF_PACKET,
+            libc::AF_NETLINK,
+            libc::AF_VSOCK,
+        ] {
             assert_eq!(
                 eval(libc::SYS_socket, [family as u64, 1, 0, 0, 0, 0]),
                 Verdict::Errno(libc::EAFNOSUPPORT),
@@ -352,31 +391,76 @@ mod tests {
     #[test]
     fn new_namespaces_are_denied_but_fork_and_threads_are_not() {
         let fork = libc::SIGCHLD as u64;
-        let thread = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
+        let thread = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD) as u64;
         assert_eq!(eval(libc::SYS_clone, [fork, 0, 0, 0, 0, 0]), Verdict::Allow);
-        assert_eq!(eval(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(
+            eval(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
+            Verdict::Allow
+        );
         let user = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
-        assert_eq!(eval(libc::SYS_clone, [user, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
-        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
-        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
-        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(
+            eval(libc::SYS_clone, [user, 0, 0, 0, 0, 0]),
+            Verdict::Errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(
+                libc::SYS_unshare,
+                [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
+            ),
+            Verdict::Errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(
+                libc::SYS_unshare,
+                [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]
+            ),
+            Verdict::Errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]),
+            Verdict::Allow
+        );
         assert_eq!(eval(libc::SYS_clone3, [0; 6]), Verdict::Errno(libc::ENOSYS));
     }
 
     #[test]
     fn terminal_injection_ioctls_are_denied() {
         let tiocsti = libc::TIOCSTI as u64;
-        assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
-        assert_eq!(eval(libc::SYS_ioctl, [0, libc::TIOCLINUX as u64, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(
+            eval(libc::SYS_ioctl, [0, tiocsti, 0, 0, 0, 0]),
+            Verdict::Errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(libc::SYS_ioctl, [0, libc::TIOCLINUX as u64, 0, 0, 0, 0]),
+            Verdict::Errno(libc::EPERM)
+        );
         // The upper half of the request is ignored by the kernel, so by us too.
-        assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti | (1 << 32), 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
-        assert_eq!(eval(libc::SYS_ioctl, [0, libc::TCGETS as u64, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(
+            eval(libc::SYS_ioctl, [0, tiocsti | (1 << 32), 0, 0, 0, 0]),
+            Verdict::Errno(libc::EPERM)
+        );
+        assert_eq!(
+            eval(libc::SYS_ioctl, [0, libc::TCGETS as u64, 0, 0, 0, 0]),
+            Verdict::Allow
+        );
     }
 
     #[test]
     fn foreign_architectures_are_killed() {
         let prog = program(&rules());
-        assert_eq!(run(&prog, 0x4000_0003 /* i386 */, libc::SYS_read as u32, [0; 6]), Verdict::Kill);
+        assert_eq!(
+            run(
+                &prog,
+                0x4000_0003, /* i386 */
+                libc::SYS_read as u32,
+                [0; 6]
+            ),
+            Verdict::Kill
+        );
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -384,7 +468,12 @@ mod tests {
     fn x32_syscall_numbers_are_denied() {
         let x32_socket = X32_SYSCALL_BIT | libc::SYS_socket as u32;
         assert_eq!(
-            run(&program(&rules()), AUDIT_ARCH, x32_socket, [libc::AF_INET as u64, 0, 0, 0, 0, 0]),
+            run(
+                &program(&rules()),
+                AUDIT_ARCH,
+                x32_socket,
+                [libc::AF_INET as u64, 0, 0, 0, 0, 0]
+            ),
             Verdict::Errno(libc::EPERM)
         );
     }
@@ -395,7 +484,10 @@ mod tests {
         assert!(prog.len() < u16::MAX as usize);
         for (pc, ins) in prog.iter().enumerate() {
             if ins.code & 0x07 == 0x05 {
-                assert!(pc + 1 + (ins.jt.max(ins.jf) as usize) < prog.len(), "jump at {pc} leaves the program");
+                assert!(
+                    pc + 1 + (ins.jt.max(ins.jf) as usize) < prog.len(),
+                    "jump at {pc} leaves the program"
+                );
             }
         }
     }

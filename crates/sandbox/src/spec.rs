@@ -4,7 +4,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use airlock_policy::{PathKind, Policy};
+use airlock_policy::{PathKind, Policy, Source, Sourced};
 
 use crate::SandboxError;
 
@@ -60,8 +60,25 @@ pub struct Limits {
 
 /// Environment variables passed through from the caller by default.
 pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "COLORTERM", "NO_COLOR", "LANG", "LANGUAGE", "LC_ALL",
-    "LC_CTYPE", "LC_MESSAGES", "LC_COLLATE", "LC_NUMERIC", "LC_TIME", "TZ", "CARGO_HOME", "RUSTUP_HOME",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "COLORTERM",
+    "NO_COLOR",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "LC_COLLATE",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "TZ",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
     "RUSTUP_TOOLCHAIN",
 ];
 
@@ -79,7 +96,11 @@ impl SandboxSpec {
     ) -> Result<SandboxSpec, SandboxError> {
         let workspace = canonical_dir(workspace)?;
         let cwd = canonical_dir(cwd)?;
-        let cwd = if cwd.starts_with(&workspace) { cwd } else { workspace.clone() };
+        let cwd = if cwd.starts_with(&workspace) {
+            cwd
+        } else {
+            workspace.clone()
+        };
         let sb = &policy.sandbox;
         // Roots keep the path as written (the plan resolves symlinked roots
         // such as /lib -> usr/lib); denied paths are resolved, since what
@@ -89,16 +110,29 @@ impl SandboxSpec {
             out.dedup();
             out
         };
+        check_project_roots(policy, &workspace)?;
         let writable_roots = existing(&mut sb.writable_roots.iter().map(|s| &s.value));
-        let readable_roots = existing(&mut sb.readable_roots.iter().chain(&sb.toolchain_roots).map(|s| &s.value));
-        let mut deny_read: Vec<PathBuf> =
-            sb.deny_read.iter().filter_map(|s| fs_err::canonicalize(&s.value).ok()).collect();
+        let readable_roots = existing(
+            &mut sb
+                .readable_roots
+                .iter()
+                .chain(&sb.toolchain_roots)
+                .map(|s| &s.value),
+        );
+        let mut deny_read: Vec<PathBuf> = sb
+            .deny_read
+            .iter()
+            .filter_map(|s| fs_err::canonicalize(&s.value).ok())
+            .collect();
         deny_read.sort();
         deny_read.dedup();
         let protected = sb
             .protected
             .iter()
-            .map(|p| Protected { path: p.value.path.clone(), kind: p.value.kind })
+            .map(|p| Protected {
+                path: p.value.path.clone(),
+                kind: p.value.kind,
+            })
             .collect();
         let l = &policy.limits;
         let limits = Limits {
@@ -114,14 +148,74 @@ impl SandboxSpec {
             tmp_bytes: l.tmp_size_mb.value.saturating_mul(MIB),
         };
         let env = clean_env(host_env, extra_env);
-        Ok(SandboxSpec { workspace, cwd, writable_roots, readable_roots, deny_read, protected, limits, env })
+        Ok(SandboxSpec {
+            workspace,
+            cwd,
+            writable_roots,
+            readable_roots,
+            deny_read,
+            protected,
+            limits,
+            env,
+        })
     }
 }
 
+/// A project file comes with the repository, so it may only narrow what the
+/// layers above allow. The policy crate checks that by the paths as written;
+/// here each project root is checked again by what it resolves to, so that a
+/// link committed to the repository (`docs -> ~/private`) cannot widen the view.
+fn check_project_roots(policy: &Policy, workspace: &Path) -> Result<(), SandboxError> {
+    let sb = &policy.sandbox;
+    let resolved = |roots: &mut dyn Iterator<Item = &Sourced<PathBuf>>| -> Vec<PathBuf> {
+        roots
+            .filter(|r| !matches!(r.source, Source::Project(_)))
+            .filter_map(|r| fs_err::canonicalize(&r.value).ok())
+            .collect()
+    };
+    let writable = resolved(&mut sb.writable_roots.iter());
+    let readable = resolved(
+        &mut sb
+            .writable_roots
+            .iter()
+            .chain(&sb.readable_roots)
+            .chain(&sb.toolchain_roots),
+    );
+    let lists: [(&[Sourced<PathBuf>], &[PathBuf]); 3] = [
+        (&sb.writable_roots, &writable),
+        (&sb.readable_roots, &readable),
+        (&sb.toolchain_roots, &readable),
+    ];
+    for (roots, ceiling) in lists {
+        for root in roots
+            .iter()
+            .filter(|r| matches!(r.source, Source::Project(_)))
+        {
+            let Ok(real) = fs_err::canonicalize(&root.value) else {
+                continue;
+            };
+            if !real.starts_with(workspace) && !ceiling.iter().any(|c| real.starts_with(c)) {
+                return Err(SandboxError::Policy(format!(
+                    "{} lists {}, which resolves to {}: outside the workspace and outside what the layers above allow\n\
+                     hint: a project file may only narrow the sandbox; remove the entry or the symbolic link",
+                    root.source,
+                    root.value.display(),
+                    real.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Keeps the allowlisted variables and points `TMPDIR` at the private tmp.
-pub fn clean_env(host_env: impl IntoIterator<Item = (OsString, OsString)>, extra: &[String]) -> Vec<(OsString, OsString)> {
+pub fn clean_env(
+    host_env: impl IntoIterator<Item = (OsString, OsString)>,
+    extra: &[String],
+) -> Vec<(OsString, OsString)> {
     let allowed = |name: &OsStr| {
-        DEFAULT_ENV_ALLOWLIST.iter().any(|a| OsStr::new(a) == name) || extra.iter().any(|e| OsStr::new(e) == name)
+        DEFAULT_ENV_ALLOWLIST.iter().any(|a| OsStr::new(a) == name)
+            || extra.iter().any(|e| OsStr::new(e) == name)
     };
     let mut env: Vec<(OsString, OsString)> = host_env
         .into_iter()
@@ -139,7 +233,10 @@ pub fn clean_env(host_env: impl IntoIterator<Item = (OsString, OsString)>, extra
 /// Variables that make the dynamic loader or a language runtime load code.
 pub fn is_loader_variable(name: &OsStr) -> bool {
     let name = name.to_string_lossy();
-    name.starts_with("LD_") || name.starts_with("GCONV_") || name == "MALLOC_CHECK_" || name == "HOSTALIASES"
+    name.starts_with("LD_")
+        || name.starts_with("GCONV_")
+        || name == "MALLOC_CHECK_"
+        || name == "HOSTALIASES"
 }
 
 fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
@@ -148,7 +245,10 @@ fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
         reason: source.to_string(),
     })?;
     if !canon.is_dir() {
-        return Err(SandboxError::Workspace { path: path.to_path_buf(), reason: "not a directory".into() });
+        return Err(SandboxError::Workspace {
+            path: path.to_path_buf(),
+            reason: "not a directory".into(),
+        });
     }
     Ok(canon)
 }
@@ -158,22 +258,77 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
+    }
+
+    fn policy_with_project_root(dir: &Path, root: PathBuf) -> Policy {
+        let cx = airlock_policy::Context {
+            home: dir.join("home"),
+            workspace: dir.join("ws"),
+        };
+        let mut policy = Policy::defaults(&cx);
+        let source = Source::Project(dir.join("ws/.airlock/config.toml"));
+        policy
+            .sandbox
+            .readable_roots
+            .push(Sourced::new(root, source));
+        policy
+    }
+
+    #[test]
+    fn a_project_root_that_links_outside_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = fs_err::canonicalize(dir.path()).unwrap();
+        fs_err::create_dir_all(dir.join("ws")).unwrap();
+        fs_err::create_dir_all(dir.join("private")).unwrap();
+        std::os::unix::fs::symlink(dir.join("private"), dir.join("ws/docs")).unwrap();
+        let policy = policy_with_project_root(&dir, dir.join("ws/docs"));
+        let err =
+            SandboxSpec::from_policy(&policy, &dir.join("ws"), &dir.join("ws"), env(&[]), &[])
+                .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("resolves to") && msg.contains("private"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_project_root_inside_the_workspace_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = fs_err::canonicalize(dir.path()).unwrap();
+        fs_err::create_dir_all(dir.join("ws/docs")).unwrap();
+        let policy = policy_with_project_root(&dir, dir.join("ws/docs"));
+        SandboxSpec::from_policy(&policy, &dir.join("ws"), &dir.join("ws"), env(&[]), &[]).unwrap();
     }
 
     #[test]
     fn clean_env_keeps_only_the_allowlist() {
         let out = clean_env(
-            env(&[("PATH", "/usr/bin"), ("AWS_SECRET_ACCESS_KEY", "x"), ("ANTHROPIC_API_KEY", "y"), ("HOME", "/h")]),
+            env(&[
+                ("PATH", "/usr/bin"),
+                ("AWS_SECRET_ACCESS_KEY", "x"),
+                ("ANTHROPIC_API_KEY", "y"),
+                ("HOME", "/h"),
+            ]),
             &[],
         );
-        let names: Vec<_> = out.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+        let names: Vec<_> = out
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(names, ["HOME", "PATH", "TMPDIR"]);
     }
 
     #[test]
     fn loader_variables_are_dropped_even_when_asked_for() {
-        let out = clean_env(env(&[("LD_PRELOAD", "/x.so"), ("FOO", "1")]), &["LD_PRELOAD".into(), "FOO".into()]);
+        let out = clean_env(
+            env(&[("LD_PRELOAD", "/x.so"), ("FOO", "1")]),
+            &["LD_PRELOAD".into(), "FOO".into()],
+        );
         assert!(out.iter().all(|(k, _)| k != "LD_PRELOAD"));
         assert!(out.iter().any(|(k, v)| k == "FOO" && v == "1"));
     }
