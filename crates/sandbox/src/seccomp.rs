@@ -279,6 +279,8 @@ pub fn supported() -> bool {
 }
 
 #[cfg(test)]
+// Ioctl request types differ between targets (c_ulong, c_int): keep the casts.
+#[allow(clippy::unnecessary_cast)]
 mod tests {
     use super::*;
 
