@@ -59,9 +59,9 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport) -> Stri
                 format!("symlink     {} -> {}", link.display(), target.display())
             }
             MountOp::Tmpfs { path, bytes } => format!(
-                "tmpfs       {} ({} MiB, private)",
+                "tmpfs       {} ({} KiB, private)",
                 path.display(),
-                bytes >> 20
+                bytes >> 10
             ),
             MountOp::Proc => "procfs      /proc (this sandbox's processes only)".to_string(),
             MountOp::Devpts => "devpts      /dev/pts (new instance)".to_string(),

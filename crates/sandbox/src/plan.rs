@@ -170,7 +170,7 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
 
     let mut mounts = Vec::new();
     let mut landlock = Vec::new();
-    let mut bound: Vec<PathBuf> = vec![spec.workspace.clone(), "/tmp".into()];
+    let mut bound: Vec<PathBuf> = vec![spec.workspace.clone()];
     mounts.push(MountOp::Bind {
         path: spec.workspace.clone(),
         access: Access::ReadWrite,
@@ -607,6 +607,20 @@ mod tests {
                 .iter()
                 .any(|r| r.path.starts_with("/home/u/.ssh"))
         );
+    }
+
+    #[test]
+    fn roots_under_the_host_tmp_are_bound_over_the_private_tmp() {
+        let mut s = spec();
+        s.workspace = "/tmp/x/ws".into();
+        s.readable_roots = vec!["/tmp/x/home".into()];
+        s.deny_read = vec!["/tmp/x/home/.ssh".into()];
+        let h = host(&[("/tmp/x/ws", Node::Dir), ("/tmp/x/home", Node::Dir), ("/tmp/x/home/.ssh", Node::Dir)]);
+        let plan = plan(&s, &h).unwrap();
+        let tmp = index(&plan, &MountOp::Tmpfs { path: "/tmp".into(), bytes: s.limits.tmp_bytes });
+        let home = index(&plan, &MountOp::Bind { path: "/tmp/x/home".into(), access: Access::ReadOnly });
+        let mask = index(&plan, &MountOp::MaskDir { path: "/tmp/x/home/.ssh".into() });
+        assert!(tmp < home && home < mask);
     }
 
     #[test]

@@ -122,6 +122,8 @@ impl SandboxSpec {
         let mut deny_read: Vec<PathBuf> = sb
             .deny_read
             .iter()
+            // Most denied paths do not exist: one stat each before resolving.
+            .filter(|s| s.value.symlink_metadata().is_ok())
             .filter_map(|s| fs_err::canonicalize(&s.value).ok())
             .collect();
         deny_read.sort();
