@@ -615,11 +615,32 @@ mod tests {
         s.workspace = "/tmp/x/ws".into();
         s.readable_roots = vec!["/tmp/x/home".into()];
         s.deny_read = vec!["/tmp/x/home/.ssh".into()];
-        let h = host(&[("/tmp/x/ws", Node::Dir), ("/tmp/x/home", Node::Dir), ("/tmp/x/home/.ssh", Node::Dir)]);
+        let h = host(&[
+            ("/tmp/x/ws", Node::Dir),
+            ("/tmp/x/home", Node::Dir),
+            ("/tmp/x/home/.ssh", Node::Dir),
+        ]);
         let plan = plan(&s, &h).unwrap();
-        let tmp = index(&plan, &MountOp::Tmpfs { path: "/tmp".into(), bytes: s.limits.tmp_bytes });
-        let home = index(&plan, &MountOp::Bind { path: "/tmp/x/home".into(), access: Access::ReadOnly });
-        let mask = index(&plan, &MountOp::MaskDir { path: "/tmp/x/home/.ssh".into() });
+        let tmp = index(
+            &plan,
+            &MountOp::Tmpfs {
+                path: "/tmp".into(),
+                bytes: s.limits.tmp_bytes,
+            },
+        );
+        let home = index(
+            &plan,
+            &MountOp::Bind {
+                path: "/tmp/x/home".into(),
+                access: Access::ReadOnly,
+            },
+        );
+        let mask = index(
+            &plan,
+            &MountOp::MaskDir {
+                path: "/tmp/x/home/.ssh".into(),
+            },
+        );
         assert!(tmp < home && home < mask);
     }
 

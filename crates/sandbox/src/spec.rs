@@ -169,6 +169,16 @@ impl SandboxSpec {
 /// link committed to the repository (`docs -> ~/private`) cannot widen the view.
 fn check_project_roots(policy: &Policy, workspace: &Path) -> Result<(), SandboxError> {
     let sb = &policy.sandbox;
+    let from_project = |r: &Sourced<PathBuf>| matches!(r.source, Source::Project(_));
+    let all = || {
+        sb.writable_roots
+            .iter()
+            .chain(&sb.readable_roots)
+            .chain(&sb.toolchain_roots)
+    };
+    if !all().any(from_project) {
+        return Ok(());
+    }
     let resolved = |roots: &mut dyn Iterator<Item = &Sourced<PathBuf>>| -> Vec<PathBuf> {
         roots
             .filter(|r| !matches!(r.source, Source::Project(_)))
