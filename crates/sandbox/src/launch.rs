@@ -178,16 +178,17 @@ fn run_prepared(
         let capture_fds = capture
             .as_ref()
             .map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
-        init_main(
+        let inside = Inside {
             spec,
             plan,
             filter,
             prepared,
             status_fd,
-            net_child.as_raw_fd(),
-            capture_fds,
-            &cpus,
-        )
+            net_fd: net_child.as_raw_fd(),
+            capture: capture_fds,
+            cpus: &cpus,
+        };
+        init_main(&inside)
     }
     drop(net_child);
     // Creating a network namespace is the costliest step of all (about
@@ -456,16 +457,31 @@ fn report(fd: RawFd, kind: u8, errno: i32, message: &str) -> ! {
     }
 }
 
-fn init_main(
-    spec: &SandboxSpec,
-    plan: &Plan,
-    filter: &[libc::sock_filter],
-    prepared: &Prepared,
+/// What init and the command need, all prepared before the fork.
+struct Inside<'a> {
+    spec: &'a SandboxSpec,
+    plan: &'a Plan,
+    filter: &'a [libc::sock_filter],
+    prepared: &'a Prepared,
+    /// Setup failures are written here (close-on-exec).
     status_fd: RawFd,
+    /// The caller sends the network namespace over this socket.
     net_fd: RawFd,
+    /// Write ends of the capture pipes, when output is captured.
     capture: Option<(RawFd, RawFd)>,
-    cpus: &CpuSpread,
-) -> ! {
+    cpus: &'a CpuSpread,
+}
+
+fn init_main(inside: &Inside) -> ! {
+    let Inside {
+        spec,
+        plan,
+        status_fd,
+        net_fd,
+        capture,
+        cpus,
+        ..
+    } = *inside;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if let Err((step, e)) = build_root(plan, &spec.cwd) {
@@ -493,7 +509,7 @@ fn init_main(
         report(status_fd, REPORT_SETUP, errno(), "fork command");
     }
     if command == 0 {
-        command_main(spec, plan, filter, prepared, status_fd, capture);
+        command_main(inside);
     }
     // Init keeps nothing open that the caller waits on.
     // SAFETY: closing fds init owns and no longer needs.
@@ -521,14 +537,16 @@ fn init_main(
     }
 }
 
-fn command_main(
-    spec: &SandboxSpec,
-    plan: &Plan,
-    filter: &[libc::sock_filter],
-    prepared: &Prepared,
-    status_fd: RawFd,
-    capture: Option<(RawFd, RawFd)>,
-) -> ! {
+fn command_main(inside: &Inside) -> ! {
+    let Inside {
+        spec,
+        plan,
+        filter,
+        prepared,
+        status_fd,
+        capture,
+        ..
+    } = *inside;
     // SAFETY: the calls below act on this process only, with valid arguments.
     unsafe {
         if libc::setsid() < 0 {
