@@ -810,18 +810,19 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         MountOp::Bind { path, access } => {
             let src = Path::new("/oldroot").join(path.strip_prefix("/").unwrap_or(path));
             let dst = inside(path);
-            let is_dir = std::fs::metadata(&src)
-                .map_err(|e| ("bind mount", e))?
-                .is_dir();
-            make_mount_point(&dst, is_dir)?;
-            mount(Some(&src), &dst, None, libc::MS_BIND | libc::MS_REC, None)
-                .map_err(|e| ("bind mount", e))?;
             let attrs = match access {
                 MountAccess::ReadOnly => MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 MountAccess::ReadWrite => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 MountAccess::Device => MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
             };
-            setattr(&dst, true, attrs).map_err(|e| ("make mount read-only", e))
+            let tree = clone_tree(&src, attrs).map_err(|e| ("bind mount", e))?;
+            let mut st: libc::stat = unsafe_zeroed();
+            // SAFETY: fstat into a stat buffer we own.
+            if unsafe { libc::fstat(tree.as_raw_fd(), &mut st) } != 0 {
+                return Err(("bind mount", io::Error::last_os_error()));
+            }
+            make_mount_point(&dst, st.st_mode & libc::S_IFMT == libc::S_IFDIR)?;
+            move_tree(&tree, &dst).map_err(|e| ("bind mount", e))
         }
         MountOp::Symlink { link, target } => {
             let dst = inside(link);
@@ -977,9 +978,111 @@ fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
     }
 }
 
+fn unsafe_zeroed<T: Copy>() -> T {
+    // SAFETY: only used for plain C structs (stat), for which all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Clones the mount tree at `src` into a detached mount with `attrs` set on
+/// every mount of it. The path is resolved without following any symbolic
+/// link: every bound path is canonical, so a link found now means something
+/// was swapped since planning, and the bind fails instead of following it.
+fn clone_tree(src: &Path, attrs: u64) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+    let c = cstr(src)?;
+    // SAFETY: open_how is plain data.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = RESOLVE_NO_SYMLINKS;
+    // SAFETY: valid path and open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    let path_fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let flags = OPEN_TREE_CLONE
+        | libc::O_CLOEXEC as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint
+        | AT_RECURSIVE as libc::c_uint;
+    // SAFETY: an empty path relative to an fd we own.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            path_fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    if tree < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    setattr_fd(&tree, attrs)?;
+    Ok(tree)
+}
+
+/// Attaches a detached mount tree at `dst`.
+fn move_tree(tree: &OwnedFd, dst: &Path) -> io::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let c = cstr(dst)?;
+    // SAFETY: an fd we own, an empty path, and a valid destination path.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Sets mount attributes with `mount_setattr(2)`, which only adds the given
 /// flags and so never trips over flags the kernel locked on host mounts.
 fn setattr(path: impl AsRef<Path>, recursive: bool, set: u64) -> io::Result<()> {
+    let p = cstr(path)?;
+    mount_setattr(
+        libc::AT_FDCWD,
+        &p,
+        if recursive { AT_RECURSIVE } else { 0 },
+        set,
+    )
+}
+
+fn setattr_fd(tree: &OwnedFd, set: u64) -> io::Result<()> {
+    mount_setattr(
+        tree.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH | AT_RECURSIVE,
+        set,
+    )
+}
+
+const AT_RECURSIVE: libc::c_int = 0x8000;
+
+fn mount_setattr(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_int,
+    set: u64,
+) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -987,24 +1090,21 @@ fn setattr(path: impl AsRef<Path>, recursive: bool, set: u64) -> io::Result<()> 
         propagation: u64,
         userns_fd: u64,
     }
-    const AT_RECURSIVE: libc::c_int = 0x8000;
-    let p = cstr(path)?;
     let attr = MountAttr {
         attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    let flags = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: valid path and attribute struct of the size passed.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            p.as_ptr(),
+            dirfd,
+            path.as_ptr(),
             flags,
             &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
+            size_of::<MountAttr>(),
         )
     };
     if rc != 0 {
