@@ -121,9 +121,9 @@ fn main() -> ExitCode {
 
 fn context() -> Result<Context> {
     let workspace = std::env::current_dir().context("cannot read the current directory")?;
-    let home = std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| {
-        anyhow!("HOME is not set\nhint: set HOME so that ~ in policy files can be expanded")
-    })?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow!("HOME is not set\nhint: set HOME so that ~ in policy files can be expanded"))?;
     Ok(Context { home, workspace })
 }
 
@@ -136,11 +136,7 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     let cx = context()?;
     let mut policy = load_policy(&cx)?;
     for dir in &args.write {
-        let abs = if dir.is_absolute() {
-            dir.clone()
-        } else {
-            cx.workspace.join(dir)
-        };
+        let abs = if dir.is_absolute() { dir.clone() } else { cx.workspace.join(dir) };
         policy.add_writable_root(&abs)?;
     }
     if let Some(Net::None) = args.net {
@@ -149,39 +145,24 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     if let Some(secs) = args.timeout {
         policy.set_timeout_secs(secs)?;
     }
-    let mut spec = SandboxSpec::from_policy(
-        &policy,
-        &cx.workspace,
-        &cx.workspace,
-        std::env::vars_os(),
-        &args.env,
-    )?;
+    let mut spec = SandboxSpec::from_policy(&policy, &cx.workspace, &cx.workspace, std::env::vars_os(), &args.env)?;
     if let Some(bytes) = args.max_output {
         spec.limits.output_bytes = spec.limits.output_bytes.min(bytes);
     }
 
     if args.explain {
         let plan = airlock_sandbox::plan::plan(&spec, &airlock_sandbox::plan::host_node)?;
-        print!(
-            "{}",
-            airlock_sandbox::explain(&spec, &plan, &KernelSupport::probe())
-        );
+        print!("{}", airlock_sandbox::explain(&spec, &plan, &KernelSupport::probe(), &policy));
         return Ok(ExitCode::SUCCESS);
     }
     if args.command.is_empty() {
-        return Err(anyhow!(
-            "no command given\nhint: airlock sandbox -- CMD ARGS..."
-        ));
+        return Err(anyhow!("no command given\nhint: airlock sandbox -- CMD ARGS..."));
     }
     if args.unsafe_no_sandbox {
         return run_unsandboxed(&policy, &args.command);
     }
 
-    let stdio = if args.max_output.is_some() {
-        Stdio::Capture
-    } else {
-        Stdio::Inherit
-    };
+    let stdio = if args.max_output.is_some() { Stdio::Capture } else { Stdio::Inherit };
     let outcome = airlock_sandbox::run(&spec, &args.command, stdio)?;
     if stdio == Stdio::Capture {
         let _ = std::io::stdout().write_all(&outcome.stdout.to_bytes_marked());
@@ -191,9 +172,7 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         Status::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
         Status::TimedOut => {
             let secs = spec.limits.timeout.map_or(0, |t| t.as_secs());
-            eprintln!(
-                "airlock: killed the command and all its processes after the {secs} s timeout"
-            );
+            eprintln!("airlock: killed the command and all its processes after the {secs} s timeout");
             Ok(ExitCode::from(EXIT_TIMEOUT as u8))
         }
     }
@@ -216,9 +195,7 @@ fn run_unsandboxed(policy: &Policy, command: &[OsString]) -> Result<ExitCode> {
         .status()
         .with_context(|| format!("cannot run {}", Path::new(&command[0]).display()))?;
     use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 

@@ -100,31 +100,15 @@ pub(crate) struct Problem {
 
 impl Problem {
     pub(crate) fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Problem {
-            message: message.into(),
-            hint: hint.into(),
-            ceiling: None,
-        }
+        Problem { message: message.into(), hint: hint.into(), ceiling: None }
     }
 
-    pub(crate) fn widening(
-        message: impl Into<String>,
-        hint: impl Into<String>,
-        ceiling: &Source,
-    ) -> Self {
-        Problem {
-            message: message.into(),
-            hint: hint.into(),
-            ceiling: Some(ceiling.clone()),
-        }
+    pub(crate) fn widening(message: impl Into<String>, hint: impl Into<String>, ceiling: &Source) -> Self {
+        Problem { message: message.into(), hint: hint.into(), ceiling: Some(ceiling.clone()) }
     }
 
     /// Places the problem on the command line.
     pub(crate) fn on_command_line(self, key: &'static str) -> PolicyError {
-        PolicyError::CommandLine {
-            key,
-            message: self.message,
-            hint: self.hint,
-        }
+        PolicyError::CommandLine { key, message: self.message, hint: self.hint }
     }
 }

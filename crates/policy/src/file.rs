@@ -67,10 +67,7 @@ impl Pos {
     pub(crate) fn of(text: &str, offset: usize) -> Pos {
         let before = text.get(..offset).unwrap_or(text);
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Pos {
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
-        }
+        Pos { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 }
     }
 }
 
@@ -99,37 +96,23 @@ pub(crate) struct LayerFile {
 
 impl LayerFile {
     /// Reads `path`; a missing file is an absent layer (`None`).
-    pub(crate) fn read(
-        path: &Path,
-        layer: Layer,
-        cx: &Context,
-    ) -> Result<Option<Self>, PolicyError> {
+    pub(crate) fn read(path: &Path, layer: Layer, cx: &Context) -> Result<Option<Self>, PolicyError> {
         match fs_err::read_to_string(path) {
             Ok(text) => Self::parse(&text, path, layer, cx).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(PolicyError::Read {
-                path: path.to_owned(),
-                source,
-            }),
+            Err(source) => Err(PolicyError::Read { path: path.to_owned(), source }),
         }
     }
 
     /// Parses and validates `text`, the contents of `path`.
-    pub(crate) fn parse(
-        text: &str,
-        path: &Path,
-        layer: Layer,
-        cx: &Context,
-    ) -> Result<Self, PolicyError> {
+    pub(crate) fn parse(text: &str, path: &Path, layer: Layer, cx: &Context) -> Result<Self, PolicyError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| parse_error(path, text, &e))?;
         let file = FileText { path, text };
         // Only the project config lives in the workspace, so only it may use
         // paths relative to it.
         let base = matches!(layer, Layer::Project).then_some(cx.workspace.as_path());
         let roots = |key: &'static str, list: RawList| {
-            file.entries(key, list, |raw| {
-                resolve_root(Path::new(raw), &cx.home, base)
-            })
+            file.entries(key, list, |raw| resolve_root(Path::new(raw), &cx.home, base))
         };
         let sandbox = raw.sandbox;
         let limits = raw.limits;
@@ -155,23 +138,13 @@ impl LayerFile {
             readable_roots: roots("sandbox.readable_roots", sandbox.readable_roots)?,
             toolchain_roots: roots("sandbox.toolchain_roots", sandbox.toolchain_roots)?,
             deny_read: roots("sandbox.deny_read", sandbox.deny_read)?.unwrap_or_default(),
-            protected: file
-                .entries("sandbox.protected", sandbox.protected, parse_protected)?
-                .unwrap_or_default(),
+            protected: file.entries("sandbox.protected", sandbox.protected, parse_protected)?.unwrap_or_default(),
             allow_unsafe_no_sandbox: sandbox
                 .allow_unsafe_no_sandbox
                 .map(|v| file.entry("sandbox.allow_unsafe_no_sandbox", v, |b| Ok(*b)))
                 .transpose()?,
-            network_mode: raw
-                .network
-                .mode
-                .map(|v| file.entry("network.mode", v, |m| Ok(*m)))
-                .transpose()?,
-            allow_domains: file.entries(
-                "network.allow_domains",
-                raw.network.allow_domains,
-                parse_domain,
-            )?,
+            network_mode: raw.network.mode.map(|v| file.entry("network.mode", v, |m| Ok(*m))).transpose()?,
+            allow_domains: file.entries("network.allow_domains", raw.network.allow_domains, parse_domain)?,
             limits: limit_entries,
         })
     }
@@ -245,12 +218,7 @@ impl FileText<'_> {
         list: RawList,
         parse: impl Fn(&str) -> Result<T, Problem>,
     ) -> Result<Option<Vec<Entry<T>>>, PolicyError> {
-        list.map(|list| {
-            list.into_iter()
-                .map(|raw| self.entry(key, raw, |s: &String| parse(s)))
-                .collect()
-        })
-        .transpose()
+        list.map(|list| list.into_iter().map(|raw| self.entry(key, raw, |s: &String| parse(s))).collect()).transpose()
     }
 }
 
@@ -262,13 +230,7 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> PolicyError 
     } else {
         "the file is TOML with the tables [sandbox], [network] and [limits]; see `airlock policy show` for every key"
     };
-    PolicyError::Parse {
-        path: path.to_owned(),
-        line: at.line,
-        column: at.column,
-        message,
-        hint: hint.to_owned(),
-    }
+    PolicyError::Parse { path: path.to_owned(), line: at.line, column: at.column, message, hint: hint.to_owned() }
 }
 
 #[cfg(test)]
@@ -276,10 +238,7 @@ mod tests {
     use super::*;
 
     fn cx() -> Context {
-        Context {
-            home: PathBuf::from("/home/u"),
-            workspace: PathBuf::from("/home/u/work"),
-        }
+        Context { home: PathBuf::from("/home/u"), workspace: PathBuf::from("/home/u/work") }
     }
 
     fn parse(text: &str, layer: Layer) -> Result<LayerFile, PolicyError> {
@@ -304,20 +263,14 @@ mod tests {
             panic!("expected a parse error, got {err:?}");
         };
         assert_eq!((*line, *column), (4, 3), "{err}");
-        assert!(
-            err.to_string().starts_with("/cfg/policy.toml:4:3: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("/cfg/policy.toml:4:3: "), "{err}");
     }
 
     #[test]
     fn unknown_key_is_an_error_naming_the_key() {
         let err = parse("[sandbox]\nwritable_root = []\n", Layer::User).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.starts_with("/cfg/policy.toml:2:1: unknown field `writable_root`"),
-            "{text}"
-        );
+        assert!(text.starts_with("/cfg/policy.toml:2:1: unknown field `writable_root`"), "{text}");
         assert!(text.contains("\nhint: check the spelling"), "{text}");
 
         let err = parse("[sandbx]\n", Layer::User).unwrap_err();
@@ -327,10 +280,7 @@ mod tests {
     #[test]
     fn wrong_types_are_parse_errors() {
         let err = parse("[limits]\ntimeout_secs = -1\n", Layer::User).unwrap_err();
-        assert!(
-            err.to_string().starts_with("/cfg/policy.toml:2:16: "),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("/cfg/policy.toml:2:16: "), "{err}");
         let err = parse("[network]\nmode = \"open\"\n", Layer::User).unwrap_err();
         assert!(err.to_string().contains("unknown variant `open`"), "{err}");
     }
@@ -348,63 +298,26 @@ mod tests {
             );
         }
         let project = parse(text, Layer::Project).unwrap();
-        let roots: Vec<_> = project
-            .readable_roots
-            .unwrap()
-            .into_iter()
-            .map(|e| e.value)
-            .collect();
-        assert_eq!(
-            roots,
-            [PathBuf::from("/usr"), PathBuf::from("/home/u/work/docs")]
-        );
+        let roots: Vec<_> = project.readable_roots.unwrap().into_iter().map(|e| e.value).collect();
+        assert_eq!(roots, [PathBuf::from("/usr"), PathBuf::from("/home/u/work/docs")]);
     }
 
     #[test]
     fn bad_values_are_invalid_with_position() {
-        let err = parse(
-            "[network]\nallow_domains = [\"https://x.io\"]\n",
-            Layer::User,
-        )
-        .unwrap_err();
+        let err = parse("[network]\nallow_domains = [\"https://x.io\"]\n", Layer::User).unwrap_err();
         assert!(
-            err.to_string().starts_with(
-                "/cfg/policy.toml:2:18: network.allow_domains: \"https://x.io\" is a URL"
-            ),
+            err.to_string().starts_with("/cfg/policy.toml:2:18: network.allow_domains: \"https://x.io\" is a URL"),
             "{err}"
         );
         let err = parse("[sandbox]\nprotected = [\"../x\"]\n", Layer::Project).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PolicyError::Invalid {
-                    key: "sandbox.protected",
-                    line: 2,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, PolicyError::Invalid { key: "sandbox.protected", line: 2, .. }), "{err}");
         let err = parse("[limits]\nmemory_mb = 0\n", Layer::Managed).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PolicyError::Invalid {
-                    key: "limits.memory_mb",
-                    line: 2,
-                    column: 13,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, PolicyError::Invalid { key: "limits.memory_mb", line: 2, column: 13, .. }), "{err}");
     }
 
     #[test]
     fn empty_file_sets_nothing() {
         let file = parse("", Layer::Project).unwrap();
-        assert!(
-            file.writable_roots.is_none() && file.allow_domains.is_none() && file.limits.is_empty()
-        );
+        assert!(file.writable_roots.is_none() && file.allow_domains.is_none() && file.limits.is_empty());
     }
 }

@@ -57,10 +57,7 @@ impl Ceiling {
     /// Every effective value of `policy` is a ceiling.
     fn everything(policy: &Policy) -> Ceiling {
         let list = |entries: &[Sourced<PathBuf>], source: &Source| {
-            Some(Sourced::new(
-                entries.iter().map(|e| e.value.clone()).collect(),
-                source.clone(),
-            ))
+            Some(Sourced::new(entries.iter().map(|e| e.value.clone()).collect(), source.clone()))
         };
         let sandbox = &policy.sandbox;
         let sources = &policy.list_sources;
@@ -69,12 +66,7 @@ impl Ceiling {
             readable_roots: list(&sandbox.readable_roots, &sources.readable_roots),
             toolchain_roots: list(&sandbox.toolchain_roots, &sources.toolchain_roots),
             allow_domains: Some(Sourced::new(
-                policy
-                    .network
-                    .allow_domains
-                    .iter()
-                    .map(|d| d.value.clone())
-                    .collect(),
+                policy.network.allow_domains.iter().map(|d| d.value.clone()).collect(),
                 sources.allow_domains.clone(),
             )),
             network_mode: Some(policy.network.mode.clone()),
@@ -87,20 +79,12 @@ impl Ceiling {
     fn set_by(policy: &Policy, layer: &LayerFile) -> Ceiling {
         let all = Ceiling::everything(policy);
         Ceiling {
-            writable_roots: all
-                .writable_roots
-                .filter(|_| layer.writable_roots.is_some()),
-            readable_roots: all
-                .readable_roots
-                .filter(|_| layer.readable_roots.is_some()),
-            toolchain_roots: all
-                .toolchain_roots
-                .filter(|_| layer.toolchain_roots.is_some()),
+            writable_roots: all.writable_roots.filter(|_| layer.writable_roots.is_some()),
+            readable_roots: all.readable_roots.filter(|_| layer.readable_roots.is_some()),
+            toolchain_roots: all.toolchain_roots.filter(|_| layer.toolchain_roots.is_some()),
             allow_domains: all.allow_domains.filter(|_| layer.allow_domains.is_some()),
             network_mode: all.network_mode.filter(|_| layer.network_mode.is_some()),
-            allow_unsafe_no_sandbox: all
-                .allow_unsafe_no_sandbox
-                .filter(|_| layer.allow_unsafe_no_sandbox.is_some()),
+            allow_unsafe_no_sandbox: all.allow_unsafe_no_sandbox.filter(|_| layer.allow_unsafe_no_sandbox.is_some()),
             limits: LimitKey::ALL.map(|key| {
                 let is_set = layer.limits.iter().any(|(k, _)| *k == key);
                 all.limits[key as usize].clone().filter(|_| is_set)
@@ -123,11 +107,7 @@ struct Rules<'a> {
 /// sets become ceilings for the user config and the command line.
 pub(crate) fn apply_managed(policy: &mut Policy, file: &LayerFile) -> Result<(), PolicyError> {
     let workspace = policy.context.workspace.clone();
-    let rules = Rules {
-        ceiling: &Ceiling::default(),
-        denied: &[],
-        workspace: &workspace,
-    };
+    let rules = Rules { ceiling: &Ceiling::default(), denied: &[], workspace: &workspace };
     apply(policy, file, &rules)?;
     policy.managed_ceiling = Ceiling::set_by(policy, file);
     Ok(())
@@ -139,11 +119,7 @@ pub(crate) fn apply_user(policy: &mut Policy, file: &LayerFile) -> Result<(), Po
     let ceiling = policy.managed_ceiling.clone();
     let denied = policy.sandbox.deny_read.clone();
     let workspace = policy.context.workspace.clone();
-    let rules = Rules {
-        ceiling: &ceiling,
-        denied: &denied,
-        workspace: &workspace,
-    };
+    let rules = Rules { ceiling: &ceiling, denied: &denied, workspace: &workspace };
     apply(policy, file, &rules)
 }
 
@@ -153,11 +129,7 @@ pub(crate) fn apply_project(policy: &mut Policy, file: &LayerFile) -> Result<(),
     let ceiling = Ceiling::everything(policy);
     let denied = policy.sandbox.deny_read.clone();
     let workspace = policy.context.workspace.clone();
-    let rules = Rules {
-        ceiling: &ceiling,
-        denied: &denied,
-        workspace: &workspace,
-    };
+    let rules = Rules { ceiling: &ceiling, denied: &denied, workspace: &workspace };
     apply(policy, file, &rules)
 }
 
@@ -192,8 +164,7 @@ fn apply(policy: &mut Policy, file: &LayerFile, rules: &Rules<'_>) -> Result<(),
     for (key, new, ceiling, list, list_source) in roots {
         let Some(new) = new else { continue };
         for entry in new {
-            check_root(key, &entry.value, ceiling.as_ref(), rules)
-                .map_err(|p| file.error(entry.at, key, p))?;
+            check_root(key, &entry.value, ceiling.as_ref(), rules).map_err(|p| file.error(entry.at, key, p))?;
         }
         *list = sourced(new, source);
         *list_source = source.clone();
@@ -202,32 +173,23 @@ fn apply(policy: &mut Policy, file: &LayerFile, rules: &Rules<'_>) -> Result<(),
     // Union lists: a layer can add entries, and there is no way to remove one.
     for entry in &file.deny_read {
         if !sandbox.deny_read.iter().any(|d| d.value == entry.value) {
-            sandbox
-                .deny_read
-                .push(Sourced::new(entry.value.clone(), source.clone()));
+            sandbox.deny_read.push(Sourced::new(entry.value.clone(), source.clone()));
         }
     }
     for entry in &file.protected {
         if !sandbox.protected.iter().any(|p| p.value == entry.value) {
-            sandbox
-                .protected
-                .push(Sourced::new(entry.value.clone(), source.clone()));
+            sandbox.protected.push(Sourced::new(entry.value.clone(), source.clone()));
         }
     }
 
     if let Some(entry) = &file.allow_unsafe_no_sandbox {
-        check_bool(
-            ALLOW_UNSAFE,
-            entry.value,
-            ceiling.allow_unsafe_no_sandbox.as_ref(),
-        )
-        .map_err(|p| file.error(entry.at, ALLOW_UNSAFE, p))?;
+        check_bool(ALLOW_UNSAFE, entry.value, ceiling.allow_unsafe_no_sandbox.as_ref())
+            .map_err(|p| file.error(entry.at, ALLOW_UNSAFE, p))?;
         sandbox.allow_unsafe_no_sandbox = Sourced::new(entry.value, source.clone());
     }
 
     if let Some(entry) = &file.network_mode {
-        check_mode(entry.value, ceiling.network_mode.as_ref())
-            .map_err(|p| file.error(entry.at, NETWORK_MODE, p))?;
+        check_mode(entry.value, ceiling.network_mode.as_ref()).map_err(|p| file.error(entry.at, NETWORK_MODE, p))?;
         policy.network.mode = Sourced::new(entry.value, source.clone());
     }
     if let Some(new) = &file.allow_domains {
@@ -250,49 +212,23 @@ fn apply(policy: &mut Policy, file: &LayerFile, rules: &Rules<'_>) -> Result<(),
 pub(crate) fn add_writable_root(policy: &mut Policy, path: &Path) -> Result<(), PolicyError> {
     let cx = &policy.context;
     let root = resolve_root(path, &cx.home, None).map_err(|p| {
-        Problem {
-            hint: "pass an absolute path, or one starting with ~/".to_owned(),
-            ..p
-        }
-        .on_command_line(WRITABLE_ROOTS)
+        Problem { hint: "pass an absolute path, or one starting with ~/".to_owned(), ..p }
+            .on_command_line(WRITABLE_ROOTS)
     })?;
     // The person outranks the project, so only higher layers' denials bind.
-    let denied: Vec<_> = policy
-        .sandbox
-        .deny_read
-        .iter()
-        .filter(|d| !matches!(d.source, Source::Project(_)))
-        .cloned()
-        .collect();
-    let rules = Rules {
-        ceiling: &policy.managed_ceiling,
-        denied: &denied,
-        workspace: &cx.workspace,
-    };
-    check_root(
-        WRITABLE_ROOTS,
-        &root,
-        rules.ceiling.writable_roots.as_ref(),
-        &rules,
-    )
-    .map_err(|p| p.on_command_line(WRITABLE_ROOTS))?;
-    if !policy
-        .sandbox
-        .writable_roots
-        .iter()
-        .any(|r| r.value == root)
-    {
-        policy
-            .sandbox
-            .writable_roots
-            .push(Sourced::new(root, Source::CommandLine));
+    let denied: Vec<_> =
+        policy.sandbox.deny_read.iter().filter(|d| !matches!(d.source, Source::Project(_))).cloned().collect();
+    let rules = Rules { ceiling: &policy.managed_ceiling, denied: &denied, workspace: &cx.workspace };
+    check_root(WRITABLE_ROOTS, &root, rules.ceiling.writable_roots.as_ref(), &rules)
+        .map_err(|p| p.on_command_line(WRITABLE_ROOTS))?;
+    if !policy.sandbox.writable_roots.iter().any(|r| r.value == root) {
+        policy.sandbox.writable_roots.push(Sourced::new(root, Source::CommandLine));
     }
     Ok(())
 }
 
 pub(crate) fn set_network_mode(policy: &mut Policy, mode: NetworkMode) -> Result<(), PolicyError> {
-    check_mode(mode, policy.managed_ceiling.network_mode.as_ref())
-        .map_err(|p| p.on_command_line(NETWORK_MODE))?;
+    check_mode(mode, policy.managed_ceiling.network_mode.as_ref()).map_err(|p| p.on_command_line(NETWORK_MODE))?;
     policy.network.mode = Sourced::new(mode, Source::CommandLine);
     Ok(())
 }
@@ -300,23 +236,14 @@ pub(crate) fn set_network_mode(policy: &mut Policy, mode: NetworkMode) -> Result
 pub(crate) fn set_timeout_secs(policy: &mut Policy, secs: u64) -> Result<(), PolicyError> {
     let key = LimitKey::TimeoutSecs;
     check_limit(secs)
-        .and_then(|secs| {
-            check_limit_lowered(
-                key,
-                secs,
-                policy.managed_ceiling.limits[key as usize].as_ref(),
-            )
-        })
+        .and_then(|secs| check_limit_lowered(key, secs, policy.managed_ceiling.limits[key as usize].as_ref()))
         .map_err(|p| p.on_command_line(key.name()))?;
     policy.limits.timeout_secs = Sourced::new(secs, Source::CommandLine);
     Ok(())
 }
 
 fn sourced<T: Clone>(entries: &[Entry<T>], source: &Source) -> Vec<Sourced<T>> {
-    entries
-        .iter()
-        .map(|e| Sourced::new(e.value.clone(), source.clone()))
-        .collect()
+    entries.iter().map(|e| Sourced::new(e.value.clone(), source.clone())).collect()
 }
 
 fn check_root(
@@ -340,29 +267,13 @@ fn check_root(
     let Some(ceiling) = ceiling else {
         return Ok(());
     };
-    if root.starts_with(rules.workspace)
-        || ceiling
-            .value
-            .iter()
-            .any(|allowed| root.starts_with(allowed))
-    {
+    if root.starts_with(rules.workspace) || ceiling.value.iter().any(|allowed| root.starts_with(allowed)) {
         return Ok(());
     }
-    let allowed: Vec<_> = ceiling
-        .value
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let allowed: Vec<_> = ceiling.value.iter().map(|p| p.display().to_string()).collect();
     Err(Problem::widening(
-        format!(
-            "adds \"{}\" which is not inside what {} allows ({allowed:?})",
-            root.display(),
-            ceiling.source
-        ),
-        format!(
-            "this layer may only narrow {key}: use a path inside one of those; {}",
-            remedy(&ceiling.source)
-        ),
+        format!("adds \"{}\" which is not inside what {} allows ({allowed:?})", root.display(), ceiling.source),
+        format!("this layer may only narrow {key}: use a path inside one of those; {}", remedy(&ceiling.source)),
         &ceiling.source,
     ))
 }
@@ -371,47 +282,28 @@ fn check_domain(domain: &str, ceiling: Option<&Sourced<Vec<String>>>) -> Result<
     let Some(ceiling) = ceiling else {
         return Ok(());
     };
-    if ceiling
-        .value
-        .iter()
-        .any(|pattern| domain_allows(pattern, domain))
-    {
+    if ceiling.value.iter().any(|pattern| domain_allows(pattern, domain)) {
         return Ok(());
     }
     Err(Problem::widening(
-        format!(
-            "adds \"{domain}\" which is not matched by what {} allows ({:?})",
-            ceiling.source, ceiling.value
-        ),
-        format!(
-            "this layer may only narrow network.allow_domains; {}",
-            remedy(&ceiling.source)
-        ),
+        format!("adds \"{domain}\" which is not matched by what {} allows ({:?})", ceiling.source, ceiling.value),
+        format!("this layer may only narrow network.allow_domains; {}", remedy(&ceiling.source)),
         &ceiling.source,
     ))
 }
 
 fn check_mode(mode: NetworkMode, ceiling: Option<&Sourced<NetworkMode>>) -> Result<(), Problem> {
     match ceiling {
-        Some(ceiling) if mode == NetworkMode::Proxy && ceiling.value == NetworkMode::None => {
-            Err(Problem::widening(
-                format!("sets \"proxy\" but {} sets \"none\"", ceiling.source),
-                format!(
-                    "this layer may only narrow network.mode; {}",
-                    remedy(&ceiling.source)
-                ),
-                &ceiling.source,
-            ))
-        }
+        Some(ceiling) if mode == NetworkMode::Proxy && ceiling.value == NetworkMode::None => Err(Problem::widening(
+            format!("sets \"proxy\" but {} sets \"none\"", ceiling.source),
+            format!("this layer may only narrow network.mode; {}", remedy(&ceiling.source)),
+            &ceiling.source,
+        )),
         _ => Ok(()),
     }
 }
 
-fn check_bool(
-    key: &'static str,
-    value: bool,
-    ceiling: Option<&Sourced<bool>>,
-) -> Result<(), Problem> {
+fn check_bool(key: &'static str, value: bool, ceiling: Option<&Sourced<bool>>) -> Result<(), Problem> {
     match ceiling {
         Some(ceiling) if value && !ceiling.value => Err(Problem::widening(
             format!("sets true but {} sets false", ceiling.source),
@@ -422,22 +314,11 @@ fn check_bool(
     }
 }
 
-fn check_limit_lowered(
-    key: LimitKey,
-    value: u64,
-    ceiling: Option<&Sourced<u64>>,
-) -> Result<(), Problem> {
+fn check_limit_lowered(key: LimitKey, value: u64, ceiling: Option<&Sourced<u64>>) -> Result<(), Problem> {
     match ceiling {
         Some(ceiling) if value > ceiling.value => Err(Problem::widening(
-            format!(
-                "raises the limit to {value}, above what {} allows ({})",
-                ceiling.source, ceiling.value
-            ),
-            format!(
-                "this layer may only lower {}; use at most {}",
-                key.name(),
-                ceiling.value
-            ),
+            format!("raises the limit to {value}, above what {} allows ({})", ceiling.source, ceiling.value),
+            format!("this layer may only lower {}; use at most {}", key.name(), ceiling.value),
             &ceiling.source,
         )),
         _ => Ok(()),
@@ -460,9 +341,7 @@ mod tests {
 
     use tempfile::TempDir;
 
-    use crate::{
-        Context, NetworkMode, PathKind, Policy, PolicyError, PolicyFiles, ProtectedPath, Source,
-    };
+    use crate::{Context, NetworkMode, PathKind, Policy, PolicyError, PolicyFiles, ProtectedPath, Source};
 
     /// Three policy files in a temporary folder; `home` and `workspace` are
     /// fixed so that expected paths read plainly.
@@ -480,15 +359,8 @@ mod tests {
                 user: Some(dir.path().join("config.toml")),
                 project: dir.path().join("project.toml"),
             };
-            let cx = Context {
-                home: PathBuf::from("/home/u"),
-                workspace: PathBuf::from("/home/u/work"),
-            };
-            Fixture {
-                _dir: dir,
-                files,
-                cx,
-            }
+            let cx = Context { home: PathBuf::from("/home/u"), workspace: PathBuf::from("/home/u/work") };
+            Fixture { _dir: dir, files, cx }
         }
 
         fn managed(self, text: &str) -> Self {
@@ -527,13 +399,7 @@ mod tests {
         fn widening(&self, lower: &Source, key: &str, ceiling: &Source) -> String {
             let err = self.load().unwrap_err();
             let text = err.to_string();
-            let PolicyError::Widening {
-                path,
-                key: err_key,
-                ceiling: err_ceiling,
-                ..
-            } = &err
-            else {
+            let PolicyError::Widening { path, key: err_key, ceiling: err_ceiling, .. } = &err else {
                 panic!("expected a widening error, got {text}");
             };
             let lower_path = match lower {
@@ -543,10 +409,7 @@ mod tests {
             assert_eq!(path, lower_path, "{text}");
             assert_eq!(*err_key, key, "{text}");
             assert_eq!(**err_ceiling, *ceiling, "{text}");
-            assert!(
-                text.starts_with(&format!("{}:", lower_path.display())),
-                "{text}"
-            );
+            assert!(text.starts_with(&format!("{}:", lower_path.display())), "{text}");
             assert!(text.contains(&ceiling.to_string()), "{text}");
             assert!(text.contains("\nhint: "), "{text}");
             text
@@ -568,15 +431,8 @@ mod tests {
         let fx = Fixture::new();
         fs_err::create_dir(&fx.files.project).unwrap();
         let err = fx.load().unwrap_err();
-        assert!(
-            matches!(&err, PolicyError::Read { path, .. } if *path == fx.files.project),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .contains(&fx.files.project.display().to_string()),
-            "{err}"
-        );
+        assert!(matches!(&err, PolicyError::Read { path, .. } if *path == fx.files.project), "{err}");
+        assert!(err.to_string().contains(&fx.files.project.display().to_string()), "{err}");
     }
 
     #[test]
@@ -601,20 +457,11 @@ mod tests {
             values(&sandbox.writable_roots),
             ["/home/u/scratch/build", "/home/u/work/target"].map(PathBuf::from)
         );
-        assert_eq!(
-            values(&sandbox.readable_roots),
-            ["/usr", "/etc/ssl", "/home/u/work/docs"].map(PathBuf::from)
-        );
-        assert_eq!(
-            values(&sandbox.toolchain_roots),
-            [PathBuf::from("/home/u/.cargo/bin")]
-        );
+        assert_eq!(values(&sandbox.readable_roots), ["/usr", "/etc/ssl", "/home/u/work/docs"].map(PathBuf::from));
+        assert_eq!(values(&sandbox.toolchain_roots), [PathBuf::from("/home/u/.cargo/bin")]);
         assert!(!sandbox.allow_unsafe_no_sandbox.value);
         assert_eq!(policy.network.mode.value, NetworkMode::None);
-        assert_eq!(
-            values(&policy.network.allow_domains),
-            ["api.github.com", "*.raw.github.com", "crates.io"]
-        );
+        assert_eq!(values(&policy.network.allow_domains), ["api.github.com", "*.raw.github.com", "crates.io"]);
         assert_eq!(policy.limits.timeout_secs.value, 60);
         assert_eq!(policy.limits.memory_mb.value, 8192);
     }
@@ -622,15 +469,8 @@ mod tests {
     #[test]
     fn project_may_not_add_a_writable_root() {
         let fx = Fixture::new().project("[sandbox]\nwritable_roots = [\"/home/u\"]\n");
-        let text = fx.widening(
-            &fx.project_source(),
-            "sandbox.writable_roots",
-            &Source::Default,
-        );
-        assert!(
-            text.contains("adds \"/home/u\" which is not inside what built-in default allows ([])"),
-            "{text}"
-        );
+        let text = fx.widening(&fx.project_source(), "sandbox.writable_roots", &Source::Default);
+        assert!(text.contains("adds \"/home/u\" which is not inside what built-in default allows ([])"), "{text}");
     }
 
     #[test]
@@ -656,74 +496,42 @@ mod tests {
         let fx = Fixture::new()
             .managed("[sandbox]\ndeny_read = [\"/srv/secrets\"]\nreadable_roots = [\"/usr\", \"/srv\"]\n")
             .project("[sandbox]\nreadable_roots = [\"/srv/secrets/keys\"]\n");
-        let text = fx.widening(
-            &fx.project_source(),
-            "sandbox.readable_roots",
-            &fx.managed_source(),
-        );
-        assert!(
-            text.contains("inside \"/srv/secrets\", denied by managed policy"),
-            "{text}"
-        );
+        let text = fx.widening(&fx.project_source(), "sandbox.readable_roots", &fx.managed_source());
+        assert!(text.contains("inside \"/srv/secrets\", denied by managed policy"), "{text}");
 
         // A denial from the defaults binds the project too.
-        let fx =
-            Fixture::new().project("[sandbox]\ntoolchain_roots = [\"~/.cargo/credentials\"]\n");
-        fx.widening(
-            &fx.project_source(),
-            "sandbox.toolchain_roots",
-            &Source::Default,
-        );
+        let fx = Fixture::new().project("[sandbox]\ntoolchain_roots = [\"~/.cargo/credentials\"]\n");
+        fx.widening(&fx.project_source(), "sandbox.toolchain_roots", &Source::Default);
     }
 
     #[test]
     fn user_may_not_read_a_default_denied_path() {
         let fx = Fixture::new().user("[sandbox]\nreadable_roots = [\"/usr\", \"~/.ssh\"]\n");
-        let text = fx.widening(
-            &fx.user_source(),
-            "sandbox.readable_roots",
-            &Source::Default,
-        );
+        let text = fx.widening(&fx.user_source(), "sandbox.readable_roots", &Source::Default);
         assert!(text.contains("denied by built-in default"), "{text}");
     }
 
     #[test]
     fn project_may_not_add_a_domain_outside_the_managed_allowlist() {
         let fx = Fixture::new()
-            .managed(
-                "[network]\nmode = \"proxy\"\nallow_domains = [\"crates.io\", \"*.github.com\"]\n",
-            )
+            .managed("[network]\nmode = \"proxy\"\nallow_domains = [\"crates.io\", \"*.github.com\"]\n")
             .project("[network]\nallow_domains = [\"crates.io\", \"github.com\"]\n");
-        let text = fx.widening(
-            &fx.project_source(),
-            "network.allow_domains",
-            &fx.managed_source(),
-        );
-        assert!(
-            text.contains(":2:31: network.allow_domains adds \"github.com\" which is not matched"),
-            "{text}"
-        );
+        let text = fx.widening(&fx.project_source(), "network.allow_domains", &fx.managed_source());
+        assert!(text.contains(":2:31: network.allow_domains adds \"github.com\" which is not matched"), "{text}");
     }
 
     #[test]
     fn project_may_not_enable_the_proxy_when_managed_set_none() {
-        let fx = Fixture::new()
-            .managed("[network]\nmode = \"none\"\n")
-            .project("[network]\nmode = \"proxy\"\n");
+        let fx = Fixture::new().managed("[network]\nmode = \"none\"\n").project("[network]\nmode = \"proxy\"\n");
         let text = fx.widening(&fx.project_source(), "network.mode", &fx.managed_source());
         assert!(text.contains("sets \"proxy\" but managed policy"), "{text}");
     }
 
     #[test]
     fn project_may_not_raise_a_limit() {
-        let fx = Fixture::new()
-            .user("[limits]\nprocesses = 100\n")
-            .project("[limits]\nprocesses = 101\n");
+        let fx = Fixture::new().user("[limits]\nprocesses = 100\n").project("[limits]\nprocesses = 101\n");
         let text = fx.widening(&fx.project_source(), "limits.processes", &fx.user_source());
-        assert!(
-            text.contains("raises the limit to 101, above what user config"),
-            "{text}"
-        );
+        assert!(text.contains("raises the limit to 101, above what user config"), "{text}");
         assert!(text.contains("allows (100)"), "{text}");
     }
 
@@ -732,46 +540,24 @@ mod tests {
         let fx = Fixture::new()
             .managed("[sandbox]\nallow_unsafe_no_sandbox = false\n")
             .project("[sandbox]\nallow_unsafe_no_sandbox = true\n");
-        fx.widening(
-            &fx.project_source(),
-            "sandbox.allow_unsafe_no_sandbox",
-            &fx.managed_source(),
-        );
+        fx.widening(&fx.project_source(), "sandbox.allow_unsafe_no_sandbox", &fx.managed_source());
     }
 
     #[test]
     fn project_may_not_widen_a_default() {
         let fx = Fixture::new().project("[limits]\ntimeout_secs = 601\n");
-        let text = fx.widening(
-            &fx.project_source(),
-            "limits.timeout_secs",
-            &Source::Default,
-        );
-        assert!(
-            text.contains("above what built-in default allows (600)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("hint: this layer may only lower limits.timeout_secs; use at most 600"),
-            "{text}"
-        );
+        let text = fx.widening(&fx.project_source(), "limits.timeout_secs", &Source::Default);
+        assert!(text.contains("above what built-in default allows (600)"), "{text}");
+        assert!(text.contains("hint: this layer may only lower limits.timeout_secs; use at most 600"), "{text}");
 
         let fx = Fixture::new().project("[sandbox]\nreadable_roots = [\"/usr\", \"/home\"]\n");
-        fx.widening(
-            &fx.project_source(),
-            "sandbox.readable_roots",
-            &Source::Default,
-        );
+        fx.widening(&fx.project_source(), "sandbox.readable_roots", &Source::Default);
 
         let fx = Fixture::new().project("[network]\nmode = \"proxy\"\n");
         fx.widening(&fx.project_source(), "network.mode", &Source::Default);
 
         let fx = Fixture::new().project("[network]\nallow_domains = [\"evil.example\"]\n");
-        fx.widening(
-            &fx.project_source(),
-            "network.allow_domains",
-            &Source::Default,
-        );
+        fx.widening(&fx.project_source(), "network.allow_domains", &Source::Default);
     }
 
     #[test]
@@ -779,16 +565,10 @@ mod tests {
         let fx = Fixture::new()
             .managed("[sandbox]\nwritable_roots = [\"/srv/build\"]\n[limits]\nmemory_mb = 2048\n")
             .user("[sandbox]\nwritable_roots = [\"/srv/build/a\", \"/tmp/x\"]\n");
-        let text = fx.widening(
-            &fx.user_source(),
-            "sandbox.writable_roots",
-            &fx.managed_source(),
-        );
+        let text = fx.widening(&fx.user_source(), "sandbox.writable_roots", &fx.managed_source());
         assert!(text.contains("adds \"/tmp/x\""), "{text}");
 
-        let fx = Fixture::new()
-            .managed("[limits]\nmemory_mb = 2048\n")
-            .user("[limits]\nmemory_mb = 4096\n");
+        let fx = Fixture::new().managed("[limits]\nmemory_mb = 2048\n").user("[limits]\nmemory_mb = 4096\n");
         fx.widening(&fx.user_source(), "limits.memory_mb", &fx.managed_source());
     }
 
@@ -800,14 +580,8 @@ mod tests {
              [limits]\ntimeout_secs = 7200\nmemory_mb = 1024\n",
         );
         let policy = fx.load().unwrap();
-        assert_eq!(
-            values(&policy.sandbox.writable_roots),
-            [PathBuf::from("/home/u/scratch")]
-        );
-        assert_eq!(
-            values(&policy.sandbox.readable_roots),
-            ["/usr", "/nix"].map(PathBuf::from)
-        );
+        assert_eq!(values(&policy.sandbox.writable_roots), [PathBuf::from("/home/u/scratch")]);
+        assert_eq!(values(&policy.sandbox.readable_roots), ["/usr", "/nix"].map(PathBuf::from));
         assert_eq!(policy.network.mode.value, NetworkMode::Proxy);
         assert_eq!(policy.limits.timeout_secs.value, 7200);
         assert_eq!(policy.limits.memory_mb.value, 1024);
@@ -827,44 +601,22 @@ mod tests {
     fn deny_read_and_protected_only_grow() {
         let fx = Fixture::new()
             .managed("[sandbox]\ndeny_read = [\"/srv/secrets\"]\n")
-            .user(
-                "[sandbox]\ndeny_read = [\"~/private\", \"~/.ssh\"]\nprotected = [\"Makefile\"]\n",
-            )
+            .user("[sandbox]\ndeny_read = [\"~/private\", \"~/.ssh\"]\nprotected = [\"Makefile\"]\n")
             .project("[sandbox]\ndeny_read = []\nprotected = [\"ci/\", \".envrc\"]\n");
         let policy = fx.load().unwrap();
         let deny = &policy.sandbox.deny_read;
-        assert_eq!(
-            deny.len(),
-            28 + 2,
-            "defaults kept, duplicates not repeated: {deny:?}"
-        );
-        let source_of = |path: &str| {
-            deny.iter()
-                .find(|d| d.value == Path::new(path))
-                .map(|d| d.source.clone())
-        };
+        assert_eq!(deny.len(), 28 + 2, "defaults kept, duplicates not repeated: {deny:?}");
+        let source_of = |path: &str| deny.iter().find(|d| d.value == Path::new(path)).map(|d| d.source.clone());
         assert_eq!(source_of("/home/u/.ssh"), Some(Source::Default));
         assert_eq!(source_of("/srv/secrets"), Some(fx.managed_source()));
         assert_eq!(source_of("/home/u/private"), Some(fx.user_source()));
 
         let protected = &policy.sandbox.protected;
         assert_eq!(protected.len(), 11 + 2);
-        let ci = protected
-            .iter()
-            .find(|p| p.value.path == Path::new("ci"))
-            .unwrap();
-        assert_eq!(
-            ci.value,
-            ProtectedPath {
-                path: "ci".into(),
-                kind: PathKind::Dir
-            }
-        );
+        let ci = protected.iter().find(|p| p.value.path == Path::new("ci")).unwrap();
+        assert_eq!(ci.value, ProtectedPath { path: "ci".into(), kind: PathKind::Dir });
         assert_eq!(ci.source, fx.project_source());
-        let makefile = protected
-            .iter()
-            .find(|p| p.value.path == Path::new("Makefile"))
-            .unwrap();
+        let makefile = protected.iter().find(|p| p.value.path == Path::new("Makefile")).unwrap();
         assert_eq!(makefile.source, fx.user_source());
     }
 
@@ -892,26 +644,22 @@ mod tests {
 
         // Inside the managed root (though not the user's), or the workspace: fine.
         policy.add_writable_root("/srv/build/b".as_ref()).unwrap();
-        policy
-            .add_writable_root("/home/u/work/target".as_ref())
-            .unwrap();
+        policy.add_writable_root("/home/u/work/target".as_ref()).unwrap();
         let last = policy.sandbox.writable_roots.last().unwrap();
         assert_eq!(last.source, Source::CommandLine);
 
         let err = policy.add_writable_root("/x".as_ref()).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("command line: sandbox.writable_roots: adds \"/x\" which is not inside what managed policy"), "{text}");
         assert!(
-            text.contains(&fx.files.managed.display().to_string()),
+            text.starts_with(
+                "command line: sandbox.writable_roots: adds \"/x\" which is not inside what managed policy"
+            ),
             "{text}"
         );
+        assert!(text.contains(&fx.files.managed.display().to_string()), "{text}");
 
         let err = policy.set_network_mode(NetworkMode::Proxy).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("sets \"proxy\" but managed policy"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("sets \"proxy\" but managed policy"), "{err}");
         policy.set_network_mode(NetworkMode::None).unwrap();
 
         assert!(policy.set_timeout_secs(301).is_err());
@@ -924,18 +672,14 @@ mod tests {
 
     #[test]
     fn command_line_is_free_where_managed_is_silent() {
-        let fx = Fixture::new()
-            .project("[limits]\ntimeout_secs = 10\n[sandbox]\ndeny_read = [\"/data\"]\n");
+        let fx = Fixture::new().project("[limits]\ntimeout_secs = 10\n[sandbox]\ndeny_read = [\"/data\"]\n");
         let mut policy = fx.load().unwrap();
         policy.set_timeout_secs(3600).unwrap();
         policy.set_network_mode(NetworkMode::Proxy).unwrap();
         // The person outranks the project's own denials, but not the defaults.
         policy.add_writable_root("/data/out".as_ref()).unwrap();
         let err = policy.add_writable_root("~/.ssh".as_ref()).unwrap_err();
-        assert!(
-            err.to_string().contains("denied by built-in default"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("denied by built-in default"), "{err}");
         let err = policy.add_writable_root("relative".as_ref()).unwrap_err();
         assert!(err.to_string().contains("relative path"), "{err}");
         assert_eq!(policy.network.mode.source, Source::CommandLine);
@@ -951,50 +695,20 @@ mod tests {
         policy.set_timeout_secs(60).unwrap();
         let shown = policy.render();
         let managed = fx.managed_source().to_string();
-        assert!(
-            shown.contains(&format!("memory_mb = 4096 # {managed}")),
-            "{shown}"
-        );
-        assert!(
-            shown.contains(&format!("writable_roots = [] # {managed}")),
-            "{shown}"
-        );
-        assert!(
-            shown.contains(&format!("    \"crates.io\", # {}", fx.user_source())),
-            "{shown}"
-        );
-        assert!(
-            shown.contains(&format!("    \"ci/\", # {}", fx.project_source())),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("    \"/usr\", # built-in default"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("timeout_secs = 60 # command line"),
-            "{shown}"
-        );
+        assert!(shown.contains(&format!("memory_mb = 4096 # {managed}")), "{shown}");
+        assert!(shown.contains(&format!("writable_roots = [] # {managed}")), "{shown}");
+        assert!(shown.contains(&format!("    \"crates.io\", # {}", fx.user_source())), "{shown}");
+        assert!(shown.contains(&format!("    \"ci/\", # {}", fx.project_source())), "{shown}");
+        assert!(shown.contains("    \"/usr\", # built-in default"), "{shown}");
+        assert!(shown.contains("timeout_secs = 60 # command line"), "{shown}");
         assert!(shown.contains("mode = \"proxy\" # user config"), "{shown}");
 
         // The output is itself a valid policy file meaning the same thing.
         let again = Fixture::new().managed(&shown).load().unwrap();
-        assert_eq!(
-            again.sandbox.readable_roots.len(),
-            policy.sandbox.readable_roots.len()
-        );
-        assert_eq!(
-            values(&again.sandbox.protected),
-            values(&policy.sandbox.protected)
-        );
-        assert_eq!(
-            values(&again.sandbox.deny_read),
-            values(&policy.sandbox.deny_read)
-        );
-        assert_eq!(
-            values(&again.network.allow_domains),
-            values(&policy.network.allow_domains)
-        );
+        assert_eq!(again.sandbox.readable_roots.len(), policy.sandbox.readable_roots.len());
+        assert_eq!(values(&again.sandbox.protected), values(&policy.sandbox.protected));
+        assert_eq!(values(&again.sandbox.deny_read), values(&policy.sandbox.deny_read));
+        assert_eq!(values(&again.network.allow_domains), values(&policy.network.allow_domains));
         assert_eq!(again.limits.timeout_secs.value, 60);
         assert_eq!(again.network.mode.value, NetworkMode::Proxy);
     }

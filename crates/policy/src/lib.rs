@@ -193,10 +193,7 @@ impl NetworkPolicy {
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.mode.value == NetworkMode::Proxy
-            && self
-                .allow_domains
-                .iter()
-                .any(|pattern| values::domain_allows(&pattern.value, &host))
+            && self.allow_domains.iter().any(|pattern| values::domain_allows(&pattern.value, &host))
     }
 }
 
@@ -321,8 +318,7 @@ impl PolicyFiles {
     /// as XDG says) and `HOME`. Empty variables count as unset.
     pub fn discover(workspace: &Path, env: &dyn Fn(&str) -> Option<String>) -> Self {
         let var = |name: &str| env(name).filter(|v| !v.is_empty());
-        let managed = var("AIRLOCK_MANAGED_POLICY")
-            .map_or_else(|| PathBuf::from(Self::DEFAULT_MANAGED), PathBuf::from);
+        let managed = var("AIRLOCK_MANAGED_POLICY").map_or_else(|| PathBuf::from(Self::DEFAULT_MANAGED), PathBuf::from);
         // XDG: a relative XDG_CONFIG_HOME is invalid and must be ignored.
         let config_home = var("XDG_CONFIG_HOME")
             .map(PathBuf::from)
@@ -362,9 +358,7 @@ pub struct Policy {
     context: Context,
 }
 
-const DEFAULT_READABLE_ROOTS: &[&str] = &[
-    "/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt",
-];
+const DEFAULT_READABLE_ROOTS: &[&str] = &["/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt"];
 const DEFAULT_TOOLCHAIN_ROOTS: &[&str] = &["~/.cargo", "~/.rustup"];
 const DEFAULT_DENY_READ: &[&str] = &[
     "~/.ssh",
@@ -414,9 +408,7 @@ impl Policy {
     /// The built-in policy, before any file is applied.
     pub fn defaults(cx: &Context) -> Policy {
         let paths = |list: &[&str]| {
-            list.iter()
-                .map(|raw| Sourced::new(values::expand_home(raw, &cx.home), Source::Default))
-                .collect()
+            list.iter().map(|raw| Sourced::new(values::expand_home(raw, &cx.home), Source::Default)).collect()
         };
         let limit = |key: LimitKey| Sourced::new(key.default_value(), Source::Default);
         Policy {
@@ -428,11 +420,7 @@ impl Policy {
                 protected: DEFAULT_PROTECTED
                     .iter()
                     .map(|raw| {
-                        let kind = if raw.ends_with('/') {
-                            PathKind::Dir
-                        } else {
-                            PathKind::File
-                        };
+                        let kind = if raw.ends_with('/') { PathKind::Dir } else { PathKind::File };
                         let path = PathBuf::from(raw.trim_end_matches('/'));
                         Sourced::new(ProtectedPath { path, kind }, Source::Default)
                     })
@@ -514,10 +502,7 @@ impl Policy {
 /// the given layer (which decides whether relative paths are allowed).
 /// Ceilings from other layers are not checked. A missing file is an error.
 pub fn check_file(path: &Path, layer: Layer, cx: &Context) -> Result<(), PolicyError> {
-    let text = fs_err::read_to_string(path).map_err(|source| PolicyError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = fs_err::read_to_string(path).map_err(|source| PolicyError::Read { path: path.to_owned(), source })?;
     LayerFile::parse(&text, path, layer, cx).map(|_| ())
 }
 
@@ -526,10 +511,7 @@ mod tests {
     use super::*;
 
     fn cx() -> Context {
-        Context {
-            home: PathBuf::from("/home/u"),
-            workspace: PathBuf::from("/home/u/work"),
-        }
+        Context { home: PathBuf::from("/home/u"), workspace: PathBuf::from("/home/u/work") }
     }
 
     fn paths(list: &[Sourced<PathBuf>]) -> Vec<&Path> {
@@ -543,76 +525,33 @@ mod tests {
         assert!(sandbox.writable_roots.is_empty());
         assert_eq!(
             paths(&sandbox.readable_roots),
-            [
-                "/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt"
-            ]
-            .map(Path::new)
+            ["/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt"].map(Path::new)
         );
-        assert_eq!(
-            paths(&sandbox.toolchain_roots),
-            ["/home/u/.cargo", "/home/u/.rustup"].map(Path::new)
-        );
+        assert_eq!(paths(&sandbox.toolchain_roots), ["/home/u/.cargo", "/home/u/.rustup"].map(Path::new));
         assert_eq!(sandbox.deny_read.len(), 28);
         let deny = paths(&sandbox.deny_read);
-        for expected in [
-            "/home/u/.ssh",
-            "/home/u/.local/share/airlock",
-            "/home/u/.cargo/credentials.toml",
-            "/etc/ssh",
-        ] {
-            assert!(
-                deny.contains(&Path::new(expected)),
-                "{expected} missing from {deny:?}"
-            );
+        for expected in ["/home/u/.ssh", "/home/u/.local/share/airlock", "/home/u/.cargo/credentials.toml", "/etc/ssh"]
+        {
+            assert!(deny.contains(&Path::new(expected)), "{expected} missing from {deny:?}");
         }
         assert_eq!(sandbox.protected.len(), 11);
-        assert_eq!(
-            sandbox.protected[0].value,
-            ProtectedPath {
-                path: ".git/hooks".into(),
-                kind: PathKind::Dir
-            }
-        );
-        assert_eq!(
-            sandbox.protected[10].value,
-            ProtectedPath {
-                path: ".envrc".into(),
-                kind: PathKind::File
-            }
-        );
+        assert_eq!(sandbox.protected[0].value, ProtectedPath { path: ".git/hooks".into(), kind: PathKind::Dir });
+        assert_eq!(sandbox.protected[10].value, ProtectedPath { path: ".envrc".into(), kind: PathKind::File });
         assert!(sandbox.allow_unsafe_no_sandbox.value);
         assert_eq!(policy.network.mode.value, NetworkMode::None);
         assert!(policy.network.allow_domains.is_empty());
-        let limits: Vec<u64> = LimitKey::ALL
-            .iter()
-            .map(|k| policy.limits.get(*k).value)
-            .collect();
+        let limits: Vec<u64> = LimitKey::ALL.iter().map(|k| policy.limits.get(*k).value).collect();
         assert_eq!(limits, [600, 8192, 4096, 4096, 3600, 1_048_576, 1024]);
-        assert!(
-            sandbox
-                .readable_roots
-                .iter()
-                .chain(&sandbox.deny_read)
-                .all(|s| s.source == Source::Default)
-        );
+        assert!(sandbox.readable_roots.iter().chain(&sandbox.deny_read).all(|s| s.source == Source::Default));
         assert_eq!(policy.limits.tmp_size_mb.source, Source::Default);
     }
 
     #[test]
     fn sources_display_as_documented() {
         assert_eq!(Source::Default.to_string(), "built-in default");
-        assert_eq!(
-            Source::Managed("/etc/a.toml".into()).to_string(),
-            "managed policy /etc/a.toml"
-        );
-        assert_eq!(
-            Source::User("/u.toml".into()).to_string(),
-            "user config /u.toml"
-        );
-        assert_eq!(
-            Source::Project("/w/c.toml".into()).to_string(),
-            "project config /w/c.toml"
-        );
+        assert_eq!(Source::Managed("/etc/a.toml".into()).to_string(), "managed policy /etc/a.toml");
+        assert_eq!(Source::User("/u.toml".into()).to_string(), "user config /u.toml");
+        assert_eq!(Source::Project("/w/c.toml".into()).to_string(), "project config /w/c.toml");
         assert_eq!(Source::CommandLine.to_string(), "command line");
     }
 
@@ -635,10 +574,7 @@ mod tests {
             _ => None,
         });
         assert_eq!(files.managed, PathBuf::from("/etc/airlock/policy.toml"));
-        assert_eq!(
-            files.user,
-            Some(PathBuf::from("/home/u/.config/airlock/config.toml"))
-        );
+        assert_eq!(files.user, Some(PathBuf::from("/home/u/.config/airlock/config.toml")));
 
         let files = PolicyFiles::discover(ws, &|_| None);
         assert_eq!(files.user, None);
@@ -661,16 +597,9 @@ mod tests {
         fs_err::write(&path, "[sandbox]\nwritable_roots = [\"out\"]\n").unwrap();
         assert!(check_file(&path, Layer::Project, &cx()).is_ok());
         let err = check_file(&path, Layer::User, &cx()).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains(":2:19: sandbox.writable_roots: \"out\" is a relative path"),
-            "{err}"
-        );
+        assert!(err.to_string().contains(":2:19: sandbox.writable_roots: \"out\" is a relative path"), "{err}");
         let missing = dir.path().join("missing.toml");
         let err = check_file(&missing, Layer::Managed, &cx()).unwrap_err();
-        assert!(
-            matches!(&err, PolicyError::Read { path, .. } if *path == missing),
-            "{err}"
-        );
+        assert!(matches!(&err, PolicyError::Read { path, .. } if *path == missing), "{err}");
     }
 }

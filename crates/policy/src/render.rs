@@ -13,65 +13,26 @@ pub(crate) fn render(policy: &Policy) -> String {
         String::new(),
         "[sandbox]".to_owned(),
     ];
-    list(
-        &mut lines,
-        "writable_roots",
-        &sandbox.writable_roots,
-        Some(&sources.writable_roots),
-        |p| path(p),
-    );
-    list(
-        &mut lines,
-        "readable_roots",
-        &sandbox.readable_roots,
-        Some(&sources.readable_roots),
-        |p| path(p),
-    );
-    list(
-        &mut lines,
-        "toolchain_roots",
-        &sandbox.toolchain_roots,
-        Some(&sources.toolchain_roots),
-        |p| path(p),
-    );
-    list(&mut lines, "deny_read", &sandbox.deny_read, None, |p| {
-        path(p)
-    });
+    list(&mut lines, "writable_roots", &sandbox.writable_roots, Some(&sources.writable_roots), |p| path(p));
+    list(&mut lines, "readable_roots", &sandbox.readable_roots, Some(&sources.readable_roots), |p| path(p));
+    list(&mut lines, "toolchain_roots", &sandbox.toolchain_roots, Some(&sources.toolchain_roots), |p| path(p));
+    list(&mut lines, "deny_read", &sandbox.deny_read, None, |p| path(p));
     list(&mut lines, "protected", &sandbox.protected, None, |p| {
         let slash = if p.kind == PathKind::Dir { "/" } else { "" };
         quote(&format!("{}{slash}", p.path.to_string_lossy()))
     });
     let unsafe_ok = &sandbox.allow_unsafe_no_sandbox;
-    lines.push(format!(
-        "allow_unsafe_no_sandbox = {} {}",
-        unsafe_ok.value,
-        comment(&unsafe_ok.source)
-    ));
+    lines.push(format!("allow_unsafe_no_sandbox = {} {}", unsafe_ok.value, comment(&unsafe_ok.source)));
 
     lines.extend([String::new(), "[network]".to_owned()]);
     let mode = &policy.network.mode;
-    lines.push(format!(
-        "mode = {} {}",
-        quote(&mode.value.to_string()),
-        comment(&mode.source)
-    ));
-    list(
-        &mut lines,
-        "allow_domains",
-        &policy.network.allow_domains,
-        Some(&sources.allow_domains),
-        |d| quote(d),
-    );
+    lines.push(format!("mode = {} {}", quote(&mode.value.to_string()), comment(&mode.source)));
+    list(&mut lines, "allow_domains", &policy.network.allow_domains, Some(&sources.allow_domains), |d| quote(d));
 
     lines.extend([String::new(), "[limits]".to_owned()]);
     for key in LimitKey::ALL {
         let limit = policy.limits.get(key);
-        lines.push(format!(
-            "{} = {} {}",
-            key.field(),
-            limit.value,
-            comment(&limit.source)
-        ));
+        lines.push(format!("{} = {} {}", key.field(), limit.value, comment(&limit.source)));
     }
     lines.push(String::new());
     lines.join("\n")
@@ -87,30 +48,20 @@ fn list<T>(
     show: impl Fn(&T) -> String,
 ) {
     if entries.is_empty() {
-        let note = list_source
-            .map(|s| format!(" {}", comment(s)))
-            .unwrap_or_default();
+        let note = list_source.map(|s| format!(" {}", comment(s))).unwrap_or_default();
         lines.push(format!("{key} = []{note}"));
         return;
     }
     lines.push(format!("{key} = ["));
     for entry in entries {
-        lines.push(format!(
-            "    {}, {}",
-            show(&entry.value),
-            comment(&entry.source)
-        ));
+        lines.push(format!("    {}, {}", show(&entry.value), comment(&entry.source)));
     }
     lines.push("]".to_owned());
 }
 
 /// A comment must stay on its line, whatever a file name contains.
 fn comment(source: &Source) -> String {
-    let text: String = source
-        .to_string()
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let text: String = source.to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     format!("# {text}")
 }
 

@@ -25,11 +25,7 @@ pub(crate) fn expand_home(raw: &str, home: &Path) -> PathBuf {
 /// Resolves a root or `deny_read` entry: `~` and `~/…` expand to `home`,
 /// absolute paths stay, relative paths are joined to `base` (the workspace,
 /// for the project layer) or rejected when there is no base.
-pub(crate) fn resolve_root(
-    raw: &Path,
-    home: &Path,
-    base: Option<&Path>,
-) -> Result<PathBuf, Problem> {
+pub(crate) fn resolve_root(raw: &Path, home: &Path, base: Option<&Path>) -> Result<PathBuf, Problem> {
     let shown = raw.display();
     if raw.as_os_str().is_empty() {
         return Err(Problem::invalid("the path is empty", ABSOLUTE_HINT));
@@ -49,9 +45,7 @@ pub(crate) fn resolve_root(
             None => {
                 return Err(Problem::invalid(
                     format!("\"{shown}\" is a relative path"),
-                    format!(
-                        "only the project config may use paths relative to the workspace; {ABSOLUTE_HINT}"
-                    ),
+                    format!("only the project config may use paths relative to the workspace; {ABSOLUTE_HINT}"),
                 ));
             }
         },
@@ -77,11 +71,7 @@ pub(crate) fn parse_protected(raw: &str) -> Result<ProtectedPath, Problem> {
             "name a file or folder inside the workspace; the workspace as a whole cannot be protected",
         ));
     }
-    let kind = if raw.ends_with('/') {
-        PathKind::Dir
-    } else {
-        PathKind::File
-    };
+    let kind = if raw.ends_with('/') { PathKind::Dir } else { PathKind::File };
     Ok(ProtectedPath { path, kind })
 }
 
@@ -90,10 +80,7 @@ pub(crate) fn parse_protected(raw: &str) -> Result<ProtectedPath, Problem> {
 pub(crate) fn parse_domain(raw: &str) -> Result<String, Problem> {
     let lower = raw.to_ascii_lowercase();
     if let Some((_, after_scheme)) = lower.split_once("://") {
-        let host = after_scheme
-            .split(['/', ':'])
-            .next()
-            .unwrap_or(after_scheme);
+        let host = after_scheme.split(['/', ':']).next().unwrap_or(after_scheme);
         return Err(Problem::invalid(
             format!("\"{raw}\" is a URL, not a domain"),
             format!("write only the host name: \"{host}\""),
@@ -105,10 +92,7 @@ pub(crate) fn parse_domain(raw: &str) -> Result<String, Problem> {
             "write only the host name, such as \"crates.io\"",
         ));
     }
-    let unbracketed = lower
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(&lower);
+    let unbracketed = lower.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(&lower);
     if unbracketed.parse::<Ipv6Addr>().is_ok() || lower.parse::<Ipv4Addr>().is_ok() {
         return Ok(unbracketed.to_owned());
     }
@@ -145,8 +129,7 @@ pub(crate) fn domain_allows(pattern: &str, domain: &str) -> bool {
         return false;
     };
     let host = domain.strip_prefix("*.").unwrap_or(domain);
-    host.strip_suffix(suffix)
-        .is_some_and(|label| label.len() > 1 && label.ends_with('.'))
+    host.strip_suffix(suffix).is_some_and(|label| label.len() > 1 && label.ends_with('.'))
 }
 
 fn is_host_name(host: &str) -> bool {
@@ -158,9 +141,7 @@ fn is_host_name(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
 }
 
@@ -201,18 +182,9 @@ mod tests {
     #[test]
     fn tilde_expands_to_home() {
         assert_eq!(root("~", None).unwrap(), PathBuf::from("/home/u"));
-        assert_eq!(
-            root("~/scratch/", None).unwrap(),
-            PathBuf::from("/home/u/scratch")
-        );
-        assert_eq!(
-            root("~/./a//b", None).unwrap(),
-            PathBuf::from("/home/u/a/b")
-        );
-        assert_eq!(
-            expand_home("~/.ssh", Path::new("/home/u")),
-            PathBuf::from("/home/u/.ssh")
-        );
+        assert_eq!(root("~/scratch/", None).unwrap(), PathBuf::from("/home/u/scratch"));
+        assert_eq!(root("~/./a//b", None).unwrap(), PathBuf::from("/home/u/a/b"));
+        assert_eq!(expand_home("~/.ssh", Path::new("/home/u")), PathBuf::from("/home/u/.ssh"));
     }
 
     #[test]
@@ -223,27 +195,14 @@ mod tests {
 
     #[test]
     fn absolute_paths_are_normalized() {
-        assert_eq!(
-            root("/srv/./build/", None).unwrap(),
-            PathBuf::from("/srv/build")
-        );
-        assert!(
-            root("/srv/../etc", None)
-                .unwrap_err()
-                .message
-                .contains("..")
-        );
+        assert_eq!(root("/srv/./build/", None).unwrap(), PathBuf::from("/srv/build"));
+        assert!(root("/srv/../etc", None).unwrap_err().message.contains(".."));
         assert!(root("", None).unwrap_err().message.contains("empty"));
     }
 
     #[test]
     fn relative_paths_need_a_base() {
-        assert!(
-            root("scratch", None)
-                .unwrap_err()
-                .message
-                .contains("relative")
-        );
+        assert!(root("scratch", None).unwrap_err().message.contains("relative"));
         assert_eq!(root("./out/", Some("/w")).unwrap(), PathBuf::from("/w/out"));
         assert!(root("../sibling", Some("/w")).is_err());
     }

@@ -24,13 +24,7 @@ impl Captured {
     pub fn to_bytes_marked(&self) -> Vec<u8> {
         let mut out = self.head.clone();
         if self.truncated() {
-            out.extend(
-                format!(
-                    "\n[airlock: output truncated: {} bytes omitted]\n",
-                    self.dropped
-                )
-                .as_bytes(),
-            );
+            out.extend(format!("\n[airlock: output truncated: {} bytes omitted]\n", self.dropped).as_bytes());
         }
         out.extend(&self.tail);
         out
@@ -51,13 +45,7 @@ impl CappedBuffer {
     /// A buffer that keeps `limit` bytes: half from the start, half from the end.
     pub fn new(limit: usize) -> CappedBuffer {
         let head_limit = limit - limit / 2;
-        CappedBuffer {
-            head: Vec::new(),
-            tail: VecDeque::new(),
-            head_limit,
-            tail_limit: limit / 2,
-            dropped: 0,
-        }
+        CappedBuffer { head: Vec::new(), tail: VecDeque::new(), head_limit, tail_limit: limit / 2, dropped: 0 }
     }
 
     /// Appends a chunk.
@@ -79,11 +67,7 @@ impl CappedBuffer {
 
     /// The captured result.
     pub fn finish(self) -> Captured {
-        Captured {
-            head: self.head,
-            tail: self.tail.into(),
-            dropped: self.dropped,
-        }
+        Captured { head: self.head, tail: self.tail.into(), dropped: self.dropped }
     }
 }
 
@@ -111,10 +95,7 @@ mod tests {
         assert_eq!(c.tail, b"fghij");
         assert_eq!(c.dropped, 10);
         let marked = String::from_utf8(c.to_bytes_marked()).unwrap();
-        assert_eq!(
-            marked,
-            "01234\n[airlock: output truncated: 10 bytes omitted]\nfghij"
-        );
+        assert_eq!(marked, "01234\n[airlock: output truncated: 10 bytes omitted]\nfghij");
     }
 
     #[test]

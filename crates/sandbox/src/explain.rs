@@ -1,24 +1,27 @@
 //! `airlock sandbox --explain`: what would be enforced, and why.
 
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use airlock_policy::{Policy, Sourced};
 
 use crate::kernel::KernelSupport;
 use crate::plan::{Access, Grant, MountOp, Plan};
 use crate::seccomp;
 use crate::spec::SandboxSpec;
 
-/// Describes, for a person, everything the sandbox would enforce for `spec`.
-pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport) -> String {
+/// Describes, for a person, everything the sandbox would enforce for `spec`
+/// (built from `policy`), and where each setting came from.
+pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy: &Policy) -> String {
     let mut s = String::new();
+    let abi = support.landlock_abi.map_or("none".to_string(), |a| a.to_string());
+    let yes = |b: bool| if b { "yes" } else { "no" };
     let _ = writeln!(s, "kernel:");
     let _ = writeln!(
         s,
-        "  landlock ABI {}  seccomp {}  user namespaces {}",
-        support
-            .landlock_abi
-            .map_or("none".to_string(), |a| a.to_string()),
-        if support.seccomp { "yes" } else { "no" },
-        if support.user_namespaces { "yes" } else { "no" }
+        "  landlock ABI {abi}  seccomp {}  user namespaces {}",
+        yes(support.seccomp),
+        yes(support.user_namespaces)
     );
     match support.check() {
         Ok(()) => s.push_str("  every layer can be applied in full\n"),
@@ -26,71 +29,51 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport) -> Stri
             let _ = writeln!(s, "  REFUSED: {missing}");
         }
     }
-    let _ = writeln!(
-        s,
-        "\nnamespaces: user (uid/gid mapped to yours), mount, pid, net (no interfaces up), ipc, uts"
-    );
-    let _ = writeln!(
-        s,
-        "workspace: {} (writable; cwd {})",
-        spec.workspace.display(),
-        spec.cwd.display()
-    );
+    s.push_str("\nnamespaces: user (your uid and gid, nothing else mapped), mount, pid, ipc, uts,\n");
+    s.push_str("  net (a new one with only a loopback that is down: no network at all)\n");
+    let _ = writeln!(s, "workspace: {} (writable; cwd {})", spec.workspace.display(), spec.cwd.display());
 
-    let _ = writeln!(
-        s,
-        "\nfilesystem view (everything else does not exist inside):"
-    );
+    let why = |path: &Path| source_of(policy, path).map(|src| format!("  [{src}]")).unwrap_or_default();
+    s.push_str("\nfilesystem view (nothing else of the host exists inside):\n");
     for op in &plan.mounts {
         let line = match op {
-            MountOp::Bind {
-                path,
-                access: Access::ReadOnly,
-            } => format!("read-only   {}", path.display()),
-            MountOp::Bind {
-                path,
-                access: Access::ReadWrite,
-            } => format!("read-write  {}", path.display()),
-            MountOp::Bind {
-                path,
-                access: Access::Device,
-            } => format!("device      {}", path.display()),
-            MountOp::Symlink { link, target } => {
-                format!("symlink     {} -> {}", link.display(), target.display())
+            MountOp::Bind { path, access: Access::ReadOnly } if path.starts_with(&spec.workspace) => {
+                format!("read-only   {}  [protected path]", path.display())
             }
-            MountOp::Tmpfs { path, bytes } => format!(
-                "tmpfs       {} ({} KiB, private)",
-                path.display(),
-                bytes >> 10
-            ),
-            MountOp::Proc => "procfs      /proc (this sandbox's processes only)".to_string(),
-            MountOp::Devpts => "devpts      /dev/pts (new instance)".to_string(),
-            MountOp::MaskFile { path } => {
-                format!("hidden      {} (read-denied: empty file)", path.display())
+            MountOp::Bind { path, access: Access::ReadWrite } if path.starts_with(&spec.workspace) => {
+                if path == &spec.workspace {
+                    format!("read-write  {}  [the workspace]", path.display())
+                } else {
+                    format!("pinned      {}  [holds a protected path: cannot be renamed]", path.display())
+                }
             }
-            MountOp::MaskDir { path } => {
-                format!("hidden      {} (read-denied: empty folder)", path.display())
+            MountOp::Bind { path, access: Access::ReadOnly } => format!("read-only   {}{}", path.display(), why(path)),
+            MountOp::Bind { path, access: Access::ReadWrite } => format!("read-write  {}{}", path.display(), why(path)),
+            MountOp::Bind { path, access: Access::Device } => format!("device      {}", path.display()),
+            MountOp::Symlink { link, target } => format!("symlink     {} -> {}", link.display(), target.display()),
+            MountOp::Tmpfs { path, bytes } => {
+                format!(
+                    "tmpfs       {} ({} KiB, private: host files and sockets stay outside)",
+                    path.display(),
+                    bytes >> 10
+                )
             }
-            MountOp::ReadOnly { path } => {
-                format!("sealed      {} (read-only once built)", path.display())
-            }
+            MountOp::Proc => "procfs      /proc (only this sandbox's processes)".to_string(),
+            MountOp::Devpts => "devpts      /dev/pts (a new instance)".to_string(),
+            MountOp::MaskFile { path } => format!("hidden      {} (empty file){}", path.display(), why(path)),
+            MountOp::MaskDir { path } => format!("hidden      {} (empty folder){}", path.display(), why(path)),
+            MountOp::ReadOnly { path } => format!("sealed      {} (read-only once built)", path.display()),
         };
         let _ = writeln!(s, "  {line}");
     }
     if !plan.placeholders.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nprotected paths created empty and read-only for the run (removed after if unused):"
-        );
+        s.push_str("\nmissing protected paths, created empty and read-only for the run (removed after):\n");
         for p in &plan.placeholders {
             let _ = writeln!(s, "  {}", p.path.display());
         }
     }
 
-    let _ = writeln!(
-        s,
-        "\nlandlock (ABI 6 rights; anything not listed is denied):"
-    );
+    s.push_str("\nlandlock (ABI 6 rights; anything not listed is denied):\n");
     for rule in &plan.landlock {
         let grant = match rule.grant {
             Grant::Read => "read, list, execute",
@@ -99,36 +82,43 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport) -> Stri
         };
         let _ = writeln!(s, "  {:<40} {grant}", rule.path.display());
     }
-    s.push_str("  TCP bind and connect: denied\n  abstract unix sockets and signals: scoped to the sandbox\n");
+    s.push_str("  TCP bind and connect: denied\n  abstract unix sockets and signals: only within the sandbox\n");
 
-    let _ = writeln!(s, "\nseccomp (everything else allowed):");
+    s.push_str("\nseccomp (everything else allowed):\n");
     for rule in seccomp::rules() {
         let _ = writeln!(s, "  {}", rule.describe());
     }
-    s.push_str("  other architectures: killed; x32 syscalls: EPERM\n");
+    s.push_str("  other architectures: killed; x32 system calls: EPERM\n");
 
     let l = &spec.limits;
-    let _ = writeln!(s, "\nprocess:");
-    let _ = writeln!(
-        s,
-        "  no_new_privs, no capabilities (securebits locked), new session, inherited descriptors closed"
-    );
-    let _ = writeln!(
-        s,
-        "  timeout {}  memory {} MiB  processes {}  file size {} MiB  cpu {} s  captured output {} bytes",
-        l.timeout
-            .map_or("none".to_string(), |t| format!("{} s", t.as_secs())),
-        l.memory_bytes >> 20,
-        l.processes,
-        l.file_size_bytes >> 20,
-        l.cpu_secs,
-        l.output_bytes
-    );
-    let names: Vec<String> = spec
-        .env
-        .iter()
-        .map(|(k, _)| k.to_string_lossy().into_owned())
-        .collect();
-    let _ = writeln!(s, "  environment: {}", names.join(" "));
+    let pl = &policy.limits;
+    s.push_str("\nprocess:\n");
+    s.push_str("  no_new_privs; no capabilities (securebits locked); a new session; inherited descriptors closed\n");
+    let timeout = l.timeout.map_or("none".to_string(), |t| format!("{} s", t.as_secs()));
+    let rows = [
+        ("timeout (whole tree)", timeout, &pl.timeout_secs.source),
+        ("memory per process", format!("{} MiB", l.memory_bytes >> 20), &pl.memory_mb.source),
+        ("processes", l.processes.to_string(), &pl.processes.source),
+        ("file size", format!("{} MiB", l.file_size_bytes >> 20), &pl.file_size_mb.source),
+        ("cpu per process", format!("{} s", l.cpu_secs), &pl.cpu_secs.source),
+        ("captured output", format!("{} bytes per stream", l.output_bytes), &pl.output_bytes.source),
+        ("private /tmp", format!("{} MiB", l.tmp_bytes >> 20), &pl.tmp_size_mb.source),
+    ];
+    for (what, value, source) in rows {
+        let _ = writeln!(s, "  {what:<22} {value:<24} [{source}]");
+    }
+    let names: Vec<String> = spec.env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+    let _ = writeln!(s, "  environment (allowlist): {}", names.join(" "));
     s
+}
+
+/// Which policy entry put `path` in the plan: the entry itself or what it resolves to.
+fn source_of(policy: &Policy, path: &Path) -> Option<String> {
+    let sb = &policy.sandbox;
+    let lists: [&[Sourced<PathBuf>]; 4] = [&sb.writable_roots, &sb.readable_roots, &sb.toolchain_roots, &sb.deny_read];
+    lists
+        .into_iter()
+        .flatten()
+        .find(|e| e.value == path || fs_err::canonicalize(&e.value).is_ok_and(|c| c == path))
+        .map(|e| e.source.to_string())
 }

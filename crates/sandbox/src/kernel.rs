@@ -35,11 +35,7 @@ pub struct Missing {
 
 impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} unavailable: {}\nhint: {}",
-            self.layer, self.reason, self.hint
-        )
+        write!(f, "{} unavailable: {}\nhint: {}", self.layer, self.reason, self.hint)
     }
 }
 
@@ -71,8 +67,7 @@ impl KernelSupport {
         if !self.user_namespaces {
             return Err(Missing {
                 layer: "user namespaces",
-                reason: "this kernel does not let an unprivileged process create a user namespace"
-                    .into(),
+                reason: "this kernel does not let an unprivileged process create a user namespace".into(),
                 hint: "enable them: sysctl -w user.max_user_namespaces=15000 (and kernel.unprivileged_userns_clone=1 \
                        on Debian kernels, kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu)",
             });
@@ -88,9 +83,7 @@ impl KernelSupport {
             Some(abi) if abi < MIN_LANDLOCK_ABI => {
                 return Err(Missing {
                     layer: "Landlock",
-                    reason: format!(
-                        "the kernel has Landlock ABI {abi}; airlock needs ABI {MIN_LANDLOCK_ABI} or newer"
-                    ),
+                    reason: format!("the kernel has Landlock ABI {abi}; airlock needs ABI {MIN_LANDLOCK_ABI} or newer"),
                     hint: "use Linux 6.12 or newer",
                 });
             }
@@ -122,15 +115,10 @@ fn landlock_abi() -> Option<i32> {
 }
 
 fn user_namespaces_allowed() -> bool {
-    let read = |p: &str| {
-        std::fs::read_to_string(p)
-            .ok()
-            .map(|s| s.trim().to_string())
-    };
+    let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
     let max_ok = read("/proc/sys/user/max_user_namespaces").is_none_or(|v| v != "0");
     let debian_ok = read("/proc/sys/kernel/unprivileged_userns_clone").is_none_or(|v| v != "0");
-    let apparmor_ok =
-        read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_none_or(|v| v != "1");
+    let apparmor_ok = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_none_or(|v| v != "1");
     // The Debian and AppArmor switches do not bind root.
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -142,11 +130,7 @@ mod tests {
     use super::*;
 
     fn full() -> KernelSupport {
-        KernelSupport {
-            landlock_abi: Some(7),
-            seccomp: true,
-            user_namespaces: true,
-        }
+        KernelSupport { landlock_abi: Some(7), seccomp: true, user_namespaces: true }
     }
 
     #[test]
@@ -157,34 +141,10 @@ mod tests {
     #[test]
     fn each_missing_layer_is_refused_by_name() {
         let cases = [
-            (
-                KernelSupport {
-                    user_namespaces: false,
-                    ..full()
-                },
-                "user namespaces",
-            ),
-            (
-                KernelSupport {
-                    landlock_abi: None,
-                    ..full()
-                },
-                "Landlock",
-            ),
-            (
-                KernelSupport {
-                    landlock_abi: Some(5),
-                    ..full()
-                },
-                "Landlock",
-            ),
-            (
-                KernelSupport {
-                    seccomp: false,
-                    ..full()
-                },
-                "seccomp",
-            ),
+            (KernelSupport { user_namespaces: false, ..full() }, "user namespaces"),
+            (KernelSupport { landlock_abi: None, ..full() }, "Landlock"),
+            (KernelSupport { landlock_abi: Some(5), ..full() }, "Landlock"),
+            (KernelSupport { seccomp: false, ..full() }, "seccomp"),
         ];
         for (support, layer) in cases {
             let missing = support.check().unwrap_err();
@@ -195,13 +155,7 @@ mod tests {
 
     #[test]
     fn an_old_landlock_names_both_versions() {
-        let err = KernelSupport {
-            landlock_abi: Some(4),
-            ..full()
-        }
-        .check()
-        .unwrap_err()
-        .to_string();
+        let err = KernelSupport { landlock_abi: Some(4), ..full() }.check().unwrap_err().to_string();
         assert!(err.contains("ABI 4") && err.contains("ABI 6"), "{err}");
     }
 }

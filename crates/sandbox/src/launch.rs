@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use airlock_policy::PathKind;
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 use crate::SandboxError;
@@ -74,9 +74,7 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     if argv.is_empty() {
         return Err(SandboxError::Usage("no command given".into()));
     }
-    KernelSupport::probe()
-        .check()
-        .map_err(SandboxError::Unavailable)?;
+    KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
     let plan = plan::plan(spec, &plan::host_node)?;
     let filter = seccomp::program(&seccomp::rules());
@@ -99,14 +97,8 @@ struct Prepared {
 
 impl Prepared {
     fn new(spec: &SandboxSpec, argv: &[OsString]) -> Result<Prepared, SandboxError> {
-        let c = |s: &[u8]| {
-            CString::new(s)
-                .map_err(|_| SandboxError::Usage("an argument contains a NUL byte".into()))
-        };
-        let argv_c = argv
-            .iter()
-            .map(|a| c(a.as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let c = |s: &[u8]| CString::new(s).map_err(|_| SandboxError::Usage("an argument contains a NUL byte".into()));
+        let argv_c = argv.iter().map(|a| c(a.as_bytes())).collect::<Result<Vec<_>, _>>()?;
         let env = spec
             .env
             .iter()
@@ -121,12 +113,8 @@ impl Prepared {
         let program = if name.contains(&b'/') {
             vec![c(name)?]
         } else {
-            let path = spec
-                .env
-                .iter()
-                .find(|(k, _)| k == "PATH")
-                .map(|(_, v)| v.as_bytes())
-                .unwrap_or(b"/usr/bin:/bin");
+            let path =
+                spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_bytes()).unwrap_or(b"/usr/bin:/bin");
             path.split(|b| *b == b':')
                 .map(|dir| {
                     let dir = if dir.is_empty() { b".".as_slice() } else { dir };
@@ -137,11 +125,7 @@ impl Prepared {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         };
-        Ok(Prepared {
-            argv: argv_c,
-            env,
-            program,
-        })
+        Ok(Prepared { argv: argv_c, env, program })
     }
 }
 
@@ -166,18 +150,13 @@ fn run_prepared(
     // SAFETY: the process is single-threaded (checked), so the child may do anything.
     let init = unsafe { libc::fork() };
     if init < 0 {
-        return Err(SandboxError::Setup {
-            step: "fork".into(),
-            source: io::Error::last_os_error(),
-        });
+        return Err(SandboxError::Setup { step: "fork".into(), source: io::Error::last_os_error() });
     }
     if init == 0 {
         drop(status_r);
         drop(net_parent);
         let status_fd = status_w.as_raw_fd();
-        let capture_fds = capture
-            .as_ref()
-            .map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
+        let capture_fds = capture.as_ref().map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
         let inside = Inside {
             spec,
             plan,
@@ -219,22 +198,10 @@ fn run_prepared(
     let limit = spec.limits.output_bytes as usize;
     let mut stdout = CappedBuffer::new(limit);
     let mut stderr = CappedBuffer::new(limit);
-    let timed_out = supervise(
-        init,
-        init_pidfd.as_ref(),
-        deadline,
-        out_r,
-        err_r,
-        &mut stdout,
-        &mut stderr,
-    )?;
+    let timed_out = supervise(init, init_pidfd.as_ref(), deadline, out_r, err_r, &mut stdout, &mut stderr)?;
     let code = wait_for(init)?;
     Ok(Outcome {
-        status: if timed_out {
-            Status::TimedOut
-        } else {
-            Status::Exited(code)
-        },
+        status: if timed_out { Status::TimedOut } else { Status::Exited(code) },
         stdout: stdout.finish(),
         stderr: stderr.finish(),
         elapsed: start.elapsed(),
@@ -261,24 +228,15 @@ fn supervise(
         }
         let mut fds = Vec::with_capacity(3);
         if !exited && let Some(p) = pidfd {
-            fds.push(libc::pollfd {
-                fd: p.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
         for fd in [&out, &err].into_iter().flatten() {
-            fds.push(libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
         let timeout_ms = match deadline {
-            Some(d) if !timed_out => d
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i32::MAX as u128) as i32,
+            Some(d) if !timed_out => {
+                d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32
+            }
             _ => -1,
         };
         if fds.is_empty() {
@@ -292,10 +250,7 @@ fn supervise(
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(SandboxError::Setup {
-                step: "poll".into(),
-                source: e,
-            });
+            return Err(SandboxError::Setup { step: "poll".into(), source: e });
         }
         if n == 0 {
             // Deadline: killing init makes the kernel kill the whole namespace.
@@ -338,21 +293,14 @@ fn wait_for(pid: libc::pid_t) -> Result<i32, SandboxError> {
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
-            return Err(SandboxError::Setup {
-                step: "waitpid".into(),
-                source: e,
-            });
+            return Err(SandboxError::Setup { step: "waitpid".into(), source: e });
         }
     }
     Ok(exit_code(status))
 }
 
 fn exit_code(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        128 + libc::WTERMSIG(status)
-    }
+    if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) }
 }
 
 fn unshare_namespaces() -> Result<(), SandboxError> {
@@ -366,9 +314,7 @@ fn unshare_namespaces() -> Result<(), SandboxError> {
         let e = io::Error::last_os_error();
         return Err(SandboxError::Unavailable(crate::kernel::Missing {
             layer: "user namespaces",
-            reason: format!(
-                "unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS) failed: {e}"
-            ),
+            reason: format!("unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS) failed: {e}"),
             hint: "enable unprivileged user namespaces (sysctl user.max_user_namespaces, \
                    kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)",
         }));
@@ -384,10 +330,7 @@ fn unshare_namespaces() -> Result<(), SandboxError> {
     })();
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    result.map_err(|source| SandboxError::Setup {
-        step: "write uid_map".into(),
-        source,
-    })
+    result.map_err(|source| SandboxError::Setup { step: "write uid_map".into(), source })
 }
 
 // ---------------------------------------------------------------------------
@@ -414,35 +357,21 @@ impl ChildReport {
 
     fn decode(bytes: &[u8]) -> ChildReport {
         let kind = bytes[0];
-        let errno = bytes
-            .get(1..5)
-            .and_then(|b| b.try_into().ok())
-            .map(i32::from_le_bytes)
-            .unwrap_or(0);
+        let errno = bytes.get(1..5).and_then(|b| b.try_into().ok()).map(i32::from_le_bytes).unwrap_or(0);
         let message = String::from_utf8_lossy(bytes.get(5..).unwrap_or_default()).into_owned();
-        ChildReport {
-            kind,
-            errno,
-            message,
-        }
+        ChildReport { kind, errno, message }
     }
 
     fn into_error(self, program: &CString) -> SandboxError {
         let source = io::Error::from_raw_os_error(self.errno);
         match self.kind {
-            REPORT_EXEC => SandboxError::Exec {
-                program: program.to_string_lossy().into_owned(),
-                source,
-            },
+            REPORT_EXEC => SandboxError::Exec { program: program.to_string_lossy().into_owned(), source },
             REPORT_REFUSED => SandboxError::Unavailable(crate::kernel::Missing {
                 layer: "sandbox layer",
                 reason: format!("{}: {source}", self.message),
                 hint: "airlock refuses to run a command it cannot confine in full",
             }),
-            _ => SandboxError::Setup {
-                step: self.message,
-                source,
-            },
+            _ => SandboxError::Setup { step: self.message, source },
         }
     }
 }
@@ -473,15 +402,7 @@ struct Inside<'a> {
 }
 
 fn init_main(inside: &Inside) -> ! {
-    let Inside {
-        spec,
-        plan,
-        status_fd,
-        net_fd,
-        capture,
-        cpus,
-        ..
-    } = *inside;
+    let Inside { spec, plan, status_fd, net_fd, capture, cpus, .. } = *inside;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if let Err((step, e)) = build_root(plan, &spec.cwd) {
@@ -496,12 +417,7 @@ fn init_main(inside: &Inside) -> ! {
     // The command may use every CPU the caller could.
     cpus.restore();
     if let Err(e) = join_network_namespace(net_fd) {
-        report(
-            status_fd,
-            REPORT_REFUSED,
-            e.raw_os_error().unwrap_or(0),
-            "network namespace",
-        );
+        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "network namespace");
     }
     // SAFETY: init is single-threaded.
     let command = unsafe { libc::fork() };
@@ -538,15 +454,7 @@ fn init_main(inside: &Inside) -> ! {
 }
 
 fn command_main(inside: &Inside) -> ! {
-    let Inside {
-        spec,
-        plan,
-        filter,
-        prepared,
-        status_fd,
-        capture,
-        ..
-    } = *inside;
+    let Inside { spec, plan, filter, prepared, status_fd, capture, .. } = *inside;
     // SAFETY: the calls below act on this process only, with valid arguments.
     unsafe {
         if libc::setsid() < 0 {
@@ -571,20 +479,10 @@ fn command_main(inside: &Inside) -> ! {
         report(status_fd, REPORT_REFUSED, 0, &message);
     }
     if let Err(e) = drop_capabilities() {
-        report(
-            status_fd,
-            REPORT_SETUP,
-            e.raw_os_error().unwrap_or(0),
-            "drop capabilities",
-        );
+        report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), "drop capabilities");
     }
     if let Err(e) = seccomp::install(filter) {
-        report(
-            status_fd,
-            REPORT_REFUSED,
-            e.raw_os_error().unwrap_or(0),
-            "seccomp filter",
-        );
+        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "seccomp filter");
     }
     exec(prepared, status_fd)
 }
@@ -616,10 +514,7 @@ fn set_limits(spec: &SandboxSpec) -> Result<(), (&'static str, io::Error)> {
         (libc::RLIMIT_CPU, l.cpu_secs),
         (libc::RLIMIT_CORE, 0),
     ] {
-        let lim = libc::rlimit {
-            rlim_cur: value,
-            rlim_max: value,
-        };
+        let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
         // SAFETY: valid rlimit struct.
         if unsafe { libc::setrlimit(resource, &lim) } != 0 {
             return Err(("set resource limit", io::Error::last_os_error()));
@@ -642,11 +537,7 @@ fn restrict_landlock(plan: &Plan) -> Result<(), String> {
             Grant::Read => AccessFs::from_read(abi),
             Grant::ReadWrite => AccessFs::from_all(abi),
             Grant::Device => {
-                AccessFs::ReadFile
-                    | AccessFs::WriteFile
-                    | AccessFs::ReadDir
-                    | AccessFs::Truncate
-                    | AccessFs::IoctlDev
+                AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::Truncate | AccessFs::IoctlDev
             }
         };
         let fd = match PathFd::new(&rule.path) {
@@ -654,21 +545,13 @@ fn restrict_landlock(plan: &Plan) -> Result<(), String> {
             // A root that vanished between planning and now grants nothing.
             Err(_) => continue,
         };
-        let is_dir = std::fs::metadata(&rule.path)
-            .map(|m| m.is_dir())
-            .unwrap_or(false);
-        let access = if is_dir {
-            access
-        } else {
-            access & AccessFs::from_file(abi)
-        };
+        let is_dir = std::fs::metadata(&rule.path).map(|m| m.is_dir()).unwrap_or(false);
+        let access = if is_dir { access } else { access & AccessFs::from_file(abi) };
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| format!("Landlock rule for {}: {e}", rule.path.display()))?;
     }
-    let status = ruleset
-        .restrict_self()
-        .map_err(|e| format!("Landlock restrict_self: {e}"))?;
+    let status = ruleset.restrict_self().map_err(|e| format!("Landlock restrict_self: {e}"))?;
     if status.ruleset != RulesetStatus::FullyEnforced || !status.no_new_privs {
         return Err(format!(
             "Landlock is only partly enforced ({:?}, no_new_privs {})",
@@ -706,25 +589,11 @@ fn drop_capabilities() -> io::Result<()> {
         if errno() != libc::EINVAL || cap == 0 {
             return Err(io::Error::last_os_error());
         }
-        if libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        ) != 0
-        {
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
             return Err(io::Error::last_os_error());
         }
-        let header = CapHeader {
-            version: 0x2008_0522,
-            pid: 0,
-        };
-        let data = [CapData {
-            effective: 0,
-            permitted: 0,
-            inheritable: 0,
-        }; 2];
+        let header = CapHeader { version: 0x2008_0522, pid: 0 };
+        let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
         if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
             return Err(io::Error::last_os_error());
         }
@@ -748,37 +617,18 @@ fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
         return Err(("make mounts private", io::Error::last_os_error()));
     }
-    mount(
-        None::<&str>,
-        "/",
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )
-    .map_err(|e| ("make mounts private", e))?;
+    mount(None::<&str>, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("make mounts private", e))?;
     // Stage on a tmpfs: the host root moves to /oldroot, the new root is
     // assembled in /newroot, binding from /oldroot.
-    mount(
-        Some("tmpfs"),
-        STAGING,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=0755,size=64k"),
-    )
-    .map_err(|e| ("mount staging tmpfs", e))?;
+    mount(Some("tmpfs"), STAGING, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=64k"))
+        .map_err(|e| ("mount staging tmpfs", e))?;
     std::env::set_current_dir(STAGING).map_err(|e| ("chdir", e))?;
     for dir in ["newroot", "oldroot", "empty-dir"] {
         std::fs::create_dir(dir).map_err(|e| ("create mount point", e))?;
     }
     std::fs::write("empty-file", b"").map_err(|e| ("create mount point", e))?;
-    mount(
-        Some("tmpfs"),
-        "newroot",
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NODEV,
-        Some("mode=0755"),
-    )
-    .map_err(|e| ("mount new root", e))?;
+    mount(Some("tmpfs"), "newroot", Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755"))
+        .map_err(|e| ("mount new root", e))?;
     pivot_root(".", "oldroot").map_err(|e| ("pivot_root", e))?;
     std::env::set_current_dir("/").map_err(|e| ("chdir", e))?;
 
@@ -787,14 +637,7 @@ fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     }
     setattr("/newroot", false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))?;
 
-    mount(
-        None::<&str>,
-        "/oldroot",
-        None,
-        libc::MS_REC | libc::MS_PRIVATE,
-        None,
-    )
-    .map_err(|e| ("detach old root", e))?;
+    mount(None::<&str>, "/oldroot", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("detach old root", e))?;
     umount("/oldroot").map_err(|e| ("detach old root", e))?;
     std::env::set_current_dir("/newroot").map_err(|e| ("enter new root", e))?;
     pivot_root(".", ".").map_err(|e| ("enter new root", e))?;
@@ -804,8 +647,7 @@ fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
 }
 
 fn apply(op: &MountOp) -> Result<(), Step> {
-    let inside =
-        |p: &Path| -> PathBuf { Path::new("/newroot").join(p.strip_prefix("/").unwrap_or(p)) };
+    let inside = |p: &Path| -> PathBuf { Path::new("/newroot").join(p.strip_prefix("/").unwrap_or(p)) };
     match op {
         MountOp::Bind { path, access } => {
             let src = Path::new("/oldroot").join(path.strip_prefix("/").unwrap_or(path));
@@ -827,9 +669,7 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         MountOp::Symlink { link, target } => {
             let dst = inside(link);
             let mut made = std::os::unix::fs::symlink(target, &dst);
-            if made
-                .as_ref()
-                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+            if made.as_ref().is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
                 && let Some(parent) = dst.parent()
             {
                 std::fs::create_dir_all(parent).map_err(|e| ("create mount point", e))?;
@@ -843,20 +683,10 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         MountOp::Tmpfs { path, bytes } => {
             let dst = inside(path);
             make_mount_point(&dst, true)?;
-            let mode = if path == Path::new("/dev") {
-                "0755"
-            } else {
-                "1777"
-            };
+            let mode = if path == Path::new("/dev") { "0755" } else { "1777" };
             let data = format!("mode={mode},size={bytes}");
-            mount(
-                Some("tmpfs"),
-                &dst,
-                Some("tmpfs"),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                Some(&data),
-            )
-            .map_err(|e| ("mount tmpfs", e))
+            mount(Some("tmpfs"), &dst, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data))
+                .map_err(|e| ("mount tmpfs", e))
         }
         MountOp::Proc => {
             let dst = inside(Path::new("/proc"));
@@ -878,25 +708,15 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         }
         MountOp::MaskFile { path } => {
             let dst = inside(path);
-            mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None)
-                .map_err(|e| ("mask denied path", e))?;
-            setattr(
-                &dst,
-                false,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            )
-            .map_err(|e| ("mask denied path", e))
+            mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
+            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+                .map_err(|e| ("mask denied path", e))
         }
         MountOp::MaskDir { path } => {
             let dst = inside(path);
-            mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None)
-                .map_err(|e| ("mask denied path", e))?;
-            setattr(
-                &dst,
-                false,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            )
-            .map_err(|e| ("mask denied path", e))
+            mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
+            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+                .map_err(|e| ("mask denied path", e))
         }
         MountOp::ReadOnly { path } => {
             setattr(inside(path), false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))
@@ -911,12 +731,7 @@ fn make_mount_point(dst: &Path, dir: bool) -> Result<(), Step> {
     if let Some(parent) = dst.parent() {
         std::fs::create_dir_all(parent).map_err(|e| ("create mount point", e))?;
     }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dst)
-    {
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(dst) {
         Ok(_) => Ok(()),
         // Already there (read-only because a parent bind is): fine.
         Err(_) if dst.exists() => Ok(()),
@@ -925,8 +740,7 @@ fn make_mount_point(dst: &Path, dir: bool) -> Result<(), Step> {
 }
 
 fn cstr(p: impl AsRef<Path>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(p.as_ref().as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 fn mount(
@@ -942,30 +756,14 @@ fn mount(
     let data = data.map(cstr).transpose()?;
     let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: all pointers are NUL-terminated strings or null.
-    let rc = unsafe {
-        libc::mount(
-            ptr(&src),
-            dst.as_ptr(),
-            ptr(&fstype),
-            flags,
-            ptr(&data).cast(),
-        )
-    };
-    if rc != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let rc = unsafe { libc::mount(ptr(&src), dst.as_ptr(), ptr(&fstype), flags, ptr(&data).cast()) };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 fn umount(path: &str) -> io::Result<()> {
     let p = cstr(path)?;
     // SAFETY: valid C string.
-    if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) } != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 fn pivot_root(new_root: &str, put_old: &str) -> io::Result<()> {
@@ -1015,14 +813,7 @@ fn clone_tree(src: &Path, attrs: u64) -> io::Result<OwnedFd> {
         | libc::AT_EMPTY_PATH as libc::c_uint
         | AT_RECURSIVE as libc::c_uint;
     // SAFETY: an empty path relative to an fd we own.
-    let tree = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            path_fd.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-        )
-    };
+    let tree = unsafe { libc::syscall(libc::SYS_open_tree, path_fd.as_raw_fd(), c"".as_ptr(), flags) };
     if tree < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -1047,42 +838,23 @@ fn move_tree(tree: &OwnedFd, dst: &Path) -> io::Result<()> {
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
-    if rc != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Sets mount attributes with `mount_setattr(2)`, which only adds the given
 /// flags and so never trips over flags the kernel locked on host mounts.
 fn setattr(path: impl AsRef<Path>, recursive: bool, set: u64) -> io::Result<()> {
     let p = cstr(path)?;
-    mount_setattr(
-        libc::AT_FDCWD,
-        &p,
-        if recursive { AT_RECURSIVE } else { 0 },
-        set,
-    )
+    mount_setattr(libc::AT_FDCWD, &p, if recursive { AT_RECURSIVE } else { 0 }, set)
 }
 
 fn setattr_fd(tree: &OwnedFd, set: u64) -> io::Result<()> {
-    mount_setattr(
-        tree.as_raw_fd(),
-        c"",
-        libc::AT_EMPTY_PATH | AT_RECURSIVE,
-        set,
-    )
+    mount_setattr(tree.as_raw_fd(), c"", libc::AT_EMPTY_PATH | AT_RECURSIVE, set)
 }
 
 const AT_RECURSIVE: libc::c_int = 0x8000;
 
-fn mount_setattr(
-    dirfd: RawFd,
-    path: &std::ffi::CStr,
-    flags: libc::c_int,
-    set: u64,
-) -> io::Result<()> {
+fn mount_setattr(dirfd: RawFd, path: &std::ffi::CStr, flags: libc::c_int, set: u64) -> io::Result<()> {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -1090,12 +862,7 @@ fn mount_setattr(
         propagation: u64,
         userns_fd: u64,
     }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: valid path and attribute struct of the size passed.
     let rc = unsafe {
         libc::syscall(
@@ -1107,11 +874,7 @@ fn mount_setattr(
             size_of::<MountAttr>(),
         )
     };
-    if rc != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 // --- the caller's side ------------------------------------------------------
@@ -1120,10 +883,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let mut fds = [0; 2];
     // SAFETY: valid array of two ints.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SandboxError::Setup {
-            step: "pipe".into(),
-            source: io::Error::last_os_error(),
-        });
+        return Err(SandboxError::Setup { step: "pipe".into(), source: io::Error::last_os_error() });
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -1146,9 +906,7 @@ impl CpuSpread {
         let ok = unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0;
         // SAFETY: CPU_COUNT reads the set it is given.
         let count = unsafe { libc::CPU_COUNT(&set) };
-        CpuSpread {
-            allowed: (ok && count >= 2).then_some(set),
-        }
+        CpuSpread { allowed: (ok && count >= 2).then_some(set) }
     }
 
     /// Pins `pid` to one allowed CPU other than the caller's.
@@ -1157,8 +915,8 @@ impl CpuSpread {
         // SAFETY: sched_getcpu has no preconditions.
         let here = unsafe { libc::sched_getcpu() };
         // SAFETY: CPU_ISSET reads the set it is given, within CPU_SETSIZE.
-        let Some(cpu) = (0..libc::CPU_SETSIZE as usize)
-            .find(|&c| c as i32 != here && unsafe { libc::CPU_ISSET(c, allowed) })
+        let Some(cpu) =
+            (0..libc::CPU_SETSIZE as usize).find(|&c| c as i32 != here && unsafe { libc::CPU_ISSET(c, allowed) })
         else {
             return;
         };
@@ -1184,10 +942,7 @@ fn socketpair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
     // SAFETY: valid array of two ints.
     if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
-        return Err(SandboxError::Setup {
-            step: "socketpair".into(),
-            source: io::Error::last_os_error(),
-        });
+        return Err(SandboxError::Setup { step: "socketpair".into(), source: io::Error::last_os_error() });
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -1209,10 +964,7 @@ fn send_network_namespace(sock: &OwnedFd) {
     };
     let fd = ns.as_raw_fd();
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
     // SAFETY: CMSG_SPACE is a pure computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut control = vec![0u8; space];
@@ -1236,10 +988,7 @@ fn send_network_namespace(sock: &OwnedFd) {
 /// Receives the network namespace from the caller and joins it.
 fn join_network_namespace(sock: RawFd) -> io::Result<()> {
     let mut buf = [0u8; 4];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
     // SAFETY: CMSG_SPACE is a pure computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
     let mut control = vec![0u8; space];
@@ -1257,16 +1006,10 @@ fn join_network_namespace(sock: RawFd) -> io::Result<()> {
         }
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
-            let code = if n == 4 {
-                i32::from_le_bytes(buf)
-            } else {
-                libc::EPROTO
-            };
+            let code = if n == 4 { i32::from_le_bytes(buf) } else { libc::EPROTO };
             return Err(io::Error::from_raw_os_error(code));
         }
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-            libc::CMSG_DATA(cmsg).cast::<RawFd>(),
-        ))
+        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()))
     };
     // SAFETY: joining a namespace by an fd we own.
     if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -1289,16 +1032,10 @@ fn errno() -> i32 {
 }
 
 fn ensure_single_threaded() -> Result<(), SandboxError> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").map_err(|source| SandboxError::Setup {
-            step: "read /proc/self/status".into(),
-            source,
-        })?;
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .unwrap_or(0);
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|source| SandboxError::Setup { step: "read /proc/self/status".into(), source })?;
+    let threads =
+        status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse::<u32>().ok()).unwrap_or(0);
     if threads != 1 {
         return Err(SandboxError::Usage(format!(
             "the sandbox must be started from a single-threaded process (this one has {threads} threads)\n\
@@ -1314,16 +1051,11 @@ struct WorkspaceLock(std::fs::File);
 
 impl WorkspaceLock {
     fn acquire(workspace: &Path) -> Result<WorkspaceLock, SandboxError> {
-        let dir = std::fs::File::open(workspace).map_err(|source| SandboxError::Setup {
-            step: "open workspace".into(),
-            source,
-        })?;
+        let dir = std::fs::File::open(workspace)
+            .map_err(|source| SandboxError::Setup { step: "open workspace".into(), source })?;
         // SAFETY: flock on an fd we own.
         if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_SH) } != 0 {
-            return Err(SandboxError::Setup {
-                step: "lock workspace".into(),
-                source: io::Error::last_os_error(),
-            });
+            return Err(SandboxError::Setup { step: "lock workspace".into(), source: io::Error::last_os_error() });
         }
         Ok(WorkspaceLock(dir))
     }
@@ -1356,20 +1088,13 @@ fn create_placeholders(plan: &Plan) -> Result<Vec<(PathBuf, PathKind)>, SandboxE
     for p in &plan.placeholders {
         let result = match p.kind {
             PathKind::Dir => std::fs::create_dir(&p.path),
-            PathKind::File => std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&p.path)
-                .map(drop),
+            PathKind::File => std::fs::OpenOptions::new().write(true).create_new(true).open(&p.path).map(drop),
         };
         match result {
             Ok(()) => created.push((p.path.clone(), p.kind)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
-                return Err(SandboxError::Placeholder {
-                    path: p.path.clone(),
-                    source,
-                });
+                return Err(SandboxError::Placeholder { path: p.path.clone(), source });
             }
         }
     }

@@ -34,9 +34,7 @@ pub use capture::{CappedBuffer, Captured};
 pub use explain::explain;
 pub use kernel::{KernelSupport, Missing};
 pub use launch::{Outcome, Status, Stdio, run};
-pub use spec::{
-    DEFAULT_ENV_ALLOWLIST, Limits, Protected, SandboxSpec, clean_env, is_loader_variable,
-};
+pub use spec::{DEFAULT_ENV_ALLOWLIST, Limits, Protected, SandboxSpec, clean_env, is_loader_variable};
 
 /// Exit status of `airlock sandbox` when the command ran past its timeout.
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -98,9 +96,7 @@ impl SandboxError {
     /// The exit status `airlock sandbox` reports for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            SandboxError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                EXIT_NOT_FOUND
-            }
+            SandboxError::Exec { source, .. } if source.kind() == io::ErrorKind::NotFound => EXIT_NOT_FOUND,
             SandboxError::Exec { .. } => EXIT_NOT_EXECUTABLE,
             _ => EXIT_REFUSED,
         }
@@ -116,18 +112,12 @@ pub fn harden_current_process() -> io::Result<()> {
         if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
             return Err(io::Error::last_os_error());
         }
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         if libc::setrlimit(libc::RLIMIT_CORE, &zero) != 0 {
             return Err(io::Error::last_os_error());
         }
     }
-    let loader: Vec<_> = std::env::vars_os()
-        .map(|(k, _)| k)
-        .filter(|k| is_loader_variable(k))
-        .collect();
+    let loader: Vec<_> = std::env::vars_os().map(|(k, _)| k).filter(|k| is_loader_variable(k)).collect();
     for name in loader {
         // SAFETY: the caller promises the process is still single-threaded.
         unsafe { std::env::remove_var(name) };

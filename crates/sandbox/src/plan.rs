@@ -137,14 +137,7 @@ pub struct Plan {
 }
 
 /// The device nodes of the sandbox's minimal `/dev`.
-pub const DEVICES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/tty",
-];
+pub const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
 
 /// Computes the plan. `node` tells what a host path is (see [`host_node`]).
 pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, SandboxError> {
@@ -156,11 +149,7 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
             Node::Missing => None,
         }
     };
-    if let Some(d) = spec
-        .deny_read
-        .iter()
-        .find(|d| spec.workspace.starts_with(d))
-    {
+    if let Some(d) = spec.deny_read.iter().find(|d| spec.workspace.starts_with(d)) {
         return Err(SandboxError::Policy(format!(
             "the workspace {} is inside the read-denied path {}",
             spec.workspace.display(),
@@ -171,25 +160,15 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
     let mut mounts = Vec::new();
     let mut landlock = Vec::new();
     let mut bound: Vec<PathBuf> = vec![spec.workspace.clone()];
-    mounts.push(MountOp::Bind {
-        path: spec.workspace.clone(),
-        access: Access::ReadWrite,
-    });
-    landlock.push(LandlockRule {
-        path: spec.workspace.clone(),
-        grant: Grant::ReadWrite,
-    });
+    mounts.push(MountOp::Bind { path: spec.workspace.clone(), access: Access::ReadWrite });
+    landlock.push(LandlockRule { path: spec.workspace.clone(), grant: Grant::ReadWrite });
 
     // Writable roots first, so that the same path listed as readable stays writable.
     let roots = spec
         .writable_roots
         .iter()
         .map(|r| (r, Access::ReadWrite, Grant::ReadWrite))
-        .chain(
-            spec.readable_roots
-                .iter()
-                .map(|r| (r, Access::ReadOnly, Grant::Read)),
-        );
+        .chain(spec.readable_roots.iter().map(|r| (r, Access::ReadOnly, Grant::Read)));
     let mut symlinks = Vec::new();
     for (root, access, grant) in roots {
         let Some(target) = resolve(root) else {
@@ -206,56 +185,30 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
         if bound.iter().any(|b| target.starts_with(b)) {
             continue;
         }
-        mounts.push(MountOp::Bind {
-            path: target.clone(),
-            access,
-        });
-        landlock.push(LandlockRule {
-            path: target.clone(),
-            grant,
-        });
+        mounts.push(MountOp::Bind { path: target.clone(), access });
+        landlock.push(LandlockRule { path: target.clone(), grant });
         bound.push(target);
     }
     // A symlinked root (such as /lib -> usr/lib) appears as the same link,
     // unless the link already shows through another bind.
     for (link, target) in symlinks {
-        let shows_through = link
-            .parent()
-            .is_some_and(|parent| bound.iter().any(|b| parent.starts_with(b)));
+        let shows_through = link.parent().is_some_and(|parent| bound.iter().any(|b| parent.starts_with(b)));
         if !shows_through && !bound.contains(&link) {
             mounts.push(MountOp::Symlink { link, target });
         }
     }
 
     // The private /tmp, /proc and a minimal /dev.
-    mounts.push(MountOp::Tmpfs {
-        path: "/tmp".into(),
-        bytes: spec.limits.tmp_bytes,
-    });
-    landlock.push(LandlockRule {
-        path: "/tmp".into(),
-        grant: Grant::ReadWrite,
-    });
+    mounts.push(MountOp::Tmpfs { path: "/tmp".into(), bytes: spec.limits.tmp_bytes });
+    landlock.push(LandlockRule { path: "/tmp".into(), grant: Grant::ReadWrite });
     mounts.push(MountOp::Proc);
-    landlock.push(LandlockRule {
-        path: "/proc".into(),
-        grant: Grant::Read,
-    });
-    mounts.push(MountOp::Tmpfs {
-        path: "/dev".into(),
-        bytes: 64 * 1024,
-    });
+    landlock.push(LandlockRule { path: "/proc".into(), grant: Grant::Read });
+    mounts.push(MountOp::Tmpfs { path: "/dev".into(), bytes: 64 * 1024 });
     for dev in DEVICES {
-        mounts.push(MountOp::Bind {
-            path: dev.into(),
-            access: Access::Device,
-        });
+        mounts.push(MountOp::Bind { path: dev.into(), access: Access::Device });
     }
     mounts.push(MountOp::Devpts);
-    mounts.push(MountOp::Tmpfs {
-        path: "/dev/shm".into(),
-        bytes: spec.limits.tmp_bytes,
-    });
+    mounts.push(MountOp::Tmpfs { path: "/dev/shm".into(), bytes: spec.limits.tmp_bytes });
     for (link, target) in [
         ("/dev/fd", "/proc/self/fd"),
         ("/dev/stdin", "/proc/self/fd/0"),
@@ -263,19 +216,10 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
         ("/dev/stderr", "/proc/self/fd/2"),
         ("/dev/ptmx", "pts/ptmx"),
     ] {
-        mounts.push(MountOp::Symlink {
-            link: link.into(),
-            target: target.into(),
-        });
+        mounts.push(MountOp::Symlink { link: link.into(), target: target.into() });
     }
-    landlock.push(LandlockRule {
-        path: "/dev".into(),
-        grant: Grant::Device,
-    });
-    landlock.push(LandlockRule {
-        path: "/dev/shm".into(),
-        grant: Grant::ReadWrite,
-    });
+    landlock.push(LandlockRule { path: "/dev".into(), grant: Grant::Device });
+    landlock.push(LandlockRule { path: "/dev/shm".into(), grant: Grant::ReadWrite });
 
     // Denied paths that show through a bound root are masked.
     for deny in &spec.deny_read {
@@ -299,19 +243,10 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
     // Protected paths in the workspace.
     let mut placeholders = Vec::new();
     for protected in &spec.protected {
-        protect(
-            &spec.workspace,
-            &protected.path,
-            protected.kind,
-            node,
-            &mut mounts,
-            &mut placeholders,
-        )?;
+        protect(&spec.workspace, &protected.path, protected.kind, node, &mut mounts, &mut placeholders)?;
     }
 
-    mounts.push(MountOp::ReadOnly {
-        path: "/dev".into(),
-    });
+    mounts.push(MountOp::ReadOnly { path: "/dev".into() });
     // Parents before children; the sort is stable, so equal depths keep their order.
     mounts.sort_by_key(|m| match m {
         MountOp::ReadOnly { .. } => usize::MAX,
@@ -325,11 +260,7 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
         }
         new
     });
-    Ok(Plan {
-        placeholders,
-        mounts,
-        landlock,
-    })
+    Ok(Plan { placeholders, mounts, landlock })
 }
 
 /// Plans the read-only cover of one protected path: every existing folder on
@@ -365,29 +296,17 @@ fn protect(
             Node::Missing => {
                 let kind = if last { kind } else { PathKind::Dir };
                 if !placeholders.iter().any(|p| p.path == path) {
-                    placeholders.push(Placeholder {
-                        path: path.clone(),
-                        kind,
-                    });
-                    mounts.push(MountOp::Bind {
-                        path,
-                        access: Access::ReadOnly,
-                    });
+                    placeholders.push(Placeholder { path: path.clone(), kind });
+                    mounts.push(MountOp::Bind { path, access: Access::ReadOnly });
                 }
                 return Ok(());
             }
             Node::File if !last => return Ok(()), // e.g. `.git` of a worktree is a file: nothing beneath it
             Node::Dir | Node::File if last => {
-                mounts.push(MountOp::Bind {
-                    path,
-                    access: Access::ReadOnly,
-                });
+                mounts.push(MountOp::Bind { path, access: Access::ReadOnly });
                 return Ok(());
             }
-            Node::Dir | Node::File => mounts.push(MountOp::Bind {
-                path: path.clone(),
-                access: Access::ReadWrite,
-            }),
+            Node::Dir | Node::File => mounts.push(MountOp::Bind { path: path.clone(), access: Access::ReadWrite }),
         }
     }
     Ok(())
@@ -419,34 +338,13 @@ mod tests {
             workspace: "/home/u/proj".into(),
             cwd: "/home/u/proj".into(),
             writable_roots: vec![],
-            readable_roots: vec![
-                "/usr".into(),
-                "/lib".into(),
-                "/etc".into(),
-                "/home/u/.cargo".into(),
-            ],
-            deny_read: vec![
-                "/etc/shadow".into(),
-                "/home/u/.ssh".into(),
-                "/home/u/.cargo/credentials.toml".into(),
-            ],
+            readable_roots: vec!["/usr".into(), "/lib".into(), "/etc".into(), "/home/u/.cargo".into()],
+            deny_read: vec!["/etc/shadow".into(), "/home/u/.ssh".into(), "/home/u/.cargo/credentials.toml".into()],
             protected: vec![
-                Protected {
-                    path: ".git/hooks".into(),
-                    kind: PathKind::Dir,
-                },
-                Protected {
-                    path: ".git/config".into(),
-                    kind: PathKind::File,
-                },
-                Protected {
-                    path: ".claude".into(),
-                    kind: PathKind::Dir,
-                },
-                Protected {
-                    path: ".envrc".into(),
-                    kind: PathKind::File,
-                },
+                Protected { path: ".git/hooks".into(), kind: PathKind::Dir },
+                Protected { path: ".git/config".into(), kind: PathKind::File },
+                Protected { path: ".claude".into(), kind: PathKind::Dir },
+                Protected { path: ".envrc".into(), kind: PathKind::File },
             ],
             limits: Limits {
                 timeout: None,
@@ -462,10 +360,7 @@ mod tests {
     }
 
     fn host(entries: &[(&str, Node)]) -> impl Fn(&Path) -> Node + use<> {
-        let map: HashMap<PathBuf, Node> = entries
-            .iter()
-            .map(|(p, n)| (PathBuf::from(p), n.clone()))
-            .collect();
+        let map: HashMap<PathBuf, Node> = entries.iter().map(|(p, n)| (PathBuf::from(p), n.clone())).collect();
         move |p: &Path| map.get(p).cloned().unwrap_or(Node::Missing)
     }
 
@@ -486,59 +381,24 @@ mod tests {
     }
 
     fn index(plan: &Plan, op: &MountOp) -> usize {
-        plan.mounts
-            .iter()
-            .position(|m| m == op)
-            .unwrap_or_else(|| panic!("{op:?} missing from {:#?}", plan.mounts))
+        plan.mounts.iter().position(|m| m == op).unwrap_or_else(|| panic!("{op:?} missing from {:#?}", plan.mounts))
     }
 
     #[test]
     fn workspace_is_writable_and_system_roots_read_only() {
         let plan = plan(&spec(), &standard_host()).unwrap();
-        index(
-            &plan,
-            &MountOp::Bind {
-                path: "/home/u/proj".into(),
-                access: Access::ReadWrite,
-            },
-        );
-        index(
-            &plan,
-            &MountOp::Bind {
-                path: "/usr".into(),
-                access: Access::ReadOnly,
-            },
-        );
-        index(
-            &plan,
-            &MountOp::Bind {
-                path: "/home/u/.cargo".into(),
-                access: Access::ReadOnly,
-            },
-        );
-        assert!(plan.landlock.contains(&LandlockRule {
-            path: "/home/u/proj".into(),
-            grant: Grant::ReadWrite
-        }));
-        assert!(plan.landlock.contains(&LandlockRule {
-            path: "/usr".into(),
-            grant: Grant::Read
-        }));
-        assert!(plan.landlock.contains(&LandlockRule {
-            path: "/tmp".into(),
-            grant: Grant::ReadWrite
-        }));
+        index(&plan, &MountOp::Bind { path: "/home/u/proj".into(), access: Access::ReadWrite });
+        index(&plan, &MountOp::Bind { path: "/usr".into(), access: Access::ReadOnly });
+        index(&plan, &MountOp::Bind { path: "/home/u/.cargo".into(), access: Access::ReadOnly });
+        assert!(plan.landlock.contains(&LandlockRule { path: "/home/u/proj".into(), grant: Grant::ReadWrite }));
+        assert!(plan.landlock.contains(&LandlockRule { path: "/usr".into(), grant: Grant::Read }));
+        assert!(plan.landlock.contains(&LandlockRule { path: "/tmp".into(), grant: Grant::ReadWrite }));
     }
 
     #[test]
     fn the_home_folder_is_not_in_the_view() {
         let plan = plan(&spec(), &standard_host()).unwrap();
-        assert!(
-            !plan
-                .mounts
-                .iter()
-                .any(|m| m.path() == Path::new("/home/u") || m.path() == Path::new("/home"))
-        );
+        assert!(!plan.mounts.iter().any(|m| m.path() == Path::new("/home/u") || m.path() == Path::new("/home")));
         assert!(!plan.landlock.iter().any(|r| r.path == Path::new("/home/u")));
     }
 
@@ -546,67 +406,27 @@ mod tests {
     fn symlinked_system_roots_become_links_to_their_bound_target() {
         let plan = plan(&spec(), &standard_host()).unwrap();
         // /usr is already bound, so /usr/lib shows through it and only the link is added.
-        assert!(plan.mounts.contains(&MountOp::Symlink {
-            link: "/lib".into(),
-            target: "/usr/lib".into()
-        }));
+        assert!(plan.mounts.contains(&MountOp::Symlink { link: "/lib".into(), target: "/usr/lib".into() }));
     }
 
     #[test]
     fn denied_paths_inside_bound_roots_are_masked_and_others_left_out() {
         let plan = plan(&spec(), &standard_host()).unwrap();
-        let shadow = index(
-            &plan,
-            &MountOp::MaskFile {
-                path: "/etc/shadow".into(),
-            },
-        );
-        assert!(
-            shadow
-                > index(
-                    &plan,
-                    &MountOp::Bind {
-                        path: "/etc".into(),
-                        access: Access::ReadOnly
-                    }
-                )
-        );
-        index(
-            &plan,
-            &MountOp::MaskFile {
-                path: "/home/u/.cargo/credentials.toml".into(),
-            },
-        );
+        let shadow = index(&plan, &MountOp::MaskFile { path: "/etc/shadow".into() });
+        assert!(shadow > index(&plan, &MountOp::Bind { path: "/etc".into(), access: Access::ReadOnly }));
+        index(&plan, &MountOp::MaskFile { path: "/home/u/.cargo/credentials.toml".into() });
         // ~/.ssh is not under any bound root: it simply does not exist inside.
-        assert!(
-            !plan
-                .mounts
-                .iter()
-                .any(|m| m.path() == Path::new("/home/u/.ssh"))
-        );
+        assert!(!plan.mounts.iter().any(|m| m.path() == Path::new("/home/u/.ssh")));
     }
 
     #[test]
     fn roots_inside_denied_paths_are_dropped() {
         let mut s = spec();
         s.readable_roots.push("/home/u/.ssh/keys".into());
-        let h = host(&[
-            ("/home/u/.ssh/keys", Node::Dir),
-            ("/home/u/proj", Node::Dir),
-        ]);
+        let h = host(&[("/home/u/.ssh/keys", Node::Dir), ("/home/u/proj", Node::Dir)]);
         let plan = plan(&s, &h).unwrap();
-        assert!(
-            !plan
-                .mounts
-                .iter()
-                .any(|m| m.path().starts_with("/home/u/.ssh"))
-        );
-        assert!(
-            !plan
-                .landlock
-                .iter()
-                .any(|r| r.path.starts_with("/home/u/.ssh"))
-        );
+        assert!(!plan.mounts.iter().any(|m| m.path().starts_with("/home/u/.ssh")));
+        assert!(!plan.landlock.iter().any(|r| r.path.starts_with("/home/u/.ssh")));
     }
 
     #[test]
@@ -615,32 +435,11 @@ mod tests {
         s.workspace = "/tmp/x/ws".into();
         s.readable_roots = vec!["/tmp/x/home".into()];
         s.deny_read = vec!["/tmp/x/home/.ssh".into()];
-        let h = host(&[
-            ("/tmp/x/ws", Node::Dir),
-            ("/tmp/x/home", Node::Dir),
-            ("/tmp/x/home/.ssh", Node::Dir),
-        ]);
+        let h = host(&[("/tmp/x/ws", Node::Dir), ("/tmp/x/home", Node::Dir), ("/tmp/x/home/.ssh", Node::Dir)]);
         let plan = plan(&s, &h).unwrap();
-        let tmp = index(
-            &plan,
-            &MountOp::Tmpfs {
-                path: "/tmp".into(),
-                bytes: s.limits.tmp_bytes,
-            },
-        );
-        let home = index(
-            &plan,
-            &MountOp::Bind {
-                path: "/tmp/x/home".into(),
-                access: Access::ReadOnly,
-            },
-        );
-        let mask = index(
-            &plan,
-            &MountOp::MaskDir {
-                path: "/tmp/x/home/.ssh".into(),
-            },
-        );
+        let tmp = index(&plan, &MountOp::Tmpfs { path: "/tmp".into(), bytes: s.limits.tmp_bytes });
+        let home = index(&plan, &MountOp::Bind { path: "/tmp/x/home".into(), access: Access::ReadOnly });
+        let mask = index(&plan, &MountOp::MaskDir { path: "/tmp/x/home/.ssh".into() });
         assert!(tmp < home && home < mask);
     }
 
@@ -649,61 +448,27 @@ mod tests {
         let mut s = spec();
         s.workspace = "/home/u/.ssh/proj".into();
         let err = plan(&s, &standard_host()).unwrap_err().to_string();
-        assert!(
-            err.contains("inside the read-denied path /home/u/.ssh"),
-            "{err}"
-        );
+        assert!(err.contains("inside the read-denied path /home/u/.ssh"), "{err}");
     }
 
     #[test]
     fn existing_protected_paths_are_bound_read_only_and_their_parents_pinned() {
         let plan = plan(&spec(), &standard_host()).unwrap();
-        let git = index(
-            &plan,
-            &MountOp::Bind {
-                path: "/home/u/proj/.git".into(),
-                access: Access::ReadWrite,
-            },
-        );
-        let config = index(
-            &plan,
-            &MountOp::Bind {
-                path: "/home/u/proj/.git/config".into(),
-                access: Access::ReadOnly,
-            },
-        );
-        let ws = index(
-            &plan,
-            &MountOp::Bind {
-                path: "/home/u/proj".into(),
-                access: Access::ReadWrite,
-            },
-        );
+        let git = index(&plan, &MountOp::Bind { path: "/home/u/proj/.git".into(), access: Access::ReadWrite });
+        let config = index(&plan, &MountOp::Bind { path: "/home/u/proj/.git/config".into(), access: Access::ReadOnly });
+        let ws = index(&plan, &MountOp::Bind { path: "/home/u/proj".into(), access: Access::ReadWrite });
         assert!(ws < git && git < config);
     }
 
     #[test]
     fn missing_protected_paths_get_placeholders() {
         let plan = plan(&spec(), &standard_host()).unwrap();
-        assert!(plan.placeholders.contains(&Placeholder {
-            path: "/home/u/proj/.git/hooks".into(),
-            kind: PathKind::Dir
-        }));
-        assert!(plan.placeholders.contains(&Placeholder {
-            path: "/home/u/proj/.claude".into(),
-            kind: PathKind::Dir
-        }));
-        assert!(plan.placeholders.contains(&Placeholder {
-            path: "/home/u/proj/.envrc".into(),
-            kind: PathKind::File
-        }));
-        index(
-            &plan,
-            &MountOp::Bind {
-                path: "/home/u/proj/.claude".into(),
-                access: Access::ReadOnly,
-            },
+        assert!(
+            plan.placeholders.contains(&Placeholder { path: "/home/u/proj/.git/hooks".into(), kind: PathKind::Dir })
         );
+        assert!(plan.placeholders.contains(&Placeholder { path: "/home/u/proj/.claude".into(), kind: PathKind::Dir }));
+        assert!(plan.placeholders.contains(&Placeholder { path: "/home/u/proj/.envrc".into(), kind: PathKind::File }));
+        index(&plan, &MountOp::Bind { path: "/home/u/proj/.claude".into(), access: Access::ReadOnly });
     }
 
     #[test]
@@ -711,23 +476,9 @@ mod tests {
         let h = host(&[("/usr", Node::Dir), ("/home/u/proj", Node::Dir)]);
         let plan = plan(&spec(), &h).unwrap();
         // No .git at all: .git itself becomes an empty read-only folder, once.
-        let git: Vec<_> = plan
-            .placeholders
-            .iter()
-            .filter(|p| p.path.starts_with("/home/u/proj/.git"))
-            .collect();
-        assert_eq!(
-            git,
-            [&Placeholder {
-                path: "/home/u/proj/.git".into(),
-                kind: PathKind::Dir
-            }]
-        );
-        let binds = plan
-            .mounts
-            .iter()
-            .filter(|m| m.path() == Path::new("/home/u/proj/.git"))
-            .count();
+        let git: Vec<_> = plan.placeholders.iter().filter(|p| p.path.starts_with("/home/u/proj/.git")).collect();
+        assert_eq!(git, [&Placeholder { path: "/home/u/proj/.git".into(), kind: PathKind::Dir }]);
+        let binds = plan.mounts.iter().filter(|m| m.path() == Path::new("/home/u/proj/.git")).count();
         assert_eq!(binds, 1);
     }
 
@@ -735,10 +486,7 @@ mod tests {
     fn a_protected_symlink_is_refused() {
         let h = host(&[
             ("/home/u/proj", Node::Dir),
-            (
-                "/home/u/proj/.claude",
-                Node::Symlink(Some("/home/u/.claude".into())),
-            ),
+            ("/home/u/proj/.claude", Node::Symlink(Some("/home/u/.claude".into()))),
         ]);
         let err = plan(&spec(), &h).unwrap_err().to_string();
         assert!(err.contains(".claude is a symbolic link"), "{err}");
@@ -750,44 +498,12 @@ mod tests {
         s.workspace = "/tmp/ws".into();
         let h = host(&[("/tmp/ws", Node::Dir), ("/usr", Node::Dir)]);
         let plan = plan(&s, &h).unwrap();
-        let tmp = index(
-            &plan,
-            &MountOp::Tmpfs {
-                path: "/tmp".into(),
-                bytes: s.limits.tmp_bytes,
-            },
-        );
-        let ws = index(
-            &plan,
-            &MountOp::Bind {
-                path: "/tmp/ws".into(),
-                access: Access::ReadWrite,
-            },
-        );
-        assert!(
-            tmp < ws,
-            "the private /tmp must not cover a workspace inside it"
-        );
-        assert_eq!(
-            plan.mounts.last(),
-            Some(&MountOp::ReadOnly {
-                path: "/dev".into()
-            })
-        );
-        let dev = index(
-            &plan,
-            &MountOp::Tmpfs {
-                path: "/dev".into(),
-                bytes: 64 * 1024,
-            },
-        );
-        let null = index(
-            &plan,
-            &MountOp::Bind {
-                path: "/dev/null".into(),
-                access: Access::Device,
-            },
-        );
+        let tmp = index(&plan, &MountOp::Tmpfs { path: "/tmp".into(), bytes: s.limits.tmp_bytes });
+        let ws = index(&plan, &MountOp::Bind { path: "/tmp/ws".into(), access: Access::ReadWrite });
+        assert!(tmp < ws, "the private /tmp must not cover a workspace inside it");
+        assert_eq!(plan.mounts.last(), Some(&MountOp::ReadOnly { path: "/dev".into() }));
+        let dev = index(&plan, &MountOp::Tmpfs { path: "/dev".into(), bytes: 64 * 1024 });
+        let null = index(&plan, &MountOp::Bind { path: "/dev/null".into(), access: Access::Device });
         assert!(dev < null);
     }
 }

@@ -146,11 +146,7 @@ pub fn rules() -> Vec<Rule> {
         DenyIoctls(libc::SYS_ioctl, DENIED_IOCTLS),
     ];
     #[cfg(target_arch = "x86_64")]
-    rules.extend([
-        Deny(libc::SYS_uselib, "uselib"),
-        Deny(libc::SYS_ioperm, "ioperm"),
-        Deny(libc::SYS_iopl, "iopl"),
-    ]);
+    rules.extend([Deny(libc::SYS_uselib, "uselib"), Deny(libc::SYS_ioperm, "ioperm"), Deny(libc::SYS_iopl, "iopl")]);
     rules.shrink_to_fit();
     rules
 }
@@ -232,12 +228,7 @@ impl Rule {
 }
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    libc::sock_filter { code, jt: 0, jf: 0, k }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
@@ -251,20 +242,11 @@ fn ret(v: Verdict) -> libc::sock_filter {
 /// Installs the program on the calling thread. `no_new_privs` must already be
 /// set (Landlock sets it). Fails if the kernel refuses the filter.
 pub fn install(program: &[libc::sock_filter]) -> io::Result<()> {
-    let prog = libc::sock_fprog {
-        len: program.len() as u16,
-        filter: program.as_ptr() as *mut libc::sock_filter,
-    };
+    let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
     // SAFETY: `prog` points at `program`, which outlives the call; the kernel
     // copies the filter.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0,
-            &prog as *const libc::sock_fprog,
-        )
-    };
+    let rc =
+        unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog as *const libc::sock_fprog) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -310,11 +292,7 @@ mod tests {
                         BPF_JGE_K => a >= ins.k,
                         _ => a & ins.k != 0,
                     };
-                    pc += 1 + if taken {
-                        ins.jt as usize
-                    } else {
-                        ins.jf as usize
-                    };
+                    pc += 1 + if taken { ins.jt as usize } else { ins.jf as usize };
                 }
                 BPF_RET_K => {
                     return match ins.k & 0xffff_0000 {
@@ -335,13 +313,7 @@ mod tests {
 
     #[test]
     fn ordinary_calls_are_allowed() {
-        for nr in [
-            libc::SYS_read,
-            libc::SYS_write,
-            libc::SYS_openat,
-            libc::SYS_execve,
-            libc::SYS_exit_group,
-        ] {
+        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_openat, libc::SYS_execve, libc::SYS_exit_group] {
             assert_eq!(eval(nr, [0; 6]), Verdict::Allow, "syscall {nr}");
         }
     }
@@ -353,13 +325,7 @@ mod tests {
                 assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM), "{name}");
             }
         }
-        for nr in [
-            libc::SYS_ptrace,
-            libc::SYS_io_uring_setup,
-            libc::SYS_bpf,
-            libc::SYS_mount,
-            libc::SYS_keyctl,
-        ] {
+        for nr in [libc::SYS_ptrace, libc::SYS_io_uring_setup, libc::SYS_bpf, libc::SYS_mount, libc::SYS_keyctl] {
             assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM));
         }
     }
@@ -367,21 +333,9 @@ mod tests {
     #[test]
     fn only_unix_sockets_are_allowed() {
         let unix = libc::AF_UNIX as u64;
-        assert_eq!(
-            eval(libc::SYS_socket, [unix, 1, 0, 0, 0, 0]),
-            Verdict::Allow
-        );
-        assert_eq!(
-            eval(libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]),
-            Verdict::Allow
-        );
-        for family in [
-            libc::AF_INET,
-            libc::AF_INET6,
-            libc::AF_PACKET,
-            libc::AF_NETLINK,
-            libc::AF_VSOCK,
-        ] {
+        assert_eq!(eval(libc::SYS_socket, [unix, 1, 0, 0, 0, 0]), Verdict::Allow);
+        assert_eq!(eval(libc::SYS_socketpair, [unix, 1, 0, 0, 0, 0]), Verdict::Allow);
+        for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET, libc::AF_NETLINK, libc::AF_VSOCK] {
             assert_eq!(
                 eval(libc::SYS_socket, [family as u64, 1, 0, 0, 0, 0]),
                 Verdict::Errno(libc::EAFNOSUPPORT),
@@ -393,76 +347,32 @@ mod tests {
     #[test]
     fn new_namespaces_are_denied_but_fork_and_threads_are_not() {
         let fork = libc::SIGCHLD as u64;
-        let thread = (libc::CLONE_VM
-            | libc::CLONE_FS
-            | libc::CLONE_FILES
-            | libc::CLONE_SIGHAND
-            | libc::CLONE_THREAD) as u64;
+        let thread =
+            (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u64;
         assert_eq!(eval(libc::SYS_clone, [fork, 0, 0, 0, 0, 0]), Verdict::Allow);
-        assert_eq!(
-            eval(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
-            Verdict::Allow
-        );
+        assert_eq!(eval(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), Verdict::Allow);
         let user = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
-        assert_eq!(
-            eval(libc::SYS_clone, [user, 0, 0, 0, 0, 0]),
-            Verdict::Errno(libc::EPERM)
-        );
-        assert_eq!(
-            eval(
-                libc::SYS_unshare,
-                [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
-            ),
-            Verdict::Errno(libc::EPERM)
-        );
-        assert_eq!(
-            eval(
-                libc::SYS_unshare,
-                [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]
-            ),
-            Verdict::Errno(libc::EPERM)
-        );
-        assert_eq!(
-            eval(libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]),
-            Verdict::Allow
-        );
+        assert_eq!(eval(libc::SYS_clone, [user, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_NEWNET as u64, 0, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_unshare, [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0]), Verdict::Allow);
         assert_eq!(eval(libc::SYS_clone3, [0; 6]), Verdict::Errno(libc::ENOSYS));
     }
 
     #[test]
     fn terminal_injection_ioctls_are_denied() {
         let tiocsti = libc::TIOCSTI as u64;
-        assert_eq!(
-            eval(libc::SYS_ioctl, [0, tiocsti, 0, 0, 0, 0]),
-            Verdict::Errno(libc::EPERM)
-        );
-        assert_eq!(
-            eval(libc::SYS_ioctl, [0, libc::TIOCLINUX as u64, 0, 0, 0, 0]),
-            Verdict::Errno(libc::EPERM)
-        );
+        assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_ioctl, [0, libc::TIOCLINUX as u64, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
         // The upper half of the request is ignored by the kernel, so by us too.
-        assert_eq!(
-            eval(libc::SYS_ioctl, [0, tiocsti | (1 << 32), 0, 0, 0, 0]),
-            Verdict::Errno(libc::EPERM)
-        );
-        assert_eq!(
-            eval(libc::SYS_ioctl, [0, libc::TCGETS as u64, 0, 0, 0, 0]),
-            Verdict::Allow
-        );
+        assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti | (1 << 32), 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_ioctl, [0, libc::TCGETS as u64, 0, 0, 0, 0]), Verdict::Allow);
     }
 
     #[test]
     fn foreign_architectures_are_killed() {
         let prog = program(&rules());
-        assert_eq!(
-            run(
-                &prog,
-                0x4000_0003, /* i386 */
-                libc::SYS_read as u32,
-                [0; 6]
-            ),
-            Verdict::Kill
-        );
+        assert_eq!(run(&prog, 0x4000_0003 /* i386 */, libc::SYS_read as u32, [0; 6]), Verdict::Kill);
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -470,12 +380,7 @@ mod tests {
     fn x32_syscall_numbers_are_denied() {
         let x32_socket = X32_SYSCALL_BIT | libc::SYS_socket as u32;
         assert_eq!(
-            run(
-                &program(&rules()),
-                AUDIT_ARCH,
-                x32_socket,
-                [libc::AF_INET as u64, 0, 0, 0, 0, 0]
-            ),
+            run(&program(&rules()), AUDIT_ARCH, x32_socket, [libc::AF_INET as u64, 0, 0, 0, 0, 0]),
             Verdict::Errno(libc::EPERM)
         );
     }
@@ -486,10 +391,7 @@ mod tests {
         assert!(prog.len() < u16::MAX as usize);
         for (pc, ins) in prog.iter().enumerate() {
             if ins.code & 0x07 == 0x05 {
-                assert!(
-                    pc + 1 + (ins.jt.max(ins.jf) as usize) < prog.len(),
-                    "jump at {pc} leaves the program"
-                );
+                assert!(pc + 1 + (ins.jt.max(ins.jf) as usize) < prog.len(), "jump at {pc} leaves the program");
             }
         }
     }

@@ -96,11 +96,7 @@ impl SandboxSpec {
     ) -> Result<SandboxSpec, SandboxError> {
         let workspace = canonical_dir(workspace)?;
         let cwd = canonical_dir(cwd)?;
-        let cwd = if cwd.starts_with(&workspace) {
-            cwd
-        } else {
-            workspace.clone()
-        };
+        let cwd = if cwd.starts_with(&workspace) { cwd } else { workspace.clone() };
         let sb = &policy.sandbox;
         // Roots keep the path as written (the plan resolves symlinked roots
         // such as /lib -> usr/lib); denied paths are resolved, since what
@@ -112,13 +108,7 @@ impl SandboxSpec {
         };
         check_project_roots(policy, &workspace)?;
         let writable_roots = existing(&mut sb.writable_roots.iter().map(|s| &s.value));
-        let readable_roots = existing(
-            &mut sb
-                .readable_roots
-                .iter()
-                .chain(&sb.toolchain_roots)
-                .map(|s| &s.value),
-        );
+        let readable_roots = existing(&mut sb.readable_roots.iter().chain(&sb.toolchain_roots).map(|s| &s.value));
         let mut deny_read: Vec<PathBuf> = sb
             .deny_read
             .iter()
@@ -128,14 +118,8 @@ impl SandboxSpec {
             .collect();
         deny_read.sort();
         deny_read.dedup();
-        let protected = sb
-            .protected
-            .iter()
-            .map(|p| Protected {
-                path: p.value.path.clone(),
-                kind: p.value.kind,
-            })
-            .collect();
+        let protected =
+            sb.protected.iter().map(|p| Protected { path: p.value.path.clone(), kind: p.value.kind }).collect();
         let l = &policy.limits;
         let limits = Limits {
             timeout: match l.timeout_secs.value {
@@ -150,16 +134,7 @@ impl SandboxSpec {
             tmp_bytes: l.tmp_size_mb.value.saturating_mul(MIB),
         };
         let env = clean_env(host_env, extra_env);
-        Ok(SandboxSpec {
-            workspace,
-            cwd,
-            writable_roots,
-            readable_roots,
-            deny_read,
-            protected,
-            limits,
-            env,
-        })
+        Ok(SandboxSpec { workspace, cwd, writable_roots, readable_roots, deny_read, protected, limits, env })
     }
 }
 
@@ -170,12 +145,7 @@ impl SandboxSpec {
 fn check_project_roots(policy: &Policy, workspace: &Path) -> Result<(), SandboxError> {
     let sb = &policy.sandbox;
     let from_project = |r: &Sourced<PathBuf>| matches!(r.source, Source::Project(_));
-    let all = || {
-        sb.writable_roots
-            .iter()
-            .chain(&sb.readable_roots)
-            .chain(&sb.toolchain_roots)
-    };
+    let all = || sb.writable_roots.iter().chain(&sb.readable_roots).chain(&sb.toolchain_roots);
     if !all().any(from_project) {
         return Ok(());
     }
@@ -186,23 +156,11 @@ fn check_project_roots(policy: &Policy, workspace: &Path) -> Result<(), SandboxE
             .collect()
     };
     let writable = resolved(&mut sb.writable_roots.iter());
-    let readable = resolved(
-        &mut sb
-            .writable_roots
-            .iter()
-            .chain(&sb.readable_roots)
-            .chain(&sb.toolchain_roots),
-    );
-    let lists: [(&[Sourced<PathBuf>], &[PathBuf]); 3] = [
-        (&sb.writable_roots, &writable),
-        (&sb.readable_roots, &readable),
-        (&sb.toolchain_roots, &readable),
-    ];
+    let readable = resolved(&mut sb.writable_roots.iter().chain(&sb.readable_roots).chain(&sb.toolchain_roots));
+    let lists: [(&[Sourced<PathBuf>], &[PathBuf]); 3] =
+        [(&sb.writable_roots, &writable), (&sb.readable_roots, &readable), (&sb.toolchain_roots, &readable)];
     for (roots, ceiling) in lists {
-        for root in roots
-            .iter()
-            .filter(|r| matches!(r.source, Source::Project(_)))
-        {
+        for root in roots.iter().filter(|r| matches!(r.source, Source::Project(_))) {
             let Ok(real) = fs_err::canonicalize(&root.value) else {
                 continue;
             };
@@ -226,13 +184,10 @@ pub fn clean_env(
     extra: &[String],
 ) -> Vec<(OsString, OsString)> {
     let allowed = |name: &OsStr| {
-        DEFAULT_ENV_ALLOWLIST.iter().any(|a| OsStr::new(a) == name)
-            || extra.iter().any(|e| OsStr::new(e) == name)
+        DEFAULT_ENV_ALLOWLIST.iter().any(|a| OsStr::new(a) == name) || extra.iter().any(|e| OsStr::new(e) == name)
     };
-    let mut env: Vec<(OsString, OsString)> = host_env
-        .into_iter()
-        .filter(|(k, _)| allowed(k) && !is_loader_variable(k))
-        .collect();
+    let mut env: Vec<(OsString, OsString)> =
+        host_env.into_iter().filter(|(k, _)| allowed(k) && !is_loader_variable(k)).collect();
     env.retain(|(k, _)| k != "TMPDIR");
     env.push(("TMPDIR".into(), "/tmp".into()));
     if !env.iter().any(|(k, _)| k == "PATH") {
@@ -245,22 +200,14 @@ pub fn clean_env(
 /// Variables that make the dynamic loader or a language runtime load code.
 pub fn is_loader_variable(name: &OsStr) -> bool {
     let name = name.to_string_lossy();
-    name.starts_with("LD_")
-        || name.starts_with("GCONV_")
-        || name == "MALLOC_CHECK_"
-        || name == "HOSTALIASES"
+    name.starts_with("LD_") || name.starts_with("GCONV_") || name == "MALLOC_CHECK_" || name == "HOSTALIASES"
 }
 
 fn canonical_dir(path: &Path) -> Result<PathBuf, SandboxError> {
-    let canon = fs_err::canonicalize(path).map_err(|source| SandboxError::Workspace {
-        path: path.to_path_buf(),
-        reason: source.to_string(),
-    })?;
+    let canon = fs_err::canonicalize(path)
+        .map_err(|source| SandboxError::Workspace { path: path.to_path_buf(), reason: source.to_string() })?;
     if !canon.is_dir() {
-        return Err(SandboxError::Workspace {
-            path: path.to_path_buf(),
-            reason: "not a directory".into(),
-        });
+        return Err(SandboxError::Workspace { path: path.to_path_buf(), reason: "not a directory".into() });
     }
     Ok(canon)
 }
@@ -270,23 +217,14 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
-            .collect()
+        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
     }
 
     fn policy_with_project_root(dir: &Path, root: PathBuf) -> Policy {
-        let cx = airlock_policy::Context {
-            home: dir.join("home"),
-            workspace: dir.join("ws"),
-        };
+        let cx = airlock_policy::Context { home: dir.join("home"), workspace: dir.join("ws") };
         let mut policy = Policy::defaults(&cx);
         let source = Source::Project(dir.join("ws/.airlock/config.toml"));
-        policy
-            .sandbox
-            .readable_roots
-            .push(Sourced::new(root, source));
+        policy.sandbox.readable_roots.push(Sourced::new(root, source));
         policy
     }
 
@@ -298,14 +236,9 @@ mod tests {
         fs_err::create_dir_all(dir.join("private")).unwrap();
         std::os::unix::fs::symlink(dir.join("private"), dir.join("ws/docs")).unwrap();
         let policy = policy_with_project_root(&dir, dir.join("ws/docs"));
-        let err =
-            SandboxSpec::from_policy(&policy, &dir.join("ws"), &dir.join("ws"), env(&[]), &[])
-                .unwrap_err();
+        let err = SandboxSpec::from_policy(&policy, &dir.join("ws"), &dir.join("ws"), env(&[]), &[]).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("resolves to") && msg.contains("private"),
-            "{msg}"
-        );
+        assert!(msg.contains("resolves to") && msg.contains("private"), "{msg}");
     }
 
     #[test]
@@ -320,27 +253,16 @@ mod tests {
     #[test]
     fn clean_env_keeps_only_the_allowlist() {
         let out = clean_env(
-            env(&[
-                ("PATH", "/usr/bin"),
-                ("AWS_SECRET_ACCESS_KEY", "x"),
-                ("ANTHROPIC_API_KEY", "y"),
-                ("HOME", "/h"),
-            ]),
+            env(&[("PATH", "/usr/bin"), ("AWS_SECRET_ACCESS_KEY", "x"), ("ANTHROPIC_API_KEY", "y"), ("HOME", "/h")]),
             &[],
         );
-        let names: Vec<_> = out
-            .iter()
-            .map(|(k, _)| k.to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<_> = out.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["HOME", "PATH", "TMPDIR"]);
     }
 
     #[test]
     fn loader_variables_are_dropped_even_when_asked_for() {
-        let out = clean_env(
-            env(&[("LD_PRELOAD", "/x.so"), ("FOO", "1")]),
-            &["LD_PRELOAD".into(), "FOO".into()],
-        );
+        let out = clean_env(env(&[("LD_PRELOAD", "/x.so"), ("FOO", "1")]), &["LD_PRELOAD".into(), "FOO".into()]);
         assert!(out.iter().all(|(k, _)| k != "LD_PRELOAD"));
         assert!(out.iter().any(|(k, v)| k == "FOO" && v == "1"));
     }
