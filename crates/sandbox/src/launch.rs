@@ -30,6 +30,7 @@ use landlock::{
 
 use crate::SandboxError;
 use crate::capture::{CappedBuffer, Captured};
+use crate::cgroup::PidsCgroup;
 use crate::kernel::KernelSupport;
 use crate::plan::{self, Access as MountAccess, Grant, MountOp, Plan};
 use crate::seccomp;
@@ -143,6 +144,12 @@ fn run_prepared(
         Stdio::Capture => Some((pipe()?, pipe()?)),
     };
 
+    // RLIMIT_NPROC does not bind root: a root caller gets a pids cgroup.
+    // SAFETY: geteuid has no preconditions.
+    let pids = match unsafe { libc::geteuid() } {
+        0 => Some(PidsCgroup::create(spec.limits.processes).map_err(SandboxError::Unavailable)?),
+        _ => None,
+    };
     let (net_parent, net_child) = socketpair()?;
     let cpus = CpuSpread::new();
     unshare_namespaces()?;
@@ -173,6 +180,16 @@ fn run_prepared(
     // Creating a network namespace is the costliest step of all (about
     // 0.8 ms here): do it while init builds the root, and hand it over.
     cpus.move_away(init);
+    // Init waits for the network namespace before it starts the command, so
+    // joining the cgroup here happens before any process it limits exists.
+    if let Some(cgroup) = &pids
+        && let Err(source) = cgroup.add(init)
+    {
+        // SAFETY: `init` is our child and has not been reaped yet.
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        let _ = wait_for(init);
+        return Err(SandboxError::Setup { step: "join the pids cgroup".into(), source });
+    }
     send_network_namespace(&net_parent);
     drop(net_parent);
     drop(status_w);

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod capture;
+mod cgroup;
 mod explain;
 pub mod kernel;
 mod launch;
