@@ -389,6 +389,11 @@ const DEFAULT_DENY_READ: &[&str] = &[
     "/etc/sudoers",
     "/etc/sudoers.d",
     "/etc/ssh",
+    // Root-only secrets a sandbox started by root could otherwise read as owner.
+    "/etc/ssl/private",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/security/opasswd",
 ];
 const DEFAULT_PROTECTED: &[&str] = &[
     ".git/hooks/",
@@ -528,10 +533,15 @@ mod tests {
             ["/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt"].map(Path::new)
         );
         assert_eq!(paths(&sandbox.toolchain_roots), ["/home/u/.cargo", "/home/u/.rustup"].map(Path::new));
-        assert_eq!(sandbox.deny_read.len(), 28);
+        assert_eq!(sandbox.deny_read.len(), 32);
         let deny = paths(&sandbox.deny_read);
-        for expected in ["/home/u/.ssh", "/home/u/.local/share/airlock", "/home/u/.cargo/credentials.toml", "/etc/ssh"]
-        {
+        for expected in [
+            "/home/u/.ssh",
+            "/home/u/.local/share/airlock",
+            "/home/u/.cargo/credentials.toml",
+            "/etc/ssh",
+            "/etc/ssl/private",
+        ] {
             assert!(deny.contains(&Path::new(expected)), "{expected} missing from {deny:?}");
         }
         assert_eq!(sandbox.protected.len(), 11);
