@@ -31,6 +31,13 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
     }
     s.push_str("\nnamespaces: user (your uid and gid, nothing else mapped), mount, pid, ipc, uts,\n");
     s.push_str("  net (a new one with only a loopback that is down: no network at all)\n");
+    if policy.network.mode.value == airlock_policy::NetworkMode::Proxy {
+        let _ = writeln!(
+            s,
+            "  network mode `proxy` [{}] needs the egress broker, which is not built yet: the command gets none",
+            policy.network.mode.source
+        );
+    }
     let _ = writeln!(s, "workspace: {} (writable; cwd {})", spec.workspace.display(), spec.cwd.display());
 
     let why = |path: &Path| source_of(policy, path).map(|src| format!("  [{src}]")).unwrap_or_default();
