@@ -3,11 +3,13 @@
 //! Three processes:
 //!
 //! ```text
-//! airlock (the caller)        unshares user, pid, net, ipc and uts namespaces,
-//!   |                         maps its uid, keeps the timeout, captures output
-//!   +-- init (pid 1)          new mount namespace, builds the root, pivots;
-//!         |                   when the command exits, init exits and the
-//!         |                   kernel kills everything left in the namespace
+//! airlock (the caller)        keeps its own namespaces; keeps the timeout,
+//!   |                         captures output, removes placeholders
+//!   +-- init (pid 1)          cloned into new user, pid, net, ipc and uts
+//!         |                   namespaces; maps its uid, unshares the mount
+//!         |                   namespace, builds the root, pivots; when the
+//!         |                   command exits, init exits and the kernel kills
+//!         |                   everything left in the namespace
 //!         +-- command (pid 2) setsid, limits, Landlock, no capabilities,
 //!                             seccomp, exec
 //! ```
@@ -150,48 +152,47 @@ fn run_prepared(
         0 => Some(PidsCgroup::create(spec.limits.processes).map_err(SandboxError::Unavailable)?),
         _ => None,
     };
-    let (net_parent, net_child) = socketpair()?;
-    let cpus = CpuSpread::new();
-    unshare_namespaces()?;
+    // Init waits on this before it starts the command, so that a process
+    // cgroup is joined before any process it limits exists.
+    let go = match pids {
+        Some(_) => Some(pipe()?),
+        None => None,
+    };
+    // SAFETY: geteuid and getegid have no preconditions.
+    let ids = unsafe { (libc::geteuid(), libc::getegid()) };
 
-    // SAFETY: the process is single-threaded (checked), so the child may do anything.
-    let init = unsafe { libc::fork() };
-    if init < 0 {
-        return Err(SandboxError::Setup { step: "fork".into(), source: io::Error::last_os_error() });
-    }
+    let init = clone_into_namespaces()?;
     if init == 0 {
         drop(status_r);
-        drop(net_parent);
-        let status_fd = status_w.as_raw_fd();
         let capture_fds = capture.as_ref().map(|((_, ow), (_, ew))| (ow.as_raw_fd(), ew.as_raw_fd()));
         let inside = Inside {
             spec,
             plan,
             filter,
             prepared,
-            status_fd,
-            net_fd: net_child.as_raw_fd(),
+            ids,
+            status_fd: status_w.as_raw_fd(),
+            go_fd: go.as_ref().map(|(r, _)| r.as_raw_fd()),
             capture: capture_fds,
-            cpus: &cpus,
         };
         init_main(&inside)
     }
-    drop(net_child);
-    // Creating a network namespace is the costliest step of all (about
-    // 0.8 ms here): do it while init builds the root, and hand it over.
-    cpus.move_away(init);
-    // Init waits for the network namespace before it starts the command, so
-    // joining the cgroup here happens before any process it limits exists.
-    if let Some(cgroup) = &pids
-        && let Err(source) = cgroup.add(init)
-    {
-        // SAFETY: `init` is our child and has not been reaped yet.
-        unsafe { libc::kill(init, libc::SIGKILL) };
-        let _ = wait_for(init);
-        return Err(SandboxError::Setup { step: "join the pids cgroup".into(), source });
+    if let (Some(cgroup), Some((_, go_w))) = (&pids, &go) {
+        let joined = cgroup.add(init).and_then(|()| {
+            // SAFETY: writing one byte from our buffer to our pipe.
+            match unsafe { libc::write(go_w.as_raw_fd(), [1u8].as_ptr().cast(), 1) } {
+                1 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            }
+        });
+        if let Err(source) = joined {
+            // SAFETY: `init` is our child and has not been reaped yet.
+            unsafe { libc::kill(init, libc::SIGKILL) };
+            let _ = wait_for(init);
+            return Err(SandboxError::Setup { step: "join the pids cgroup".into(), source });
+        }
     }
-    send_network_namespace(&net_parent);
-    drop(net_parent);
+    drop(go);
     drop(status_w);
     let init_pidfd = pidfd_open(init);
     let (out_r, err_r) = match capture {
@@ -320,22 +321,43 @@ fn exit_code(status: libc::c_int) -> i32 {
     if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) }
 }
 
-fn unshare_namespaces() -> Result<(), SandboxError> {
-    // SAFETY: plain syscalls on our own process.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    // The network namespace is made after the fork, in parallel with the
-    // init building the root (see `make_network_namespace`).
-    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-    // SAFETY: single-threaded, as unshare(CLONE_NEWUSER) requires.
-    if unsafe { libc::unshare(flags) } != 0 {
+/// Starts init in new user, pid, net, ipc and uts namespaces. Returns 0 in
+/// init and init's pid in the caller, whose own namespaces do not change (so
+/// a program may run many sandboxes, and start threads afterwards).
+fn clone_into_namespaces() -> Result<libc::pid_t, SandboxError> {
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::SIGCHLD;
+    // SAFETY: without CLONE_VM and with no new stack, clone behaves as fork;
+    // the caller is single-threaded (checked), so the child may allocate.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
         let e = io::Error::last_os_error();
         return Err(SandboxError::Unavailable(crate::kernel::Missing {
             layer: "user namespaces",
-            reason: format!("unshare(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS) failed: {e}"),
+            reason: format!("clone(CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS) failed: {e}"),
             hint: "enable unprivileged user namespaces (sysctl user.max_user_namespaces, \
                    kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns)",
         }));
     }
+    Ok(pid as libc::pid_t)
+}
+
+/// Maps the caller's uid and gid to themselves in init's new user namespace,
+/// and nothing else.
+fn map_ids((uid, gid): (libc::uid_t, libc::gid_t)) -> io::Result<()> {
     // /proc/self files of a non-dumpable process belong to root: be dumpable
     // just long enough to write the maps.
     // SAFETY: prctl with integer arguments.
@@ -347,7 +369,7 @@ fn unshare_namespaces() -> Result<(), SandboxError> {
     })();
     // SAFETY: as above.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    result.map_err(|source| SandboxError::Setup { step: "write uid_map".into(), source })
+    result
 }
 
 // ---------------------------------------------------------------------------
@@ -409,19 +431,23 @@ struct Inside<'a> {
     plan: &'a Plan,
     filter: &'a [libc::sock_filter],
     prepared: &'a Prepared,
+    /// The caller's effective uid and gid, mapped to themselves.
+    ids: (libc::uid_t, libc::gid_t),
     /// Setup failures are written here (close-on-exec).
     status_fd: RawFd,
-    /// The caller sends the network namespace over this socket.
-    net_fd: RawFd,
+    /// When set, init waits for a byte here before starting the command.
+    go_fd: Option<RawFd>,
     /// Write ends of the capture pipes, when output is captured.
     capture: Option<(RawFd, RawFd)>,
-    cpus: &'a CpuSpread,
 }
 
 fn init_main(inside: &Inside) -> ! {
-    let Inside { spec, plan, status_fd, net_fd, capture, cpus, .. } = *inside;
+    let Inside { spec, plan, ids, status_fd, go_fd, capture, .. } = *inside;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if let Err(e) = map_ids(ids) {
+        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "user namespace id maps");
+    }
     if let Err((step, e)) = build_root(plan, &spec.cwd) {
         report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), step);
     }
@@ -430,11 +456,12 @@ fn init_main(inside: &Inside) -> ! {
     if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
         report(status_fd, REPORT_SETUP, errno(), "set hostname");
     }
-
-    // The command may use every CPU the caller could.
-    cpus.restore();
-    if let Err(e) = join_network_namespace(net_fd) {
-        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "network namespace");
+    if let Some(fd) = go_fd {
+        let mut byte = [0u8; 1];
+        // SAFETY: reading one byte into our buffer.
+        if unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) } != 1 {
+            report(status_fd, REPORT_SETUP, errno(), "wait for the pids cgroup");
+        }
     }
     // SAFETY: init is single-threaded.
     let command = unsafe { libc::fork() };
@@ -904,137 +931,6 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     }
     // SAFETY: both fds were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Runs init on another CPU than the caller while both set up, so that the
-/// caller's network namespace and init's root are built in parallel. A fresh
-/// child otherwise waits on its parent's CPU. Only a speed-up: failures are
-/// ignored.
-struct CpuSpread {
-    allowed: Option<libc::cpu_set_t>,
-}
-
-impl CpuSpread {
-    fn new() -> CpuSpread {
-        // SAFETY: cpu_set_t is plain data; the kernel fills it.
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: valid pointer and size.
-        let ok = unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0;
-        // SAFETY: CPU_COUNT reads the set it is given.
-        let count = unsafe { libc::CPU_COUNT(&set) };
-        CpuSpread { allowed: (ok && count >= 2).then_some(set) }
-    }
-
-    /// Pins `pid` to one allowed CPU other than the caller's.
-    fn move_away(&self, pid: libc::pid_t) {
-        let Some(allowed) = &self.allowed else { return };
-        // SAFETY: sched_getcpu has no preconditions.
-        let here = unsafe { libc::sched_getcpu() };
-        // SAFETY: CPU_ISSET reads the set it is given, within CPU_SETSIZE.
-        let Some(cpu) =
-            (0..libc::CPU_SETSIZE as usize).find(|&c| c as i32 != here && unsafe { libc::CPU_ISSET(c, allowed) })
-        else {
-            return;
-        };
-        // SAFETY: cpu_set_t is plain data.
-        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        // SAFETY: cpu < CPU_SETSIZE.
-        unsafe { libc::CPU_SET(cpu, &mut one) };
-        // SAFETY: valid pointer and size.
-        unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &one) };
-    }
-
-    /// Gives the calling process back every CPU the caller had.
-    fn restore(&self) {
-        if let Some(allowed) = &self.allowed {
-            // SAFETY: valid pointer and size.
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), allowed) };
-        }
-    }
-}
-
-fn socketpair() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let mut fds = [0; 2];
-    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
-    // SAFETY: valid array of two ints.
-    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
-        return Err(SandboxError::Setup { step: "socketpair".into(), source: io::Error::last_os_error() });
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Unshares a new, empty network namespace in the caller and sends it to
-/// init. On failure nothing is sent and init refuses to start the command.
-fn send_network_namespace(sock: &OwnedFd) {
-    // SAFETY: unshare of the caller's own network namespace; the caller holds
-    // every capability in the user namespace that will own it.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        let errno = errno().to_le_bytes();
-        // SAFETY: sending our own 4-byte buffer.
-        unsafe { libc::send(sock.as_raw_fd(), errno.as_ptr().cast(), errno.len(), 0) };
-        return;
-    }
-    let Ok(ns) = std::fs::File::open("/proc/self/ns/net") else {
-        return;
-    };
-    let fd = ns.as_raw_fd();
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: msghdr points at live buffers; the control buffer is sized by
-    // CMSG_SPACE for one fd, and CMSG_FIRSTHDR of it is non-null.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        libc::sendmsg(sock.as_raw_fd(), &msg, 0);
-    }
-}
-
-/// Receives the network namespace from the caller and joins it.
-fn join_network_namespace(sock: RawFd) -> io::Result<()> {
-    let mut buf = [0u8; 4];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    let mut control = vec![0u8; space];
-    // SAFETY: msghdr points at live buffers of the sizes given; a control
-    // message is read only when the kernel says it is there.
-    let fd = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null() || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
-            let code = if n == 4 { i32::from_le_bytes(buf) } else { libc::EPROTO };
-            return Err(io::Error::from_raw_os_error(code));
-        }
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>()))
-    };
-    // SAFETY: joining a namespace by an fd we own.
-    if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: closing the socket init no longer needs.
-    unsafe { libc::close(sock) };
-    Ok(())
 }
 
 fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {

@@ -1,0 +1,235 @@
+//! Library-level tests of `airlock_sandbox::run`. `run` must be called from a
+//! single-threaded process, so this binary has its own `main` (no libtest
+//! harness, which runs tests on threads) and runs each case in turn.
+//!
+//! The escape suite, which attacks the sandbox through the `airlock` binary,
+//! lives in airlock-cli's tests; these cases check the library's contract:
+//! statuses, capture, timeouts, limits, refusals and cleanup.
+
+// A test binary without libtest: clippy does not see it as test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use airlock_policy::{Context, Policy};
+use airlock_sandbox::{SandboxError, SandboxSpec, Status, Stdio, run};
+
+struct Case {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    ws: PathBuf,
+}
+
+impl Case {
+    fn new() -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let ws = root.join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::create_dir_all(root.join("home")).unwrap();
+        Case { _dir: dir, root, ws }
+    }
+
+    fn spec(&self) -> SandboxSpec {
+        let cx = Context { home: self.root.join("home"), workspace: self.ws.clone() };
+        let policy = Policy::defaults(&cx);
+        let env = [("PATH".into(), "/usr/bin:/bin".into())];
+        SandboxSpec::from_policy(&policy, &self.ws, &self.ws, env, &[]).unwrap()
+    }
+}
+
+fn sh(script: &str) -> Vec<OsString> {
+    vec!["/bin/sh".into(), "-c".into(), script.into()]
+}
+
+fn exited(status: Status) -> i32 {
+    match status {
+        Status::Exited(code) => code,
+        Status::TimedOut => panic!("timed out"),
+    }
+}
+
+fn exit_status_is_the_commands() {
+    let case = Case::new();
+    let out = run(&case.spec(), &sh("exit 7"), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 7);
+    let out = run(&case.spec(), &sh("kill -TERM $$"), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 128 + libc::SIGTERM);
+}
+
+fn output_is_captured_and_truncation_is_marked() {
+    let case = Case::new();
+    let mut spec = case.spec();
+    let out = run(&spec, &sh("echo out; echo err >&2"), Stdio::Capture).unwrap();
+    assert_eq!(out.stdout.to_bytes_marked(), b"out\n");
+    assert_eq!(out.stderr.to_bytes_marked(), b"err\n");
+    spec.limits.output_bytes = 100;
+    let out = run(&spec, &sh("head -c 100000 /dev/zero | tr '\\0' x; echo END"), Stdio::Capture).unwrap();
+    let text = String::from_utf8(out.stdout.to_bytes_marked()).unwrap();
+    assert!(out.stdout.truncated());
+    // 100000 x, then "END\n": 100004 bytes, 100 kept.
+    assert_eq!(out.stdout.dropped, 100_004 - 100);
+    assert!(text.contains("[airlock: output truncated: 99904 bytes omitted]"), "{text}");
+    assert!(text.ends_with("END\n"), "the tail is kept: {text}");
+}
+
+fn the_timeout_kills_the_whole_tree() {
+    let case = Case::new();
+    let mut spec = case.spec();
+    spec.limits.timeout = Some(Duration::from_millis(500));
+    // A grandchild in its own session keeps writing a heartbeat.
+    let script = "setsid sh -c 'while :; do date +%s%N >> beat; sleep 0.05; done' & sleep 30";
+    let start = Instant::now();
+    let out = run(&spec, &sh(script), Stdio::Capture).unwrap();
+    assert_eq!(out.status, Status::TimedOut);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let len = std::fs::metadata(case.ws.join("beat")).unwrap().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::metadata(case.ws.join("beat")).unwrap().len(), len, "the grandchild outlived the timeout");
+}
+
+fn a_daemon_dies_with_the_command() {
+    let case = Case::new();
+    let script = "setsid sh -c 'while :; do date +%s%N >> beat; sleep 0.05; done' & sleep 0.3";
+    let out = run(&case.spec(), &sh(script), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 0);
+    let len = std::fs::metadata(case.ws.join("beat")).unwrap().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::metadata(case.ws.join("beat")).unwrap().len(), len, "the daemon outlived the command");
+}
+
+fn a_missing_program_is_an_exec_error() {
+    let case = Case::new();
+    let err = run(&case.spec(), &["no-such-program-anywhere".into()], Stdio::Capture).unwrap_err();
+    assert!(matches!(err, SandboxError::Exec { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), airlock_sandbox::EXIT_NOT_FOUND);
+}
+
+fn writes_land_in_the_workspace_only() {
+    let case = Case::new();
+    let outside = case.root.join("outside");
+    let host_tmp = std::env::temp_dir().join(format!("airlock-test-{}", std::process::id()));
+    // The workspace sits under /tmp here, so its parent folder exists inside,
+    // but on the private /tmp: writes there never reach the host.
+    let script = format!(
+        "echo in > inside; echo tmp > {}; echo out > {}; echo etc > /etc/airlock-test",
+        host_tmp.display(),
+        outside.display()
+    );
+    let out = run(&case.spec(), &sh(&script), Stdio::Capture).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr.to_bytes_marked()).into_owned();
+    assert_ne!(exited(out.status), 0, "writing to /etc succeeded");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(case.ws.join("inside")).unwrap(), "in\n");
+    assert!(!outside.exists(), "a write next to the workspace reached the host");
+    assert!(!host_tmp.exists(), "the sandbox's /tmp is the host's");
+    assert!(!Path::new("/etc/airlock-test").exists());
+}
+
+fn placeholders_are_removed_after_the_run() {
+    let case = Case::new();
+    let out = run(&case.spec(), &sh("ls -a; test -d .claude && ! touch .claude/x"), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 0, "{}", String::from_utf8_lossy(&out.stderr.to_bytes_marked()));
+    let listing = String::from_utf8(out.stdout.to_bytes_marked()).unwrap();
+    assert!(listing.contains(".claude") && listing.contains(".envrc"), "{listing}");
+    let left: Vec<_> = std::fs::read_dir(&case.ws).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "placeholders left behind: {left:?}");
+}
+
+fn a_placeholder_that_was_filled_is_kept() {
+    // A protected path created on the host during the run (by the user, not
+    // the sandbox) must survive the cleanup.
+    let case = Case::new();
+    let ws = case.ws.clone();
+    let script = "sleep 0.5";
+    let writer = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("sleep 0.2; echo user > {}/.envrc", ws.display()))
+        .spawn()
+        .unwrap();
+    // The writer is a separate process, so this one stays single-threaded.
+    let out = run(&case.spec(), &sh(script), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 0);
+    let mut writer = writer;
+    writer.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(ws.join(".envrc")).unwrap(), "user\n");
+}
+
+fn a_simulated_missing_layer_refuses_and_runs_nothing() {
+    let case = Case::new();
+    for layer in ["landlock", "landlock-abi5", "seccomp", "userns"] {
+        // SAFETY: this process is single-threaded.
+        unsafe { std::env::set_var(airlock_sandbox::kernel::SIMULATE_MISSING_ENV, layer) };
+        let err = run(&case.spec(), &sh("echo ran > marker"), Stdio::Capture).unwrap_err();
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(airlock_sandbox::kernel::SIMULATE_MISSING_ENV) };
+        assert!(matches!(err, SandboxError::Unavailable(_)), "{layer}: {err:?}");
+        assert_eq!(err.exit_code(), airlock_sandbox::EXIT_REFUSED);
+        assert!(err.to_string().contains("hint:"), "{err}");
+        assert!(!case.ws.join("marker").exists(), "{layer}: the command ran");
+    }
+}
+
+/// Regression: the caller once unshared its own namespaces, so a second
+/// run, or any new thread, failed afterwards.
+fn the_caller_is_unchanged_by_a_run() {
+    let case = Case::new();
+    let before = std::fs::read_link("/proc/self/ns/user").unwrap();
+    for _ in 0..3 {
+        let out = run(&case.spec(), &sh("true"), Stdio::Capture).unwrap();
+        assert_eq!(exited(out.status), 0);
+    }
+    assert_eq!(std::fs::read_link("/proc/self/ns/user").unwrap(), before);
+    std::thread::spawn(|| ()).join().unwrap();
+    let out = run(&case.spec(), &sh("true"), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 0);
+}
+
+fn a_multithreaded_caller_is_refused() {
+    let case = Case::new();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || rx.recv());
+    let err = run(&case.spec(), &sh("true"), Stdio::Capture).unwrap_err();
+    drop(tx);
+    thread.join().unwrap().ok();
+    assert!(err.to_string().contains("single-threaded"), "{err}");
+}
+
+fn main() {
+    let cases: &[(&str, fn())] = &[
+        ("exit_status_is_the_commands", exit_status_is_the_commands),
+        ("output_is_captured_and_truncation_is_marked", output_is_captured_and_truncation_is_marked),
+        ("the_timeout_kills_the_whole_tree", the_timeout_kills_the_whole_tree),
+        ("a_daemon_dies_with_the_command", a_daemon_dies_with_the_command),
+        ("a_missing_program_is_an_exec_error", a_missing_program_is_an_exec_error),
+        ("writes_land_in_the_workspace_only", writes_land_in_the_workspace_only),
+        ("placeholders_are_removed_after_the_run", placeholders_are_removed_after_the_run),
+        ("a_placeholder_that_was_filled_is_kept", a_placeholder_that_was_filled_is_kept),
+        ("a_simulated_missing_layer_refuses_and_runs_nothing", a_simulated_missing_layer_refuses_and_runs_nothing),
+        ("the_caller_is_unchanged_by_a_run", the_caller_is_unchanged_by_a_run),
+        // Last: it starts a thread (joined before it returns).
+        ("a_multithreaded_caller_is_refused", a_multithreaded_caller_is_refused),
+    ];
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let mut failed = Vec::new();
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        // Panics are caught on this thread: no thread is started for them.
+        match std::panic::catch_unwind(case) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+    println!("\nall sandbox library cases passed");
+}
