@@ -134,8 +134,26 @@ impl SandboxSpec {
             tmp_bytes: l.tmp_size_mb.value.saturating_mul(MIB),
         };
         let env = clean_env(host_env, extra_env);
+        let home = env.iter().find(|(k, _)| k == "HOME").and_then(|(_, v)| fs_err::canonicalize(v).ok());
+        check_workspace(&workspace, home.as_deref())?;
         Ok(SandboxSpec { workspace, cwd, writable_roots, readable_roots, deny_read, protected, limits, env })
     }
+}
+
+/// The workspace is writable from inside, and it comes from the current
+/// directory, so a command started in the wrong place would get far too
+/// much: refuse `/` and the home folder or any folder above it.
+fn check_workspace(workspace: &Path, home: Option<&Path>) -> Result<(), SandboxError> {
+    let too_wide = workspace == Path::new("/") || home.is_some_and(|h| h.starts_with(workspace));
+    if too_wide {
+        return Err(SandboxError::Workspace {
+            path: workspace.to_path_buf(),
+            reason: "it is / or holds the home folder, so the sandbox would make all of it writable (shell rc \
+                     files included)\nhint: run airlock from a project folder"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 /// A project file comes with the repository, so it may only narrow what the
@@ -248,6 +266,18 @@ mod tests {
         fs_err::create_dir_all(dir.join("ws/docs")).unwrap();
         let policy = policy_with_project_root(&dir, dir.join("ws/docs"));
         SandboxSpec::from_policy(&policy, &dir.join("ws"), &dir.join("ws"), env(&[]), &[]).unwrap();
+    }
+
+    #[test]
+    fn the_root_and_the_home_folder_are_refused_as_workspaces() {
+        let home = Path::new("/home/u");
+        for ws in ["/", "/home", "/home/u"] {
+            let err = check_workspace(Path::new(ws), Some(home)).unwrap_err().to_string();
+            assert!(err.contains("hint: run airlock from a project folder"), "{ws}: {err}");
+        }
+        check_workspace(Path::new("/home/u/proj"), Some(home)).unwrap();
+        check_workspace(Path::new("/srv/proj"), None).unwrap();
+        assert!(check_workspace(Path::new("/"), None).is_err());
     }
 
     #[test]
