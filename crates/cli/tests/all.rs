@@ -92,6 +92,7 @@ const CASES: &[(&str, CaseFn)] = &[
         policy::managed_policy_can_forbid_running_without_the_sandbox,
     ),
     ("loader_variables_never_reach_the_command", policy::loader_variables_never_reach_the_command),
+    ("the_home_folder_is_refused_as_the_workspace", policy::the_home_folder_is_refused_as_the_workspace),
 ];
 
 fn main() {

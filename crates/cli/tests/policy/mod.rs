@@ -101,3 +101,14 @@ pub fn loader_variables_never_reach_the_command() -> Verdict {
     assert!(!run.stdout.contains("LD_LIBRARY_PATH"), "a loader variable reached the command:\n{run}");
     Verdict::Passed
 }
+
+pub fn the_home_folder_is_refused_as_the_workspace() -> Verdict {
+    let case = Case::new();
+    let mut cmd = case.command(crate::support::airlock_bin());
+    cmd.current_dir(&case.home).args(["sandbox", "--", "/bin/sh", "-c", "echo x > marker"]);
+    let run = case.run(cmd, "airlock sandbox (from the home folder)".into());
+    run.exited(125);
+    assert!(run.stderr.contains("run airlock from a project folder"), "{run}");
+    assert!(!case.home.join("marker").exists());
+    Verdict::Passed
+}
