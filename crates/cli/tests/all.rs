@@ -85,6 +85,10 @@ const CASES: &[(&str, CaseFn)] = &[
     // Policy front end.
     ("a_project_config_cannot_make_everything_writable", policy::a_project_config_cannot_make_everything_writable),
     ("a_project_config_cannot_read_a_denied_folder", policy::a_project_config_cannot_read_a_denied_folder),
+    (
+        "a_project_config_cannot_widen_a_managed_restriction",
+        policy::a_project_config_cannot_widen_a_managed_restriction,
+    ),
     ("policy_check_reports_line_and_column", policy::policy_check_reports_line_and_column),
     ("policy_show_lists_sources", policy::policy_show_lists_sources),
     (

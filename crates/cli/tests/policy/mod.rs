@@ -112,3 +112,22 @@ pub fn the_home_folder_is_refused_as_the_workspace() -> Verdict {
     assert!(!case.home.join("marker").exists());
     Verdict::Passed
 }
+
+pub fn a_project_config_cannot_widen_a_managed_restriction() -> Verdict {
+    let case = Case::new();
+    case.write_managed_policy("[network]\nmode = \"none\"\n\n[limits]\ntimeout_secs = 60\n");
+    case.write_project_config("[limits]\ntimeout_secs = 86400\n");
+    let run = case.airlock(&["sandbox", "--", "/bin/sh", "-c", "echo x > marker"]);
+    run.exited(EXIT_USAGE);
+    let project = case.ws.join(".airlock/config.toml").display().to_string();
+    let managed = format!("managed policy {}", case.managed.display());
+    assert!(run.stderr.contains(&project), "the message does not name the project file:\n{run}");
+    assert!(run.stderr.contains(&managed), "the message does not name the managed policy:\n{run}");
+    assert!(run.stderr.contains("limits.timeout_secs"), "the message does not name the key:\n{run}");
+    assert!(!case.ws.join("marker").exists());
+    // Narrowing it is fine.
+    case.write_project_config("[limits]\ntimeout_secs = 30\n");
+    case.airlock(&["sandbox", "--", "/bin/sh", "-c", "echo x > marker"]).exited(0);
+    assert!(case.ws.join("marker").exists());
+    Verdict::Passed
+}
