@@ -25,6 +25,7 @@ mod explain;
 pub mod kernel;
 mod launch;
 pub mod plan;
+mod root;
 pub mod seccomp;
 mod spec;
 
