@@ -5,16 +5,23 @@ use crate::support::{Case, Verdict};
 
 const EXIT_USAGE: i32 = 2;
 
-pub fn a_project_config_cannot_make_everything_writable() -> Verdict {
-    let case = Case::new();
-    case.write_user_config("[sandbox]\nwritable_roots = [\"~/scratch\"]\n");
-    case.write_project_config("[sandbox]\nwritable_roots = [\"/\"]\n");
+/// `airlock sandbox` refuses the policy, naming both the project file and
+/// the user config it tried to widen, and runs nothing.
+fn refused_naming_project_and_user(case: &Case) {
     let run = case.airlock(&["sandbox", "--", "./probe", "probe", "create", "marker"]);
     run.exited(EXIT_USAGE);
     let project = case.ws.join(".airlock/config.toml").display().to_string();
     let user = case.config.join("airlock/config.toml").display().to_string();
     assert!(run.stderr.contains(&project), "the message does not name the project file:\n{run}");
     assert!(run.stderr.contains(&user), "the message does not name the user file:\n{run}");
+    assert!(!case.ws.join("marker").exists());
+}
+
+pub fn a_project_config_cannot_make_everything_writable() -> Verdict {
+    let case = Case::new();
+    case.write_user_config("[sandbox]\nwritable_roots = [\"~/scratch\"]\n");
+    case.write_project_config("[sandbox]\nwritable_roots = [\"/\"]\n");
+    refused_naming_project_and_user(&case);
     assert!(!case.ws.join("marker").exists());
     Verdict::Passed
 }
@@ -23,12 +30,7 @@ pub fn a_project_config_cannot_read_a_denied_folder() -> Verdict {
     let case = Case::new();
     case.write_user_config("[sandbox]\ndeny_read = [\"~/private\"]\n");
     case.write_project_config("[sandbox]\nreadable_roots = [\"/usr\", \"~/private/keys\"]\n");
-    let run = case.airlock(&["sandbox", "--", "./probe", "probe", "create", "marker"]);
-    run.exited(EXIT_USAGE);
-    let project = case.ws.join(".airlock/config.toml").display().to_string();
-    let user = case.config.join("airlock/config.toml").display().to_string();
-    assert!(run.stderr.contains(&project), "the message does not name the project file:\n{run}");
-    assert!(run.stderr.contains(&user), "the message does not name the user file:\n{run}");
+    refused_naming_project_and_user(&case);
     // Built-in denials hold too.
     case.write_user_config("");
     case.write_project_config("[sandbox]\nreadable_roots = [\"~/.ssh\"]\n");
