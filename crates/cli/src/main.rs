@@ -170,6 +170,10 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     }
     match outcome.status {
         Status::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Status::Interrupted(signal) => {
+            eprintln!("airlock: interrupted by signal {signal}: killed the command and all its processes");
+            Ok(ExitCode::from((128 + signal).clamp(0, 255) as u8))
+        }
         Status::TimedOut => {
             let secs = spec.limits.timeout.map_or(0, |t| t.as_secs());
             eprintln!("airlock: killed the command and all its processes after the {secs} s timeout");

@@ -55,6 +55,9 @@ pub enum Status {
     Exited(i32),
     /// It ran past the timeout; the whole process tree was killed.
     TimedOut,
+    /// The caller got this signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) while
+    /// the command ran; the whole process tree was killed and cleaned up.
+    Interrupted(i32),
 }
 
 /// The result of a sandboxed run.
@@ -84,11 +87,68 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     let filter = seccomp::program(&seccomp::rules());
     let prepared = Prepared::new(spec, argv)?;
 
+    // From here a Ctrl-C or a kill of the caller ends the command and still
+    // removes the placeholders, instead of killing the caller midway.
+    let signals = Signals::block()?;
     let workspace_lock = WorkspaceLock::acquire(&spec.workspace)?;
     let created = create_placeholders(&plan)?;
-    let result = run_prepared(spec, &plan, &filter, &prepared, stdio);
+    let result = run_prepared(spec, &plan, &filter, &prepared, stdio, &signals);
     workspace_lock.remove_placeholders_if_alone(&created);
     result
+}
+
+/// The signals that end a run early, blocked in the caller and read from a
+/// signalfd while the command runs; the mask is restored on drop (and in the
+/// command before exec).
+struct Signals {
+    fd: OwnedFd,
+    old_mask: libc::sigset_t,
+}
+
+const ENDING_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+impl Signals {
+    fn block() -> Result<Signals, SandboxError> {
+        let setup = |source| SandboxError::Setup { step: "block signals".into(), source };
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+        let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid sigset pointers; signalfd returns a new fd we own.
+        unsafe {
+            libc::sigemptyset(&mut mask);
+            for sig in ENDING_SIGNALS {
+                libc::sigaddset(&mut mask, sig);
+            }
+            if libc::sigprocmask(libc::SIG_BLOCK, &mask, &mut old_mask) != 0 {
+                return Err(setup(io::Error::last_os_error()));
+            }
+            let fd = libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+                return Err(setup(e));
+            }
+            Ok(Signals { fd: OwnedFd::from_raw_fd(fd), old_mask })
+        }
+    }
+
+    /// The signal that arrived, if any.
+    fn take(&self) -> Option<i32> {
+        // SAFETY: signalfd_siginfo is plain data; we read at most its size.
+        let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        // SAFETY: reading into our own struct from an fd we own.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
+        (n == size as isize).then_some(info.ssi_signo as i32)
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        // SAFETY: restoring the mask saved in `block`.
+        unsafe { libc::sigprocmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
 }
 
 /// Everything the children need, allocated before forking.
@@ -139,6 +199,7 @@ fn run_prepared(
     filter: &[libc::sock_filter],
     prepared: &Prepared,
     stdio: Stdio,
+    signals: &Signals,
 ) -> Result<Outcome, SandboxError> {
     let start = Instant::now();
     let (status_r, status_w) = pipe()?;
@@ -175,6 +236,7 @@ fn run_prepared(
             status_fd: status_w.as_raw_fd(),
             go_fd: go.as_ref().map(|(r, _)| r.as_raw_fd()),
             capture: capture_fds,
+            signal_mask: signals.old_mask,
         };
         init_main(&inside)
     }
@@ -195,7 +257,15 @@ fn run_prepared(
     }
     drop(go);
     drop(status_w);
-    let init_pidfd = pidfd_open(init);
+    // Landlock ABI 6 means Linux 6.12, so pidfd_open (5.3) is there; without
+    // it the timeout could not be kept, so refuse rather than run unbounded.
+    let Some(init_pidfd) = pidfd_open(init) else {
+        let source = io::Error::last_os_error();
+        // SAFETY: `init` is our child and has not been reaped yet.
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        let _ = wait_for(init);
+        return Err(SandboxError::Setup { step: "pidfd_open".into(), source });
+    };
     let (out_r, err_r) = match capture {
         Some(((out_r, out_w), (err_r, err_w))) => {
             drop((out_w, err_w));
@@ -217,51 +287,68 @@ fn run_prepared(
     let limit = spec.limits.output_bytes as usize;
     let mut stdout = CappedBuffer::new(limit);
     let mut stderr = CappedBuffer::new(limit);
-    let timed_out = supervise(init, init_pidfd.as_ref(), deadline, out_r, err_r, &mut stdout, &mut stderr)?;
+    let ending = supervise(init, &init_pidfd, signals, deadline, out_r, err_r, &mut stdout, &mut stderr)?;
     let code = wait_for(init)?;
     Ok(Outcome {
-        status: if timed_out { Status::TimedOut } else { Status::Exited(code) },
+        status: match ending {
+            Ending::Exited => Status::Exited(code),
+            Ending::Killed(status) => status,
+        },
         stdout: stdout.finish(),
         stderr: stderr.finish(),
         elapsed: start.elapsed(),
     })
 }
 
-/// Waits for init to exit (or the deadline), reading captured output as it
-/// comes. Returns whether the deadline killed it.
+/// How supervision ended.
+enum Ending {
+    /// Init exited by itself.
+    Exited,
+    /// The caller killed it, for this reason.
+    Killed(Status),
+}
+
+/// Waits for init to exit, reading captured output as it comes; kills init
+/// (and so the whole namespace) at the deadline or on an ending signal.
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     init: libc::pid_t,
-    pidfd: Option<&OwnedFd>,
+    pidfd: &OwnedFd,
+    signals: &Signals,
     deadline: Option<Instant>,
     mut out: Option<OwnedFd>,
     mut err: Option<OwnedFd>,
     stdout: &mut CappedBuffer,
     stderr: &mut CappedBuffer,
-) -> Result<bool, SandboxError> {
-    let mut timed_out = false;
-    let mut exited = pidfd.is_none() && deadline.is_none();
+) -> Result<Ending, SandboxError> {
+    let mut ending = Ending::Exited;
+    let mut exited = false;
     let mut buf = vec![0u8; 64 * 1024];
+    let kill = |why: Status, ending: &mut Ending| {
+        if matches!(ending, Ending::Exited) {
+            // SAFETY: `init` is our child and has not been reaped yet.
+            unsafe { libc::kill(init, libc::SIGKILL) };
+            *ending = Ending::Killed(why);
+        }
+    };
     loop {
         if exited && out.is_none() && err.is_none() {
-            return Ok(timed_out);
+            return Ok(ending);
         }
-        let mut fds = Vec::with_capacity(3);
-        if !exited && let Some(p) = pidfd {
-            fds.push(libc::pollfd { fd: p.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        let mut fds = Vec::with_capacity(4);
+        fds.push(libc::pollfd { fd: signals.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        if !exited {
+            fds.push(libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
         for fd in [&out, &err].into_iter().flatten() {
             fds.push(libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
-        let timeout_ms = match deadline {
-            Some(d) if !timed_out => {
+        let timeout_ms = match (deadline, &ending) {
+            (Some(d), Ending::Exited) => {
                 d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32
             }
             _ => -1,
         };
-        if fds.is_empty() {
-            // No pidfd (old kernel) and nothing captured: block in waitpid.
-            return Ok(timed_out);
-        }
         // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
         if n < 0 {
@@ -273,16 +360,20 @@ fn supervise(
         }
         if n == 0 {
             // Deadline: killing init makes the kernel kill the whole namespace.
-            // SAFETY: `init` is our child and has not been reaped yet.
-            unsafe { libc::kill(init, libc::SIGKILL) };
-            timed_out = true;
+            kill(Status::TimedOut, &mut ending);
             continue;
         }
         for p in &fds {
             if p.revents == 0 {
                 continue;
             }
-            if pidfd.is_some_and(|pf| pf.as_raw_fd() == p.fd) {
+            if p.fd == signals.fd.as_raw_fd() {
+                if let Some(sig) = signals.take() {
+                    kill(Status::Interrupted(sig), &mut ending);
+                }
+                continue;
+            }
+            if p.fd == pidfd.as_raw_fd() {
                 exited = true;
                 continue;
             }
@@ -440,6 +531,8 @@ struct Inside<'a> {
     go_fd: Option<RawFd>,
     /// Write ends of the capture pipes, when output is captured.
     capture: Option<(RawFd, RawFd)>,
+    /// The caller's signal mask, restored in the command before exec.
+    signal_mask: libc::sigset_t,
 }
 
 fn init_main(inside: &Inside) -> ! {
@@ -529,6 +622,10 @@ fn command_main(inside: &Inside) -> ! {
     if let Err(e) = seccomp::install(filter) {
         report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "seccomp filter");
     }
+    // The caller blocks the signals that end a run; the command gets its
+    // original mask back.
+    // SAFETY: restoring a mask saved by the caller.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &inside.signal_mask, std::ptr::null_mut()) };
     exec(prepared, status_fd)
 }
 

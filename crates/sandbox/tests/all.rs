@@ -48,7 +48,7 @@ fn sh(script: &str) -> Vec<OsString> {
 fn exited(status: Status) -> i32 {
     match status {
         Status::Exited(code) => code,
-        Status::TimedOut => panic!("timed out"),
+        other => panic!("ended by {other:?}"),
     }
 }
 
@@ -173,6 +173,25 @@ fn a_simulated_missing_layer_refuses_and_runs_nothing() {
     }
 }
 
+fn a_signal_to_the_caller_kills_the_tree_and_cleans_up() {
+    let case = Case::new();
+    // Another process sends SIGTERM to this one while the command runs.
+    let me = std::process::id();
+    let mut sender =
+        std::process::Command::new("/bin/sh").arg("-c").arg(format!("sleep 0.5; kill -TERM {me}")).spawn().unwrap();
+    let start = Instant::now();
+    let script = "setsid sh -c 'while :; do date +%s%N >> beat; sleep 0.05; done' & sleep 30";
+    let out = run(&case.spec(), &sh(script), Stdio::Capture).unwrap();
+    sender.wait().unwrap();
+    assert_eq!(out.status, Status::Interrupted(libc::SIGTERM));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let len = std::fs::metadata(case.ws.join("beat")).unwrap().len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::metadata(case.ws.join("beat")).unwrap().len(), len, "the tree outlived the signal");
+    let left: Vec<_> = std::fs::read_dir(&case.ws).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["beat"], "placeholders left behind");
+}
+
 /// Regression: the caller once unshared its own namespaces, so a second
 /// run, or any new thread, failed afterwards.
 fn the_caller_is_unchanged_by_a_run() {
@@ -211,6 +230,7 @@ fn main() {
         ("a_placeholder_that_was_filled_is_kept", a_placeholder_that_was_filled_is_kept),
         ("a_simulated_missing_layer_refuses_and_runs_nothing", a_simulated_missing_layer_refuses_and_runs_nothing),
         ("the_caller_is_unchanged_by_a_run", the_caller_is_unchanged_by_a_run),
+        ("a_signal_to_the_caller_kills_the_tree_and_cleans_up", a_signal_to_the_caller_kills_the_tree_and_cleans_up),
         // Last: it starts a thread (joined before it returns).
         ("a_multithreaded_caller_is_refused", a_multithreaded_caller_is_refused),
     ];
