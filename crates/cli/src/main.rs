@@ -34,7 +34,8 @@ enum Command {
     /// Exit status: the command's own; 124 when killed by the timeout; 125 when the
     /// sandbox refused to run (a protection layer is unavailable or failed to apply);
     /// 126 when the command cannot be executed; 127 when it is not found; 2 for
-    /// invalid arguments or policy.
+    /// invalid arguments or policy; 128 + N when airlock got signal N (the
+    /// command and all its processes are killed first).
     Sandbox(SandboxArgs),
     /// Inspect and validate policy files.
     #[command(subcommand)]
