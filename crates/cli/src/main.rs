@@ -3,6 +3,8 @@
 // The front end is the one place that prints.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,8 @@ enum Command {
     /// Inspect and validate policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The tamper-evident audit log: keys, appends, verification, proofs.
+    Audit(audit::AuditArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sandbox(args) => sandbox(args),
         Command::Policy(cmd) => policy(cmd),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,

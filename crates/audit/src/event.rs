@@ -1,0 +1,236 @@
+//! What the log records, and the canonical bytes its hashes are taken over.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One audited event. Payloads are already redacted when they get here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// A session began.
+    SessionStart {
+        /// Digest of the effective policy.
+        policy_digest: String,
+        /// Where the model runs.
+        model_endpoint: String,
+        /// airlock's version.
+        airlock_version: String,
+        /// Who ran it.
+        user: String,
+        /// On which host.
+        host: String,
+        /// In which workspace.
+        workspace: String,
+    },
+    /// A session ended.
+    SessionEnd {
+        /// Why it ended.
+        reason: String,
+    },
+    /// A request left for a model.
+    ModelRequest {
+        /// Destination host or endpoint.
+        destination: String,
+        /// Bytes sent.
+        bytes: u64,
+        /// Digest of what was sent.
+        content_digest: String,
+        /// What redaction replaced (rule ids and counts, never secrets).
+        redactions: Vec<String>,
+    },
+    /// A model answered.
+    ModelResponse {
+        /// Where from.
+        destination: String,
+        /// Bytes received.
+        bytes: u64,
+        /// Digest of the answer.
+        content_digest: String,
+        /// Prompt tokens.
+        input_tokens: u64,
+        /// Completion tokens.
+        output_tokens: u64,
+    },
+    /// A tool call and the decision on it.
+    ToolCall {
+        /// Tool name.
+        name: String,
+        /// Digest of the arguments.
+        argument_digest: String,
+        /// allow, ask or deny.
+        decision: String,
+        /// What decided: a rule id, a human, or a mode.
+        decided_by: String,
+    },
+    /// A command that ran.
+    Command {
+        /// The argument vector.
+        argv: Vec<String>,
+        /// Working directory.
+        cwd: String,
+        /// Digest of the sandbox spec.
+        sandbox_digest: String,
+        /// Exit status.
+        exit_status: i64,
+        /// Wall-clock milliseconds.
+        duration_ms: u64,
+        /// Digest of the output.
+        output_digest: String,
+        /// Size of the output in bytes.
+        output_bytes: u64,
+    },
+    /// A file changed.
+    FileChange {
+        /// The path.
+        path: String,
+        /// Digest before (empty when created).
+        before: String,
+        /// Digest after (empty when deleted).
+        after: String,
+    },
+    /// Policy was violated (and the action refused).
+    PolicyViolation {
+        /// The rule.
+        rule: String,
+        /// What was attempted.
+        detail: String,
+    },
+    /// A connection was refused.
+    BlockedEgress {
+        /// Where to.
+        destination: String,
+        /// Why.
+        reason: String,
+    },
+    /// A record from outside (`airlock audit append`: hooks, CI pipelines).
+    External {
+        /// Who sent it.
+        source: String,
+        /// What it says.
+        data: Value,
+    },
+}
+
+impl Event {
+    /// The `kind` tag, as stored and shown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SessionStart { .. } => "session_start",
+            Event::SessionEnd { .. } => "session_end",
+            Event::ModelRequest { .. } => "model_request",
+            Event::ModelResponse { .. } => "model_response",
+            Event::ToolCall { .. } => "tool_call",
+            Event::Command { .. } => "command",
+            Event::FileChange { .. } => "file_change",
+            Event::PolicyViolation { .. } => "policy_violation",
+            Event::BlockedEgress { .. } => "blocked_egress",
+            Event::External { .. } => "external",
+        }
+    }
+}
+
+/// Why a value has no canonical form.
+#[derive(Debug, thiserror::Error)]
+pub enum CanonicalError {
+    /// RFC 8785 numbers are IEEE doubles; the log only takes integers, which
+    /// serialize the same everywhere.
+    #[error("{0} is not an integer: the audit log only records integer numbers")]
+    NotAnInteger(String),
+    /// The value could not be turned into JSON.
+    #[error("cannot serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Canonical JSON (RFC 8785 for the subset the log uses: objects with keys
+/// sorted, no whitespace, integers only, strings escaped as serde_json does,
+/// which matches RFC 8785 for these characters).
+pub fn canonical<T: Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
+    let value = serde_json::to_value(value)?;
+    let mut out = Vec::new();
+    write_canonical(&value, &mut out)?;
+    Ok(out)
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => out.extend(serde_json::to_vec(value)?),
+        Value::Number(n) if n.is_i64() || n.is_u64() => out.extend(n.to_string().as_bytes()),
+        Value::Number(n) => return Err(CanonicalError::NotAnInteger(n.to_string())),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            // RFC 8785 sorts by UTF-16 code units; for the keys the log
+            // writes (ASCII) that is byte order.
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend(serde_json::to_vec(key)?);
+                out.push(b':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out)?;
+                }
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_sorted_and_there_is_no_whitespace() {
+        let v = serde_json::json!({"b": 1, "a": [true, null, "x\n"], "c": {"z": 0, "y": -3}});
+        assert_eq!(
+            String::from_utf8(canonical(&v).unwrap()).unwrap(),
+            r#"{"a":[true,null,"x\n"],"b":1,"c":{"y":-3,"z":0}}"#
+        );
+    }
+
+    #[test]
+    fn floats_are_refused() {
+        let err = canonical(&serde_json::json!({"x": 1.5})).unwrap_err();
+        assert!(err.to_string().contains("1.5"));
+    }
+
+    #[test]
+    fn events_round_trip_and_serialize_stably() {
+        let e = Event::Command {
+            argv: vec!["cargo".into(), "test".into()],
+            cwd: "/w".into(),
+            sandbox_digest: "ab".into(),
+            exit_status: 0,
+            duration_ms: 12,
+            output_digest: "cd".into(),
+            output_bytes: 3,
+        };
+        let bytes = canonical(&e).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"argv":["cargo","test"],"cwd":"/w","duration_ms":12,"exit_status":0,"kind":"command","output_bytes":3,"output_digest":"cd","sandbox_digest":"ab"}"#
+        );
+        let back: Event = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.kind(), "command");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<Event>(r#"{"kind":"session_end","reason":"x","extra":1}"#).unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
+}

@@ -1,0 +1,12 @@
+//! The tamper-evident audit log: events in canonical JSON, an RFC 6962
+//! Merkle tree over them kept in SQLite with O(log n) appends and proofs,
+//! payloads apart from leaves (so they can be pruned), and C2SP checkpoints
+//! signed with Ed25519 that anyone can verify offline with the public key.
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod event;
+pub mod log;
+pub mod merkle;
+pub mod note;
+pub mod store;

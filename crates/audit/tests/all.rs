@@ -1,0 +1,383 @@
+//! The tamper suite: every kind of tampering is detected and located, and a
+//! writer killed mid-burst loses nothing it acknowledged. Its own `main` (no
+//! libtest threads) so that the crash test can run this binary as the writer.
+
+// A test binary without libtest: clippy does not see it as test code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock_audit::event::Event;
+use airlock_audit::log::{AuditLog, CheckpointEvery, Tamper, Verified, verify};
+use airlock_audit::note::{Signer, Verifier};
+use airlock_audit::store::{Durability, SqliteStore};
+use rusqlite::{Connection, params};
+
+const ORIGIN: &str = "airlock.test/audit";
+const MAC_KEY: [u8; 32] = [7; 32];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    signer: Signer,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        Fixture { _dir: dir, db, signer: Signer::generate("airlock-test").unwrap() }
+    }
+
+    fn log(&self, every: u64) -> AuditLog<SqliteStore> {
+        let store = SqliteStore::open(&self.db, Durability::Durable).unwrap();
+        let every = CheckpointEvery { entries: every, interval: Duration::from_secs(3600) };
+        AuditLog::open(store, self.signer.clone(), ORIGIN, MAC_KEY, every).unwrap()
+    }
+
+    /// `n` events, a checkpoint every 10.
+    fn filled(n: u64) -> Fixture {
+        let fx = Fixture::new();
+        let mut log = fx.log(10);
+        for i in 0..n {
+            log.append("s1", &[event(i)]).unwrap();
+        }
+        fx
+    }
+
+    fn verifier(&self) -> Verifier {
+        self.signer.verifier()
+    }
+
+    fn verify(&self, retained: &[String]) -> Result<Verified, Tamper> {
+        let store = SqliteStore::open(&self.db, Durability::Durable).unwrap();
+        verify(&store, &self.verifier(), ORIGIN, Some(&MAC_KEY), retained).unwrap()
+    }
+
+    fn sql(&self) -> Connection {
+        Connection::open(&self.db).unwrap()
+    }
+
+    fn latest_checkpoint(&self) -> String {
+        self.sql().query_row("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| r.get(0)).unwrap()
+    }
+}
+
+fn event(i: u64) -> Event {
+    Event::Command {
+        argv: vec!["cargo".into(), "test".into(), format!("case-{i}")],
+        cwd: "/w".into(),
+        sandbox_digest: "00".into(),
+        exit_status: 0,
+        duration_ms: i,
+        output_digest: "11".into(),
+        output_bytes: i * 3,
+    }
+}
+
+fn expect(result: Result<Verified, Tamper>, want: Tamper) {
+    match result {
+        Ok(v) => panic!("tampering not detected (verified {v:?}), expected: {want}"),
+        Err(got) => assert_eq!(got, want, "detected, but located as: {got}"),
+    }
+}
+
+fn an_untouched_log_verifies() {
+    let fx = Fixture::filled(25);
+    let v = fx.verify(&[]).unwrap();
+    assert_eq!(v, Verified { entries: 25, checkpoints: 2, payloads: 25, unsigned_tail: 5 });
+}
+
+fn an_edited_payload_is_found() {
+    let fx = Fixture::filled(25);
+    fx.sql()
+        .execute(
+            "UPDATE payloads SET payload = CAST('{\"kind\":\"session_end\",\"reason\":\"x\"}' AS BLOB) WHERE idx = 13",
+            [],
+        )
+        .unwrap();
+    expect(fx.verify(&[]), Tamper::PayloadEdited { index: 13 });
+}
+
+fn an_edited_entry_is_found() {
+    let fx = Fixture::filled(25);
+    let entry: Vec<u8> = fx.sql().query_row("SELECT entry FROM entries WHERE idx = 7", [], |r| r.get(0)).unwrap();
+    let edited = String::from_utf8(entry).unwrap().replace("\"session\":\"s1\"", "\"session\":\"s2\"");
+    fx.sql().execute("UPDATE entries SET entry = ?1 WHERE idx = 7", params![edited.as_bytes()]).unwrap();
+    expect(fx.verify(&[]), Tamper::EntryEdited { index: 7 });
+}
+
+fn an_edited_entry_with_a_recomputed_leaf_breaks_the_signed_root() {
+    let fx = Fixture::filled(25);
+    let entry: Vec<u8> = fx.sql().query_row("SELECT entry FROM entries WHERE idx = 14", [], |r| r.get(0)).unwrap();
+    let edited = String::from_utf8(entry).unwrap().replace("\"session\":\"s1\"", "\"session\":\"s2\"");
+    let leaf = airlock_audit::merkle::leaf_hash(edited.as_bytes());
+    fx.sql()
+        .execute("UPDATE entries SET entry = ?1, leaf = ?2 WHERE idx = 14", params![edited.as_bytes(), &leaf[..]])
+        .unwrap();
+    expect(fx.verify(&[]), Tamper::RootMismatch { size: 20, from: 10 });
+}
+
+fn a_deleted_entry_is_found() {
+    let fx = Fixture::filled(25);
+    fx.sql().execute("DELETE FROM entries WHERE idx = 12", []).unwrap();
+    expect(fx.verify(&[]), Tamper::Missing { index: 12, found: 13 });
+}
+
+fn truncation_below_a_checkpoint_is_found() {
+    let fx = Fixture::filled(25);
+    fx.sql().execute("DELETE FROM entries WHERE idx >= 15", []).unwrap();
+    expect(fx.verify(&[]), Tamper::Truncated { size: 20, held: 15 });
+}
+
+fn swapped_entries_are_found() {
+    let fx = Fixture::filled(25);
+    let sql = fx.sql();
+    let row = |i: i64| -> (Vec<u8>, Vec<u8>) {
+        sql.query_row("SELECT entry, leaf FROM entries WHERE idx = ?1", [i], |r| Ok((r.get(0)?, r.get(1)?))).unwrap()
+    };
+    let (a, b) = (row(3), row(4));
+    sql.execute("UPDATE entries SET entry = ?1, leaf = ?2 WHERE idx = 3", params![b.0, b.1]).unwrap();
+    sql.execute("UPDATE entries SET entry = ?1, leaf = ?2 WHERE idx = 4", params![a.0, a.1]).unwrap();
+    expect(fx.verify(&[]), Tamper::BadEntry { index: 3, what: "it says it is entry 4".into() });
+}
+
+fn a_forged_log_is_caught_by_the_key_and_by_a_retained_checkpoint() {
+    let real = Fixture::filled(25);
+    let retained = real.latest_checkpoint();
+    // A self-consistent forgery: another log, signed by another key, copied over.
+    let forged = Fixture::new();
+    {
+        let mut log = forged.log(10);
+        for i in 0..25 {
+            log.append("s1", &[event(i + 1000)]).unwrap();
+        }
+    }
+    std::fs::copy(&forged.db, &real.db).unwrap();
+    let _ = std::fs::remove_file(real.db.with_extension("db-wal"));
+    match real.verify(&[]) {
+        Err(Tamper::BadCheckpoint { size: 10, what }) => assert!(what.contains("airlock-test") || !what.is_empty()),
+        other => panic!("the forgery was not caught by the key: {other:?}"),
+    }
+    // Even a forger holding the key is caught by a checkpoint kept elsewhere.
+    let forged_with_key =
+        Fixture { _dir: tempfile::tempdir().unwrap(), db: real.db.clone(), signer: real.signer.clone() };
+    std::fs::remove_file(&real.db).unwrap();
+    {
+        let mut log = forged_with_key.log(10);
+        for i in 0..25 {
+            log.append("s1", &[event(i + 2000)]).unwrap();
+        }
+    }
+    expect(real.verify(&[retained]), Tamper::RootMismatch { size: 20, from: 10 });
+}
+
+fn a_checkpoint_signed_by_another_key_is_found() {
+    let fx = Fixture::filled(25);
+    let other = Signer::generate("mallory").unwrap();
+    let cp =
+        airlock_audit::checkpoint::Checkpoint { origin: ORIGIN.into(), size: 20, root: [9; 32], extensions: vec![] };
+    let note = cp.sign(&other).unwrap();
+    fx.sql().execute("UPDATE checkpoints SET note = ?1 WHERE size = 20", params![note]).unwrap();
+    match fx.verify(&[]) {
+        Err(Tamper::BadCheckpoint { size: 20, .. }) => {}
+        other => panic!("expected checkpoint 20 to be rejected: {other:?}"),
+    }
+}
+
+fn a_checkpoint_whose_root_does_not_match_is_found() {
+    let fx = Fixture::filled(25);
+    let cp =
+        airlock_audit::checkpoint::Checkpoint { origin: ORIGIN.into(), size: 20, root: [9; 32], extensions: vec![] };
+    let note = cp.sign(&fx.signer).unwrap();
+    fx.sql().execute("UPDATE checkpoints SET note = ?1 WHERE size = 20", params![note]).unwrap();
+    expect(fx.verify(&[]), Tamper::RootMismatch { size: 20, from: 10 });
+}
+
+fn a_rollback_to_an_older_copy_is_found() {
+    let fx = Fixture::filled(15);
+    let old = fx.db.with_extension("old");
+    {
+        // A consistent copy of the database as it was.
+        let sql = fx.sql();
+        sql.execute("VACUUM INTO ?1", params![old.to_string_lossy()]).unwrap();
+    }
+    {
+        let mut log = fx.log(10);
+        for i in 15..35 {
+            log.append("s1", &[event(i)]).unwrap();
+        }
+    }
+    let retained = fx.latest_checkpoint();
+    std::fs::remove_file(&fx.db).unwrap();
+    let _ = std::fs::remove_file(fx.db.with_extension("db-wal"));
+    let _ = std::fs::remove_file(fx.db.with_extension("db-shm"));
+    std::fs::rename(&old, &fx.db).unwrap();
+    // Alone, the old copy is self-consistent: only the retained checkpoint reveals it.
+    fx.verify(&[]).unwrap();
+    expect(fx.verify(&[retained]), Tamper::Truncated { size: 30, held: 15 });
+}
+
+fn a_corrupt_database_page_is_reported() {
+    let fx = Fixture::filled(300);
+    {
+        // Fold the WAL into the main file, then damage a page in the middle.
+        fx.sql().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    }
+    let mut bytes = std::fs::read(&fx.db).unwrap();
+    assert!(bytes.len() > 8 * 4096, "database too small to damage a middle page");
+    let page = 4096 * 4;
+    for b in &mut bytes[page..page + 4096] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&fx.db, bytes).unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let store = SqliteStore::open(&fx.db, Durability::Durable)?;
+        verify(&store, &fx.verifier(), ORIGIN, Some(&MAC_KEY), &[])
+    });
+    match outcome {
+        Ok(Ok(Ok(v))) => panic!("a damaged page went unnoticed: {v:?}"),
+        Ok(Ok(Err(tamper))) => println!("    detected as: {tamper}"),
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&fx.db.display().to_string()), "the error does not name the database: {msg}");
+            println!("    detected as: {msg}");
+        }
+        Err(_) => panic!("verify panicked on a damaged database"),
+    }
+}
+
+fn pruned_payloads_keep_every_proof() {
+    let fx = Fixture::filled(25);
+    let mut store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    use airlock_audit::store::Store;
+    let pruned = store.prune_payloads(i64::MAX).unwrap();
+    assert_eq!(pruned, 25);
+    let v = fx.verify(&[]).unwrap();
+    assert_eq!((v.entries, v.payloads), (25, 0));
+    let log = fx.log(10);
+    for i in 0..20 {
+        let proof = log.prove(i, 20).unwrap();
+        let entry: Vec<u8> =
+            fx.sql().query_row("SELECT entry FROM entries WHERE idx = ?1", [i as i64], |r| r.get(0)).unwrap();
+        let root =
+            airlock_audit::checkpoint::Checkpoint::open(&fx.latest_checkpoint(), &[fx.verifier()], ORIGIN).unwrap();
+        assert_eq!(root.size, 20);
+        airlock_audit::merkle::verify_inclusion(i, 20, &airlock_audit::merkle::leaf_hash(&entry), &proof, &root.root)
+            .unwrap();
+    }
+}
+
+/// Runs this binary as a writer that appends bursts and prints each
+/// acknowledged index; kills it with SIGKILL at random moments, many times.
+fn a_killed_writer_loses_nothing_it_acknowledged() {
+    let fx = Fixture::new();
+    std::fs::write(fx.db.with_extension("key"), fx.signer.to_key_string()).unwrap();
+    let mut acked_total = 0u64;
+    for round in 0..12u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("writer")
+            .arg(&fx.db)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A reader thread would make this process multi-threaded, which is
+        // fine here (no sandbox is started): collect acknowledgements.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(40 + (round * 37) % 150));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let last: Option<u64> = rx.try_iter().filter_map(|l| l.parse().ok()).last();
+        let store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+        use airlock_audit::store::Store;
+        let size = store.size().unwrap();
+        if let Some(last) = last {
+            assert!(size > last, "round {round}: entry {last} was acknowledged but the log holds {size}");
+            acked_total = acked_total.max(last + 1);
+        }
+        let v = verify(&store, &fx.verifier(), ORIGIN, Some(&MAC_KEY), &[]).unwrap();
+        assert!(v.is_ok(), "round {round}: the log does not verify after a kill: {v:?}");
+    }
+    assert!(acked_total > 0, "the writer never acknowledged anything");
+    println!("    {acked_total} entries acknowledged across 12 kills");
+}
+
+fn writer(db: &Path) -> ! {
+    let key = std::fs::read_to_string(db.with_extension("key")).unwrap();
+    let signer = Signer::from_key_string(key.trim()).unwrap();
+    let store = SqliteStore::open(db, Durability::Durable).unwrap();
+    let every = CheckpointEvery { entries: 7, interval: Duration::from_millis(20) };
+    let mut log = AuditLog::open(store, signer, ORIGIN, MAC_KEY, every).unwrap();
+    let mut out = std::io::stdout().lock();
+    let mut i = 0u64;
+    loop {
+        let burst: Vec<Event> = (0..5).map(|k| event(i + k)).collect();
+        let first = log.append("crash", &burst).unwrap();
+        writeln!(out, "{}", first + burst.len() as u64 - 1).unwrap();
+        out.flush().unwrap();
+        i += 5;
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("writer") {
+        writer(Path::new(&args[1]));
+    }
+    let cases: &[(&str, fn())] = &[
+        ("an_untouched_log_verifies", an_untouched_log_verifies),
+        ("an_edited_payload_is_found", an_edited_payload_is_found),
+        ("an_edited_entry_is_found", an_edited_entry_is_found),
+        (
+            "an_edited_entry_with_a_recomputed_leaf_breaks_the_signed_root",
+            an_edited_entry_with_a_recomputed_leaf_breaks_the_signed_root,
+        ),
+        ("a_deleted_entry_is_found", a_deleted_entry_is_found),
+        ("truncation_below_a_checkpoint_is_found", truncation_below_a_checkpoint_is_found),
+        ("swapped_entries_are_found", swapped_entries_are_found),
+        (
+            "a_forged_log_is_caught_by_the_key_and_by_a_retained_checkpoint",
+            a_forged_log_is_caught_by_the_key_and_by_a_retained_checkpoint,
+        ),
+        ("a_checkpoint_signed_by_another_key_is_found", a_checkpoint_signed_by_another_key_is_found),
+        ("a_checkpoint_whose_root_does_not_match_is_found", a_checkpoint_whose_root_does_not_match_is_found),
+        ("a_rollback_to_an_older_copy_is_found", a_rollback_to_an_older_copy_is_found),
+        ("a_corrupt_database_page_is_reported", a_corrupt_database_page_is_reported),
+        ("pruned_payloads_keep_every_proof", pruned_payloads_keep_every_proof),
+        ("a_killed_writer_loses_nothing_it_acknowledged", a_killed_writer_loses_nothing_it_acknowledged),
+    ];
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(case) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    println!("\n{passed} passed, {} failed", failed.len());
+    if !failed.is_empty() {
+        println!("failed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}
