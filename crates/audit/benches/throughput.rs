@@ -80,7 +80,10 @@ fn main() {
 
     // Plain SQLite: the same payloads inserted in transactions of the same size, fsynced.
     let conn = rusqlite::Connection::open(dir.path().join("plain.db")).unwrap();
-    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (idx INTEGER PRIMARY KEY, payload BLOB)").unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (idx INTEGER PRIMARY KEY, payload BLOB)",
+    )
+    .unwrap();
     let payloads: Vec<Vec<u8>> = events.iter().map(|e| airlock_audit::event::canonical(e).unwrap()).collect();
     let mut conn = conn;
     let t = Instant::now();
@@ -136,13 +139,23 @@ fn main() {
     }
     let proof_us = t.elapsed().as_secs_f64() * 1e6 / probes as f64;
     let proof = merkle::inclusion_proof(123_456 % size, size, &src).unwrap();
-    merkle::verify_inclusion(123_456 % size, size, &merkle::leaf_hash(&(123_456 % size).to_le_bytes()), &proof, &root).unwrap();
+    merkle::verify_inclusion(123_456 % size, size, &merkle::leaf_hash(&(123_456 % size).to_le_bytes()), &proof, &root)
+        .unwrap();
 
     println!("| measure | rate | against | ratio |");
     println!("|---|---:|---|---:|");
-    println!("| durable append, one per transaction | {durable_single:.0}/s | plain SQLite insert, same batching: {plain:.0}/s | |");
-    println!("| durable append, group commit of {batch} | {group:.0}/s | plain SQLite insert, same batching: {plain:.0}/s | {:.2} |", group / plain);
+    println!(
+        "| durable append, one per transaction | {durable_single:.0}/s | plain SQLite insert, same batching: {plain:.0}/s | |"
+    );
+    println!(
+        "| durable append, group commit of {batch} | {group:.0}/s | plain SQLite insert, same batching: {plain:.0}/s | {:.2} |",
+        group / plain
+    );
     println!("| batched append (synchronous=NORMAL), group commit of {batch} | {batched:.0}/s | | |");
-    println!("| verify ({} entries) | {verify_rate:.0}/s | raw SHA-256 of the same count: {sha_rate:.0}/s | {:.2} |", verified.entries, verify_rate / sha_rate);
+    println!(
+        "| verify ({} entries) | {verify_rate:.0}/s | raw SHA-256 of the same count: {sha_rate:.0}/s | {:.2} |",
+        verified.entries,
+        verify_rate / sha_rate
+    );
     println!("| inclusion proof at {size} entries | {proof_us:.2} µs | target 50 µs | |");
 }
