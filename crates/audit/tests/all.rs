@@ -357,27 +357,5 @@ fn main() {
         ("pruned_payloads_keep_every_proof", pruned_payloads_keep_every_proof),
         ("a_killed_writer_loses_nothing_it_acknowledged", a_killed_writer_loses_nothing_it_acknowledged),
     ];
-    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let mut failed = Vec::new();
-    let mut passed = 0;
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(case) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
-        }
-    }
-    println!("\n{passed} passed, {} failed", failed.len());
-    if !failed.is_empty() {
-        println!("failed: {}", failed.join(", "));
-        std::process::exit(1);
-    }
+    airlock_test_support::run_cases(&args, cases, "")
 }

@@ -234,29 +234,7 @@ fn main() {
         // Last: it starts a thread (joined before it returns).
         ("a_multithreaded_caller_is_refused", a_multithreaded_caller_is_refused),
     ];
-    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    let (mut passed, mut failed) = (0, Vec::new());
-    for (name, case) in cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        // Panics are caught on this thread: no thread is started for them.
-        match std::panic::catch_unwind(case) {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok");
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed.push(*name);
-            }
-        }
-    }
     // SAFETY: geteuid has no preconditions.
     let who = if unsafe { libc::geteuid() } == 0 { "root" } else { "an unprivileged user" };
-    println!("\n{passed} passed, {} failed (as {who})", failed.len());
-    if !failed.is_empty() {
-        println!("failed: {}", failed.join(", "));
-        std::process::exit(1);
-    }
+    airlock_test_support::run_cases(&args, cases, &format!(" (as {who})"))
 }

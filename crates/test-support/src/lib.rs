@@ -1,0 +1,38 @@
+//! Shared pieces of airlock's test binaries.
+//!
+//! Tests that start sandboxes must run on the process's only thread, so
+//! those binaries have their own `main` instead of libtest's threaded
+//! harness; [`run_cases`] is that `main`'s loop.
+#![deny(missing_docs)]
+// Test output is the point of this crate.
+#![allow(clippy::print_stdout)]
+
+/// Runs each case on the calling thread (no thread is started), catching
+/// panics; arguments that do not start with `-` filter cases by substring.
+/// Prints a line per case and a summary ending with `summary_suffix`, then
+/// exits 1 if any case failed, 0 otherwise.
+pub fn run_cases(args: &[String], cases: &[(&str, fn())], summary_suffix: &str) -> ! {
+    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let (mut passed, mut failed) = (0, Vec::new());
+    for (name, case) in cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(case) {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok");
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    println!("\n{passed} passed, {} failed{summary_suffix}", failed.len());
+    if !failed.is_empty() {
+        println!("failed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+    std::process::exit(0)
+}
