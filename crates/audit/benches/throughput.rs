@@ -10,6 +10,7 @@ use airlock_audit::log::{AuditLog, CheckpointEvery, verify};
 use airlock_audit::merkle::{self, Frontier, Hash, MerkleError, NodeSource};
 use airlock_audit::note::Signer;
 use airlock_audit::store::{Durability, SqliteStore};
+use airlock_audit::writer::AuditWriter;
 use sha2::{Digest, Sha256};
 
 const ORIGIN: &str = "airlock.bench/audit";
@@ -43,7 +44,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let signer = Signer::generate("bench").unwrap();
     let every = CheckpointEvery::default();
-    let (durable_n, batched_n, batch) = if quick { (200, 5_000, 100) } else { (2_000, 100_000, 100) };
+    let (durable_n, batched_n, batch) = if quick { (200, 50_000, 100) } else { (2_000, 100_000, 100) };
 
     // Durable, one append (one fsync) at a time.
     let store = SqliteStore::open(&dir.path().join("durable.db"), Durability::Durable).unwrap();
@@ -65,6 +66,33 @@ fn main() {
         n += batch;
     }
     let group = rate(n, t.elapsed());
+
+    // Durable, concurrent writers each appending one event at a time: the
+    // writer thread commits whatever is waiting in one transaction.
+    let mut concurrent = Vec::new();
+    for threads in [1u64, 4, 16, 64] {
+        let store = SqliteStore::open(&dir.path().join(format!("writers-{threads}.db")), Durability::Durable).unwrap();
+        let log = AuditLog::open(store, signer.clone(), ORIGIN, [1; 32], every).unwrap();
+        let writer = AuditWriter::spawn(log).unwrap();
+        let per_thread = (if quick { 2_000 } else { 20_000 }) / threads;
+        let t = Instant::now();
+        let workers: Vec<_> = (0..threads)
+            .map(|k| {
+                let h = writer.handle();
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        h.append(&format!("w{k}"), vec![event(i)]).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let elapsed = t.elapsed();
+        writer.close().unwrap();
+        concurrent.push((threads, rate(per_thread * threads, elapsed)));
+    }
 
     // Batched durability (synchronous = NORMAL) with group commit.
     let store = SqliteStore::open(&dir.path().join("batched.db"), Durability::Batched).unwrap();
@@ -151,6 +179,12 @@ fn main() {
         "| durable append, group commit of {batch} | {group:.0}/s | plain SQLite insert, same batching: {plain:.0}/s | {:.2} |",
         group / plain
     );
+    for (threads, r) in &concurrent {
+        println!(
+            "| durable append, {threads} concurrent writer(s), one event per call | {r:.0}/s | Tessera (published): 2,900/s | {:.1} |",
+            r / 2_900.0
+        );
+    }
     println!("| batched append (synchronous=NORMAL), group commit of {batch} | {batched:.0}/s | | |");
     println!(
         "| verify ({} entries) | {verify_rate:.0}/s | raw SHA-256 of the same count: {sha_rate:.0}/s | {:.2} |",

@@ -10,3 +10,4 @@ pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod store;
+pub mod writer;

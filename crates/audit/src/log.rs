@@ -9,7 +9,7 @@ use crate::checkpoint::Checkpoint;
 use crate::event::{Event, canonical};
 use crate::merkle::{self, Frontier, Hash, MerkleError, NodeSource};
 use crate::note::{Signer, Verifier};
-use crate::store::{NewEntry, Store, StoreError};
+use crate::store::{NewEntry, Store, StoreError, StoredEntry};
 
 /// When to sign a checkpoint.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,9 @@ pub enum AuditError {
     /// Signing failed.
     #[error("signing a checkpoint: {0}")]
     Sign(String),
+    /// The writer thread failed or has stopped.
+    #[error("audit writer: {0}")]
+    Writer(String),
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -113,41 +116,79 @@ impl<S: Store> AuditLog<S> {
     /// the first. If this fails, nothing was recorded and the caller must not
     /// perform the actions.
     pub fn append(&mut self, session: &str, events: &[Event]) -> Result<u64, AuditError> {
-        let first = self.frontier.size();
+        let firsts = self.append_many(&[(session, events)])?;
+        Ok(firsts.first().copied().unwrap_or(self.frontier.size()))
+    }
+
+    /// Appends several callers' events in one transaction (one fsync for
+    /// all). Returns the index of each group's first event. Either every
+    /// event is recorded or none is. A session's end is signed at once.
+    pub fn append_many(&mut self, groups: &[(&str, &[Event])]) -> Result<Vec<u64>, AuditError> {
         let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let first = self.frontier.size();
         let mut frontier = self.frontier.clone();
-        let mut entries = Vec::with_capacity(events.len());
+        let mut entries = Vec::new();
         let mut nodes = Vec::new();
-        for (i, event) in events.iter().enumerate() {
-            let payload = canonical(event)?;
-            let mac = payload_mac(&self.mac_key, &payload);
-            let entry = canonical(&serde_json::json!({
-                "v": 1,
-                "index": first + i as u64,
-                "time_ms": time_ms,
-                "session": session,
-                "kind": event.kind(),
-                "payload_mac": hex::encode(mac),
-            }))?;
-            let leaf = merkle::leaf_hash(&entry);
-            nodes.extend(frontier.append(leaf));
-            entries.push(NewEntry {
-                entry,
-                leaf,
-                payload,
-                time_ms,
-                session: session.to_string(),
-                kind: event.kind().into(),
-            });
+        let mut firsts = Vec::with_capacity(groups.len());
+        let mut session_ended = false;
+        for (session, events) in groups {
+            firsts.push(frontier.size());
+            for event in *events {
+                let payload = canonical(event)?;
+                let mac = payload_mac(&self.mac_key, &payload);
+                let entry = canonical(&serde_json::json!({
+                    "v": 1,
+                    "index": frontier.size(),
+                    "time_ms": time_ms,
+                    "session": session,
+                    "kind": event.kind(),
+                    "payload_mac": hex::encode(mac),
+                }))?;
+                let leaf = merkle::leaf_hash(&entry);
+                nodes.extend(frontier.append(leaf));
+                session_ended |= matches!(event, Event::SessionEnd { .. });
+                entries.push(NewEntry {
+                    entry,
+                    leaf,
+                    payload,
+                    time_ms,
+                    session: session.to_string(),
+                    kind: event.kind().into(),
+                });
+            }
+        }
+        if entries.is_empty() {
+            return Ok(firsts);
         }
         self.store.append(first, &entries, &nodes)?;
         self.frontier = frontier;
-        let due = self.frontier.size() - self.signed_size >= self.every.entries
-            || self.last_signed.elapsed() >= self.every.interval;
-        if due {
+        if session_ended || self.frontier.size() - self.signed_size >= self.every.entries {
             self.checkpoint()?;
+        } else {
+            self.checkpoint_if_due()?;
         }
-        Ok(first)
+        Ok(firsts)
+    }
+
+    /// Signs a checkpoint when entries are waiting and the interval has
+    /// passed since the last one. Returns the note if one was signed. A
+    /// writer calls this on a timer so a quiet log is still signed within
+    /// the interval of its last append.
+    pub fn checkpoint_if_due(&mut self) -> Result<Option<String>, AuditError> {
+        if self.frontier.size() > self.signed_size && self.last_signed.elapsed() >= self.every.interval {
+            return self.checkpoint().map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Entries appended since the last checkpoint.
+    pub fn unsigned(&self) -> u64 {
+        self.frontier.size() - self.signed_size
+    }
+
+    /// The checkpoint schedule.
+    pub fn schedule(&self) -> CheckpointEvery {
+        self.every
     }
 
     /// Signs and stores a checkpoint of the current tree. Returns the note.
@@ -261,6 +302,9 @@ pub struct Verified {
 /// also proves each checkpoint consistent with the next. `retained` are
 /// checkpoints kept elsewhere (their notes), which catch a rolled-back or
 /// wholly forged log.
+///
+/// The store is read on the calling thread while a second thread checks
+/// signatures, hashes and roots, so reading and hashing overlap.
 pub fn verify<S: Store>(
     store: &S,
     verifier: &Verifier,
@@ -268,15 +312,122 @@ pub fn verify<S: Store>(
     mac_key: Option<&[u8; 32]>,
     retained: &[String],
 ) -> Result<Result<Verified, Tamper>, AuditError> {
+    let stored = store.checkpoints()?;
+    let held = store.size()?;
+    let mac = match mac_key {
+        Some(key) => Some(HmacSha256::new_from_slice(key).map_err(|e| AuditError::Sign(e.to_string()))?),
+        None => None,
+    };
+    std::thread::scope(|scope| {
+        // Batches go to the checker and come back empty to be refilled, so
+        // entries cross threads as bytes in a reused buffer, not as
+        // allocations freed on the other thread.
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCHES);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+        let checker = scope.spawn(move || {
+            let checkpoints = open_checkpoints(&stored, retained, verifier, origin, held)?;
+            let mut check = Checker::new(checkpoints, mac);
+            check.roots()?;
+            for mut batch in full_rx {
+                for item in &batch.items {
+                    check.entry(batch.get(item))?;
+                }
+                batch.clear();
+                let _ = empty_tx.send(batch);
+            }
+            check.finish(held)
+        });
+        let mut batch = Batch::default();
+        let mut checker_gone = false;
+        let scanned = store.scan(0, &mut |e| {
+            batch.push(e);
+            if batch.items.len() == VERIFY_BATCH {
+                let next = empty_rx.try_recv().unwrap_or_default();
+                // The checker stops reading at the first problem.
+                checker_gone = full_tx.send(std::mem::replace(&mut batch, next)).is_err();
+            }
+            !checker_gone
+        });
+        if !checker_gone && !batch.items.is_empty() {
+            let _ = full_tx.send(batch);
+        }
+        drop(full_tx);
+        let verdict = checker.join().map_err(|_| AuditError::Writer("the verifying thread panicked".into()))?;
+        match (verdict, scanned) {
+            // Reading stopped because the checker found a problem: that problem is the answer.
+            (Err(tamper), _) if checker_gone => Ok(Err(tamper)),
+            // Reading failed on its own (a corrupt page): the checker saw only part of the log.
+            (_, Err(e)) => Err(e.into()),
+            (verdict, Ok(())) => Ok(verdict),
+        }
+    })
+}
+
+/// Entries copied out of the store, in one buffer.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    items: Vec<BatchItem>,
+}
+
+struct BatchItem {
+    index: u64,
+    leaf: Hash,
+    entry: std::ops::Range<usize>,
+    payload: Option<std::ops::Range<usize>>,
+}
+
+impl Batch {
+    fn push(&mut self, e: StoredEntry<'_>) {
+        let mut copy = |b: &[u8]| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(b);
+            start..self.bytes.len()
+        };
+        let entry = copy(e.entry);
+        let payload = e.payload.map(copy);
+        self.items.push(BatchItem { index: e.index, leaf: e.leaf, entry, payload });
+    }
+
+    fn get(&self, item: &BatchItem) -> StoredEntry<'_> {
+        StoredEntry {
+            index: item.index,
+            entry: &self.bytes[item.entry.clone()],
+            leaf: item.leaf,
+            payload: item.payload.clone().map(|p| &self.bytes[p]),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.items.clear();
+    }
+}
+
+/// Batches in flight between the threads.
+const BATCHES: usize = 8;
+
+/// Entries handed from the reading thread to the checking thread at a time.
+const VERIFY_BATCH: usize = 512;
+
+/// Opens every stored and retained checkpoint with the key, sorted by size.
+fn open_checkpoints(
+    stored: &[(u64, String)],
+    retained: &[String],
+    verifier: &Verifier,
+    origin: &str,
+    held: u64,
+) -> Result<Vec<Checkpoint>, Tamper> {
     let mut checkpoints = Vec::new();
-    for (size, note) in store.checkpoints()? {
-        match Checkpoint::open(&note, std::slice::from_ref(verifier), origin) {
+    for (size, note) in stored {
+        let size = *size;
+        match Checkpoint::open(note, std::slice::from_ref(verifier), origin) {
             Ok(cp) if cp.size == size => checkpoints.push(cp),
             Ok(cp) => {
                 let what = format!("stored for size {size} but it signs size {}", cp.size);
-                return Ok(Err(Tamper::BadCheckpoint { size, what }));
+                return Err(Tamper::BadCheckpoint { size, what });
             }
-            Err(e) => return Ok(Err(Tamper::BadCheckpoint { size, what: e.to_string() })),
+            Err(e) => return Err(Tamper::BadCheckpoint { size, what: e.to_string() }),
         }
     }
     for note in retained {
@@ -284,93 +435,180 @@ pub fn verify<S: Store>(
             Ok(cp) => checkpoints.push(cp),
             Err(e) => {
                 let size = note.lines().nth(1).and_then(|l| l.parse().ok()).unwrap_or(0);
-                return Ok(Err(Tamper::BadCheckpoint { size, what: format!("retained checkpoint: {e}") }));
+                return Err(Tamper::BadCheckpoint { size, what: format!("retained checkpoint: {e}") });
             }
         }
     }
     checkpoints.sort_by_key(|c| c.size);
-    let held = store.size()?;
     if let Some(last) = checkpoints.last()
         && last.size > held
     {
-        return Ok(Err(Tamper::Truncated { size: last.size, held }));
+        return Err(Tamper::Truncated { size: last.size, held });
+    }
+    Ok(checkpoints)
+}
+
+/// Recomputes the tree entry by entry and compares it with the checkpoints.
+struct Checker {
+    checkpoints: Vec<Checkpoint>,
+    next_checkpoint: usize,
+    previous_size: u64,
+    frontier: Frontier,
+    mac: Option<HmacSha256>,
+    payloads: u64,
+}
+
+impl Checker {
+    fn new(checkpoints: Vec<Checkpoint>, mac: Option<HmacSha256>) -> Checker {
+        Checker { checkpoints, next_checkpoint: 0, previous_size: 0, frontier: Frontier::new(), mac, payloads: 0 }
     }
 
-    let mut frontier = Frontier::new();
-    let mut next_checkpoint = 0;
-    let mut previous_size = 0;
-    let mut payloads = 0;
-    let mut problem: Option<Tamper> = None;
-    let check_roots = |frontier: &Frontier, next: &mut usize, previous: &mut u64| -> Option<Tamper> {
-        // Several checkpoints may sign the same size (stored and retained).
+    /// Compares the root with every checkpoint of the current size (several
+    /// may sign the same size: stored and retained).
+    fn roots(&mut self) -> Result<(), Tamper> {
         let mut matched = None;
-        while let Some(cp) = checkpoints.get(*next) {
-            if cp.size != frontier.size() {
+        while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
+            if cp.size != self.frontier.size() {
                 break;
             }
-            if cp.root != frontier.root() {
-                return Some(Tamper::RootMismatch { size: cp.size, from: *previous });
+            if cp.root != self.frontier.root() {
+                return Err(Tamper::RootMismatch { size: cp.size, from: self.previous_size });
             }
             matched = Some(cp.size);
-            *next += 1;
+            self.next_checkpoint += 1;
         }
         if let Some(size) = matched {
-            *previous = size;
+            self.previous_size = size;
         }
-        None
-    };
-    if let Some(t) = check_roots(&frontier, &mut next_checkpoint, &mut previous_size) {
-        return Ok(Err(t));
+        Ok(())
     }
-    store.scan(0, &mut |e| {
-        let expected = frontier.size();
+
+    fn entry(&mut self, e: StoredEntry<'_>) -> Result<(), Tamper> {
+        let expected = self.frontier.size();
         if e.index != expected {
-            problem = Some(Tamper::Missing { index: expected, found: e.index });
-            return false;
+            return Err(Tamper::Missing { index: expected, found: e.index });
         }
-        match serde_json::from_slice::<serde_json::Value>(&e.entry) {
-            Ok(v) if v.get("index").and_then(|i| i.as_u64()) == Some(e.index) => {
-                if let (Some(key), Some(payload)) = (mac_key, &e.payload) {
-                    let recorded = v.get("payload_mac").and_then(|m| m.as_str()).unwrap_or_default();
-                    if hex::encode(payload_mac(key, payload)) != recorded {
-                        problem = Some(Tamper::PayloadEdited { index: e.index });
-                        return false;
-                    }
-                    payloads += 1;
-                }
+        let recorded_mac = match entry_fields(&e.entry) {
+            Some((index, mac)) if index == e.index => mac,
+            _ => return Err(bad_entry(&e)),
+        };
+        if let (Some(base), Some(payload)) = (&self.mac, &e.payload) {
+            let mut mac = base.clone();
+            mac.update(payload);
+            if mac.finalize().into_bytes()[..] != recorded_mac[..] {
+                return Err(Tamper::PayloadEdited { index: e.index });
             }
-            Ok(v) => {
-                let claims = v.get("index").map(|i| i.to_string()).unwrap_or_else(|| "no index".into());
-                problem = Some(Tamper::BadEntry { index: e.index, what: format!("it says it is entry {claims}") });
-                return false;
-            }
-            Err(err) => {
-                problem = Some(Tamper::BadEntry { index: e.index, what: format!("not valid JSON: {err}") });
-                return false;
-            }
+            self.payloads += 1;
         }
-        let leaf = merkle::leaf_hash(&e.entry);
-        if leaf != e.leaf {
-            problem = Some(Tamper::EntryEdited { index: e.index });
-            return false;
+        if merkle::leaf_hash(&e.entry) != e.leaf {
+            return Err(Tamper::EntryEdited { index: e.index });
         }
-        frontier.append(leaf);
-        if let Some(t) = check_roots(&frontier, &mut next_checkpoint, &mut previous_size) {
-            problem = Some(t);
-            return false;
-        }
-        true
-    })?;
-    if let Some(t) = problem {
-        return Ok(Err(t));
+        self.frontier.push(e.leaf);
+        self.roots()
     }
-    if frontier.size() != held {
-        return Ok(Err(Tamper::Missing { index: frontier.size(), found: held }));
+
+    fn finish(self, held: u64) -> Result<Verified, Tamper> {
+        if self.frontier.size() != held {
+            return Err(Tamper::Missing { index: self.frontier.size(), found: held });
+        }
+        Ok(Verified {
+            entries: held,
+            checkpoints: self.checkpoints.len() as u64,
+            payloads: self.payloads,
+            unsigned_tail: held - self.checkpoints.last().map_or(0, |c| c.size),
+        })
     }
-    Ok(Ok(Verified {
-        entries: held,
-        checkpoints: checkpoints.len() as u64,
-        payloads,
-        unsigned_tail: held - checkpoints.last().map_or(0, |c| c.size),
-    }))
+}
+
+/// The index and payload MAC of an entry, read from its canonical bytes
+/// without a JSON parser: `{"index":N,"kind":…,"payload_mac":"<64 hex>",…}`.
+/// RFC 8785 fixes the key order and number format, so any entry the log
+/// wrote parses here; anything else is `None` and gets a precise diagnosis
+/// from [`bad_entry`].
+fn entry_fields(entry: &[u8]) -> Option<(u64, Hash)> {
+    let rest = entry.strip_prefix(b"{\"index\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || (digits > 1 && rest[0] == b'0') || rest.get(digits) != Some(&b',') {
+        return None;
+    }
+    let index = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    const KEY: &[u8] = b"\"payload_mac\":\"";
+    let at = rest.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let hex_mac = rest.get(at..at + 64)?;
+    if rest.get(at + 64) != Some(&b'"') {
+        return None;
+    }
+    let mut mac = [0u8; 32];
+    hex::decode_to_slice(hex_mac, &mut mac).ok()?;
+    Some((index, mac))
+}
+
+/// Says exactly what is wrong with an entry [`entry_fields`] rejected.
+fn bad_entry(e: &StoredEntry<'_>) -> Tamper {
+    let what = match serde_json::from_slice::<serde_json::Value>(&e.entry) {
+        Err(err) => format!("not valid JSON: {err}"),
+        Ok(v) => match v.get("index").and_then(|i| i.as_u64()) {
+            Some(i) if i != e.index => format!("it says it is entry {i}"),
+            None => "it names no index".to_string(),
+            Some(_) => match v.get("payload_mac").and_then(|m| m.as_str()) {
+                Some(m) if m.len() == 64 && hex::decode(m).is_ok() => "it is not in canonical form".to_string(),
+                _ => "it has no valid payload_mac".to_string(),
+            },
+        },
+    };
+    Tamper::BadEntry { index: e.index, what }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, mac: &str) -> Vec<u8> {
+        canonical(&serde_json::json!({
+            "v": 1, "index": index, "time_ms": 5, "session": "s\"x", "kind": "command", "payload_mac": mac,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_fast_reader_takes_every_canonical_entry() {
+        let mac = "ab".repeat(32);
+        for index in [0, 7, 10, 123_456_789] {
+            assert_eq!(entry_fields(&entry(index, &mac)), Some((index, [0xab; 32])));
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_refuses_what_the_log_never_writes() {
+        let mac = "ab".repeat(32);
+        let good = String::from_utf8(entry(12, &mac)).unwrap();
+        for bad in [
+            good.replace("\"index\":12", "\"index\":012"),
+            good.replace("\"index\":12", "\"index\":-12"),
+            good.replace("\"index\":12", "\"index\":\"12\""),
+            good.replace(&mac, &"ab".repeat(31)),
+            good.replace(&mac, &"zz".repeat(32)),
+            good.replace("{\"index\"", "{ \"index\""),
+            good.replace("payload_mac", "payload_maq"),
+        ] {
+            assert_eq!(entry_fields(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_entry_is_diagnosed_precisely() {
+        let stored = |bytes: &'static [u8]| StoredEntry { index: 3, entry: bytes, leaf: [0; 32], payload: None };
+        let what = |t: Tamper| match t {
+            Tamper::BadEntry { index: 3, what } => what,
+            other => panic!("{other:?}"),
+        };
+        assert!(what(bad_entry(&stored(b"{nope"))).starts_with("not valid JSON"));
+        assert_eq!(what(bad_entry(&stored(b"{\"index\":4}"))), "it says it is entry 4");
+        assert_eq!(what(bad_entry(&stored(b"{\"kind\":\"x\"}"))), "it names no index");
+        assert_eq!(what(bad_entry(&stored(b"{\"index\":3,\"payload_mac\":\"00\"}"))), "it has no valid payload_mac");
+        let spaced: &'static [u8] = Box::leak(
+            format!("{{ \"index\": 3, \"payload_mac\": \"{}\" }}", "00".repeat(32)).into_bytes().into_boxed_slice(),
+        );
+        assert_eq!(what(bad_entry(&stored(spaced))), "it is not in canonical form");
+    }
 }

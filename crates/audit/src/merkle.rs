@@ -160,23 +160,33 @@ impl Frontier {
     /// `(level, index, hash)`, from the leaf itself at level 0 upwards, so the
     /// caller can persist them.
     pub fn append(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
+        let mut completed = Vec::with_capacity(self.size.trailing_ones() as usize + 1);
+        self.extend(leaf, |level, index, hash| completed.push((level, index, hash)));
+        completed
+    }
+
+    /// Appends a leaf hash without collecting the completed nodes (for
+    /// verifiers, which only need roots).
+    pub fn push(&mut self, leaf: Hash) {
+        self.extend(leaf, |_, _, _| {});
+    }
+
+    fn extend(&mut self, leaf: Hash, mut completed: impl FnMut(u32, u64, Hash)) {
         let old = self.size;
         // Each trailing one bit of the old size is a perfect subtree on the
         // border that the new leaf's subtree now pairs up with.
         let merges = old.trailing_ones();
-        let mut completed = Vec::with_capacity(merges as usize + 1);
-        completed.push((0, old, leaf));
+        completed(0, old, leaf);
         let mut hash = leaf;
         for level in 1..=merges {
             let Some(left) = self.hashes.pop() else {
                 break; // Unreachable by the invariant: one hash per set bit.
             };
             hash = node_hash(&left, &hash);
-            completed.push((level, old.checked_shr(level).unwrap_or(0), hash));
+            completed(level, old.checked_shr(level).unwrap_or(0), hash);
         }
         self.hashes.push(hash);
         self.size = old + 1;
-        completed
     }
 
     /// The RFC 6962 root of the whole tree ([`empty_root`] when it is empty).

@@ -29,17 +29,18 @@ pub enum StoreError {
     },
 }
 
-/// One stored entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredEntry {
+/// One stored entry, borrowed from the store while it is visited (so a
+/// scan allocates nothing per entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEntry<'a> {
     /// Position in the log (0-based).
     pub index: u64,
     /// The canonical entry bytes the leaf hash is taken over.
-    pub entry: Vec<u8>,
+    pub entry: &'a [u8],
     /// The leaf hash recorded at append time.
     pub leaf: Hash,
     /// The payload, unless pruned.
-    pub payload: Option<Vec<u8>>,
+    pub payload: Option<&'a [u8]>,
 }
 
 /// A new entry to append.
@@ -68,7 +69,7 @@ pub trait Store {
     /// A complete tree node.
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
     /// Entries from `from` on, in order, to `visit` (which may stop early by returning false).
-    fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry) -> bool) -> Result<(), StoreError>;
+    fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError>;
     /// Records a signed checkpoint note for a tree size.
     fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError>;
     /// Every checkpoint, by size.
@@ -126,10 +127,10 @@ impl SqliteStore {
         StoreError::Sqlite { path: self.path.clone(), source }
     }
 
-    fn hash(&self, bytes: Vec<u8>, what: &str) -> Result<Hash, StoreError> {
+    fn hash(&self, bytes: &[u8], what: impl FnOnce() -> String) -> Result<Hash, StoreError> {
         bytes
             .try_into()
-            .map_err(|_| StoreError::Corrupt { path: self.path.clone(), what: format!("{what} is not 32 bytes") })
+            .map_err(|_| StoreError::Corrupt { path: self.path.clone(), what: format!("{} is not 32 bytes", what()) })
     }
 }
 
@@ -171,10 +172,10 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")
             .and_then(|mut s| s.query_row(params![level, index as i64], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
-        bytes.map(|b| self.hash(b, &format!("node ({level}, {index})"))).transpose()
+        bytes.map(|b| self.hash(&b, || format!("node ({level}, {index})"))).transpose()
     }
 
-    fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry) -> bool) -> Result<(), StoreError> {
+    fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -185,10 +186,10 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![from as i64]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let index: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let entry: Vec<u8> = row.get(1).map_err(|e| self.err(e))?;
-            let leaf: Vec<u8> = row.get(2).map_err(|e| self.err(e))?;
-            let payload: Option<Vec<u8>> = row.get(3).map_err(|e| self.err(e))?;
-            let leaf = self.hash(leaf, &format!("the leaf of entry {index}"))?;
+            let entry = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+            let leaf = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+            let payload = row.get_ref(3).and_then(|v| Ok(v.as_blob_or_null()?)).map_err(|e| self.err(e))?;
+            let leaf = self.hash(leaf, || format!("the leaf of entry {index}"))?;
             if !visit(StoredEntry { index: index as u64, entry, leaf, payload }) {
                 break;
             }

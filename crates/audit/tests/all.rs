@@ -12,7 +12,8 @@ use std::time::Duration;
 use airlock_audit::event::Event;
 use airlock_audit::log::{AuditLog, CheckpointEvery, Tamper, Verified, verify};
 use airlock_audit::note::{Signer, Verifier};
-use airlock_audit::store::{Durability, SqliteStore};
+use airlock_audit::store::{Durability, SqliteStore, StoreError};
+use airlock_audit::writer::AuditWriter;
 use rusqlite::{Connection, params};
 
 const ORIGIN: &str = "airlock.test/audit";
@@ -330,6 +331,133 @@ fn writer(db: &Path) -> ! {
     }
 }
 
+/// A store that can be made to fail, to show a failed group commit fails
+/// every caller in it and records none of them.
+struct FlakyStore {
+    inner: SqliteStore,
+    fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl airlock_audit::store::Store for FlakyStore {
+    fn size(&self) -> Result<u64, StoreError> {
+        self.inner.size()
+    }
+    fn append(
+        &mut self,
+        first: u64,
+        entries: &[airlock_audit::store::NewEntry],
+        nodes: &[(u32, u64, [u8; 32])],
+    ) -> Result<(), StoreError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Corrupt { path: "flaky".into(), what: "disk full".into() });
+        }
+        self.inner.append(first, entries, nodes)
+    }
+    fn node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.inner.node(level, index)
+    }
+    fn scan(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(airlock_audit::store::StoredEntry<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        self.inner.scan(from, visit)
+    }
+    fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.inner.add_checkpoint(size, note)
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.inner.checkpoints()
+    }
+    fn prune_payloads(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.prune_payloads(before_ms)
+    }
+}
+
+fn concurrent_appends_are_group_committed_and_all_recorded() {
+    let fx = Fixture::new();
+    let writer = AuditWriter::spawn(fx.log(256)).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let h = writer.handle();
+            std::thread::spawn(move || {
+                (0..50).map(|i| (h.append(&format!("t{t}"), vec![event(i)]).unwrap(), t)).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut acked: Vec<(u64, i32)> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    acked.sort();
+    assert_eq!(acked.iter().map(|a| a.0).collect::<Vec<_>>(), (0..400).collect::<Vec<_>>());
+    let log = writer.close().unwrap();
+    // Each acknowledged index holds that caller's entry.
+    let sql = fx.sql();
+    for (index, t) in &acked {
+        let session: String =
+            sql.query_row("SELECT session FROM entries WHERE idx = ?1", [*index as i64], |r| r.get(0)).unwrap();
+        assert_eq!(session, format!("t{t}"), "entry {index}");
+    }
+    // Closing signed the tail.
+    assert_eq!(log.unsigned(), 0);
+    assert_eq!(fx.verify(&[]).unwrap(), Verified { entries: 400, checkpoints: 2, payloads: 400, unsigned_tail: 0 });
+}
+
+fn a_failed_group_commit_fails_every_caller_and_records_none() {
+    let fx = Fixture::new();
+    let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = FlakyStore { inner: SqliteStore::open(&fx.db, Durability::Durable).unwrap(), fail: fail.clone() };
+    let every = CheckpointEvery { entries: 1000, interval: Duration::from_secs(3600) };
+    let log = AuditLog::open(store, fx.signer.clone(), ORIGIN, MAC_KEY, every).unwrap();
+    let writer = AuditWriter::spawn(log).unwrap();
+    let h = writer.handle();
+    assert_eq!(h.append("s", vec![event(0)]).unwrap(), 0);
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let errors: Vec<String> = (0..4)
+        .map(|_| {
+            let h = writer.handle();
+            std::thread::spawn(move || h.append("s", vec![event(1), event(2)]))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap_err().to_string())
+        .collect();
+    for e in &errors {
+        assert!(e.contains("disk full"), "the error names the cause: {e}");
+    }
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The failed groups left no trace: the next append is entry 1.
+    assert_eq!(h.append("s", vec![event(3)]).unwrap(), 1);
+    drop(h);
+    writer.close().unwrap();
+    assert_eq!(fx.verify(&[]).unwrap().entries, 2);
+}
+
+fn a_quiet_log_is_signed_within_the_interval() {
+    let fx = Fixture::new();
+    let store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    let every = CheckpointEvery { entries: 1000, interval: Duration::from_millis(50) };
+    let writer = AuditWriter::spawn(AuditLog::open(store, fx.signer.clone(), ORIGIN, MAC_KEY, every).unwrap()).unwrap();
+    writer.handle().append("s", vec![event(0), event(1)]).unwrap();
+    let signed = |fx: &Fixture| -> i64 {
+        fx.sql().query_row("SELECT COALESCE(MAX(size), 0) FROM checkpoints", [], |r| r.get(0)).unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while signed(&fx) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint of the tail after 5 s without appends");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(writer);
+}
+
+fn a_session_end_is_signed_at_once() {
+    let fx = Fixture::new();
+    let mut log = fx.log(1000);
+    log.append("s", &[event(0)]).unwrap();
+    assert_eq!(log.unsigned(), 1);
+    log.append("s", &[Event::SessionEnd { reason: "done".into() }]).unwrap();
+    assert_eq!(log.unsigned(), 0);
+    assert_eq!(fx.verify(&[]).unwrap().unsigned_tail, 0);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("writer") {
@@ -356,6 +484,16 @@ fn main() {
         ("a_corrupt_database_page_is_reported", a_corrupt_database_page_is_reported),
         ("pruned_payloads_keep_every_proof", pruned_payloads_keep_every_proof),
         ("a_killed_writer_loses_nothing_it_acknowledged", a_killed_writer_loses_nothing_it_acknowledged),
+        (
+            "concurrent_appends_are_group_committed_and_all_recorded",
+            concurrent_appends_are_group_committed_and_all_recorded,
+        ),
+        (
+            "a_failed_group_commit_fails_every_caller_and_records_none",
+            a_failed_group_commit_fails_every_caller_and_records_none,
+        ),
+        ("a_quiet_log_is_signed_within_the_interval", a_quiet_log_is_signed_within_the_interval),
+        ("a_session_end_is_signed_at_once", a_session_end_is_signed_at_once),
     ];
     airlock_test_support::run_cases(&args, cases, "")
 }

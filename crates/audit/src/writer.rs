@@ -1,0 +1,161 @@
+//! One writer for many callers. Appends from any thread are queued to the
+//! thread that owns the log, which commits everything waiting in one
+//! transaction (group commit: one fsync acknowledges many appends), and signs
+//! a quiet log's tail on a timer so no entry waits longer than the interval
+//! for a checkpoint.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::event::Event;
+use crate::log::{AuditError, AuditLog};
+use crate::store::Store;
+
+/// Most appends one transaction gathers.
+const MAX_GROUP: usize = 4096;
+
+enum Request {
+    Append { session: String, events: Vec<Event>, reply: SyncSender<Result<u64, AuditError>> },
+    Checkpoint { reply: SyncSender<Result<String, AuditError>> },
+}
+
+/// The thread that owns the log. Dropping it (or [`AuditWriter::close`])
+/// signs the unsigned tail and stops the thread once every handle is gone.
+pub struct AuditWriter<S: Store + Send + 'static> {
+    handle: AuditHandle,
+    thread: Option<JoinHandle<Result<AuditLog<S>, AuditError>>>,
+}
+
+/// A cheap, cloneable way to append from any thread.
+#[derive(Clone)]
+pub struct AuditHandle {
+    tx: Sender<Request>,
+}
+
+impl<S: Store + Send + 'static> AuditWriter<S> {
+    /// Moves `log` onto its own thread.
+    pub fn spawn(log: AuditLog<S>) -> Result<AuditWriter<S>, AuditError> {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("airlock-audit".into())
+            .spawn(move || serve(log, rx))
+            .map_err(|e| AuditError::Writer(format!("cannot start the writer thread: {e}")))?;
+        Ok(AuditWriter { handle: AuditHandle { tx }, thread: Some(thread) })
+    }
+
+    /// A handle for appending.
+    pub fn handle(&self) -> AuditHandle {
+        self.handle.clone()
+    }
+
+    /// Waits for every handle to be dropped and the queue to drain, signs the
+    /// tail, and gives the log back.
+    pub fn close(mut self) -> Result<AuditLog<S>, AuditError> {
+        // The writer's own sender goes; the thread stops when the callers' do.
+        self.handle = AuditHandle::detached();
+        match self.thread.take() {
+            Some(t) => t.join().map_err(|_| AuditError::Writer("the writer thread panicked".into()))?,
+            None => Err(AuditError::Writer("the writer was already closed".into())),
+        }
+    }
+}
+
+impl<S: Store + Send + 'static> Drop for AuditWriter<S> {
+    fn drop(&mut self) {
+        // The writer's own sender goes; the thread stops when the callers' do.
+        self.handle = AuditHandle::detached();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl AuditHandle {
+    /// A handle to no writer: every call fails.
+    fn detached() -> AuditHandle {
+        let (tx, _) = mpsc::channel();
+        AuditHandle { tx }
+    }
+
+    /// Appends `events` under `session`; returns once they are committed
+    /// (fsynced, unless the store batches). On error nothing was recorded and
+    /// the actions must not happen.
+    pub fn append(&self, session: &str, events: Vec<Event>) -> Result<u64, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Request::Append { session: session.to_string(), events, reply })
+            .map_err(|_| AuditError::Writer("the audit writer has stopped".into()))?;
+        answer.recv().map_err(|_| AuditError::Writer("the audit writer stopped before answering".into()))?
+    }
+
+    /// Signs a checkpoint now; returns the note.
+    pub fn checkpoint(&self) -> Result<String, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Request::Checkpoint { reply })
+            .map_err(|_| AuditError::Writer("the audit writer has stopped".into()))?;
+        answer.recv().map_err(|_| AuditError::Writer("the audit writer stopped before answering".into()))?
+    }
+}
+
+fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditLog<S>, AuditError> {
+    let interval = log.schedule().interval.max(Duration::from_millis(1));
+    loop {
+        let first = match rx.recv_timeout(interval) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => {
+                // A failed timed checkpoint is retried on the next tick; the
+                // entries are already durable.
+                let _ = log.checkpoint_if_due();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut queue = vec![first];
+        while queue.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(r) => queue.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut group = Vec::new();
+        for request in queue {
+            match request {
+                Request::Append { session, events, reply } => group.push((session, events, reply)),
+                Request::Checkpoint { reply } => {
+                    commit(&mut log, std::mem::take(&mut group));
+                    let _ = reply.send(log.checkpoint());
+                }
+            }
+        }
+        commit(&mut log, group);
+    }
+    if log.unsigned() > 0 {
+        log.checkpoint()?;
+    }
+    Ok(log)
+}
+
+type Pending = (String, Vec<Event>, SyncSender<Result<u64, AuditError>>);
+
+/// Commits a group in one transaction and answers each caller.
+fn commit<S: Store>(log: &mut AuditLog<S>, group: Vec<Pending>) {
+    if group.is_empty() {
+        return;
+    }
+    let refs: Vec<(&str, &[Event])> = group.iter().map(|(s, e, _)| (s.as_str(), e.as_slice())).collect();
+    match log.append_many(&refs) {
+        Ok(firsts) => {
+            for ((_, _, reply), first) in group.iter().zip(firsts) {
+                let _ = reply.send(Ok(first));
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for (_, _, reply) in &group {
+                let _ = reply.send(Err(AuditError::Writer(format!("the group commit failed: {message}"))));
+            }
+        }
+    }
+}
