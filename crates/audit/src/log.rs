@@ -488,7 +488,7 @@ impl Checker {
         if e.index != expected {
             return Err(Tamper::Missing { index: expected, found: e.index });
         }
-        let recorded_mac = match entry_fields(&e.entry) {
+        let recorded_mac = match entry_fields(e.entry) {
             Some((index, mac)) if index == e.index => mac,
             _ => return Err(bad_entry(&e)),
         };
@@ -500,7 +500,7 @@ impl Checker {
             }
             self.payloads += 1;
         }
-        if merkle::leaf_hash(&e.entry) != e.leaf {
+        if merkle::leaf_hash(e.entry) != e.leaf {
             return Err(Tamper::EntryEdited { index: e.index });
         }
         self.frontier.push(e.leaf);
@@ -545,7 +545,7 @@ fn entry_fields(entry: &[u8]) -> Option<(u64, Hash)> {
 
 /// Says exactly what is wrong with an entry [`entry_fields`] rejected.
 fn bad_entry(e: &StoredEntry<'_>) -> Tamper {
-    let what = match serde_json::from_slice::<serde_json::Value>(&e.entry) {
+    let what = match serde_json::from_slice::<serde_json::Value>(e.entry) {
         Err(err) => format!("not valid JSON: {err}"),
         Ok(v) => match v.get("index").and_then(|i| i.as_u64()) {
             Some(i) if i != e.index => format!("it says it is entry {i}"),
