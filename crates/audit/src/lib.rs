@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod export;
 pub mod log;
 pub mod merkle;
 pub mod note;

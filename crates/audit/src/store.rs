@@ -43,6 +43,36 @@ pub struct StoredEntry<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
+/// Which entries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this session.
+    pub session: Option<String>,
+    /// Only this kind (`command`, `tool_call`, …).
+    pub kind: Option<String>,
+    /// Recorded at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Recorded before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// Only the newest this many of those that match.
+    pub last: Option<u64>,
+}
+
+/// An entry as listed for people: where, when, what, and the payload unless pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed<'a> {
+    /// Position in the log.
+    pub index: u64,
+    /// When it was appended (ms since the epoch).
+    pub time_ms: i64,
+    /// Its session.
+    pub session: &'a str,
+    /// Its kind.
+    pub kind: &'a str,
+    /// The payload, unless pruned.
+    pub payload: Option<&'a [u8]>,
+}
+
 /// A new entry to append.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
@@ -68,8 +98,13 @@ pub trait Store {
     fn append(&mut self, first: u64, entries: &[NewEntry], nodes: &[(u32, u64, Hash)]) -> Result<(), StoreError>;
     /// A complete tree node.
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
-    /// Entries from `from` on, in order, to `visit` (which may stop early by returning false).
+    /// Entries from `from` on, in order, to `visit` (which may stop early by
+    /// returning false). Bytes stored as text (by an editor of the database)
+    /// are read as their bytes, so verification judges them rather than failing.
     fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError>;
+    /// Entries that match `filter`, oldest first, to `visit` (which may stop
+    /// early by returning false). For people: it checks nothing.
+    fn list(&self, filter: &Filter, visit: &mut dyn FnMut(Listed<'_>) -> bool) -> Result<(), StoreError>;
     /// Records a signed checkpoint note for a tree size.
     fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError>;
     /// Every checkpoint, by size.
@@ -186,11 +221,49 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![from as i64]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let index: i64 = row.get(0).map_err(|e| self.err(e))?;
-            let entry = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
-            let leaf = row.get_ref(2).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
-            let payload = row.get_ref(3).and_then(|v| Ok(v.as_blob_or_null()?)).map_err(|e| self.err(e))?;
+            let entry = row.get_ref(1).and_then(|v| Ok(v.as_bytes()?)).map_err(|e| self.err(e))?;
+            let leaf = row.get_ref(2).and_then(|v| Ok(v.as_bytes()?)).map_err(|e| self.err(e))?;
+            let payload = row.get_ref(3).and_then(|v| Ok(v.as_bytes_or_null()?)).map_err(|e| self.err(e))?;
             let leaf = self.hash(leaf, || format!("the leaf of entry {index}"))?;
             if !visit(StoredEntry { index: index as u64, entry, leaf, payload }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, filter: &Filter, visit: &mut dyn FnMut(Listed<'_>) -> bool) -> Result<(), StoreError> {
+        // Newest first when only the last few are wanted, then put back in order.
+        let order = if filter.last.is_some() { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT e.idx, e.time_ms, e.session, e.kind, p.payload FROM entries e LEFT JOIN payloads p ON p.idx = e.idx \
+             WHERE (?1 IS NULL OR e.session = ?1) AND (?2 IS NULL OR e.kind = ?2) \
+             AND (?3 IS NULL OR e.time_ms >= ?3) AND (?4 IS NULL OR e.time_ms < ?4) \
+             ORDER BY e.idx {order} LIMIT ?5"
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let limit = filter.last.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+        let mut rows = stmt
+            .query(params![filter.session, filter.kind, filter.since_ms, filter.until_ms, limit])
+            .map_err(|e| self.err(e))?;
+        type Row = (u64, i64, String, String, Option<Vec<u8>>);
+        let mut newest_first: Vec<Row> = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let get = || -> rusqlite::Result<Row> {
+                let payload = row.get_ref(4)?.as_bytes_or_null()?.map(<[u8]>::to_vec);
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?, row.get(3)?, payload))
+            };
+            let (index, time_ms, session, kind, payload) = get().map_err(|e| self.err(e))?;
+            if filter.last.is_some() {
+                newest_first.push((index, time_ms, session, kind, payload));
+                continue;
+            }
+            if !visit(Listed { index, time_ms, session: &session, kind: &kind, payload: payload.as_deref() }) {
+                return Ok(());
+            }
+        }
+        for (index, time_ms, session, kind, payload) in newest_first.iter().rev() {
+            if !visit(Listed { index: *index, time_ms: *time_ms, session, kind, payload: payload.as_deref() }) {
                 break;
             }
         }

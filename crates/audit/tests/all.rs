@@ -363,6 +363,13 @@ impl airlock_audit::store::Store for FlakyStore {
     ) -> Result<(), StoreError> {
         self.inner.scan(from, visit)
     }
+    fn list(
+        &self,
+        filter: &airlock_audit::store::Filter,
+        visit: &mut dyn FnMut(airlock_audit::store::Listed<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        self.inner.list(filter, visit)
+    }
     fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError> {
         self.inner.add_checkpoint(size, note)
     }
@@ -458,6 +465,77 @@ fn a_session_end_is_signed_at_once() {
     assert_eq!(fx.verify(&[]).unwrap().unsigned_tail, 0);
 }
 
+/// Runs the independent Python verifier on an export; None when it cannot run here.
+fn python_verify(out: &Path, key: &str) -> Option<(bool, String)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/audit-verify-export");
+    let output = std::process::Command::new("python3").arg(&script).arg(out).arg(key).output().ok()?;
+    if output.status.code() == Some(2) {
+        let why = String::from_utf8_lossy(&output.stderr);
+        assert!(why.contains("cryptography"), "the verifier refused its arguments: {why}");
+        // CI installs `cryptography`; elsewhere the check is skipped, loudly.
+        assert!(std::env::var_os("CI").is_none(), "CI must have Python's cryptography: {why}");
+        println!("    skipped: {why}");
+        return None;
+    }
+    Some((output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned()))
+}
+
+fn an_export_verifies_with_an_independent_tlog_tiles_client() {
+    let fx = Fixture::new();
+    // Enough entries for three tile levels (256 * 256 = 65,536), with partial tiles on each.
+    let store = SqliteStore::open(&fx.db, Durability::Batched).unwrap();
+    let every = CheckpointEvery { entries: 20_000, interval: Duration::from_secs(3600) };
+    let mut log = AuditLog::open(store, fx.signer.clone(), ORIGIN, MAC_KEY, every).unwrap();
+    let events: Vec<Event> = (0..1000).map(event).collect();
+    for _ in 0..66 {
+        log.append("s", &events).unwrap();
+    }
+    log.append("s", &events[..123]).unwrap();
+    log.checkpoint().unwrap();
+    log.append("s", &events[..5]).unwrap(); // unsigned: not exported
+    let out = fx._dir.path().join("export");
+    let exported = airlock_audit::export::export(log.store(), &out).unwrap();
+    assert_eq!(exported.size, 66_123);
+    assert_eq!(exported.unsigned_tail, 5);
+    // Level 0: 258 full + 1 partial; level 1: 1 full + 1 partial; level 2: 1 partial.
+    assert_eq!(exported.tiles, 262);
+    assert!(out.join("tile/0/258.p/75").is_file());
+    assert!(out.join("tile/1/001.p/2").is_file());
+    assert!(out.join("tile/2/000.p/1").is_file());
+    let key = fx.verifier().to_key_string();
+    let Some((ok, said)) = python_verify(&out, &key) else { return };
+    assert!(ok, "the independent verifier rejected the export: {said}");
+    assert!(said.starts_with("ok: 66123 entries"), "{said}");
+
+    // The same client must catch a changed entry, or it proves nothing.
+    let bundle = out.join(airlock_audit::export::tile_path(None, 100, 256));
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes.windows(13).position(|w| w == b"\"session\":\"s\"").unwrap();
+    bytes[at + 11] = b't';
+    std::fs::write(&bundle, bytes).unwrap();
+    let (ok, said) = python_verify(&out, &key).unwrap();
+    assert!(!ok && said.contains("entry 25600 does not hash to its leaf"), "{said}");
+}
+
+fn an_export_of_an_edited_log_fails_independent_verification() {
+    let fx = Fixture::filled(300);
+    {
+        let mut log = fx.log(10);
+        log.checkpoint().unwrap();
+    }
+    // Edit entry 299 and recompute its stored leaf, as a careful forger would.
+    let sql = fx.sql();
+    let entry: Vec<u8> = sql.query_row("SELECT entry FROM entries WHERE idx = 299", [], |r| r.get(0)).unwrap();
+    let forged = String::from_utf8(entry).unwrap().replace("\"s1\"", "\"s2\"").into_bytes();
+    let leaf = airlock_audit::merkle::leaf_hash(&forged);
+    sql.execute("UPDATE entries SET entry = ?1, leaf = ?2 WHERE idx = 299", params![forged, &leaf[..]]).unwrap();
+    let out = fx._dir.path().join("export");
+    let store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    airlock_audit::export::export(&store, &out).unwrap();
+    let Some((ok, said)) = python_verify(&out, &fx.verifier().to_key_string()) else { return };
+    assert!(!ok && said.contains("do not produce the root the checkpoint signs at size 300"), "{said}");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("writer") {
@@ -494,6 +572,14 @@ fn main() {
         ),
         ("a_quiet_log_is_signed_within_the_interval", a_quiet_log_is_signed_within_the_interval),
         ("a_session_end_is_signed_at_once", a_session_end_is_signed_at_once),
+        (
+            "an_export_verifies_with_an_independent_tlog_tiles_client",
+            an_export_verifies_with_an_independent_tlog_tiles_client,
+        ),
+        (
+            "an_export_of_an_edited_log_fails_independent_verification",
+            an_export_of_an_edited_log_fails_independent_verification,
+        ),
     ];
     airlock_test_support::run_cases(&args, cases, "")
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use airlock_audit::event::Event;
 use airlock_audit::log::{AuditLog, CheckpointEvery, verify};
 use airlock_audit::note::{Signer, Verifier, load_or_create_signer};
-use airlock_audit::store::{Durability, SqliteStore, Store};
+use airlock_audit::store::{Durability, Filter, SqliteStore, Store};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 
@@ -40,6 +40,34 @@ enum AuditCommand {
         /// A signed checkpoint kept elsewhere, to catch rollback and forgery (repeatable).
         #[arg(long = "checkpoint", value_name = "FILE")]
         checkpoints: Vec<PathBuf>,
+    },
+    /// List entries: a table, or JSON Lines with --json. Reads; checks nothing (see `verify`).
+    Show {
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only this kind (session_start, session_end, model_request, model_response,
+        /// tool_call, command, file_change, policy_violation, blocked_egress, external).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Recorded at or after: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS]Z (UTC), or an age like 30m, 2h, 7d.
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Recorded before (same forms as --since).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only the newest N that match.
+        #[arg(long, value_name = "N")]
+        last: Option<u64>,
+        /// One JSON object per line, with the whole payload.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write entries (JSON Lines), checkpoints and the C2SP tlog-tiles layout into a folder.
+    Export {
+        /// The folder (created; must be empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// An inclusion proof for entry N, against the latest checkpoint (or --size).
     Prove {
@@ -192,6 +220,36 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                 }
             }
         }
+        AuditCommand::Show { session, kind, since, until, last, json } => {
+            let now = now_ms();
+            let filter = Filter {
+                session,
+                kind,
+                since_ms: since.as_deref().map(|t| time_ms(t, now)).transpose()?,
+                until_ms: until.as_deref().map(|t| time_ms(t, now)).transpose()?,
+                last,
+            };
+            let store = open_store(&p)?;
+            show(&store, &filter, json)?;
+        }
+        AuditCommand::Export { out } => {
+            let store = open_store(&p)?;
+            let done = airlock_audit::export::export(&store, &out)?;
+            println!(
+                "exported {} entries, {} checkpoints and {} tiles to {}",
+                done.size,
+                done.checkpoints,
+                done.tiles,
+                out.display()
+            );
+            if done.unsigned_tail > 0 {
+                eprintln!(
+                    "note: {} newer entries are not in a checkpoint yet and were left out\n\
+                     hint: run `airlock audit checkpoint` and export again to include them",
+                    done.unsigned_tail
+                );
+            }
+        }
         AuditCommand::Prove { index, size } => {
             let log = open_log(&p)?;
             let size = match size {
@@ -216,6 +274,191 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the log's database for reading, refusing to create one.
+fn open_store(p: &Paths) -> Result<SqliteStore> {
+    if !p.db.exists() {
+        bail!("there is no audit log at {}\nhint: pass --dir, or append to it first", p.db.display());
+    }
+    Ok(SqliteStore::open(&p.db, Durability::Durable)?)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Prints entries as a table or as JSON Lines.
+fn show(store: &SqliteStore, filter: &Filter, json: bool) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failure = None;
+    if !json {
+        writeln!(out, "{:>7}  {:<20}  {:<16}  {:<16}  DETAIL", "INDEX", "TIME (UTC)", "SESSION", "KIND")?;
+    }
+    store.list(filter, &mut |e| {
+        let payload = e.payload.map(|p| serde_json::from_slice::<serde_json::Value>(p));
+        let written = if json {
+            let payload = match payload {
+                Some(Ok(v)) => v,
+                Some(Err(_)) => {
+                    serde_json::Value::String(String::from_utf8_lossy(e.payload.unwrap_or_default()).into())
+                }
+                None => serde_json::Value::Null,
+            };
+            let line = serde_json::json!({
+                "index": e.index,
+                "time": iso_time(e.time_ms),
+                "session": e.session,
+                "kind": e.kind,
+                "payload": payload,
+            });
+            writeln!(out, "{line}")
+        } else {
+            let detail = match payload {
+                Some(Ok(v)) => summary(&v),
+                Some(Err(_)) => "(payload is not JSON)".to_string(),
+                None => "(payload pruned)".to_string(),
+            };
+            writeln!(
+                out,
+                "{:>7}  {:<20}  {:<16}  {:<16}  {}",
+                e.index,
+                iso_time(e.time_ms),
+                clip(e.session, 16),
+                e.kind,
+                clip(&detail, 100)
+            )
+        };
+        match written {
+            Ok(()) => true,
+            Err(err) => {
+                failure = Some(err);
+                false
+            }
+        }
+    })?;
+    if let Some(err) = failure {
+        // A closed pipe (`| head`) is not an error.
+        if err.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(err.into());
+        }
+        return Ok(());
+    }
+    match out.flush() {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
+    }
+}
+
+/// One line saying what an event was, for the table.
+fn summary(v: &serde_json::Value) -> String {
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+    let n = |k: &str| v.get(k).and_then(|x| x.as_i64()).unwrap_or_default();
+    match v.get("kind").and_then(|k| k.as_str()).unwrap_or_default() {
+        "session_start" => format!("{} by {}@{} (model {})", s("workspace"), s("user"), s("host"), s("model_endpoint")),
+        "session_end" => s("reason"),
+        "model_request" => {
+            let redactions = v.get("redactions").and_then(|r| r.as_array()).map_or(0, Vec::len);
+            format!("to {}: {} bytes, {} redactions", s("destination"), n("bytes"), redactions)
+        }
+        "model_response" => format!(
+            "from {}: {} bytes, {} in / {} out tokens",
+            s("destination"),
+            n("bytes"),
+            n("input_tokens"),
+            n("output_tokens")
+        ),
+        "tool_call" => format!("{} {} (by {})", s("name"), s("decision"), s("decided_by")),
+        "command" => {
+            let argv: Vec<String> = v
+                .get("argv")
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
+                .unwrap_or_default();
+            format!("{} -> exit {} in {} ms", argv.join(" "), n("exit_status"), n("duration_ms"))
+        }
+        "file_change" => {
+            let what = match (s("before").is_empty(), s("after").is_empty()) {
+                (true, _) => "created",
+                (_, true) => "deleted",
+                _ => "changed",
+            };
+            format!("{} {what}", s("path"))
+        }
+        "policy_violation" => format!("{}: {}", s("rule"), s("detail")),
+        "blocked_egress" => format!("{}: {}", s("destination"), s("reason")),
+        "external" => format!("{}: {}", s("source"), v.get("data").map(|d| d.to_string()).unwrap_or_default()),
+        _ => v.to_string(),
+    }
+}
+
+/// Cuts `text` to `max` characters, marking the cut, and keeps it on one line.
+fn clip(text: &str, max: usize) -> String {
+    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the epoch.
+fn iso_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A point in time from the command line: a UTC date, a UTC date and time,
+/// or an age (`30m`, `2h`, `7d`) before `now_ms`.
+fn time_ms(text: &str, now_ms: i64) -> Result<i64> {
+    let bad = || {
+        anyhow!(
+            "{text:?} is not a time\nhint: write YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z (UTC), or an age like 30m, 2h, 7d"
+        )
+    };
+    if let Some(unit) = text.chars().last().filter(|c| "smhdw".contains(*c))
+        && let Ok(n) = text[..text.len() - 1].parse::<i64>()
+    {
+        let secs = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => 7 * 86_400,
+        };
+        return Ok(now_ms - n.checked_mul(secs * 1000).ok_or_else(bad)?);
+    }
+    let (date, clock) = match text.split_once('T') {
+        Some((d, c)) => (d, Some(c.strip_suffix('Z').ok_or_else(bad)?)),
+        None => (text, None),
+    };
+    let day = date_ms(date).map_err(|_| bad())?;
+    let Some(clock) = clock else { return Ok(day) };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let field = |i: usize, max: i64| -> Result<i64> {
+        match parts.get(i) {
+            None if i == 2 => Ok(0),
+            Some(p) if p.len() == 2 => p.parse::<i64>().ok().filter(|v| (0..max).contains(v)).ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    };
+    if parts.len() > 3 {
+        return Err(bad());
+    }
+    Ok(day + (field(0, 24)? * 3600 + field(1, 60)? * 60 + field(2, 60)?) * 1000)
 }
 
 /// Milliseconds since the epoch at the start of a UTC date `YYYY-MM-DD`.
@@ -252,6 +495,37 @@ mod tests {
         assert_eq!(date_ms("2026-11-25").unwrap(), 1_795_564_800_000);
         assert!(date_ms("2026-13-01").is_err());
         assert!(date_ms("yesterday").is_err());
+    }
+
+    #[test]
+    fn times_are_dates_clock_times_or_ages() {
+        let now = 1_795_600_000_000;
+        assert_eq!(time_ms("2026-11-25", now).unwrap(), 1_795_564_800_000);
+        assert_eq!(time_ms("2026-11-25T10:00Z", now).unwrap(), 1_795_564_800_000 + 36_000_000);
+        assert_eq!(time_ms("2026-11-25T10:00:30Z", now).unwrap(), 1_795_564_800_000 + 36_030_000);
+        assert_eq!(time_ms("2h", now).unwrap(), now - 7_200_000);
+        assert_eq!(time_ms("7d", now).unwrap(), now - 604_800_000);
+        for bad in ["2026-11-25T25:00Z", "2026-11-25T10:00", "2026-11-25T1:00Z", "soon", "h", "2026-11-25T10:00:00:00Z"]
+        {
+            assert!(time_ms(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(iso_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_time(1_795_564_800_000 + 36_030_999), "2026-11-25T10:00:30Z");
+        assert_eq!(iso_time(951_868_800_000 - 1000), "2000-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn the_table_says_what_each_event_was() {
+        let v = serde_json::json!({"kind": "command", "argv": ["cargo", "test"], "exit_status": 1, "duration_ms": 30});
+        assert_eq!(summary(&v), "cargo test -> exit 1 in 30 ms");
+        let v = serde_json::json!({"kind": "file_change", "path": "src/a.rs", "before": "", "after": "ab"});
+        assert_eq!(summary(&v), "src/a.rs created");
+        assert_eq!(clip("a\nb", 10), "a b");
+        assert_eq!(clip("abcdef", 4), "abc…");
     }
 
     #[allow(dead_code)]

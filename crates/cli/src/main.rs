@@ -109,7 +109,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sandbox(args) => sandbox(args),
         Command::Policy(cmd) => policy(cmd),
-        Command::Audit(args) => audit::run(args),
+        // Any audit failure is 2: 0 and 1 are verify's answers.
+        Command::Audit(args) => match audit::run(args) {
+            Err(e) => {
+                eprintln!("airlock: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            ok => ok,
+        },
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,7 @@
 // A test binary without libtest: clippy does not see it as test code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
 mod escape;
 mod policy;
 mod probe;
@@ -97,6 +98,10 @@ const CASES: &[(&str, CaseFn)] = &[
     ),
     ("loader_variables_never_reach_the_command", policy::loader_variables_never_reach_the_command),
     ("the_home_folder_is_refused_as_the_workspace", policy::the_home_folder_is_refused_as_the_workspace),
+    // The audit log.
+    ("audit_show_filters_by_session_kind_and_time", audit::audit_show_filters_by_session_kind_and_time),
+    ("audit_verify_names_an_edited_payload", audit::audit_verify_names_an_edited_payload),
+    ("audit_export_verifies_without_airlock", audit::audit_export_verifies_without_airlock),
 ];
 
 fn main() {
