@@ -297,7 +297,7 @@ fn show(store: &SqliteStore, filter: &Filter, json: bool) -> Result<()> {
         writeln!(out, "{:>7}  {:<20}  {:<16}  {:<16}  DETAIL", "INDEX", "TIME (UTC)", "SESSION", "KIND")?;
     }
     store.list(filter, &mut |e| {
-        let payload = e.payload.map(|p| serde_json::from_slice::<serde_json::Value>(p));
+        let payload = e.payload.map(serde_json::from_slice::<serde_json::Value>);
         let written = if json {
             let payload = match payload {
                 Some(Ok(v)) => v,
