@@ -252,17 +252,38 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         }
         AuditCommand::Prove { index, size } => {
             let log = open_log(&p)?;
+            let signed = signed_roots(log.store())?;
             let size = match size {
                 Some(s) => s,
-                None => log.store().checkpoints()?.last().map(|(s, _)| *s).unwrap_or(log.size()),
+                None => signed.last().map(|(s, _)| *s).unwrap_or(log.size()),
             };
             let proof = log.prove(index, size)?;
+            // Never hand out a proof that does not check: the stored nodes it
+            // comes from are not covered by the entries' hashes.
+            if let Some((_, root)) = signed.iter().find(|(s, _)| *s == size) {
+                let mut leaf = None;
+                log.store().scan(index, &mut |e| {
+                    leaf = Some(airlock_audit::merkle::leaf_hash(e.entry));
+                    false
+                })?;
+                let leaf = leaf.ok_or_else(|| anyhow!("entry {index} is not in the log"))?;
+                airlock_audit::merkle::verify_inclusion(index, size, &leaf, &proof, root).map_err(|e| {
+                    anyhow!("the stored tree does not prove entry {index} in the tree signed at size {size}: {e}\nhint: run `airlock audit verify`")
+                })?;
+            }
             let hashes: Vec<String> = proof.iter().map(hex::encode).collect();
             println!("{}", serde_json::json!({"index": index, "size": size, "proof": hashes}));
         }
         AuditCommand::Consistency { old, new } => {
             let log = open_log(&p)?;
             let proof = log.consistency(old, new)?;
+            let signed = signed_roots(log.store())?;
+            let root = |size| signed.iter().find(|(s, _)| *s == size).map(|(_, r)| *r);
+            if let (Some(old_root), Some(new_root)) = (root(old), root(new)) {
+                airlock_audit::merkle::verify_consistency(old, new, &old_root, &new_root, &proof).map_err(|e| {
+                    anyhow!("the stored tree does not prove size {old} consistent with {new}: {e}\nhint: run `airlock audit verify`")
+                })?;
+            }
             let hashes: Vec<String> = proof.iter().map(hex::encode).collect();
             println!("{}", serde_json::json!({"old": old, "new": new, "proof": hashes}));
         }
@@ -274,6 +295,20 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The roots the stored checkpoints sign, by size (signatures are `verify`'s job).
+fn signed_roots(store: &SqliteStore) -> Result<Vec<(u64, airlock_audit::merkle::Hash)>> {
+    store
+        .checkpoints()?
+        .into_iter()
+        .map(|(size, note)| {
+            let text = note.split_once("\n\n").map_or(note.as_str(), |(t, _)| t);
+            let cp = airlock_audit::checkpoint::Checkpoint::parse(&format!("{text}\n"))
+                .with_context(|| format!("the checkpoint stored for size {size}"))?;
+            Ok((size, cp.root))
+        })
+        .collect()
 }
 
 /// Opens the log's database for reading, refusing to create one.

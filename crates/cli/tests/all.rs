@@ -102,6 +102,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("audit_show_filters_by_session_kind_and_time", audit::audit_show_filters_by_session_kind_and_time),
     ("audit_verify_names_an_edited_payload", audit::audit_verify_names_an_edited_payload),
     ("audit_export_verifies_without_airlock", audit::audit_export_verifies_without_airlock),
+    ("audit_prove_refuses_a_damaged_tree", audit::audit_prove_refuses_a_damaged_tree),
 ];
 
 fn main() {

@@ -137,3 +137,26 @@ fn independent_verify(out: &Path, key: &str) -> Option<(bool, String)> {
     }
     Some((output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned()))
 }
+
+pub fn audit_prove_refuses_a_damaged_tree() -> Verdict {
+    let log = filled();
+    log.ok(&["checkpoint"], None);
+    let proof: serde_json::Value = serde_json::from_str(&log.ok(&["prove", "1"], None)).unwrap();
+    assert_eq!(proof["size"], 3);
+    assert_eq!(proof["proof"].as_array().unwrap().len(), 2);
+    log.append("s1", COMMAND);
+    log.ok(&["checkpoint"], None);
+    assert!(log.ok(&["consistency", "3", "4"], None).contains("\"proof\""));
+    // The stored nodes are not covered by the entries' hashes: damage one.
+    let db = rusqlite::Connection::open(log.dir.join("audit.db")).unwrap();
+    db.execute("UPDATE nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 0", []).unwrap();
+    let out = log.run(&["prove", "1"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("does not prove entry 1 in the tree signed at size 4"), "{said}");
+    assert!(out.stdout.is_empty(), "a failed proof was printed");
+    db.execute("UPDATE nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 0", []).unwrap();
+    let out = log.run(&["consistency", "3", "4"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    Verdict::Passed
+}
