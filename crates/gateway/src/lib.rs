@@ -1,0 +1,1 @@
+//! The egress broker and team gateway.
