@@ -1,1 +1,3 @@
 //! The egress broker and team gateway.
+
+pub mod egress;
