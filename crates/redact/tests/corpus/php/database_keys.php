@@ -1,0 +1,20 @@
+<?php
+
+namespace App\Services;
+
+use GuzzleHttp\Client;
+
+$jwtPrivateKey = <<<EOT
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZeKF+5KG+oRSxUNkH1h3cGT1aTTVr4
+aTUP2TA9etDCoidVIKyzeRDlCSt1l60xcfZy+A3THvTRClr8aNfE9VIGzMlS6jYOQzOm5f
+WjDweRVRgsKOck/Xe5NXLfzg6meCcpamTa1FUHxF5EoJ5OwUv87UJONahqUqbetTkENhT9
+LBbkD4gkFBd2mlqSfUfmihAgrP4QVRubg5SOiFtHaRbLrW3GiL2/TNNTYxVqN81MlVCjTW
+zzp8zUNSvupsliqhR9+YqE1LM7NeIzn7PqYrdhgPkx/vGOHzv2d+u8+IJ9vtBobHOBAxJv
+moeuiCJhEJxnfnVcaCK4HkXnAw+sO+nFxMzUdq6XKihm9B97lhurY2Csv9yhcs7NxKmgkE
+TNnyR5Pvd1CdI6enEioU/P7Gv8Wmnow82leTp8/kCx5ISOhRjyWW3mA+arRGSSnqngVJq0
+hvkY/yKEKev9zRm2nQ3eVGUdHjNSQFeg==
+-----END OPENSSH PRIVATE KEY-----
+EOT;
+
+$authorized_key = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQAj0WFhAXUpdOaCLfXC1fx/h2s8C257Fx47a+sbsbxOATTP0Hk7z3HRogIoX5nnNyAWn8E9fIYI4lYTLbhRDqiZ6sTpoAUo7jExLLX3fszT4Z5lSoxUMiosp3qJARqxnphVEp7+w2MsB6TZqzbavcGMyWZtYLCRHmc8hQrmT0VebZJubHiXUa+t3l0SVeiBzHdb0Hsi/fVEEsnA0fCNTWS+92aYfGzW8nCJTXb2ijguJpqlpmfXIHe6LKTrdH6BFkDen/1mNXez/TI5PQdOVdRjEzurdM4dPM0H9zr3IhYqEk1RTjSCqs1gS/Oyz95uG+W6U0O8wdtiW256kXKGZF deploy@ci";

@@ -1,0 +1,18 @@
+<?php
+
+namespace App\Services;
+
+use GuzzleHttp\Client;
+
+$jwtPrivateKey = <<<EOT
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZdzfFGX6mbCcYMJjB9tEcraQM4taQV
+PRa6GbeV5jd2BgcH0pBRQQI1VqnTBLjgHKgaXY3cGDsc6Xmg5i0EnAUC+gQu/2k6rqKntV
+IB+2JyjiGch+JOWgzPEDhb6U7laTi9mXSuQQPZE9yyg2kOxsks6UDwziJAcCemWcuQzcv+
+BEdBfH0veMHopE5hB73iM8g4RAbi0dlAzmOwxcoLm0KDm0rPqG3T5Xbo+VHi77hVJgiL6+
+o7XajhZexQYJaSt6McWBZ6fzy7PmLwti50TbmIEUxTbE1GIMNUnULI5bgMmZH87/5vMo/w
+ilVZlhGuI5aBrjrTj6OCg+0xbhXVTHoM4eDZzKWv2FN9a2CLgOVSAthfGkgYTp53nBmTpp
+p7ibQvKC5z5p+RI+2Iv0R1TBLoi7L9AOMiMp3GxCXn4HSKdGOy5x9kqMzfStaqyIJtqa1p
+z/DBxPexk1rvXglE/U/JIJbUUPR+3EZg==
+-----END OPENSSH PRIVATE KEY-----
+EOT;

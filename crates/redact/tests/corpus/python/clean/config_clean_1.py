@@ -1,0 +1,14 @@
+import os
+import json
+import logging
+from typing import Optional
+
+log = logging.getLogger(__name__)
+
+logo = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUttLSedcHjcxn4brnWUidkaI48nktdPXaSnbCKEfMbBUrtxgXv6a8Ezr6K3/sJg71ARMU7dcXKvTKuiQjzVVbAFQezidFS4IT7WgoEw56+YtGqHDh8iVeKD+PfkSuIQ6txh1ZJ3zAYtb+EdmX6D9m1tuqaqdhUP7CWMbf2+ND4tJkDtFnjw+br3+e4epPWDy+uIuje93y5jdy/i/cSdK0pmWEe9HCptrTa7+QT6Cgr5dvHsT9A/EMlwJYaiOq92+8BnUZRiY3SzS65RYKRfdzqaWX9GRQ1TVxREuqlJep13C1LaSl2ndfZOPLJn6wnw7S8ZUDE7iUs7OmbEi+mUnnXJOZnuKAkrxGcMhUc/MnzPpsro0xmSD1Wdv4cniEg=="
+db_password = None
+database_url = "amqp://guest:guest@localhost:5672/"
+rev = "e0b7eef4cf4a378dc2308183627ef812a4cb295b"
+icon_data = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUvEVgfb+xmjIIE3UJpeb9fRkLKCWWzpxNqO5mRipwEOIRQThoBayZkkXBo2TqrDXiwEwUr/UE5nZHbUJV5Y9J7MjuRrw/Ix8CEikUjn8yDWkRGLfovREBNL94YRTw3yr6eLFwiIxkkVskxtEU55LqJoMnYLkqjJg5gk/zsdbRtzDp55UA14nJslO7q70EKWmFSaLgqj9rvNbgWlwB2wJ35XwY5gCNIyGJzQ50/AEKXz12WDzl2r68z4/SWah8pxx"
+auth_token = settings.AUTH_TOKEN
+client_secret = None

@@ -1,0 +1,32 @@
+import os
+import json
+import logging
+from typing import Optional
+
+log = logging.getLogger(__name__)
+
+DEPLOY_KEY = """\
+-----BEGIN PGP PRIVATE KEY BLOCK-----
+
+lQPGBC90+yi2VaDQZjPk368Z79OboNs6iC2hwJ0+WwNJ+7+/KhEKhR7EdzS/PMRH
+G8nkdtqiVygmacTy9OyUqs5LxofVO49XDVngUCyebLxkoCHVkFJZZgyg7/NBYbEz
+4Oawq2eOQKKUxceh1Kys3vl4tUQW4MhWEQRLjEUWs4DbzUVv4Tfq+v5x+RBbMCp/
+UfYiYb4xXCGLsDTu11yk5PSI0UB9jlvETHWuwvHH4vIxqojj8ti5qZrRCpnMCked
+CfdSEQIUHhro7Czh5Q1MFS+6MXPYEb5Izc1E+W64PxULU4abu6dnQI+K6XPnFzXl
+Vgf8uhb15QmPITECWoGphQfprrkmGDOt6BQyAIDAq6uqaetH51L7urD5qHrZy/rW
+8MMEe6O/Tebve3S46oa1tC0/+1yIhrY8Zax54+dV2NzbNFwaoYbmoP1RneLk5BEl
+9qrr5KtAO0gRTzbVBOHZu91Y/lA+WpOxoPxVleVqnxog3w1qsHUCqYXC58TSBN7U
+c+IsjpncdJytIU2fcdtDIa3i/nN2tfAhrhuxMaiSVUkzMJ5YBLOqnemk6FQAWr2Z
+rOMJPn9f07R2Y1jD8zeJqakWC0z6zSjJXu67FUh8jKnU9J8cnD2BwWdveVjkVN0H
+75DURDQcnqbDnrDK3phqnMBwIgc0l9yHxr1ylnqW0G8ThsKAgp+b8zSccONyv3JC
+Wm7/zECuUmcNLVCpN9aqP8r1udcG1HpdZOXLP27sZJEaXE6LHvR+oPbgJhqv/pS7
+CxYuR/tId7NLrIQ6PrFpVL7jejbgwsC759hYrRLMwXuepMjPB5YdrfvkrXDNcd5h
+eM2zIREs4i+l4dN+kGMQM75v/fV0A07AqL60m2jKqW10mH60A2A+e7IE+s1Q+ek9
+okBeX5f3mqi31C0H+PnJMKPrwrbuHLdRi8UDoHqS1FjjaIUv8s/Yn1L3sRE8Dhxq
+WdyvM0NQ/4mtenyVi38x778l/2YYOmMAwkxiq6PGBLFI6xM80XWSVsQu0zz9vdgh
+5bCrZ+cvaXdU6GntG4MJBBOz9/o1guLhmYqp4RNkKeySCjjmjbjO4zH5QxJyRA1y
+C6FPYVapXCkO0YBTnLrhhCeruilLpFCeSDNxqRdn4IMBrtTt0l2dTspvi3wt33g0
+h2sW8nwjoiRCgxLfQVrv0M2VfhD6GqwWeeUcyXCTRGyc+7k8kzLU
+=+tL5
+-----END PGP PRIVATE KEY BLOCK-----
+"""

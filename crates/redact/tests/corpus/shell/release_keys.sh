@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+cat > ~/.ssh/id_deploy <<'EOF'
+-----BEGIN RSA PRIVATE KEY-----
+MIIEpAIBAAKCAQEAmQNh4ZursAl4gRzZn5t7fB9OXRVPKIBykQQ1WJW2Ir2vzjaI
+IEvW/jw0n2VtkmBKwisGvAbX2ncvPdKgAeMvwIl8IQ3A4o4QFUlT99WoonSYe8y0
+sQ2H8U7ZNwUN8/wj5vggHRYm0oFzxDrbd2R+FJSI/nGWyEmYpNTrxNQrB9WEwAn7
+dPj+LF56MVayIghrskWEQohEKS5orkRaedPaeH8epdCaUFNPh+njO0RqFjGfmb+i
+Sq4r6EXE3mM5lT/AeU7kxa+jff+BzSXiivIG+Pzw/LAe4FnTMZ43plXs6wqOwPSF
+MoZyZJNxZc7v0J/Ncp8rlaadK+SPEDgztCyPc2Vxe54U8QR36WFTu2oXxVFTeyNA
+lzu52GKCJnjT6G7XZaHxUmAPwGWJTiqcRD8DhjYIW2A1QiLr1zWmjWkSVNkTDwh4
+XzfdJNQeQfF4/Irwz4ceWr3QrrQx4lB7LP75ScC5GNuFE6Tw8sxqOT15YvMZUayU
+A5DZJBxFebFnvo4MnfxEC3GCx/MjzUJR2qW8Yv/HUG5o9rZ3EtPiFFjCXdALmRDJ
+lR98rgxH8RZZETvkedHhLO28sarSEXuEYLdrPzFUfQTAfvHWvpeeGgOFU0HawJiT
+yL0a39qsJDylz6vK9Dzvr+5LGSo38KecE5NbfyxelTtRyIbLEKQCqLE9wabphOTQ
+uoHlnnkL/3psJm40l/nwzeb0FHnKsd3Xl7031KoWs5qoMxuii/gTMUjwluZRDiUk
+q7XvllXaXfqC4U6sq43F4OFl3AOJD2c7nVD53F1dWs5G+h50xD2tPqFhngffVsvj
+pUU6uYUBEIo3UtJuEeyUDWiHksGnxQx4gUVwW+BUos9I/8SFuJzMvA++3y4ZKYnz
+46TDdhoP0pI85+D//E2DslDIj0kISicTg5X/jEh+6Pu640cyNBhga8PrhAumwLa6
+DLp/ZesR8EWkJq97EOofsFLWPLSIUeG520vpvFl25OR/xFPTwHckd8mvK4kivPdI
+igqKZicgxxt7umZt2oZprYUStp8dHIH4zYfLPFegpnlKlH5pn7cGEu3JqKhk43ff
+vZcbckex7wWxVdekh/Lxt3jZcGF/2F4Z5PlF4vkT4DFDVAB/df9pgfXLrWr3/UcV
+pcwTLD5WxPnxE2+KNYG+ixQKt43WYf2yrI9T9faeYy+0gzcWnO1lZJy+FlwuQbtg
+d1y6nVoXQ/rPd15ycg3rzO39p4abnqMLOixcyWuA5J6avgZelP5xYm17zYQmL5sf
+hEEmNRKi34UtObGs4A2cCxZAeDEoPaleTBX44v4mSho3rV4fuwGVROvlY/YSOKo4
+nkHD0geht2XFfgmJC1EEu45T40dQwhSSugzXZanMUboubHIcDD/gg8k2tOmLS44Q
+bCBh6LTKhJ6zcaQSL9KwpyoTJo3iPBB6zzA/xCIxBTnIdY/L7mKshxjaNosQfeHR
+OmSEWPdkje86gUVhgkZ/5DfvYfV9XhVqUOOHHttGn6614pZ7y+5dtNz3vyXzCEm/
+UJu9JQbDkg4sAkayUCqwNagFXLVrSGlxvEjYAlT9H/1LrtXUUQPFHw==
+-----END RSA PRIVATE KEY-----
+EOF
+chmod 600 ~/.ssh/id_deploy

@@ -1,0 +1,14 @@
+resource "tls_cert_request" "web" {
+  private_key_pem = <<EOF
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZdFxBVGeXnRPkeojfeoBggEf3u9YFX
+Jw/7cVfmJb8tofrtNpFSF9bdf2wa5+yP4gj+OdfBMfFpMtiSNNi9MQ7EnWoQZQH0ktIlGW
+3tbJjmrWpoUcOCAjLUC9kK42p9K8sAYLBN9l6GkMhfRuV/dQ8gLELw7d41cmoSeQznmQcV
+KZ+wb9yB4gDcVEOzG+AXro3v2ITYsXe/3jyYILqQRBLnaUncH/0528N7bDIESXb+Df1Fmc
+G+pbk1Pc8fhMvlCGiRW9tnLyXf8SJJ1XKwm2GMMtFBjQEZppPSQXWlaRSqNMTMJkWFvKFn
+WR858A2plrkWnPzd6bUkJ2f2srX54tIdiANpErVBZ9NbLiqUVl/vU3ez+Wvebfy8mefyYr
+UpwW24/uJCc2BkuFWSW+Urz9ckLGtOzPrKtwyDZGDbSPNn/iL3DIBd9dgT5NPXYjKD7s6S
+D1z9OtSwpbpU7pp3oCNSARMwbhHBoicw==
+-----END OPENSSH PRIVATE KEY-----
+EOF
+}
