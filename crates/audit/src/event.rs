@@ -27,29 +27,43 @@ pub enum Event {
         /// Why it ended.
         reason: String,
     },
-    /// A request left for a model.
+    /// A request left for a model (recorded before it is sent).
     ModelRequest {
-        /// Destination host or endpoint.
+        /// Who sent it: a gateway key's name, or `uid:N` for a local socket peer.
+        principal: String,
+        /// The API route (`openai.chat`, `anthropic.messages`, …).
+        route: String,
+        /// The model asked for.
+        model: String,
+        /// Where it goes: the upstream's name and URL.
         destination: String,
-        /// Bytes sent.
+        /// Bytes sent (after redaction).
         bytes: u64,
-        /// Digest of what was sent.
+        /// SHA-256 of what was sent (after redaction).
         content_digest: String,
-        /// What redaction replaced (rule ids and counts, never secrets).
-        redactions: Vec<String>,
+        /// What redaction replaced, never the secrets.
+        redactions: Vec<RedactionNote>,
     },
-    /// A model answered.
+    /// A model answered (or the exchange failed).
     ModelResponse {
+        /// Who sent the request.
+        principal: String,
         /// Where from.
         destination: String,
+        /// The upstream's HTTP status (0 when there was no answer).
+        status: u64,
         /// Bytes received.
         bytes: u64,
-        /// Digest of the answer.
+        /// SHA-256 of what was received.
         content_digest: String,
-        /// Prompt tokens.
+        /// Prompt tokens, when the upstream reported them.
         input_tokens: u64,
-        /// Completion tokens.
+        /// Completion tokens, when the upstream reported them.
         output_tokens: u64,
+        /// Milliseconds from sending to the last byte.
+        duration_ms: u64,
+        /// How it ended: `complete`, or what went wrong.
+        outcome: String,
     },
     /// A tool call and the decision on it.
     ToolCall {
@@ -127,6 +141,21 @@ impl Event {
             Event::External { .. } => "external",
         }
     }
+}
+
+/// One secret replaced before a request left: which rule found it, where,
+/// the placeholder it became, and a digest of it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedactionNote {
+    /// The rule that found it.
+    pub rule: String,
+    /// Where in the request, as a JSON pointer (`/messages/2/content`).
+    pub field: String,
+    /// The placeholder that replaced it.
+    pub placeholder: String,
+    /// SHA-256 of the secret.
+    pub secret_sha256: String,
 }
 
 /// Why a value has no canonical form.

@@ -92,13 +92,15 @@ enum AuditCommand {
     },
 }
 
-struct Paths {
-    db: PathBuf,
+pub(crate) struct Paths {
+    pub(crate) db: PathBuf,
     signer: PathBuf,
     mac_key: PathBuf,
+    /// The folder itself.
+    pub(crate) dir: PathBuf,
 }
 
-fn paths(dir: Option<PathBuf>) -> Result<Paths> {
+pub(crate) fn paths(dir: Option<PathBuf>) -> Result<Paths> {
     let dir = match dir {
         Some(d) => d,
         None => match std::env::var_os("XDG_DATA_HOME") {
@@ -107,7 +109,12 @@ fn paths(dir: Option<PathBuf>) -> Result<Paths> {
                 .join(".local/share/airlock"),
         },
     };
-    Ok(Paths { db: dir.join("audit.db"), signer: dir.join("audit-signing-key"), mac_key: dir.join("audit-mac-key") })
+    Ok(Paths {
+        db: dir.join("audit.db"),
+        signer: dir.join("audit-signing-key"),
+        mac_key: dir.join("audit-mac-key"),
+        dir,
+    })
 }
 
 fn host() -> String {
@@ -163,7 +170,7 @@ fn getrandom(buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-fn open_log(p: &Paths) -> Result<AuditLog<SqliteStore>> {
+pub(crate) fn open_log(p: &Paths) -> Result<AuditLog<SqliteStore>> {
     let signer = load_or_create_signer(&p.signer, &key_name())?;
     let key = mac_key(&p.mac_key)?;
     let store = SqliteStore::open(&p.db, Durability::Durable)?;
@@ -395,14 +402,25 @@ fn summary(v: &serde_json::Value) -> String {
         "session_end" => s("reason"),
         "model_request" => {
             let redactions = v.get("redactions").and_then(|r| r.as_array()).map_or(0, Vec::len);
-            format!("to {}: {} bytes, {} redactions", s("destination"), n("bytes"), redactions)
+            format!(
+                "{} {} -> {}: {} bytes, {} redactions (by {})",
+                s("route"),
+                s("model"),
+                s("destination"),
+                n("bytes"),
+                redactions,
+                s("principal")
+            )
         }
         "model_response" => format!(
-            "from {}: {} bytes, {} in / {} out tokens",
+            "{} from {}: HTTP {}, {} bytes, {} in / {} out tokens, {} ms",
+            s("outcome"),
             s("destination"),
+            n("status"),
             n("bytes"),
             n("input_tokens"),
-            n("output_tokens")
+            n("output_tokens"),
+            n("duration_ms")
         ),
         "tool_call" => format!("{} {} (by {})", s("name"), s("decision"), s("decided_by")),
         "command" => {
@@ -440,7 +458,7 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the epoch.
-fn iso_time(ms: i64) -> String {
+pub(crate) fn iso_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil from days (Howard Hinnant's algorithm).

@@ -4,6 +4,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
+mod gateway;
+mod scan;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -44,6 +46,13 @@ enum Command {
     Policy(PolicyCommand),
     /// The tamper-evident audit log: keys, appends, verification, proofs.
     Audit(audit::AuditArgs),
+    /// The egress broker (unix:PATH, this user) or team gateway (HOST:PORT, API keys): model
+    /// requests checked against the configured upstreams, redacted, and recorded before they leave.
+    Gateway(gateway::GatewayArgs),
+    /// Find secrets in files (or standard input) with the redaction engine.
+    ///
+    /// Exit status: 0 when nothing is found, 1 when secrets are found, 2 on error.
+    Scan(scan::ScanArgs),
 }
 
 #[derive(clap::Args)]
@@ -109,6 +118,20 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sandbox(args) => sandbox(args),
         Command::Policy(cmd) => policy(cmd),
+        Command::Gateway(args) => match gateway::run(args) {
+            Err(e) => {
+                eprintln!("airlock gateway: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            ok => ok,
+        },
+        Command::Scan(args) => match scan::run(args) {
+            Err(e) => {
+                eprintln!("airlock scan: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            ok => ok,
+        },
         // Any audit failure is 2: 0 and 1 are verify's answers.
         Command::Audit(args) => match audit::run(args) {
             Err(e) => {

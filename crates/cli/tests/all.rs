@@ -19,6 +19,7 @@ mod audit;
 mod escape;
 mod policy;
 mod probe;
+mod scan;
 mod support;
 
 use escape::{fs, kernel, limits, net, procs, refusal};
@@ -103,6 +104,13 @@ const CASES: &[(&str, CaseFn)] = &[
     ("audit_verify_names_an_edited_payload", audit::audit_verify_names_an_edited_payload),
     ("audit_export_verifies_without_airlock", audit::audit_export_verifies_without_airlock),
     ("audit_prove_refuses_a_damaged_tree", audit::audit_prove_refuses_a_damaged_tree),
+    // Secret scanning.
+    ("scan_exit_codes_follow_what_was_found", scan::scan_exit_codes_follow_what_was_found),
+    (
+        "scan_reports_an_unreadable_file_as_an_incomplete_scan",
+        scan::scan_reports_an_unreadable_file_as_an_incomplete_scan,
+    ),
+    ("scan_sarif_is_valid_sarif_2_1_0", scan::scan_sarif_is_valid_sarif_2_1_0),
 ];
 
 fn main() {

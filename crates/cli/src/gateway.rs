@@ -1,0 +1,177 @@
+//! `airlock gateway`: the egress broker (a Unix socket for one user) or the
+//! team gateway (TCP, API keys), and its keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use airlock_gateway::config::{GatewayConfig, Listen};
+use airlock_gateway::keys::KeyStore;
+use airlock_gateway::server::{Auth, Gateway, serve};
+use anyhow::{Context as _, Result, bail};
+use clap::Subcommand;
+
+#[derive(clap::Args)]
+pub struct GatewayArgs {
+    /// The configuration (default: $XDG_CONFIG_HOME/airlock/gateway.toml).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Where to listen: HOST:PORT (team gateway, API keys) or unix:PATH (local broker,
+    /// this user only). Overrides the configuration.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// The folder holding the audit log and the key file (default: $XDG_DATA_HOME/airlock).
+    #[arg(long, value_name = "DIR", global = true)]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<GatewayCommand>,
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// API keys for the team gateway.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a key for NAME and print it (it is shown this once; only its hash is kept).
+    Add {
+        /// Who it is for.
+        name: String,
+    },
+    /// List keys (names and dates, never the keys).
+    List,
+    /// Revoke NAME's key.
+    Revoke {
+        /// Whose key.
+        name: String,
+    },
+}
+
+fn config_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(x) if !x.is_empty() => PathBuf::from(x),
+        _ => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config"),
+    };
+    Ok(base.join("airlock/gateway.toml"))
+}
+
+pub fn run(args: GatewayArgs) -> Result<ExitCode> {
+    let audit_paths = crate::audit::paths(args.dir)?;
+    let key_file = audit_paths.dir.join("gateway-keys.json");
+    if let Some(GatewayCommand::Key(cmd)) = args.command {
+        let mut store = KeyStore::open(&key_file)?;
+        match cmd {
+            KeyCommand::Add { name } => {
+                let key = store.add(&name)?;
+                println!("{key}");
+                eprintln!(
+                    "the key for {name} is shown only now; the gateway keeps its SHA-256 in {}",
+                    key_file.display()
+                );
+            }
+            KeyCommand::List => {
+                for k in store.list() {
+                    let state = match k.revoked_ms {
+                        Some(ms) => format!("revoked {}", crate::audit::iso_time(ms)),
+                        None => "live".into(),
+                    };
+                    println!(
+                        "{}\t{}\tcreated {}\t{state}",
+                        k.name,
+                        &k.sha256[..12],
+                        crate::audit::iso_time(k.created_ms)
+                    );
+                }
+            }
+            KeyCommand::Revoke { name } => {
+                store.revoke(&name)?;
+                println!("revoked the key of {name}; a running gateway stops accepting it when restarted");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let path = config_path(args.config)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let mut config = if path.exists() {
+        GatewayConfig::load(&path, &env)?
+    } else {
+        bail!(
+            "there is no gateway configuration at {}\nhint: write one naming the upstreams (see `airlock gateway --help` and the README), or pass --config FILE",
+            path.display()
+        );
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen.parse()?;
+    }
+    if config.upstreams.is_empty() {
+        bail!("{} names no [[upstream]]: the gateway would refuse every request", path.display());
+    }
+    let auth = match &config.listen {
+        Listen::Unix(_) => Auth::Peer { uid: unsafe_getuid() },
+        Listen::Tcp(_) => {
+            let live = KeyStore::open(&key_file)?.live();
+            if live.is_empty() {
+                bail!(
+                    "the team gateway needs API keys and {} has none\nhint: airlock gateway key add NAME",
+                    key_file.display()
+                );
+            }
+            Auth::Keys(live)
+        }
+    };
+    init_logs();
+    let log = crate::audit::open_log(&audit_paths)?;
+    let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
+    let scanner = Arc::new(airlock_redact::Scanner::builtin());
+    let listen = config.listen.clone();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let handle = writer.handle();
+    let result = runtime.block_on(async move {
+        let gw = Gateway::new(config, auth, handle, scanner)?;
+        serve(gw, &listen, shutdown_signal()).await?;
+        anyhow::Ok(())
+    });
+    // Stop every task (and with them every handle on the log) before closing it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    result?;
+    // Sign what the gateway recorded before exiting.
+    writer.close()?;
+    tracing::info!("stopped; the audit log is signed up to its last entry");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unsafe_getuid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// SIGINT or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Structured logs to stderr; `RUST_LOG` filters (default info); `NO_COLOR` respected.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color).try_init();
+}

@@ -1,0 +1,302 @@
+//! The gateway's configuration: where it listens, its limits, and the named
+//! upstreams it may send to (the only destinations there are), routed by
+//! model name.
+//!
+//! ```toml
+//! [gateway]
+//! listen = "127.0.0.1:8484"          # or "unix:/run/airlock/broker.sock"
+//! max_request_bytes = 33554432
+//! upstream_timeout_secs = 600        # for the whole answer; first byte within connect + this
+//!
+//! [[upstream]]
+//! name = "vllm"
+//! api = "openai"                     # or "anthropic"
+//! base_url = "http://10.0.0.5:8000"  # the path (/v1/...) is appended
+//! models = ["qwen2.5-coder-*", "llama-3.1-8b-instruct"]
+//! api_key_env = "VLLM_API_KEY"       # or api_key_file = "/etc/airlock/vllm.key"; or neither
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Which wire API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiStyle {
+    /// OpenAI: `/v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/models`.
+    Openai,
+    /// Anthropic: `/v1/messages`, `/v1/messages/count_tokens`.
+    Anthropic,
+}
+
+/// Where the gateway listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address (the team gateway; callers authenticate with API keys).
+    Tcp(std::net::SocketAddr),
+    /// A Unix socket (the local broker; the caller is the socket's peer).
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for Listen {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Listen, ConfigError> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(ConfigError::Invalid("listen: `unix:` needs a path".into()));
+            }
+            return Ok(Listen::Unix(PathBuf::from(path)));
+        }
+        s.parse().map(Listen::Tcp).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "listen: {s:?} is neither an address (127.0.0.1:8484) nor a Unix socket (unix:/path)"
+            ))
+        })
+    }
+}
+
+/// One upstream, as configured.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Its name, for logs and the audit log.
+    pub name: String,
+    /// Its wire API.
+    pub api: ApiStyle,
+    /// Base URL without the `/v1/...` path.
+    pub base_url: String,
+    /// Model name patterns (`*` matches any run of characters).
+    pub models: Vec<String>,
+    /// The credential the gateway sends (clients never supply it).
+    pub api_key: Option<String>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where to listen.
+    pub listen: Listen,
+    /// Largest request body accepted.
+    pub max_request_bytes: usize,
+    /// Longest an upstream may take to answer in full.
+    pub upstream_timeout: Duration,
+    /// How long to wait for an upstream connection.
+    pub connect_timeout: Duration,
+    /// The upstreams, in order: the first whose patterns match a model serves it.
+    pub upstreams: Vec<Upstream>,
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown keys.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A value makes no sense.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    gateway: GatewaySection,
+    #[serde(default)]
+    upstream: Vec<UpstreamSection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GatewaySection {
+    listen: Option<String>,
+    max_request_bytes: Option<usize>,
+    upstream_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamSection {
+    name: String,
+    api: ApiStyle,
+    base_url: String,
+    models: Vec<String>,
+    api_key_env: Option<String>,
+    api_key_file: Option<PathBuf>,
+}
+
+/// The default listening address of the team gateway.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8484";
+
+impl GatewayConfig {
+    /// Reads and checks a configuration file. `env` looks up variables (for
+    /// `api_key_env`), so tests need not touch the process environment.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<GatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        GatewayConfig::parse(&text, path, env)
+    }
+
+    /// Parses configuration text (`origin` names it in errors).
+    pub fn parse(
+        text: &str,
+        origin: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<GatewayConfig, ConfigError> {
+        let file: File =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string() })?;
+        let listen = file.gateway.listen.as_deref().unwrap_or(DEFAULT_LISTEN).parse()?;
+        let mut upstreams = Vec::new();
+        for u in file.upstream {
+            let bad =
+                |what: String| ConfigError::Invalid(format!("{}: upstream {:?}: {what}", origin.display(), u.name));
+            if u.name.is_empty() || u.name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(bad("the name must be non-empty, without spaces".into()));
+            }
+            if upstreams.iter().any(|x: &Upstream| x.name == u.name) {
+                return Err(bad("the name is used twice".into()));
+            }
+            let url = reqwest::Url::parse(&u.base_url).map_err(|e| bad(format!("base_url: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(bad("base_url must be an http:// or https:// URL with a host".into()));
+            }
+            if url.path().trim_end_matches('/').ends_with("/v1") {
+                return Err(bad(format!(
+                    "base_url {} ends in /v1; the gateway appends the whole /v1/... path\nhint: write {}",
+                    u.base_url,
+                    u.base_url.trim_end_matches('/').trim_end_matches("/v1")
+                )));
+            }
+            if u.models.is_empty() || u.models.iter().any(String::is_empty) {
+                return Err(bad("models must list at least one non-empty name or pattern".into()));
+            }
+            let api_key = match (&u.api_key_env, &u.api_key_file) {
+                (Some(_), Some(_)) => return Err(bad("give api_key_env or api_key_file, not both".into())),
+                (Some(var), None) => Some(env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    bad(format!("api_key_env: ${var} is not set\nhint: export {var}=... before starting the gateway"))
+                })?),
+                (None, Some(file)) => Some(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| bad(format!("api_key_file {}: {e}", file.display())))?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, None) => None,
+            };
+            upstreams.push(Upstream {
+                name: u.name,
+                api: u.api,
+                base_url: u.base_url.trim_end_matches('/').to_string(),
+                models: u.models,
+                api_key,
+            });
+        }
+        let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
+        Ok(GatewayConfig {
+            listen,
+            max_request_bytes: file.gateway.max_request_bytes.unwrap_or(32 << 20),
+            upstream_timeout: secs(file.gateway.upstream_timeout_secs, 600),
+            connect_timeout: secs(file.gateway.connect_timeout_secs, 10),
+            upstreams,
+        })
+    }
+
+    /// The upstream that serves `model`: the first whose patterns match.
+    pub fn route(&self, model: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.models.iter().any(|p| glob_match(p, model)))
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else is literal.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GatewayConfig, ConfigError> {
+        GatewayConfig::parse(text, Path::new("gateway.toml"), &|v| (v == "KEY").then(|| "sk-upstream".to_string()))
+    }
+
+    #[test]
+    fn models_route_to_the_first_matching_upstream() {
+        let c = parse(
+            r#"
+            [[upstream]]
+            name = "local"
+            api = "openai"
+            base_url = "http://127.0.0.1:8000/"
+            models = ["qwen*", "llama-3.1-8b"]
+            [[upstream]]
+            name = "claude"
+            api = "anthropic"
+            base_url = "https://api.anthropic.com"
+            models = ["claude-*"]
+            api_key_env = "KEY"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen, Listen::Tcp("127.0.0.1:8484".parse().unwrap()));
+        assert_eq!(c.route("qwen2.5-coder").unwrap().name, "local");
+        assert_eq!(c.route("claude-sonnet-4").unwrap().api_key.as_deref(), Some("sk-upstream"));
+        assert_eq!(c.upstreams[0].base_url, "http://127.0.0.1:8000");
+        assert!(c.route("gpt-4o").is_none());
+        assert!(c.route("llama-3.1-8b-x").is_none());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = "[[upstream]]\nname = \"u\"\napi = \"openai\"\nmodels = [\"m\"]\n";
+        let err = |extra: &str| parse(&format!("{base}{extra}")).unwrap_err().to_string();
+        assert!(err("base_url = \"http://h/v1\"").contains("ends in /v1"));
+        assert!(err("base_url = \"ftp://h\"").contains("http:// or https://"));
+        assert!(err("base_url = \"http://h\"\napi_key_env = \"NOPE\"").contains("$NOPE is not set"));
+        assert!(err("base_url = \"http://h\"\ncolour = 1").contains("unknown field"));
+        assert!(parse("[gateway]\nlisten = \"nowhere\"").unwrap_err().to_string().contains("neither an address"));
+        assert_eq!(
+            parse("[gateway]\nlisten = \"unix:/run/a.sock\"").unwrap().listen,
+            Listen::Unix("/run/a.sock".into())
+        );
+    }
+
+    #[test]
+    fn globs_match_runs_of_characters() {
+        assert!(glob_match("gpt-*", "gpt-4o"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "aXbYc"));
+        assert!(!glob_match("a*b*c", "aXcYb"));
+        assert!(!glob_match("gpt-*", "xgpt-4"));
+        assert!(glob_match("exact", "exact") && !glob_match("exact", "exactly"));
+    }
+}

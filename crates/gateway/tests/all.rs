@@ -1,0 +1,567 @@
+//! The gateway end to end, in process: a scripted upstream on loopback, the
+//! gateway in front of it, and clients speaking raw HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_audit::log::{AuditLog, CheckpointEvery};
+use airlock_audit::note::Signer;
+use airlock_audit::store::{Durability, Filter, Listed, NewEntry, SqliteStore, Store, StoreError, StoredEntry};
+use airlock_audit::writer::AuditWriter;
+use airlock_gateway::config::GatewayConfig;
+use airlock_gateway::server::{Auth, Gateway, serve};
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// What the scripted upstream saw.
+#[derive(Default)]
+struct Seen {
+    bodies: Vec<String>,
+    headers: Vec<HeaderMap>,
+    /// model_request entries in the audit log when each request arrived.
+    recorded_before: Vec<usize>,
+}
+
+#[derive(Clone)]
+struct Upstream {
+    seen: Arc<Mutex<Seen>>,
+    db: PathBuf,
+    /// Released by the test to let a stream go on after its first chunk.
+    gate: Arc<tokio::sync::Notify>,
+}
+
+fn model_requests(db: &Path) -> usize {
+    let store = SqliteStore::open(db, Durability::Durable).unwrap();
+    let mut n = 0;
+    store
+        .list(&Filter { kind: Some("model_request".into()), ..Filter::default() }, &mut |_| {
+            n += 1;
+            true
+        })
+        .unwrap();
+    n
+}
+
+async fn upstream_handler(
+    axum::extract::State(up): axum::extract::State<Upstream>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let recorded = model_requests(&up.db);
+    {
+        let mut seen = up.seen.lock().unwrap();
+        seen.bodies.push(body.clone());
+        seen.headers.push(headers);
+        seen.recorded_before.push(recorded);
+    }
+    let req: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let model = req["model"].as_str().unwrap_or_default();
+    if model == "garbage" {
+        return (StatusCode::OK, "<html>upstream exploded</html>").into_response();
+    }
+    if uri.path() == "/v1/messages/count_tokens" {
+        return axum::Json(serde_json::json!({"input_tokens": 42})).into_response();
+    }
+    if req["stream"].as_bool() == Some(true) {
+        let gate = up.gate.clone();
+        let anthropic = uri.path() == "/v1/messages";
+        let stream = async_stream(gate, anthropic);
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    if uri.path() == "/v1/messages" {
+        return axum::Json(serde_json::json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": "hello"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 11, "output_tokens": 2}
+        }))
+        .into_response();
+    }
+    axum::Json(serde_json::json!({
+        "id": "c1", "object": "chat.completion", "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2}
+    }))
+    .into_response()
+}
+
+/// First chunk at once, the rest only when the test opens the gate: a
+/// gateway that buffered would never deliver the first chunk.
+fn async_stream(
+    gate: Arc<tokio::sync::Notify>,
+    anthropic: bool,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>> {
+    let first = if anthropic {
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":13,\"output_tokens\":1}}}\n\n"
+    } else {
+        "data: {\"choices\":[{\"delta\":{\"content\":\"first\"}}]}\n\n"
+    };
+    let rest = if anthropic {
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":8}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+    } else {
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":13,\"completion_tokens\":8}}\n\ndata: [DONE]\n\n"
+    };
+    futures_util::stream::unfold(0, move |step| {
+        let gate = gate.clone();
+        async move {
+            match step {
+                0 => Some((Ok(first.to_string()), 1)),
+                1 => {
+                    gate.notified().await;
+                    Some((Ok(rest.to_string()), 2))
+                }
+                _ => None,
+            }
+        }
+    })
+}
+
+/// A listener that accepts and then misbehaves: `hang` never answers, else it closes without answering.
+async fn broken_upstream(hang: bool) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            if hang {
+                held.push(sock);
+            } else {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                drop(sock);
+            }
+        }
+    });
+    addr
+}
+
+/// A store whose every append fails, as on a full disk.
+struct FullDisk(SqliteStore);
+
+impl Store for FullDisk {
+    fn size(&self) -> Result<u64, StoreError> {
+        self.0.size()
+    }
+    fn append(&mut self, _: u64, _: &[NewEntry], _: &[(u32, u64, [u8; 32])]) -> Result<(), StoreError> {
+        Err(StoreError::Corrupt { path: "audit.db".into(), what: "no space left on device".into() })
+    }
+    fn node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        self.0.node(level, index)
+    }
+    fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError> {
+        self.0.scan(from, visit)
+    }
+    fn list(&self, filter: &Filter, visit: &mut dyn FnMut(Listed<'_>) -> bool) -> Result<(), StoreError> {
+        self.0.list(filter, visit)
+    }
+    fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError> {
+        self.0.add_checkpoint(size, note)
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.0.checkpoints()
+    }
+    fn prune_payloads(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        self.0.prune_payloads(before_ms)
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    gateway: SocketAddr,
+    key: String,
+    seen: Arc<Mutex<Seen>>,
+    gate: Arc<tokio::sync::Notify>,
+}
+
+const KEY: &str = "alk_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+impl Env {
+    async fn start() -> Env {
+        Env::start_with(true).await
+    }
+
+    async fn start_with(audit_works: bool) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let up = Upstream { seen: seen.clone(), db: db.clone(), gate: gate.clone() };
+        let app = axum::Router::new().fallback(upstream_handler).with_state(up);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let hang = broken_upstream(true).await;
+        let reset = broken_upstream(false).await;
+
+        let config = GatewayConfig::parse(
+            &format!(
+                r#"
+                [gateway]
+                upstream_timeout_secs = 2
+                connect_timeout_secs = 2
+                max_request_bytes = 200000
+                [[upstream]]
+                name = "scripted"
+                api = "openai"
+                base_url = "http://{upstream}"
+                models = ["gpt-*", "garbage"]
+                api_key_env = "OPENAI_UPSTREAM"
+                [[upstream]]
+                name = "claude"
+                api = "anthropic"
+                base_url = "http://{upstream}"
+                models = ["claude-*"]
+                api_key_env = "ANTHROPIC_UPSTREAM"
+                [[upstream]]
+                name = "hangs"
+                api = "openai"
+                base_url = "http://{hang}"
+                models = ["slow"]
+                [[upstream]]
+                name = "resets"
+                api = "openai"
+                base_url = "http://{reset}"
+                models = ["flaky"]
+                "#
+            ),
+            Path::new("test.toml"),
+            &|v| Some(format!("upstream-secret-for-{v}")),
+        )
+        .unwrap();
+        let signer = Signer::generate("gateway-test").unwrap();
+        let store = SqliteStore::open(&db, Durability::Durable).unwrap();
+        let handle = if audit_works {
+            let log =
+                AuditLog::open(store, signer, "airlock.test/gateway", [3; 32], CheckpointEvery::default()).unwrap();
+            let writer = AuditWriter::spawn(log).unwrap();
+            let handle = writer.handle();
+            // The gateway's tasks outlive the test body; the writer's thread
+            // lives until the process ends rather than waiting for them.
+            std::mem::forget(writer);
+            handle
+        } else {
+            let log =
+                AuditLog::open(FullDisk(store), signer, "airlock.test/gateway", [3; 32], CheckpointEvery::default())
+                    .unwrap();
+            let writer = AuditWriter::spawn(log).unwrap();
+            let handle = writer.handle();
+            std::mem::forget(writer);
+            handle
+        };
+        let keys = [(airlock_gateway::keys::digest(KEY), "alice".to_string())].into_iter().collect();
+        let scanner = Arc::new(airlock_redact::Scanner::builtin());
+        let gw = Gateway::new(config, Auth::Keys(keys), handle, scanner).unwrap();
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = probe.local_addr().unwrap();
+        drop(probe);
+        let listen = airlock_gateway::config::Listen::Tcp(gateway);
+        tokio::spawn(async move { serve(gw, &listen, std::future::pending()).await.unwrap() });
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(gateway).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Env { _dir: dir, db, gateway, key: KEY.into(), seen, gate }
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+        reqwest::Client::new().post(format!("http://{}{path}", self.gateway)).bearer_auth(&self.key).json(&body)
+    }
+
+    /// The audit entries so far, as (kind, payload), after the writer caught up.
+    async fn audit(&self, at_least: usize) -> Vec<(String, serde_json::Value)> {
+        for _ in 0..200 {
+            let store = SqliteStore::open(&self.db, Durability::Durable).unwrap();
+            let mut out = Vec::new();
+            store
+                .list(&Filter::default(), &mut |e| {
+                    out.push((e.kind.to_string(), serde_json::from_slice(e.payload.unwrap()).unwrap()));
+                    true
+                })
+                .unwrap();
+            if out.len() >= at_least {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the audit log never reached {at_least} entries");
+    }
+}
+
+fn chat(model: &str, content: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_recorded_before_it_leaves_and_its_answer_after() {
+    let env = Env::start().await;
+    let r = env.post("/v1/chat/completions", chat("gpt-4o", "hello")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], "hello");
+    {
+        let seen = env.seen.lock().unwrap();
+        assert_eq!(seen.recorded_before, [1], "the upstream got the request before it was on the record");
+        // The client's gateway key never leaves; the upstream's own credential is sent.
+        let auth = seen.headers[0].get("authorization").unwrap().to_str().unwrap().to_string();
+        assert_eq!(auth, "Bearer upstream-secret-for-OPENAI_UPSTREAM");
+    }
+    let log = env.audit(2).await;
+    assert_eq!(log[0].0, "model_request");
+    assert_eq!(log[0].1["route"], "openai.chat");
+    assert_eq!(log[0].1["principal"], "alice");
+    assert_eq!(log[1].0, "model_response");
+    assert_eq!(log[1].1["outcome"], "complete");
+    assert_eq!((log[1].1["input_tokens"].as_u64(), log[1].1["output_tokens"].as_u64()), (Some(9), Some(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_pass_chunk_by_chunk() {
+    use futures_util::StreamExt;
+    let env = Env::start().await;
+    for (path, model, body) in [
+        ("/v1/chat/completions", "gpt-4o", serde_json::json!({"model": "gpt-4o", "stream": true, "messages": []})),
+        (
+            "/v1/messages",
+            "claude-sonnet-4",
+            serde_json::json!({"model": "claude-sonnet-4", "stream": true, "max_tokens": 10, "messages": []}),
+        ),
+    ] {
+        let r = env.post(path, body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        assert_eq!(r.headers()["content-type"], "text/event-stream");
+        let mut stream = r.bytes_stream();
+        let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("the first chunk did not arrive before the upstream finished: the gateway buffers")
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&first).contains("data:"));
+        env.gate.notify_one();
+        let mut rest = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            rest.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(String::from_utf8_lossy(&rest).contains("usage"), "{model}");
+    }
+    let log = env.audit(4).await;
+    let responses: Vec<&serde_json::Value> = log.iter().filter(|e| e.0 == "model_response").map(|e| &e.1).collect();
+    assert_eq!((responses[0]["input_tokens"].as_u64(), responses[0]["output_tokens"].as_u64()), (Some(13), Some(8)));
+    assert_eq!((responses[1]["input_tokens"].as_u64(), responses[1]["output_tokens"].as_u64()), (Some(13), Some(8)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_headers_pass_unchanged_and_count_tokens_works() {
+    let env = Env::start().await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", env.gateway))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "prompt-caching-2024-07-31,tools-2024-05-16")
+        .json(&serde_json::json!({"model": "claude-sonnet-4", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let counted = env
+        .post("/v1/messages/count_tokens", serde_json::json!({"model": "claude-sonnet-4", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counted.json::<serde_json::Value>().await.unwrap()["input_tokens"], 42);
+    let seen = env.seen.lock().unwrap();
+    let h = &seen.headers[0];
+    assert_eq!(h["anthropic-version"], "2023-06-01");
+    assert_eq!(h["anthropic-beta"], "prompt-caching-2024-07-31,tools-2024-05-16");
+    assert_eq!(h["x-api-key"], "upstream-secret-for-ANTHROPIC_UPSTREAM");
+    assert!(h.get("authorization").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_without_a_valid_key_are_refused_in_their_apis_format() {
+    let env = Env::start().await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| format!("http://{}{p}", env.gateway);
+    let none = client.post(url("/v1/chat/completions")).json(&chat("gpt-4o", "x")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let body: serde_json::Value = none.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+    let wrong = client
+        .post(url("/v1/messages"))
+        .header("x-api-key", "alk_nope")
+        .json(&chat("claude-x", "x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some("authentication_error")));
+    assert!(env.seen.lock().unwrap().bodies.is_empty());
+    assert_eq!(client.get(url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_no_upstream_serves_is_refused_and_recorded() {
+    let env = Env::start().await;
+    let r = env.post("/v1/chat/completions", chat("o3-secret-model", "x")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("no upstream serves model"));
+    let log = env.audit(1).await;
+    assert_eq!(log[0].0, "blocked_egress");
+    assert_eq!(log[0].1["destination"], "model:o3-secret-model");
+    // An Anthropic model asked for on the OpenAI route is refused too.
+    let r = env.post("/v1/chat/completions", chat("claude-sonnet-4", "x")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(env.seen.lock().unwrap().bodies.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_upstream_gets_a_clear_error_and_a_record_never_a_hang() {
+    let env = Env::start().await;
+    let started = std::time::Instant::now();
+    let slow = env.post("/v1/chat/completions", chat("slow", "x")).send().await.unwrap();
+    assert_eq!(slow.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let reset = env.post("/v1/chat/completions", chat("flaky", "x")).send().await.unwrap();
+    assert_eq!(reset.status(), 502);
+    let said: serde_json::Value = reset.json().await.unwrap();
+    assert!(said["error"]["message"].as_str().unwrap().contains("upstream resets failed"), "{said}");
+    let garbage = env.post("/v1/chat/completions", chat("garbage", "x")).send().await.unwrap();
+    assert_eq!(garbage.status(), 502);
+    let said: serde_json::Value = garbage.json().await.unwrap();
+    assert!(said["error"]["message"].as_str().unwrap().contains("not JSON"), "{said}");
+    let log = env.audit(6).await;
+    let outcomes: Vec<String> =
+        log.iter().filter(|e| e.0 == "model_response").map(|e| e.1["outcome"].as_str().unwrap().to_string()).collect();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(outcomes[0].contains("did not answer in time"), "{outcomes:?}");
+    assert!(outcomes[1].contains("failed"), "{outcomes:?}");
+    assert!(outcomes[2].contains("not JSON"), "{outcomes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_stream_is_recorded() {
+    use futures_util::StreamExt;
+    let env = Env::start().await;
+    let r = env
+        .post("/v1/chat/completions", serde_json::json!({"model": "gpt-4o", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = r.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    let log = env.audit(2).await;
+    assert_eq!(log[1].0, "model_response");
+    assert!(log[1].1["outcome"].as_str().unwrap().contains("client disconnected"), "{:?}", log[1]);
+    env.gate.notify_one();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_leaves_when_the_audit_log_cannot_record_it() {
+    let env = Env::start_with(false).await;
+    let r = env.post("/v1/chat/completions", chat("gpt-4o", "x")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let said: serde_json::Value = r.json().await.unwrap();
+    assert!(said["error"]["message"].as_str().unwrap().contains("was not sent"), "{said}");
+    assert!(env.seen.lock().unwrap().bodies.is_empty(), "the upstream got a request that was not recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_requests_are_refused() {
+    let env = Env::start().await;
+    let big = chat("gpt-4o", &"x".repeat(300_000));
+    assert_eq!(env.post("/v1/chat/completions", big).send().await.unwrap().status(), 413);
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", env.gateway))
+        .bearer_auth(KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(env.post("/v1/nope", chat("gpt-4o", "x")).send().await.unwrap().status(), 404);
+    assert!(env.seen.lock().unwrap().bodies.is_empty());
+}
+
+/// One planted secret of every built-in rule kind (from the redaction
+/// corpus), in system text, messages, tool results and tool definitions:
+/// the upstream receives none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_no_secret_of_any_kind_reaches_the_upstream() {
+    let env = Env::start().await;
+    let labels =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../redact/tests/corpus/labels.jsonl"))
+            .unwrap();
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    for line in labels.lines() {
+        let l: serde_json::Value = serde_json::from_str(line).unwrap();
+        let rule = l["rule"].as_str().unwrap().to_string();
+        if l["encoding"] == "plain" && !secrets.iter().any(|(r, _)| *r == rule) {
+            secrets.push((rule, l["secret"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(secrets.len() >= 25, "the corpus names {} rules", secrets.len());
+    let context = |rule: &str, secret: &str| match rule {
+        "dotenv-secret" => format!("cat .env\nSESSION_SECRET={secret}\n"),
+        "generic-secret" => format!("config: password = \"{secret}\""),
+        "aws-secret-access-key" => format!("aws_secret_access_key = {secret}"),
+        "azure-client-secret" => format!("AZURE_CLIENT_SECRET={secret}"),
+        "azure-storage-key" => {
+            format!(
+                "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={secret};EndpointSuffix=core.windows.net"
+            )
+        }
+        "database-url" => format!("DATABASE_URL=postgres://app:{secret}@db.internal:5432/app"),
+        _ => format!("here it is: {secret}"),
+    };
+    for (i, (rule, secret)) in secrets.iter().enumerate() {
+        let text = context(rule, secret);
+        let body = match i % 4 {
+            0 => serde_json::json!({"model": "claude-sonnet-4", "max_tokens": 5, "system": text, "messages": []}),
+            1 => {
+                serde_json::json!({"model": "claude-sonnet-4", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": text}]}]}]})
+            }
+            2 => serde_json::json!({"model": "claude-sonnet-4", "max_tokens": 5, "messages": [],
+                "tools": [{"name": "deploy", "description": text, "input_schema": {"type": "object"}}]}),
+            _ => {
+                serde_json::json!({"model": "claude-sonnet-4", "max_tokens": 5, "messages": [{"role": "user", "content": text}]})
+            }
+        };
+        let r = env.post("/v1/messages", body).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{rule}");
+    }
+    let bodies = env.seen.lock().unwrap().bodies.clone();
+    let mut leaked = Vec::new();
+    for ((rule, secret), body) in secrets.iter().zip(&bodies) {
+        // JSON escaping: a PEM's newlines arrive as \n.
+        let escaped = serde_json::to_string(secret).unwrap();
+        if body.contains(secret.as_str()) || body.contains(escaped.trim_matches('"')) {
+            leaked.push(rule.clone());
+        }
+    }
+    assert!(leaked.is_empty(), "secrets reached the upstream: {leaked:?}");
+    let log = env.audit(2 * secrets.len()).await;
+    let redactions: usize =
+        log.iter().filter(|e| e.0 == "model_request").map(|e| e.1["redactions"].as_array().unwrap().len()).sum();
+    assert!(redactions >= secrets.len(), "{redactions} redactions recorded for {} secrets", secrets.len());
+    for (_, payload) in &log {
+        let text = payload.to_string();
+        for (rule, secret) in &secrets {
+            assert!(!text.contains(secret.as_str()), "the audit log holds a {rule} secret");
+        }
+    }
+}
