@@ -209,6 +209,33 @@ pub(crate) fn passes(check: Check, matched: &[u8], secret: &[u8]) -> bool {
             if secret.iter().all(u8::is_ascii_digit) {
                 return false;
             }
+            // Code, not a value: the `::` of a path (`token::Bracket`), a macro
+            // (`stringify!`), a closure (`|tokens|`), or a word ending a sentence.
+            let has = |needle: &[u8]| secret.windows(needle.len()).any(|w| w == needle);
+            // Paths and lists, quoted or not: `"syn::token::Abstract"`, `"/dev/null"`, `"[62,70,27]"`.
+            if secret.starts_with(b":")
+                || has(b"::")
+                || secret.ends_with(b":")
+                || (secret.starts_with(b"/") && secret.iter().all(|c| c.is_ascii_alphabetic() || b"/_.-".contains(c)))
+                || (secret.starts_with(b"[") && secret.iter().all(|c| c.is_ascii_digit() || b"[], ".contains(c)))
+            {
+                return false;
+            }
+            // A constant's name (`__X32_SYSCALL_BIT`) or a dereference (`*secret_key`).
+            if !quoted
+                && (secret.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == b'_')
+                    && secret.contains(&b'_')
+                    || secret.starts_with(b"*"))
+            {
+                return false;
+            }
+            if !quoted
+                && (secret.starts_with(b"|")
+                    || (secret.ends_with(b"!") && is_word_like(&secret[..secret.len() - 1]))
+                    || (secret.ends_with(b".") && is_word_like(secret)))
+            {
+                return false;
+            }
             if !quoted && is_reference(secret) {
                 return false;
             }
@@ -364,6 +391,29 @@ mod tests {
             assert!(is_placeholder_like(p.as_bytes()), "{p}");
         }
         assert!(!is_placeholder_like(b"s3cr3tP4ssw0rd!"));
+    }
+
+    /// Regression: Rust paths and macros after a `token` key were reported
+    /// by the hundred in real crates (`use winnow::token::take_while`).
+    #[test]
+    fn assignment_values_that_are_code_are_not_secrets() {
+        let scanner = crate::Scanner::builtin();
+        for line in [
+            "use winnow::token::take_while;",
+            "pub bracket_token: token::Bracket,",
+            "const IGNORE_TOKENS: &str = stringify! {",
+            "let to_tokens = |tokens: &mut TokenStream| {};",
+            "fn f(tokens: proc_macro2::TokenStream) {}",
+            "Token::RecursivePrefix => 1,",
+            "a[title=\"struct syn::token::Abstract\"]",
+            "pub const SYS_memfd_secret: c_long = __X32_SYSCALL_BIT + 447;",
+            "secret_key: *secret_key,",
+            "for file in &[\"/etc/passwd\", \"/dev/null\"] {",
+            "let encoded_signing_key_too_long = \"[62,70,27,163,92,182,11,3,77]\";",
+        ] {
+            assert!(scanner.scan(line.as_bytes()).is_empty(), "{line}");
+        }
+        assert_eq!(scanner.scan(b"api_token: Zx9vQ2mN7pL4kR8s").len(), 1);
     }
 
     #[test]
