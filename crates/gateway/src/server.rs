@@ -171,7 +171,8 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
-    if path == "/healthz" && parts.method == Method::GET {
+    // Health checks and clients' connectivity probes (Claude Code sends `HEAD /`) need no key.
+    if (path == "/healthz" || path == "/") && matches!(parts.method, Method::GET | Method::HEAD) {
         return (StatusCode::OK, "ok\n").into_response();
     }
     let api = if path.starts_with("/v1/messages") { ApiStyle::Anthropic } else { ApiStyle::Openai };
