@@ -116,6 +116,34 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A command's connection through the egress proxy, recorded before it is made.
+    EgressOpen {
+        /// Who asked (the proxy's view of the client).
+        client: String,
+        /// `CONNECT` or the HTTP method.
+        method: String,
+        /// The host asked for.
+        host: String,
+        /// The port.
+        port: u64,
+        /// The address it resolved to, the one connected to.
+        addr: String,
+    },
+    /// That connection closed.
+    EgressClose {
+        /// Who asked.
+        client: String,
+        /// The host.
+        host: String,
+        /// The port.
+        port: u64,
+        /// Bytes sent out.
+        bytes_up: u64,
+        /// Bytes received.
+        bytes_down: u64,
+        /// How long it was open.
+        duration_ms: u64,
+    },
     /// A record from outside (`airlock audit append`: hooks, CI pipelines).
     External {
         /// Who sent it.
@@ -138,6 +166,8 @@ impl Event {
             Event::FileChange { .. } => "file_change",
             Event::PolicyViolation { .. } => "policy_violation",
             Event::BlockedEgress { .. } => "blocked_egress",
+            Event::EgressOpen { .. } => "egress_open",
+            Event::EgressClose { .. } => "egress_close",
             Event::External { .. } => "external",
         }
     }

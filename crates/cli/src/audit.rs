@@ -441,6 +441,15 @@ fn summary(v: &serde_json::Value) -> String {
         }
         "policy_violation" => format!("{}: {}", s("rule"), s("detail")),
         "blocked_egress" => format!("{}: {}", s("destination"), s("reason")),
+        "egress_open" => format!("{} {}:{} ({}) for {}", s("method"), s("host"), n("port"), s("addr"), s("client")),
+        "egress_close" => format!(
+            "{}:{}: {} bytes out, {} in, {} ms",
+            s("host"),
+            n("port"),
+            n("bytes_up"),
+            n("bytes_down"),
+            n("duration_ms")
+        ),
         "external" => format!("{}: {}", s("source"), v.get("data").map(|d| d.to_string()).unwrap_or_default()),
         _ => v.to_string(),
     }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use airlock_gateway::config::{GatewayConfig, Listen};
+use airlock_gateway::egress::{EgressProxy, SystemResolver};
+use airlock_gateway::egress_audit::AuditRecorder;
 use airlock_gateway::keys::KeyStore;
 use airlock_gateway::server::{Auth, Gateway, serve};
 use anyhow::{Context as _, Result, bail};
@@ -134,9 +136,52 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let handle = writer.handle();
+    let egress = config.egress.clone();
     let result = runtime.block_on(async move {
+        // One signal stops both servers.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+        });
+        let when = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let proxy = match egress {
+            None => None,
+            Some(e) => {
+                let recorder = Arc::new(AuditRecorder::new(handle.clone(), "egress"));
+                let proxy = EgressProxy::new(e.config, recorder, Arc::new(SystemResolver));
+                let shutdown = when(stopped.clone());
+                Some(match e.listen {
+                    Listen::Tcp(addr) => {
+                        let listener = tokio::net::TcpListener::bind(addr)
+                            .await
+                            .with_context(|| format!("egress proxy: cannot listen on {addr}"))?;
+                        tracing::info!("egress proxy listening on {addr}");
+                        tokio::spawn(proxy.serve_tcp(listener, shutdown))
+                    }
+                    Listen::Unix(path) => {
+                        use std::os::unix::fs::FileTypeExt;
+                        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+                            if !meta.file_type().is_socket() {
+                                bail!("egress proxy: {} exists and is not a socket", path.display());
+                            }
+                            std::fs::remove_file(&path)?;
+                        }
+                        let listener = tokio::net::UnixListener::bind(&path)
+                            .with_context(|| format!("egress proxy: cannot listen on {}", path.display()))?;
+                        tracing::info!("egress proxy listening on unix:{}", path.display());
+                        tokio::spawn(proxy.serve_unix(listener, shutdown))
+                    }
+                })
+            }
+        };
         let gw = Gateway::new(config, auth, handle, scanner)?;
-        serve(gw, &listen, shutdown_signal()).await?;
+        serve(gw, &listen, when(stopped)).await?;
+        if let Some(proxy) = proxy {
+            proxy.await.context("the egress proxy stopped abnormally")??;
+        }
         anyhow::Ok(())
     });
     // Stop every task (and with them every handle on the log) before closing it.

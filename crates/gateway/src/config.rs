@@ -14,6 +14,12 @@
 //! base_url = "http://10.0.0.5:8000"  # the path (/v1/...) is appended
 //! models = ["qwen2.5-coder-*", "llama-3.1-8b-instruct"]
 //! api_key_env = "VLLM_API_KEY"       # or api_key_file = "/etc/airlock/vllm.key"; or neither
+//!
+//! [egress]                           # optional: a forward proxy for commands granted network
+//! listen = "127.0.0.1:3128"          # or "unix:/path"
+//! allow_domains = ["crates.io", "*.crates.io", "pypi.org"]
+//! allow_ports = [443]                # default [443, 80]
+//! allow_private = false              # loopback, RFC 1918, link-local, ... (default false)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -85,6 +91,17 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// The upstreams, in order: the first whose patterns match a model serves it.
     pub upstreams: Vec<Upstream>,
+    /// The egress proxy, when configured.
+    pub egress: Option<EgressSettings>,
+}
+
+/// The egress proxy's settings.
+#[derive(Debug, Clone)]
+pub struct EgressSettings {
+    /// Where it listens.
+    pub listen: Listen,
+    /// What it allows (the rest of [`crate::egress::EgressConfig`] at its defaults).
+    pub config: crate::egress::EgressConfig,
 }
 
 /// What is wrong with a configuration.
@@ -118,6 +135,17 @@ struct File {
     gateway: GatewaySection,
     #[serde(default)]
     upstream: Vec<UpstreamSection>,
+    egress: Option<EgressSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EgressSection {
+    listen: String,
+    allow_domains: Vec<String>,
+    allow_ports: Option<Vec<u16>>,
+    #[serde(default)]
+    allow_private: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -205,6 +233,28 @@ impl GatewayConfig {
                 api_key,
             });
         }
+        let egress = match file.egress {
+            None => None,
+            Some(e) => {
+                let mut config = crate::egress::EgressConfig::default();
+                for domain in &e.allow_domains {
+                    let pattern = domain.strip_prefix("*.").unwrap_or(domain);
+                    crate::egress::check_host(
+                        pattern,
+                        &crate::egress::EgressConfig { allow_domains: vec![pattern.to_string()], ..Default::default() },
+                    )
+                    .map_err(|err| {
+                        ConfigError::Invalid(format!("{}: egress.allow_domains: {domain:?}: {err}", origin.display()))
+                    })?;
+                }
+                config.allow_domains = e.allow_domains;
+                if let Some(ports) = e.allow_ports {
+                    config.allow_ports = ports;
+                }
+                config.allow_private = e.allow_private;
+                Some(EgressSettings { listen: e.listen.parse()?, config })
+            }
+        };
         let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
         Ok(GatewayConfig {
             listen,
@@ -212,6 +262,7 @@ impl GatewayConfig {
             upstream_timeout: secs(file.gateway.upstream_timeout_secs, 600),
             connect_timeout: secs(file.gateway.connect_timeout_secs, 10),
             upstreams,
+            egress,
         })
     }
 
@@ -288,6 +339,19 @@ mod tests {
             parse("[gateway]\nlisten = \"unix:/run/a.sock\"").unwrap().listen,
             Listen::Unix("/run/a.sock".into())
         );
+    }
+
+    #[test]
+    fn the_egress_proxy_is_configured_with_checked_domains() {
+        let c =
+            parse("[egress]\nlisten = \"127.0.0.1:3128\"\nallow_domains = [\"crates.io\", \"*.pypi.org\"]\n").unwrap();
+        let e = c.egress.unwrap();
+        assert_eq!(e.listen, Listen::Tcp("127.0.0.1:3128".parse().unwrap()));
+        assert_eq!(e.config.allow_ports, [443, 80]);
+        assert!(!e.config.allow_private);
+        let err = parse("[egress]\nlisten = \"127.0.0.1:3128\"\nallow_domains = [\"bad host\"]\n").unwrap_err();
+        assert!(err.to_string().contains("egress.allow_domains"), "{err}");
+        assert!(parse("").unwrap().egress.is_none());
     }
 
     #[test]

@@ -7,5 +7,6 @@
 pub mod body;
 pub mod config;
 pub mod egress;
+pub mod egress_audit;
 pub mod keys;
 pub mod server;

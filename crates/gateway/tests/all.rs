@@ -565,3 +565,86 @@ async fn canary_no_secret_of_any_kind_reaches_the_upstream() {
         }
     }
 }
+
+/// Resolves every name to loopback, as a test DNS.
+struct Loopback;
+
+impl airlock_gateway::egress::Resolver for Loopback {
+    fn resolve(&self, _host: &str, port: u16) -> futures_util::future::BoxFuture<'_, std::io::Result<Vec<SocketAddr>>> {
+        Box::pin(async move { Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_connections_are_on_the_record_before_they_are_made() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let store = SqliteStore::open(&db, Durability::Durable).unwrap();
+    let log = AuditLog::open(store, Signer::generate("t").unwrap(), "o", [1; 32], CheckpointEvery::default()).unwrap();
+    let writer = AuditWriter::spawn(log).unwrap();
+    let recorder = Arc::new(airlock_gateway::egress_audit::AuditRecorder::new(writer.handle(), "egress"));
+    std::mem::forget(writer);
+    // An echo server standing in for an allowed host.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (mut s, _) = echo.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).await.unwrap();
+        s.write_all(&buf).await.unwrap();
+    });
+    let config = airlock_gateway::egress::EgressConfig {
+        allow_domains: vec!["crates.io".into()],
+        allow_ports: vec![port],
+        allow_private: true,
+        ..Default::default()
+    };
+    let proxy = airlock_gateway::egress::EgressProxy::new(config, recorder, Arc::new(Loopback));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(proxy.serve_tcp(listener, std::future::pending()));
+
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(format!("CONNECT crates.io:{port} HTTP/1.1\r\nHost: crates.io:{port}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 39];
+    c.read_exact(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    c.write_all(b"hello").await.unwrap();
+    let mut back = [0u8; 5];
+    c.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"hello");
+    drop(c);
+
+    let mut d = tokio::net::TcpStream::connect(addr).await.unwrap();
+    d.write_all(b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    d.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
+    let mut kinds = Vec::new();
+    for _ in 0..200 {
+        let store = SqliteStore::open(&db, Durability::Durable).unwrap();
+        kinds.clear();
+        store
+            .list(&Filter::default(), &mut |e| {
+                kinds.push((
+                    e.kind.to_string(),
+                    serde_json::from_slice::<serde_json::Value>(e.payload.unwrap()).unwrap(),
+                ));
+                true
+            })
+            .unwrap();
+        if kinds.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let names: Vec<&str> = kinds.iter().map(|k| k.0.as_str()).collect();
+    assert_eq!(names, ["egress_open", "egress_close", "blocked_egress"]);
+    assert_eq!(kinds[0].1["host"], "crates.io");
+    assert_eq!((kinds[1].1["bytes_up"].as_u64(), kinds[1].1["bytes_down"].as_u64()), (Some(5), Some(5)));
+    assert!(kinds[2].1["destination"].as_str().unwrap().contains("evil.example"));
+}
