@@ -42,6 +42,9 @@ enum KeyCommand {
     Add {
         /// Who it is for.
         name: String,
+        /// Only these models (patterns, `*` matches any run; repeatable). Default: every configured model.
+        #[arg(long = "model", value_name = "PATTERN")]
+        models: Vec<String>,
     },
     /// List keys (names and dates, never the keys).
     List,
@@ -69,8 +72,8 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     if let Some(GatewayCommand::Key(cmd)) = args.command {
         let mut store = KeyStore::open(&key_file)?;
         match cmd {
-            KeyCommand::Add { name } => {
-                let key = store.add(&name)?;
+            KeyCommand::Add { name, models } => {
+                let key = store.add(&name, &models)?;
                 println!("{key}");
                 eprintln!(
                     "the key for {name} is shown only now; the gateway keeps its SHA-256 in {}",

@@ -24,6 +24,25 @@ pub struct KeyRecord {
     pub created_ms: i64,
     /// When it was revoked, if it was.
     pub revoked_ms: Option<i64>,
+    /// The models it may ask for (patterns, `*` any run); empty: every configured model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+}
+
+/// What a live key may do, as the server sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPolicy {
+    /// The key's name (the principal in the audit log).
+    pub name: String,
+    /// Model patterns it may use; empty: all.
+    pub models: Vec<String>,
+}
+
+impl KeyPolicy {
+    /// Whether this key may ask for `model`.
+    pub fn allows(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|p| crate::config::glob_match(p, model))
+    }
 }
 
 /// Key file errors.
@@ -78,8 +97,12 @@ impl KeyStore {
         &self.keys
     }
 
-    /// Makes a key for `name` and returns it: the only time it is seen.
-    pub fn add(&mut self, name: &str) -> Result<String, KeyError> {
+    /// Makes a key for `name`, limited to `models` (patterns; empty: all),
+    /// and returns it: the only time it is seen.
+    pub fn add(&mut self, name: &str, models: &[String]) -> Result<String, KeyError> {
+        if models.iter().any(String::is_empty) {
+            return Err(KeyError::Name("a model pattern is empty".into()));
+        }
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
         {
             return Err(KeyError::Name(format!(
@@ -92,7 +115,13 @@ impl KeyStore {
         let mut raw = [0u8; 32];
         getrandom(&mut raw).map_err(|source| KeyError::Io { path: self.path.clone(), source })?;
         let key = format!("{KEY_PREFIX}{}", hex::encode(raw));
-        self.keys.push(KeyRecord { name: name.into(), sha256: digest(&key), created_ms: now_ms(), revoked_ms: None });
+        self.keys.push(KeyRecord {
+            name: name.into(),
+            sha256: digest(&key),
+            created_ms: now_ms(),
+            revoked_ms: None,
+            models: models.to_vec(),
+        });
         self.save()?;
         Ok(key)
     }
@@ -107,8 +136,12 @@ impl KeyStore {
     }
 
     /// The live keys, by digest, for the server.
-    pub fn live(&self) -> HashMap<String, String> {
-        self.keys.iter().filter(|k| k.revoked_ms.is_none()).map(|k| (k.sha256.clone(), k.name.clone())).collect()
+    pub fn live(&self) -> HashMap<String, KeyPolicy> {
+        self.keys
+            .iter()
+            .filter(|k| k.revoked_ms.is_none())
+            .map(|k| (k.sha256.clone(), KeyPolicy { name: k.name.clone(), models: k.models.clone() }))
+            .collect()
     }
 
     /// Writes the file atomically, 0600.
@@ -145,19 +178,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         let mut store = KeyStore::open(&path).unwrap();
-        let key = store.add("alice").unwrap();
+        let key = store.add("alice", &[]).unwrap();
         assert!(key.starts_with("alk_") && key.len() == 68);
-        assert!(store.add("alice").unwrap_err().to_string().contains("exists"));
-        assert!(store.add("bad name").is_err());
+        assert!(store.add("alice", &[]).unwrap_err().to_string().contains("exists"));
+        assert!(store.add("bad name", &[]).is_err());
+        let ci = store.add("ci", &["qwen*".to_string()]).unwrap();
+        let policy = store.live().remove(&digest(&ci)).unwrap();
+        assert!(policy.allows("qwen2.5-coder") && !policy.allows("claude-opus-4"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&key), "the key itself was stored");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let again = KeyStore::open(&path).unwrap();
-        assert_eq!(again.live().get(&digest(&key)).map(String::as_str), Some("alice"));
+        assert_eq!(again.live().get(&digest(&key)).map(|p| p.name.as_str()), Some("alice"));
+        assert!(again.live()[&digest(&key)].allows("anything"));
         let mut again = again;
         again.revoke("alice").unwrap();
-        assert!(KeyStore::open(&path).unwrap().live().is_empty());
+        assert_eq!(KeyStore::open(&path).unwrap().live().len(), 1);
         assert!(again.revoke("alice").is_err());
         std::fs::write(&path, "nope").unwrap();
         assert!(KeyStore::open(&path).unwrap_err().to_string().contains("not a gateway key file"));

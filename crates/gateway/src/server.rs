@@ -26,8 +26,8 @@ use crate::config::{ApiStyle, GatewayConfig, Upstream};
 /// Who may call.
 #[derive(Debug, Clone)]
 pub enum Auth {
-    /// Team mode: a presented key's SHA-256 → its name.
-    Keys(HashMap<String, String>),
+    /// Team mode: a presented key's SHA-256 → its name and what it may use.
+    Keys(HashMap<String, crate::keys::KeyPolicy>),
     /// Local mode: only Unix-socket peers with this uid.
     Peer {
         /// The uid allowed.
@@ -137,10 +137,10 @@ impl Gateway {
         axum::Router::new().fallback(handle).with_state(self)
     }
 
-    fn principal(&self, peer: Peer, headers: &HeaderMap) -> Result<String, &'static str> {
+    fn principal(&self, peer: Peer, headers: &HeaderMap) -> Result<crate::keys::KeyPolicy, &'static str> {
         match &self.auth {
             Auth::Peer { uid } => match peer.uid {
-                Some(u) if u == *uid => Ok(format!("uid:{u}")),
+                Some(u) if u == *uid => Ok(crate::keys::KeyPolicy { name: format!("uid:{u}"), models: Vec::new() }),
                 Some(_) => Err("this broker serves only its own user"),
                 None => Err("the local broker only accepts Unix-socket peers"),
             },
@@ -176,7 +176,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         return (StatusCode::OK, "ok\n").into_response();
     }
     let api = if path.starts_with("/v1/messages") { ApiStyle::Anthropic } else { ApiStyle::Openai };
-    let principal = match gw.principal(peer, &parts.headers) {
+    let caller = match gw.principal(peer, &parts.headers) {
         Ok(p) => p,
         Err(why) => {
             tracing::warn!(path, "refused: {why}");
@@ -208,9 +208,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
             };
         }
     };
-    let response = forward(&gw, &principal, route, &parts.headers, parts.uri.query(), &body, started).await;
+    let response = forward(&gw, &caller, route, &parts.headers, parts.uri.query(), &body, started).await;
     tracing::info!(
-        principal,
+        principal = caller.name,
         route = route.name(),
         status = response.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
@@ -233,7 +233,7 @@ fn models(gw: &Gateway) -> Response {
 
 async fn forward(
     gw: &Arc<Gateway>,
-    principal: &str,
+    caller: &crate::keys::KeyPolicy,
     route: Route,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -241,6 +241,7 @@ async fn forward(
     started: Instant,
 ) -> Response {
     let api = route.api();
+    let principal = caller.name.as_str();
     let scrubbed = {
         let mut redactors = match gw.redactors.lock() {
             Ok(r) => r,
@@ -255,6 +256,14 @@ async fn forward(
             return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string());
         }
     };
+    if !caller.allows(&scrubbed.model) {
+        let reason = format!("the key of {principal} may not use model {:?}", scrubbed.model);
+        let event = Event::BlockedEgress { destination: format!("model:{}", scrubbed.model), reason: reason.clone() };
+        if let Err(e) = gw.record(principal, event).await {
+            return audit_down(api, &e);
+        }
+        return error(api, StatusCode::FORBIDDEN, "permission_error", reason);
+    }
     let Some(upstream) = gw.config.route(&scrubbed.model) else {
         let reason = format!("no upstream serves model {:?}: policy allows only the configured models", scrubbed.model);
         let event = Event::BlockedEgress { destination: format!("model:{}", scrubbed.model), reason: reason.clone() };

@@ -184,6 +184,8 @@ struct Env {
 }
 
 const KEY: &str = "alk_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// A key limited to one model.
+const CI_KEY: &str = "alk_fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
 impl Env {
     async fn start() -> Env {
@@ -258,7 +260,16 @@ impl Env {
             std::mem::forget(writer);
             handle
         };
-        let keys = [(airlock_gateway::keys::digest(KEY), "alice".to_string())].into_iter().collect();
+        let policy = |name: &str, models: &[&str]| airlock_gateway::keys::KeyPolicy {
+            name: name.into(),
+            models: models.iter().map(|m| m.to_string()).collect(),
+        };
+        let keys = [
+            (airlock_gateway::keys::digest(KEY), policy("alice", &[])),
+            (airlock_gateway::keys::digest(CI_KEY), policy("ci", &["gpt-4o-mini"])),
+        ]
+        .into_iter()
+        .collect();
         let scanner = Arc::new(airlock_redact::Scanner::builtin());
         let gw = Gateway::new(config, Auth::Keys(keys), handle, scanner).unwrap();
         let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -421,6 +432,19 @@ async fn a_model_no_upstream_serves_is_refused_and_recorded() {
     let log = env.audit(1).await;
     assert_eq!(log[0].0, "blocked_egress");
     assert_eq!(log[0].1["destination"], "model:o3-secret-model");
+    // A key limited to one model gets that model only.
+    let limited = |model: &str| {
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/chat/completions", env.gateway))
+            .bearer_auth(CI_KEY)
+            .json(&chat(model, "x"))
+            .send()
+    };
+    assert_eq!(limited("gpt-4o-mini").await.unwrap().status(), 200);
+    let r = limited("gpt-4o").await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("the key of ci may not use model"));
+    env.seen.lock().unwrap().bodies.clear();
     // An Anthropic model asked for on the OpenAI route is refused too.
     let r = env.post("/v1/chat/completions", chat("claude-sonnet-4", "x")).send().await.unwrap();
     assert_eq!(r.status(), 400);
