@@ -9,7 +9,7 @@ use airlock_gateway::config::{GatewayConfig, Listen};
 use airlock_gateway::egress::{EgressProxy, SystemResolver};
 use airlock_gateway::egress_audit::AuditRecorder;
 use airlock_gateway::keys::KeyStore;
-use airlock_gateway::server::{Auth, Gateway, serve};
+use airlock_gateway::server::{Auth, Gateway, KeyFile, serve};
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
@@ -96,7 +96,7 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
             }
             KeyCommand::Revoke { name } => {
                 store.revoke(&name)?;
-                println!("revoked the key of {name}; a running gateway stops accepting it when restarted");
+                println!("revoked the key of {name}; a running gateway refuses it from its next request");
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -121,14 +121,14 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     let auth = match &config.listen {
         Listen::Unix(_) => Auth::Peer { uid: unsafe_getuid() },
         Listen::Tcp(_) => {
-            let live = KeyStore::open(&key_file)?.live();
-            if live.is_empty() {
+            if KeyStore::open(&key_file)?.live().is_empty() {
                 bail!(
                     "the team gateway needs API keys and {} has none\nhint: airlock gateway key add NAME",
                     key_file.display()
                 );
             }
-            Auth::Keys(live)
+            // Read again whenever it changes: `key revoke` takes effect at once.
+            Auth::KeyFile(KeyFile::open(&key_file)?)
         }
     };
     init_logs();

@@ -24,15 +24,50 @@ use crate::body::{BodyError, scrub};
 use crate::config::{ApiStyle, GatewayConfig, Upstream};
 
 /// Who may call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Auth {
     /// Team mode: a presented key's SHA-256 → its name and what it may use.
     Keys(HashMap<String, crate::keys::KeyPolicy>),
+    /// Team mode with the key file read again whenever it changes, so a
+    /// revoked key stops working at once.
+    KeyFile(KeyFile),
     /// Local mode: only Unix-socket peers with this uid.
     Peer {
         /// The uid allowed.
         uid: u32,
     },
+}
+
+/// A key file and what it held when last read.
+#[derive(Debug)]
+pub struct KeyFile {
+    path: std::path::PathBuf,
+    cached: Mutex<(Option<std::time::SystemTime>, u64, HashMap<String, crate::keys::KeyPolicy>)>,
+}
+
+impl KeyFile {
+    /// Reads `path` now (it must hold at least one live key) and watches it.
+    pub fn open(path: &std::path::Path) -> Result<KeyFile, crate::keys::KeyError> {
+        let file = KeyFile { path: path.to_path_buf(), cached: Mutex::new((None, 0, HashMap::new())) };
+        file.current()?;
+        Ok(file)
+    }
+
+    /// The live keys, read again if the file changed (by mtime and size).
+    fn current(&self) -> Result<HashMap<String, crate::keys::KeyPolicy>, crate::keys::KeyError> {
+        let meta = std::fs::metadata(&self.path)
+            .map_err(|source| crate::keys::KeyError::Io { path: self.path.clone(), source })?;
+        let stamp = (meta.modified().ok(), meta.len());
+        let mut cached = match self.cached.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if cached.0.is_none() || (cached.0, cached.1) != stamp {
+            let live = crate::keys::KeyStore::open(&self.path)?.live();
+            *cached = (stamp.0, stamp.1, live);
+        }
+        Ok(cached.2.clone())
+    }
 }
 
 /// The caller, as the connection tells it.
@@ -104,6 +139,20 @@ impl Route {
     }
 }
 
+/// The key a request presents, looked up by its digest.
+fn key_of(
+    keys: &HashMap<String, crate::keys::KeyPolicy>,
+    headers: &HeaderMap,
+) -> Result<crate::keys::KeyPolicy, &'static str> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .ok_or("no API key: send Authorization: Bearer <key> or x-api-key: <key>")?;
+    keys.get(&crate::keys::digest(presented.trim())).cloned().ok_or("the API key is not valid")
+}
+
 /// An error in the wire format of the API the client speaks.
 fn error(api: ApiStyle, status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     let message = message.into();
@@ -144,15 +193,15 @@ impl Gateway {
                 Some(_) => Err("this broker serves only its own user"),
                 None => Err("the local broker only accepts Unix-socket peers"),
             },
-            Auth::Keys(keys) => {
-                let presented = headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-                    .ok_or("no API key: send Authorization: Bearer <key> or x-api-key: <key>")?;
-                keys.get(&crate::keys::digest(presented.trim())).cloned().ok_or("the API key is not valid")
-            }
+            Auth::Keys(keys) => key_of(keys, headers),
+            Auth::KeyFile(file) => match file.current() {
+                Ok(keys) => key_of(&keys, headers),
+                Err(e) => {
+                    // Fail closed: no key is honoured while the file cannot be read.
+                    tracing::error!("cannot read the key file: {e}");
+                    Err("the gateway cannot read its key file")
+                }
+            },
         }
     }
 
@@ -640,6 +689,22 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_key_stops_working_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let mut store = crate::keys::KeyStore::open(&path).unwrap();
+        let key = store.add("alice", &[]).unwrap();
+        let file = KeyFile::open(&path).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key.parse().unwrap());
+        assert_eq!(key_of(&file.current().unwrap(), &headers).unwrap().name, "alice");
+        store.revoke("alice").unwrap();
+        assert!(key_of(&file.current().unwrap(), &headers).is_err());
+        std::fs::write(&path, "garbage").unwrap();
+        assert!(file.current().is_err(), "a corrupt key file must not keep the old keys");
+    }
 
     #[test]
     fn token_counts_are_read_from_streams_and_documents() {
