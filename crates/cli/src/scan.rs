@@ -190,9 +190,8 @@ fn walk(args: &ScanArgs, scanner: &Arc<Scanner>) -> Result<Tally> {
     builder.build_parallel().run(|| {
         let tally = Arc::clone(&tally);
         let scanner = Arc::clone(scanner);
-        let mut local = Tally::default();
         // Each worker keeps its own tally and merges it when the walk drops it.
-        let mut merge = Merge { into: tally, local: std::mem::take(&mut local) };
+        let mut merge = Merge { into: tally, local: Tally::default() };
         Box::new(move |entry| {
             let entry = match entry {
                 Ok(e) => e,

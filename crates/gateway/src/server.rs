@@ -20,7 +20,7 @@ use futures_util::Stream;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
-use crate::body::{BodyError, scrub};
+use crate::body::scrub;
 use crate::config::{ApiStyle, GatewayConfig, Upstream};
 
 /// Who may call.
@@ -301,7 +301,7 @@ async fn forward(
     };
     let scrubbed = match scrubbed {
         Ok(s) => s,
-        Err(e @ (BodyError::NotJson(_) | BodyError::NotObject | BodyError::NoModel)) => {
+        Err(e) => {
             return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string());
         }
     };
