@@ -423,8 +423,9 @@ async fn forward(
         return error(api, StatusCode::BAD_GATEWAY, "api_error", what);
     }
     tap.finish(status.as_u16(), "complete");
+    // The upstream's own content-type was copied above; name one if it gave none.
     let builder = match content_type {
-        Some(ct) => builder.header(header::CONTENT_TYPE, ct),
+        Some(_) => builder,
         None => builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
     };
     builder.body(Body::from(bytes)).unwrap_or_else(|_| internal(api))

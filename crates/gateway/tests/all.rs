@@ -319,6 +319,7 @@ async fn a_request_is_recorded_before_it_leaves_and_its_answer_after() {
     let env = Env::start().await;
     let r = env.post("/v1/chat/completions", chat("gpt-4o", "hello")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert_eq!(r.headers().get_all("content-type").iter().count(), 1, "{:?}", r.headers());
     let answer: serde_json::Value = r.json().await.unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], "hello");
     {
