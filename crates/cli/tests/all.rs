@@ -21,6 +21,7 @@ mod policy;
 mod probe;
 mod scan;
 mod support;
+mod tools;
 
 use escape::{fs, kernel, limits, net, procs, refusal};
 use support::Verdict;
@@ -111,6 +112,8 @@ const CASES: &[(&str, CaseFn)] = &[
         scan::scan_reports_an_unreadable_file_as_an_incomplete_scan,
     ),
     ("scan_sarif_is_valid_sarif_2_1_0", scan::scan_sarif_is_valid_sarif_2_1_0),
+    // The agent's tools.
+    ("run_command_runs_confined_in_the_workspace", tools::run_command_runs_confined_in_the_workspace),
 ];
 
 fn main() {

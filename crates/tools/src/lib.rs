@@ -33,6 +33,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod command;
 mod edit;
 mod error;
 mod list;
@@ -50,8 +51,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use airlock_redact::PathPolicy;
+pub use command::{CommandResult, CommandRunner, SandboxRunner};
 pub use error::ToolError;
-pub use schema::specs;
+pub use schema::{run_command_spec, specs};
 pub use todo::{TodoItem, TodoStatus};
 pub use workspace::{Limits, Workspace};
 
@@ -104,12 +106,28 @@ pub struct Tools {
     workspace: Workspace,
     specs: Vec<ToolSpec>,
     todos: Vec<TodoItem>,
+    runner: Option<Box<dyn CommandRunner>>,
 }
 
 impl Tools {
     /// Tools over `workspace`, with an empty todo list.
     pub fn new(workspace: Workspace) -> Tools {
-        Tools { workspace, specs: specs(), todos: Vec::new() }
+        Tools { workspace, specs: specs(), todos: Vec::new(), runner: None }
+    }
+
+    /// Also offers `run_command`, run by `runner` (without one, the tool is
+    /// not offered and a call to it is an error).
+    pub fn with_runner(mut self, runner: Box<dyn CommandRunner>) -> Tools {
+        if self.runner.is_none() {
+            self.specs.push(run_command_spec());
+        }
+        self.runner = Some(runner);
+        self
+    }
+
+    /// The tools offered in this session.
+    pub fn specs(&self) -> &[ToolSpec] {
+        &self.specs
     }
 
     /// The workspace the tools work in.
@@ -155,6 +173,9 @@ impl Tools {
             "edit_file" => changed(edit::edit_file(ws, parse(name, arguments)?)?),
             "write_file" => changed(write::write_file(ws, parse(name, arguments)?)?),
             "todo" => ToolOutput::ok(todo::todo(&mut self.todos, parse(name, arguments)?)?),
+            "run_command" => {
+                ToolOutput::ok(command::run_command(self.runner.as_mut(), ws.root(), parse(name, arguments)?)?)
+            }
             _ => return Err(invalid("no implementation".to_string())),
         })
     }

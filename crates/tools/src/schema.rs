@@ -95,6 +95,21 @@ pub fn specs() -> Vec<ToolSpec> {
 }
 
 /// `{"type": "object", "properties": .., "required": .., "additionalProperties": false}`.
+/// The schema of `run_command`, offered only when a session has a command runner.
+pub fn run_command_spec() -> ToolSpec {
+    ToolSpec {
+        name: "run_command",
+        description: "Run a shell command in the workspace (sandboxed: no network, writes only in the workspace).",
+        parameters: object(
+            json!({
+                "command": {"type": "string"},
+                "timeout_secs": {"type": "integer", "minimum": 1, "maximum": 600, "description": "default 120"},
+            }),
+            &["command"],
+        ),
+    }
+}
+
 fn object(properties: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
 }

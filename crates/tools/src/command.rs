@@ -1,0 +1,206 @@
+//! `run_command`: a shell command in the workspace, confined by the kernel
+//! sandbox. The tools only describe the command; a [`CommandRunner`] runs
+//! it, so the agent decides how (by default `airlock sandbox`, a separate
+//! process, so the sandbox's single-threaded launch is never this process's
+//! concern).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::ToolError;
+
+/// Arguments of `run_command`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Args {
+    command: String,
+    timeout_secs: Option<u64>,
+}
+
+/// Longest a command may be given by the model.
+const MAX_TIMEOUT_SECS: u64 = 600;
+/// When the model names no timeout.
+const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+/// How a command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandResult {
+    /// Its exit status, or `None` when it was killed.
+    pub exit_status: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Standard output then standard error, capped (the runner marks a cut).
+    pub output: String,
+    /// Wall-clock milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Runs commands for `run_command`.
+pub trait CommandRunner: Send + std::fmt::Debug {
+    /// Runs `command` with `sh -c` in `cwd`, for at most `timeout`.
+    /// `Err` means it could not be run at all (the sandbox refused, say).
+    fn run(&mut self, command: &str, cwd: &Path, timeout: Duration) -> Result<CommandResult, String>;
+}
+
+/// Runs each command through `airlock sandbox` (a separate process): the
+/// workspace writable, no network, the policy's limits.
+#[derive(Debug, Clone)]
+pub struct SandboxRunner {
+    program: PathBuf,
+    max_output: u64,
+}
+
+/// `airlock sandbox`'s exit status when the timeout killed the command.
+const EXIT_TIMEOUT: i32 = 124;
+/// `airlock sandbox`'s exit status when it refused to run.
+const EXIT_REFUSED: i32 = 125;
+
+impl SandboxRunner {
+    /// Runs commands with the `airlock` binary at `program`, keeping at most
+    /// `max_output` bytes of each stream.
+    pub fn new(program: impl Into<PathBuf>, max_output: u64) -> SandboxRunner {
+        SandboxRunner { program: program.into(), max_output }
+    }
+}
+
+impl CommandRunner for SandboxRunner {
+    fn run(&mut self, command: &str, cwd: &Path, timeout: Duration) -> Result<CommandResult, String> {
+        let started = Instant::now();
+        let out = Command::new(&self.program)
+            .arg("sandbox")
+            .arg("--timeout")
+            .arg(timeout.as_secs().max(1).to_string())
+            .arg("--max-output")
+            .arg(self.max_output.to_string())
+            .arg("--")
+            .args(["sh", "-c", command])
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        let code = out.status.code();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if code == Some(EXIT_REFUSED) {
+            return Err(format!("the sandbox refused to run the command: {}", stderr.trim()));
+        }
+        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !stderr.is_empty() {
+            if !output.is_empty() && !output.ends_with('\n') {
+                output.push('\n');
+            }
+            output.push_str(&stderr);
+        }
+        let timed_out = code == Some(EXIT_TIMEOUT);
+        Ok(CommandResult {
+            exit_status: if timed_out { None } else { code },
+            timed_out,
+            output,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+}
+
+/// Runs the tool: checks the arguments, runs, and says how it ended.
+pub(crate) fn run_command(
+    runner: Option<&mut Box<dyn CommandRunner>>,
+    root: &Path,
+    args: Args,
+) -> Result<String, ToolError> {
+    let invalid = |message: String| ToolError::InvalidArguments { tool: "run_command".into(), message };
+    let Some(runner) = runner else {
+        return Err(invalid("run_command is not available in this session".into()));
+    };
+    if args.command.trim().is_empty() {
+        return Err(invalid("`command` is empty".into()));
+    }
+    let secs = args.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+        return Err(invalid(format!("`timeout_secs` must be between 1 and {MAX_TIMEOUT_SECS}")));
+    }
+    let result = runner.run(&args.command, root, Duration::from_secs(secs)).map_err(invalid)?;
+    let head = match (result.timed_out, result.exit_status) {
+        (true, _) => format!("killed after the {secs} s timeout ({} ms)", result.duration_ms),
+        (false, Some(code)) => format!("exit {code} ({} ms)", result.duration_ms),
+        (false, None) => format!("killed by a signal ({} ms)", result.duration_ms),
+    };
+    Ok(if result.output.is_empty() { format!("{head}; no output") } else { format!("{head}\n{}", result.output) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What a runner was asked: command, directory, timeout.
+    type Asked = Arc<Mutex<Vec<(String, PathBuf, Duration)>>>;
+
+    /// Records what it was asked and answers as told.
+    #[derive(Debug)]
+    struct Scripted {
+        asked: Asked,
+        answer: Result<CommandResult, String>,
+    }
+
+    impl CommandRunner for Scripted {
+        fn run(&mut self, command: &str, cwd: &Path, timeout: Duration) -> Result<CommandResult, String> {
+            self.asked.lock().unwrap().push((command.into(), cwd.into(), timeout));
+            self.answer.clone()
+        }
+    }
+
+    fn tools(answer: Result<CommandResult, String>) -> (crate::Tools, Asked, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = crate::Workspace::open(dir.path(), crate::PathPolicy::defaults()).unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let tools = crate::Tools::new(ws).with_runner(Box::new(Scripted { asked: asked.clone(), answer }));
+        (tools, asked, dir)
+    }
+
+    fn done(code: i32, output: &str) -> CommandResult {
+        CommandResult { exit_status: Some(code), timed_out: false, output: output.into(), duration_ms: 7 }
+    }
+
+    #[test]
+    fn a_command_runs_in_the_workspace_and_says_how_it_ended() {
+        let (mut t, asked, dir) = tools(Ok(done(1, "boom\n")));
+        assert!(t.specs().iter().any(|s| s.name == "run_command"));
+        let out = t.call("run_command", &serde_json::json!({"command": "cargo test", "timeout_secs": 30}));
+        assert!(!out.is_error, "{}", out.content);
+        assert_eq!(out.content, "exit 1 (7 ms)\nboom\n");
+        let asked = asked.lock().unwrap();
+        assert_eq!(asked[0].0, "cargo test");
+        assert_eq!(asked[0].1, dir.path().canonicalize().unwrap());
+        assert_eq!(asked[0].2, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn timeouts_refusals_and_bad_arguments_are_reported() {
+        let killed = CommandResult { exit_status: None, timed_out: true, output: String::new(), duration_ms: 2000 };
+        let (mut t, _, _dir) = tools(Ok(killed));
+        let out = t.call("run_command", &serde_json::json!({"command": "sleep 9", "timeout_secs": 2}));
+        assert_eq!(out.content, "killed after the 2 s timeout (2000 ms); no output");
+        for bad in [
+            serde_json::json!({"command": "  "}),
+            serde_json::json!({"command": "x", "timeout_secs": 601}),
+            serde_json::json!({"command": "x", "timeout_secs": 0}),
+            serde_json::json!({"cmd": "x"}),
+        ] {
+            assert!(t.call("run_command", &bad).is_error, "{bad}");
+        }
+        let (mut t, _, _dir) = tools(Err("the sandbox refused to run the command: no Landlock".into()));
+        let out = t.call("run_command", &serde_json::json!({"command": "ls"}));
+        assert!(out.is_error && out.content.contains("no Landlock"), "{}", out.content);
+    }
+
+    #[test]
+    fn without_a_runner_the_tool_is_not_offered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = crate::Tools::new(crate::Workspace::open(dir.path(), crate::PathPolicy::defaults()).unwrap());
+        assert!(!t.specs().iter().any(|s| s.name == "run_command"));
+        assert!(t.call("run_command", &serde_json::json!({"command": "ls"})).is_error);
+    }
+}
