@@ -3,9 +3,15 @@
 //! Tests that start sandboxes must run on the process's only thread, so
 //! those binaries have their own `main` instead of libtest's threaded
 //! harness; [`run_cases`] is that `main`'s loop.
+//!
+//! [`scripted`] is a model server that answers from a script, for tests
+//! of the agent, end-to-end tests of the `airlock` binary (through the
+//! `scripted-model` binary) and benchmarks.
 #![deny(missing_docs)]
 // Test output is the point of this crate.
 #![allow(clippy::print_stdout)]
+
+pub mod scripted;
 
 /// Runs each case on the calling thread (no thread is started), catching
 /// panics; arguments that do not start with `-` filter cases by substring.

@@ -1,0 +1,306 @@
+//! The scripted model server, driven by airlock's real model client in both API styles, and the `scripted-model`
+//! binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use airlock_model::{
+    ApiStyle, CancelToken, Client, ContentPart, Endpoint, Message, Request, Response, StopReason, StreamEvent,
+    ToolSpec, Usage,
+};
+use airlock_test_support::scripted::{EXHAUSTED, Listen, ScriptedModel, THINKING_SIGNATURE, Turn};
+use serde_json::{Value, json};
+
+const STYLES: [ApiStyle; 2] = [ApiStyle::OpenAi, ApiStyle::Anthropic];
+
+fn client(model: &ScriptedModel, style: ApiStyle) -> Client {
+    let unix_socket = match model.listen() {
+        Listen::Unix(path) => Some(path.clone()),
+        Listen::Port(_) => None,
+    };
+    Client::new(Endpoint {
+        style,
+        base_url: model.base_url(),
+        api_key: None,
+        unix_socket,
+        timeout: Duration::from_secs(10),
+        max_retries: 0,
+    })
+    .unwrap()
+}
+
+fn request(messages: Vec<Message>) -> Request {
+    let tool = |name: &str| ToolSpec { name: name.into(), description: String::new(), parameters: json!({}) };
+    Request {
+        model: "scripted".into(),
+        messages,
+        tools: vec![tool("read_file"), tool("grep")],
+        max_tokens: 1000,
+        ..Request::default()
+    }
+}
+
+/// One streamed completion: the events as they came, and the response.
+async fn ask(client: &Client, request: &Request) -> (Vec<StreamEvent>, Response) {
+    let mut events = Vec::new();
+    let response = client.complete(request, &mut |e| events.push(e), &CancelToken::new()).await.unwrap();
+    (events, response)
+}
+
+fn path(request: &Value) -> &str {
+    request["path"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_arrive_whole_with_text_and_usage() {
+    for style in STYLES {
+        let model = ScriptedModel::start(vec![
+            Turn::call("read_file", json!({"path": "src/lib.rs"}))
+                .and_call("grep", json!({"pattern": "fn main", "path": "."}))
+                .with_text("Looking at both.")
+                .with_usage(1234, 56),
+        ]);
+        let (events, response) = ask(&client(&model, style), &request(vec![Message::User("look".into())])).await;
+        assert_eq!(response.text, "Looking at both.", "{style:?}");
+        assert_eq!(response.stop_reason, StopReason::ToolUse, "{style:?}");
+        assert_eq!(response.usage, Usage { input_tokens: 1234, output_tokens: 56 }, "{style:?}");
+        assert!(response.invalid_tool_calls.is_empty(), "{style:?}: {:?}", response.invalid_tool_calls);
+        let calls: Vec<(&str, &str, &Value)> =
+            response.tool_calls.iter().map(|c| (c.id.as_str(), c.name.as_str(), &c.arguments)).collect();
+        assert_eq!(
+            calls,
+            [
+                ("call_0_0", "read_file", &json!({"path": "src/lib.rs"})),
+                ("call_0_1", "grep", &json!({"pattern": "fn main", "path": "."})),
+            ],
+            "{style:?}"
+        );
+        // The arguments came in pieces, each call under its own index.
+        for index in 0..2 {
+            let pieces = events
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::ToolCallDelta { index: i, .. } if *i == index))
+                .count();
+            assert!(pieces > 1, "{style:?}: call {index} came in {pieces} piece(s)");
+        }
+        let text_pieces = events.iter().filter(|e| matches!(e, StreamEvent::TextDelta(_))).count();
+        assert!(text_pieces > 1, "{style:?}");
+        let requests = model.requests();
+        assert_eq!(requests.len(), 1);
+        let expected_path = if style == ApiStyle::OpenAi { "/v1/chat/completions" } else { "/v1/messages" };
+        assert_eq!(path(&requests[0]), expected_path);
+        assert_eq!(requests[0]["stream"], true);
+        assert_eq!(model.raw_bodies().len(), 1);
+        assert_eq!(model.violations(), Vec::<String>::new());
+        assert_eq!(model.turns_left(), 0);
+    }
+}
+
+#[tokio::test]
+async fn thinking_arrives_before_the_text() {
+    for style in STYLES {
+        let model = ScriptedModel::start(vec![Turn::text("All done.").with_thinking("Check the tests first.")]);
+        let (events, response) = ask(&client(&model, style), &request(vec![Message::User("go".into())])).await;
+        assert_eq!(response.text, "All done.", "{style:?}");
+        assert_eq!(response.stop_reason, StopReason::EndTurn, "{style:?}");
+        assert_eq!(response.usage, Usage { input_tokens: 100, output_tokens: 10 }, "{style:?}");
+        let signature = (style == ApiStyle::Anthropic).then(|| THINKING_SIGNATURE.to_owned());
+        assert_eq!(
+            response.thinking,
+            [ContentPart::Thinking { text: "Check the tests first.".into(), signature }],
+            "{style:?}"
+        );
+        let first_text = events.iter().position(|e| matches!(e, StreamEvent::TextDelta(_))).unwrap();
+        let last_thinking = events.iter().rposition(|e| matches!(e, StreamEvent::ThinkingDelta(_))).unwrap();
+        assert!(last_thinking < first_text, "{style:?}");
+        assert!(model.violations().is_empty(), "{:?}", model.violations());
+    }
+}
+
+#[tokio::test]
+async fn each_request_is_checked_against_its_turn() {
+    for style in STYLES {
+        let model = ScriptedModel::start(vec![
+            Turn::call("read_file", json!({"path": "a.txt"})).expect_contains("read the \"file\"\nplease"),
+            Turn::text("It says hello.")
+                .expect_contains("hello from a.txt")
+                .expect_absent("sk-secret")
+                .expect_contains("never sent")
+                .expect_absent("read_file"),
+        ]);
+        let client = client(&model, style);
+        let mut messages = vec![Message::User("read the \"file\"\nplease".into())];
+        let (_, first) = ask(&client, &request(messages.clone())).await;
+        messages.push(Message::from_response(&first));
+        messages.push(Message::ToolResult {
+            call_id: first.tool_calls[0].id.clone(),
+            content: "hello from a.txt".into(),
+            is_error: false,
+        });
+        let (_, second) = ask(&client, &request(messages)).await;
+        assert_eq!(second.text, "It says hello.");
+        let violations = model.violations();
+        assert_eq!(violations.len(), 2, "{style:?}: {violations:?}");
+        assert!(violations[0].contains("request 1") && violations[0].contains("\"never sent\""), "{violations:?}");
+        assert!(violations[1].contains("request 1") && violations[1].contains("\"read_file\""), "{violations:?}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_arguments_arrive_as_an_invalid_tool_call() {
+    for style in STYLES {
+        let model = ScriptedModel::start(vec![
+            Turn::raw_call("read_file", "{path: lib.rs").and_call("grep", json!({"pattern": "x"})),
+        ]);
+        let (_, response) = ask(&client(&model, style), &request(vec![Message::User("read".into())])).await;
+        assert_eq!(response.tool_calls.len(), 1, "{style:?}");
+        assert_eq!(response.tool_calls[0].name, "grep");
+        assert_eq!(response.invalid_tool_calls.len(), 1, "{style:?}");
+        let invalid = &response.invalid_tool_calls[0];
+        assert_eq!(
+            (invalid.id.as_str(), invalid.name.as_str(), invalid.raw.as_str()),
+            ("call_0_0", "read_file", "{path: lib.rs")
+        );
+        assert!(model.violations().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn an_exhausted_script_answers_and_says_so() {
+    for style in STYLES {
+        let model = ScriptedModel::start(vec![Turn::text("only one")]);
+        let client = client(&model, style);
+        let (_, first) = ask(&client, &request(vec![Message::User("1".into())])).await;
+        assert_eq!(first.text, "only one");
+        let (_, second) = ask(&client, &request(vec![Message::User("2".into())])).await;
+        assert_eq!(second.text, EXHAUSTED);
+        assert_eq!(second.stop_reason, StopReason::EndTurn);
+        let violations = model.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].contains("no turn left"), "{violations:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_unix_socket_serves_the_same_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("model.sock");
+    let model = ScriptedModel::start_unix(vec![Turn::call("grep", json!({"pattern": "a"})), Turn::text("ok")], &socket);
+    let (_, first) = ask(&client(&model, ApiStyle::OpenAi), &request(vec![Message::User("1".into())])).await;
+    assert_eq!(first.tool_calls[0].arguments, json!({"pattern": "a"}));
+    let (_, second) = ask(&client(&model, ApiStyle::Anthropic), &request(vec![Message::User("2".into())])).await;
+    assert_eq!(second.text, "ok");
+    assert_eq!(model.violations(), Vec::<String>::new());
+    drop(model);
+    assert!(!socket.exists(), "the socket is removed when the server stops");
+}
+
+#[tokio::test]
+async fn unstreamed_answers_models_and_bad_requests() {
+    let model = ScriptedModel::start(vec![
+        Turn::call("read_file", json!({"path": "a"})).with_thinking("hm").with_usage(5, 6),
+        Turn::raw_call("read_file", "{path: a").with_text("t"),
+    ]);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", model.base_url());
+    let post = |path: &str, body: String| http.post(url(path)).body(body).send();
+
+    let openai: Value = post("/v1/chat/completions", json!({"model": "m", "messages": []}).to_string())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(openai["object"], "chat.completion");
+    assert_eq!(openai["model"], "m");
+    let choice = &openai["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], Value::Null);
+    assert_eq!(choice["message"]["reasoning_content"], "hm");
+    assert_eq!(choice["message"]["tool_calls"][0]["function"]["arguments"], r#"{"path":"a"}"#);
+    assert_eq!(openai["usage"], json!({"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11}));
+
+    let anthropic: Value =
+        post("/v1/messages", json!({"model": "m", "messages": []}).to_string()).await.unwrap().json().await.unwrap();
+    assert_eq!(anthropic["type"], "message");
+    assert_eq!(anthropic["stop_reason"], "tool_use");
+    assert_eq!(anthropic["content"][0], json!({"type": "text", "text": "t"}));
+    // Input that is not JSON can only be sent as a string.
+    assert_eq!(anthropic["content"][1]["input"], "{path: a");
+
+    let models: Value = http.get(url("/v1/models")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], "scripted");
+
+    let bad = post("/v1/chat/completions", "{oops".into()).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = post("/chat/completions", "{}".into()).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let requests = model.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[2], json!({"path": "/v1/chat/completions", "unparsed": "{oops"}));
+    assert_eq!(model.raw_bodies()[2], "{oops");
+    let violations = model.violations();
+    assert_eq!(violations.len(), 2, "{violations:?}");
+    assert!(violations[0].contains("not JSON"), "{violations:?}");
+    assert!(violations[1].contains("POST /chat/completions"), "{violations:?}");
+    assert_eq!(model.turns_left(), 0, "a body that is not JSON takes no turn");
+}
+
+#[tokio::test]
+async fn the_binary_serves_a_script_file_and_logs_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.json");
+    let log = dir.path().join("requests.jsonl");
+    let port_file = dir.path().join("port");
+    std::fs::write(
+        &script,
+        json!([
+            {"calls": [{"name": "read_file", "arguments": {"path": "a"}}, {"name": "grep", "arguments": "{bad"}],
+             "usage": {"input": 7, "output": 8}},
+            {"text": "done", "expect_contains": ["not in the request"]},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scripted-model"))
+        .args(["--script".as_ref(), script.as_os_str(), "--log".as_ref(), log.as_os_str()])
+        .args(["--port-file".as_ref(), port_file.as_os_str()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let port = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            break text.trim().parse::<u16>().unwrap();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "scripted-model exited early");
+        assert!(std::time::Instant::now() < deadline, "scripted-model wrote no port file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let client = Client::new(Endpoint {
+        style: ApiStyle::Anthropic,
+        base_url: format!("http://127.0.0.1:{port}"),
+        api_key: None,
+        unix_socket: None,
+        timeout: Duration::from_secs(10),
+        max_retries: 0,
+    })
+    .unwrap();
+    let (_, first) = ask(&client, &request(vec![Message::User("1".into())])).await;
+    let (_, second) = ask(&client, &request(vec![Message::User("2".into())])).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert_eq!(first.tool_calls[0].arguments, json!({"path": "a"}));
+    assert_eq!(first.invalid_tool_calls[0].raw, "{bad");
+    assert_eq!(first.usage, Usage { input_tokens: 7, output_tokens: 8 });
+    assert_eq!(second.text, "done");
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(path(&lines[0]), "/v1/messages");
+    assert_eq!(lines[1]["messages"][0]["content"], "2");
+    assert!(lines[2]["violation"].as_str().unwrap().contains("not in the request"), "{lines:?}");
+}
