@@ -117,7 +117,7 @@ pub(crate) fn paths(dir: Option<PathBuf>) -> Result<Paths> {
     })
 }
 
-fn host() -> String {
+pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into())
 }
 
@@ -161,7 +161,7 @@ fn mac_key(path: &Path) -> Result<[u8; 32]> {
     Ok(key)
 }
 
-fn getrandom(buf: &mut [u8]) -> Result<()> {
+pub(crate) fn getrandom(buf: &mut [u8]) -> Result<()> {
     // SAFETY: getrandom fills the buffer it is given.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n != buf.len() as isize {
@@ -326,7 +326,7 @@ fn open_store(p: &Paths) -> Result<SqliteStore> {
     Ok(SqliteStore::open(&p.db, Durability::Durable)?)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 

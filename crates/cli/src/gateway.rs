@@ -55,15 +55,20 @@ enum KeyCommand {
     },
 }
 
-fn config_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p);
-    }
+/// `$XDG_CONFIG_HOME/airlock`.
+pub(crate) fn config_dir() -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_CONFIG_HOME") {
         Some(x) if !x.is_empty() => PathBuf::from(x),
         _ => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".config"),
     };
-    Ok(base.join("airlock/gateway.toml"))
+    Ok(base.join("airlock"))
+}
+
+fn config_path(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    match explicit {
+        Some(p) => Ok(p),
+        None => Ok(config_dir()?.join("gateway.toml")),
+    }
 }
 
 pub fn run(args: GatewayArgs) -> Result<ExitCode> {
@@ -119,7 +124,7 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         bail!("{} names no [[upstream]]: the gateway would refuse every request", path.display());
     }
     let auth = match &config.listen {
-        Listen::Unix(_) => Auth::Peer { uid: unsafe_getuid() },
+        Listen::Unix(_) => Auth::Peer { uid: getuid() },
         Listen::Tcp(_) => {
             if KeyStore::open(&key_file)?.live().is_empty() {
                 bail!(
@@ -196,7 +201,7 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn unsafe_getuid() -> u32 {
+pub(crate) fn getuid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
+mod exec;
 mod gateway;
 mod scan;
 
@@ -49,6 +50,12 @@ enum Command {
     /// The egress broker (unix:PATH, this user) or team gateway (HOST:PORT, API keys): model
     /// requests checked against the configured upstreams, redacted, and recorded before they leave.
     Gateway(gateway::GatewayArgs),
+    /// Work on TASK in the current directory, headless: the agent runs sandboxed with no network,
+    /// its model requests go through airlock's broker (redacted, recorded), every step is audited.
+    Exec(exec::ExecArgs),
+    /// The agent's worker process (started by `airlock exec` inside the sandbox).
+    #[command(name = "__worker", hide = true)]
+    Worker,
     /// Find secrets in files (or standard input) with the redaction engine.
     ///
     /// Exit status: 0 when nothing is found, 1 when secrets are found, 2 on error.
@@ -60,6 +67,9 @@ struct SandboxArgs {
     /// Also make DIR writable (managed policy may forbid it).
     #[arg(long = "write", value_name = "DIR")]
     write: Vec<PathBuf>,
+    /// Also make DIR readable (denied paths inside it stay hidden).
+    #[arg(long = "read", value_name = "DIR")]
+    read: Vec<PathBuf>,
     /// Network access for the command: only `none` exists until the broker does.
     #[arg(long, value_enum, value_name = "MODE")]
     net: Option<Net>,
@@ -125,6 +135,24 @@ fn main() -> ExitCode {
             }
             ok => ok,
         },
+        Command::Exec(args) => match exec::run(args) {
+            Err(e) => {
+                eprintln!("airlock exec: {e:#}");
+                let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
+                    Some(se) => se.exit_code() as u8,
+                    None => EXIT_USAGE,
+                };
+                return ExitCode::from(code);
+            }
+            ok => ok,
+        },
+        Command::Worker => match airlock_core::worker::main() {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                eprintln!("airlock worker: {e}");
+                return ExitCode::from(1);
+            }
+        },
         Command::Scan(args) => match scan::run(args) {
             Err(e) => {
                 eprintln!("airlock scan: {e:#}");
@@ -184,6 +212,11 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     let mut spec = SandboxSpec::from_policy(&policy, &cx.workspace, &cx.workspace, std::env::vars_os(), &args.env)?;
     if let Some(bytes) = args.max_output {
         spec.limits.output_bytes = spec.limits.output_bytes.min(bytes);
+    }
+    for dir in &args.read {
+        let abs = if dir.is_absolute() { dir.clone() } else { cx.workspace.join(dir) };
+        let real = std::fs::canonicalize(&abs).with_context(|| format!("--read {}", abs.display()))?;
+        spec.readable_roots.push(real);
     }
 
     if args.explain {

@@ -1,10 +1,12 @@
 //! Decisions on tool calls: allow, ask or deny per tool, per command prefix,
 //! and whose rule it was. Pure: the same rules and call give the same answer.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// What a rule says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Decision {
     /// Run it.
     Allow,

@@ -4,24 +4,150 @@
 //! without a tool call, or a turn limit, a token budget or cancellation
 //! stops it.
 //!
-//! Every decision and every file change is recorded through a [`Recorder`]
-//! before the loop goes on; if a record cannot be kept, the loop stops
-//! (fail closed) and the action it would have recorded does not happen.
+//! Each tool call is decided by a [`Host`] (which puts the decision on the
+//! record) before it runs, and each file change is recorded after; if a
+//! record cannot be kept, the loop stops (fail closed) and the action it
+//! would have recorded does not happen. In one process the host is a
+//! [`LocalHost`]; privilege-separated, it is the supervisor across a pipe
+//! ([`worker`], [`supervisor`]).
 #![deny(missing_docs)]
 
 pub mod decide;
+pub mod ipc;
+pub mod session;
+pub mod supervisor;
+pub mod worker;
 
 use airlock_audit::event::Event;
 use airlock_model::{CancelToken, Client, Message, ModelError, Request, StopReason, ToolSpec, Usage};
 use airlock_tools::Tools;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use decide::{Decided, Decision, Rules, decide};
 
-/// Where the loop's events go (the supervisor's audit log).
+/// What the loop answers to: who decides its tool calls and keeps its
+/// records (the supervisor, or a [`LocalHost`] in one process).
+pub trait Host: Send {
+    /// Decides a tool call and puts the decision on the record before
+    /// anything runs; an error stops the loop.
+    fn decide(&mut self, name: &str, arguments: &serde_json::Value) -> Result<Decided, String>;
+    /// Records `event`; an error stops the loop.
+    fn record(&mut self, event: Event) -> Result<(), String>;
+    /// Reports progress (for a person, a script, and the transcript).
+    fn progress(&mut self, progress: Progress) -> Result<(), String>;
+}
+
+/// Where a [`LocalHost`] keeps its records.
 pub trait Recorder: Send {
     /// Records `event`; an error stops the loop.
     fn record(&mut self, event: Event) -> Result<(), String>;
+}
+
+/// A host in the agent's own process: rules decide, a recorder records,
+/// progress is dropped.
+pub struct LocalHost<R: Recorder> {
+    /// The decision rules.
+    pub rules: Rules,
+    /// Where events go.
+    pub recorder: R,
+}
+
+impl<R: Recorder> Host for LocalHost<R> {
+    fn decide(&mut self, name: &str, arguments: &serde_json::Value) -> Result<Decided, String> {
+        let decided = decide(&self.rules, name, arguments);
+        self.recorder.record(tool_call_event(name, arguments, &decided))?;
+        Ok(decided)
+    }
+
+    fn record(&mut self, event: Event) -> Result<(), String> {
+        self.recorder.record(event)
+    }
+
+    fn progress(&mut self, _: Progress) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The audit record of a decided tool call.
+pub fn tool_call_event(name: &str, arguments: &serde_json::Value, decided: &Decided) -> Event {
+    Event::ToolCall {
+        name: name.to_string(),
+        argument_digest: digest(arguments),
+        decision: decided.decision.as_str().into(),
+        decided_by: decided.source.clone(),
+    }
+}
+
+/// What happens during a run, in order: what `--json` prints and what the
+/// session transcript keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Progress {
+    /// A model turn begins.
+    TurnStart {
+        /// Its number, from 1.
+        turn: u32,
+    },
+    /// The model's text of a turn.
+    ModelText {
+        /// The text.
+        text: String,
+    },
+    /// The model asked for a tool.
+    ToolCall {
+        /// The call's id.
+        id: String,
+        /// The tool.
+        name: String,
+        /// Its arguments.
+        arguments: serde_json::Value,
+    },
+    /// What was decided about it.
+    Decision {
+        /// The call's id.
+        id: String,
+        /// `allow` or `deny`.
+        decision: String,
+        /// Which rule, grant or mode decided.
+        source: String,
+    },
+    /// What the tool returned (capped for display; the model got all of it).
+    ToolResult {
+        /// The call's id.
+        id: String,
+        /// Whether it failed.
+        is_error: bool,
+        /// Its size in bytes.
+        bytes: usize,
+        /// Its start.
+        preview: String,
+    },
+    /// A file changed.
+    FileChange {
+        /// Relative to the workspace.
+        path: String,
+        /// SHA-256 before (empty when created).
+        before: String,
+        /// SHA-256 after (empty when deleted).
+        after: String,
+    },
+    /// A message joined the conversation (kept in the transcript).
+    Message {
+        /// The message.
+        message: Message,
+    },
+    /// The run ended.
+    Done {
+        /// Why.
+        stop: Stop,
+        /// The model's last text.
+        answer: String,
+        /// Model turns taken.
+        turns: u32,
+        /// Tokens used.
+        usage: Usage,
+    },
 }
 
 /// Limits of one run.
@@ -42,7 +168,8 @@ impl Default for Budget {
 }
 
 /// Why a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Stop {
     /// The model answered without calling a tool.
     Finished,
@@ -80,18 +207,16 @@ pub enum AgentError {
     Record(String),
 }
 
-/// The agent: a model, tools, rules, and where its events go.
-pub struct Agent<R: Recorder> {
+/// The agent: a model, tools, and the host that decides and records.
+pub struct Agent<H: Host> {
     /// The model.
     pub client: Client,
     /// The model's name.
     pub model: String,
     /// The tools.
     pub tools: Tools,
-    /// The decision rules.
-    pub rules: Rules,
-    /// Where events go.
-    pub recorder: R,
+    /// Decides tool calls and keeps the records.
+    pub host: H,
     /// Limits.
     pub budget: Budget,
 }
@@ -121,18 +246,50 @@ fn digest(value: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-impl<R: Recorder> Agent<R> {
+impl<H: Host> Agent<H> {
     fn record(&mut self, event: Event) -> Result<(), AgentError> {
-        self.recorder.record(event).map_err(AgentError::Record)
+        self.host.record(event).map_err(AgentError::Record)
+    }
+
+    fn progress(&mut self, progress: Progress) -> Result<(), AgentError> {
+        self.host.progress(progress).map_err(AgentError::Record)
+    }
+
+    /// Adds `message` to the conversation and to the transcript.
+    fn push(&mut self, messages: &mut Vec<Message>, message: Message) -> Result<(), AgentError> {
+        self.progress(Progress::Message { message: message.clone() })?;
+        messages.push(message);
+        Ok(())
     }
 
     /// Works on `task` until it is done or stopped.
     pub async fn run(&mut self, task: &str, cancel: &CancelToken) -> Result<Outcome, AgentError> {
-        let mut system = SYSTEM.to_string();
-        if let Some(extra) = workspace_instructions(&mut self.tools) {
-            system.push_str("\n\n");
-            system.push_str(&extra);
-        }
+        self.resume(Vec::new(), task, cancel).await
+    }
+
+    /// Continues the conversation `history` (empty for a new one) with `task`.
+    pub async fn resume(
+        &mut self,
+        history: Vec<Message>,
+        task: &str,
+        cancel: &CancelToken,
+    ) -> Result<Outcome, AgentError> {
+        let outcome = self.run_inner(history, task, cancel).await?;
+        self.progress(Progress::Done {
+            stop: outcome.stop,
+            answer: outcome.answer.clone(),
+            turns: outcome.turns,
+            usage: outcome.usage,
+        })?;
+        Ok(outcome)
+    }
+
+    async fn run_inner(
+        &mut self,
+        history: Vec<Message>,
+        task: &str,
+        cancel: &CancelToken,
+    ) -> Result<Outcome, AgentError> {
         let tools: Vec<ToolSpec> = self
             .tools
             .specs()
@@ -143,7 +300,16 @@ impl<R: Recorder> Agent<R> {
                 parameters: s.parameters.clone(),
             })
             .collect();
-        let mut messages = vec![Message::System(system), Message::User(task.to_string())];
+        let mut messages = history;
+        if messages.is_empty() {
+            let mut system = SYSTEM.to_string();
+            if let Some(extra) = workspace_instructions(&mut self.tools) {
+                system.push_str("\n\n");
+                system.push_str(&extra);
+            }
+            self.push(&mut messages, Message::System(system))?;
+        }
+        self.push(&mut messages, Message::User(task.to_string()))?;
         let mut usage = Usage::default();
         let mut turns = 0;
         let mut answer = String::new();
@@ -157,6 +323,7 @@ impl<R: Recorder> Agent<R> {
             if usage.input_tokens + usage.output_tokens >= self.budget.max_tokens {
                 return Ok(Outcome { stop: Stop::TokenBudget, answer, turns, usage, messages });
             }
+            self.progress(Progress::TurnStart { turn: turns + 1 })?;
             let request = Request {
                 model: self.model.clone(),
                 messages: messages.clone(),
@@ -176,43 +343,75 @@ impl<R: Recorder> Agent<R> {
             usage.input_tokens += response.usage.input_tokens;
             usage.output_tokens += response.usage.output_tokens;
             answer = response.text.clone();
-            messages.push(Message::from_response(&response));
+            if !response.text.is_empty() {
+                self.progress(Progress::ModelText { text: response.text.clone() })?;
+            }
+            self.push(&mut messages, Message::from_response(&response))?;
             if response.tool_calls.is_empty() && response.invalid_tool_calls.is_empty() {
                 let stop =
                     if response.stop_reason == StopReason::MaxTokens { Stop::TokenBudget } else { Stop::Finished };
                 return Ok(Outcome { stop, answer, turns, usage, messages });
             }
             for bad in &response.invalid_tool_calls {
-                messages.push(Message::ToolResult {
-                    call_id: bad.id.clone(),
-                    content: bad.error_message(),
+                let content = bad.error_message();
+                self.progress(Progress::ToolResult {
+                    id: bad.id.clone(),
                     is_error: true,
-                });
+                    bytes: content.len(),
+                    preview: preview(&content),
+                })?;
+                self.push(&mut messages, Message::ToolResult { call_id: bad.id.clone(), content, is_error: true })?;
             }
             for call in &response.tool_calls {
-                let decided = decide(&self.rules, &call.name, &call.arguments);
-                // On the record before anything runs.
-                self.record(Event::ToolCall {
+                self.progress(Progress::ToolCall {
+                    id: call.id.clone(),
                     name: call.name.clone(),
-                    argument_digest: digest(&call.arguments),
+                    arguments: call.arguments.clone(),
+                })?;
+                // Decided and on the record before anything runs.
+                let decided = self.host.decide(&call.name, &call.arguments).map_err(AgentError::Record)?;
+                self.progress(Progress::Decision {
+                    id: call.id.clone(),
                     decision: decided.decision.as_str().into(),
-                    decided_by: decided.source.clone(),
+                    source: decided.source.clone(),
                 })?;
                 let (content, is_error) = if decided.decision == Decision::Allow {
                     let out = self.tools.call(&call.name, &call.arguments);
                     if let Some(change) = &out.changed {
+                        let before = change.before_sha256.clone().unwrap_or_default();
+                        let after = change.after_sha256.clone().unwrap_or_default();
                         self.record(Event::FileChange {
                             path: change.path.clone(),
-                            before: change.before_sha256.clone().unwrap_or_default(),
-                            after: change.after_sha256.clone().unwrap_or_default(),
+                            before: before.clone(),
+                            after: after.clone(),
                         })?;
+                        self.progress(Progress::FileChange { path: change.path.clone(), before, after })?;
                     }
                     (out.content, out.is_error)
                 } else {
                     (format!("denied by policy ({}); do not retry this call", decided.source), true)
                 };
-                messages.push(Message::ToolResult { call_id: call.id.clone(), content, is_error });
+                self.progress(Progress::ToolResult {
+                    id: call.id.clone(),
+                    is_error,
+                    bytes: content.len(),
+                    preview: preview(&content),
+                })?;
+                self.push(&mut messages, Message::ToolResult { call_id: call.id.clone(), content, is_error })?;
             }
         }
     }
+}
+
+/// The start of a tool result, for display.
+fn preview(text: &str) -> String {
+    const MAX: usize = 400;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }

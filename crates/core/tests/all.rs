@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock_audit::event::Event;
-use airlock_core::{Agent, Budget, Decision, Recorder, Rules, Stop};
+use airlock_core::{Agent, Budget, Decision, LocalHost, Recorder, Rules, Stop};
 use airlock_model::{ApiStyle, CancelToken, Client, Endpoint};
 
 #[derive(Clone, Default)]
@@ -63,7 +63,7 @@ struct World {
     root: std::path::PathBuf,
     script: Script,
     log: Log,
-    agent: Agent<Log>,
+    agent: Agent<LocalHost<Log>>,
 }
 
 async fn world(answers: Vec<serde_json::Value>, rules: Rules) -> World {
@@ -92,8 +92,7 @@ async fn world(answers: Vec<serde_json::Value>, rules: Rules) -> World {
         client,
         model: "scripted".into(),
         tools: airlock_tools::Tools::new(ws),
-        rules,
-        recorder: log.clone(),
+        host: LocalHost { rules, recorder: log.clone() },
         budget: Budget { max_turns: 5, ..Budget::default() },
     };
     World { _dir: dir, root, script, log, agent }

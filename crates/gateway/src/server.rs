@@ -36,6 +36,14 @@ pub enum Auth {
         /// The uid allowed.
         uid: u32,
     },
+    /// One agent session's broker: only Unix-socket peers with this uid, and
+    /// every record under the session's id (not `gateway:uid:N`).
+    Session {
+        /// The uid allowed.
+        uid: u32,
+        /// The session the records belong to.
+        session: String,
+    },
 }
 
 /// A key file and what it held when last read.
@@ -188,7 +196,7 @@ impl Gateway {
 
     fn principal(&self, peer: Peer, headers: &HeaderMap) -> Result<crate::keys::KeyPolicy, &'static str> {
         match &self.auth {
-            Auth::Peer { uid } => match peer.uid {
+            Auth::Peer { uid } | Auth::Session { uid, .. } => match peer.uid {
                 Some(u) if u == *uid => Ok(crate::keys::KeyPolicy { name: format!("uid:{u}"), models: Vec::new() }),
                 Some(_) => Err("this broker serves only its own user"),
                 None => Err("the local broker only accepts Unix-socket peers"),
@@ -205,10 +213,18 @@ impl Gateway {
         }
     }
 
+    /// The audit session a caller's records go under.
+    fn session_of(&self, principal: &str) -> String {
+        match &self.auth {
+            Auth::Session { session, .. } => session.clone(),
+            _ => format!("gateway:{principal}"),
+        }
+    }
+
     /// Appends events on a blocking thread (the writer acknowledges after fsync).
     async fn record(&self, principal: &str, event: Event) -> Result<u64, String> {
         let audit = self.audit.clone();
-        let session = format!("gateway:{principal}");
+        let session = self.session_of(principal);
         tokio::task::spawn_blocking(move || audit.append(&session, vec![event]))
             .await
             .map_err(|e| e.to_string())?
@@ -590,7 +606,7 @@ impl Tap {
             outcome: outcome.to_string(),
         };
         let audit = self.gw.audit.clone();
-        let session = format!("gateway:{}", self.principal);
+        let session = self.gw.session_of(&self.principal);
         let record = move || {
             if let Err(e) = audit.append(&session, vec![event]) {
                 tracing::error!("cannot record a model response: {e}");
@@ -685,6 +701,19 @@ pub async fn serve(
             axum::serve(listener, app).with_graceful_shutdown(shutdown).await
         }
     }
+}
+
+/// Serves the broker on a Unix socket the caller bound already (so the
+/// caller knows it is ready before it starts a client).
+pub async fn serve_unix(
+    gw: Arc<Gateway>,
+    listener: std::os::unix::net::UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = gw.router().into_make_service_with_connect_info::<Peer>();
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 #[cfg(test)]

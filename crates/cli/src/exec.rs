@@ -1,0 +1,447 @@
+//! `airlock exec "TASK"`: one headless agent session, privilege-separated.
+//!
+//! This process is the supervisor: it holds the configuration, the audit
+//! log and the broker (the gateway on a private Unix socket, the only way
+//! out to the model). The agent loop runs in a worker, this same binary
+//! re-executed as `airlock __worker` inside `airlock sandbox` (no network,
+//! writes only in the workspace), and asks this process for every decision,
+//! record and command.
+
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+
+use airlock_core::ipc::Start;
+use airlock_core::session::{Header, Transcript};
+use airlock_core::supervisor::{Served, Supervisor};
+use airlock_core::{Progress, Rules, Stop};
+use airlock_gateway::config::{ApiStyle, GatewayConfig, Upstream};
+use airlock_gateway::server::{Auth, Gateway, serve_unix};
+use airlock_tools::SandboxRunner;
+use anyhow::{Context as _, Result, anyhow, bail};
+use sha2::{Digest, Sha256};
+
+/// The run finished: the model answered without calling a tool.
+const EXIT_FINISHED: u8 = 0;
+/// The turn limit or the token budget stopped the run.
+const EXIT_LIMIT: u8 = 3;
+/// The model could not be reached or answered with an error.
+const EXIT_MODEL: u8 = 4;
+/// The worker died, broke the protocol, or a record could not be kept.
+const EXIT_WORKER: u8 = 5;
+/// Cancelled.
+const EXIT_CANCELLED: u8 = 130;
+
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: 0 finished; 3 the turn limit or token budget stopped it; 4 the model \
+failed; 5 the worker failed or a record could not be kept (the audit log stays whole); 2 invalid arguments or \
+configuration; 125 the sandbox refused to start; 130 cancelled.")]
+pub struct ExecArgs {
+    /// What to do.
+    #[arg(value_name = "TASK")]
+    task: Option<String>,
+    /// The model (default: $AIRLOCK_MODEL, else the first model the configuration names).
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
+    /// An OpenAI- or Anthropic-compatible server to use instead of the configuration's upstreams
+    /// (vLLM, SGLang, llama.cpp server, Ollama: http://HOST:PORT; a trailing /v1 is accepted).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// The wire API of --endpoint.
+    #[arg(long, value_enum, default_value = "openai", value_name = "API")]
+    api: Api,
+    /// The environment variable holding --endpoint's API key (it is read by the broker, never by the agent).
+    #[arg(long, value_name = "NAME")]
+    api_key_env: Option<String>,
+    /// The configuration with the upstreams (default: $XDG_CONFIG_HOME/airlock/config.toml, in the
+    /// gateway's format).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Model turns at most.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    max_turns: u32,
+    /// Input plus output tokens at most, over the run.
+    #[arg(long, default_value_t = 2_000_000, value_name = "N")]
+    max_tokens: u64,
+    /// Allow what policy would ask about (nobody is asked headless): a tool (`write_file`, `edit_file`,
+    /// `run_command`) or a command prefix (`cargo test`). Denied tools and commands stay denied.
+    #[arg(long = "grant", value_name = "TOOL|PREFIX")]
+    grant: Vec<String>,
+    /// Stream events as JSON lines on standard output (the answer is in the last, `done`).
+    #[arg(long)]
+    json: bool,
+    /// Continue session ID (its conversation is sent again, with TASK as the next message).
+    #[arg(long, value_name = "ID")]
+    resume: Option<String>,
+    /// The folder of the audit log and the sessions (default: $XDG_DATA_HOME/airlock).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Kill the whole session after SECS seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Api {
+    Openai,
+    Anthropic,
+}
+
+impl Api {
+    fn name(self) -> &'static str {
+        match self {
+            Api::Openai => "openai",
+            Api::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// Which upstreams the broker may use, and the model.
+fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
+    let env = |name: &str| std::env::var(name).ok();
+    let (mut config, origin) = match &args.endpoint {
+        Some(url) => {
+            let origin = Path::new("--endpoint");
+            let mut config = GatewayConfig::parse("", origin, &env)?;
+            let base = url.trim().trim_end_matches('/');
+            let base = base.strip_suffix("/v1").unwrap_or(base).to_string();
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                bail!("--endpoint {url:?} is not an http:// or https:// URL");
+            }
+            let api_key = match &args.api_key_env {
+                Some(name) => Some(std::env::var(name).map_err(|_| anyhow!("--api-key-env: {name} is not set"))?),
+                None => None,
+            };
+            let api = match args.api {
+                Api::Openai => ApiStyle::Openai,
+                Api::Anthropic => ApiStyle::Anthropic,
+            };
+            config.upstreams.push(Upstream {
+                name: "endpoint".into(),
+                api,
+                base_url: base,
+                models: vec!["*".into()],
+                api_key,
+            });
+            (config, "--endpoint".to_string())
+        }
+        None => {
+            let path = match &args.config {
+                Some(p) => p.clone(),
+                None => crate::gateway::config_dir()?.join("config.toml"),
+            };
+            if !path.exists() {
+                bail!(
+                    "no model is configured: {} does not exist\nhint: pass --endpoint http://HOST:PORT --model NAME \
+                     (a vLLM, SGLang, llama.cpp or Ollama server), or write {} with [[upstream]] tables as for \
+                     `airlock gateway`",
+                    path.display(),
+                    path.display()
+                );
+            }
+            (GatewayConfig::load(&path, &env)?, path.display().to_string())
+        }
+    };
+    if config.upstreams.is_empty() {
+        bail!("{origin} names no [[upstream]]: there is no model to ask");
+    }
+    let model = match args.model.clone().or_else(|| std::env::var("AIRLOCK_MODEL").ok().filter(|m| !m.is_empty())) {
+        Some(m) => m,
+        None => config
+            .upstreams
+            .iter()
+            .flat_map(|u| &u.models)
+            .find(|m| !m.contains('*'))
+            .cloned()
+            .ok_or_else(|| anyhow!("no model named\nhint: pass --model NAME"))?,
+    };
+    let upstream = config.route(&model).ok_or_else(|| anyhow!("{origin} has no upstream for model {model:?}"))?;
+    let api = match upstream.api {
+        ApiStyle::Openai => Api::Openai,
+        ApiStyle::Anthropic => Api::Anthropic,
+    };
+    // The broker's egress proxy is not this session's business.
+    config.egress = None;
+    Ok((config, model, api))
+}
+
+fn new_session_id() -> Result<String> {
+    let mut random = [0u8; 3];
+    crate::audit::getrandom(&mut random)?;
+    let secs = crate::audit::now_ms() / 1000;
+    Ok(format!(
+        "{}-{}",
+        crate::audit::iso_time(secs * 1000).replace([':', '-'], "").trim_end_matches('Z'),
+        hex::encode(random)
+    ))
+}
+
+pub fn run(args: ExecArgs) -> Result<ExitCode> {
+    let cx = crate::context()?;
+    let policy = crate::load_policy(&cx)?;
+    let (config, model, api) = upstreams(&args)?;
+    let audit_paths = crate::audit::paths(args.dir.clone())?;
+    let sessions = audit_paths.dir.join("sessions");
+    let (session, mut transcript, history) = match &args.resume {
+        Some(id) => {
+            let (t, loaded) = Transcript::resume(&sessions, id)?;
+            let here = cx.workspace.display().to_string();
+            if loaded.header.workspace != here {
+                bail!("session {id} ran in {}, not here ({here})", loaded.header.workspace);
+            }
+            (id.clone(), t, loaded.messages)
+        }
+        None => {
+            let id = new_session_id()?;
+            let header = Header {
+                session: id.clone(),
+                workspace: cx.workspace.display().to_string(),
+                model: model.clone(),
+                started_ms: crate::audit::now_ms(),
+            };
+            (id.clone(), Transcript::create(&sessions, &header)?, Vec::new())
+        }
+    };
+    let task = match (&args.task, &args.resume) {
+        (Some(t), _) if !t.trim().is_empty() => t.clone(),
+        (_, Some(_)) => "Continue.".to_string(),
+        _ => bail!("no task given\nhint: airlock exec \"fix the failing test\""),
+    };
+    let rules = Rules { granted: args.grant.clone(), ..Rules::default() };
+
+    let exe = std::env::current_exe().context("cannot find the airlock binary")?;
+    let exe_dir = exe.parent().ok_or_else(|| anyhow!("{} has no folder", exe.display()))?.to_path_buf();
+    // The broker's socket, in a private folder the worker's sandbox can see.
+    let run_dir = audit_paths.dir.join("run").join(&session);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let _cleanup = RemoveOnDrop(run_dir.clone());
+    let socket = run_dir.join("broker.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+
+    let log = crate::audit::open_log(&audit_paths)?;
+    let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
+    let audit = writer.handle();
+    let policy_digest = hex::encode(Sha256::digest(policy.render().as_bytes()));
+    let destinations: Vec<String> = config.upstreams.iter().map(|u| format!("{} {}", u.name, u.base_url)).collect();
+    audit.append(
+        &session,
+        vec![airlock_audit::event::Event::SessionStart {
+            policy_digest: policy_digest.clone(),
+            model_endpoint: format!("{model} via broker to {}", destinations.join(", ")),
+            airlock_version: env!("CARGO_PKG_VERSION").into(),
+            user: std::env::var("USER").unwrap_or_else(|_| format!("uid:{}", crate::gateway::getuid())),
+            host: crate::audit::host(),
+            workspace: cx.workspace.display().to_string(),
+        }],
+    )?;
+
+    // The broker: the only code of this session that opens a connection.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let scanner = Arc::new(airlock_redact::Scanner::builtin());
+    let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone() };
+    let gw = Gateway::new(config, auth, audit.clone(), scanner)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let broker = runtime.spawn(serve_unix(gw, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    let mut worker = Command::new(&exe)
+        .arg("sandbox")
+        .arg("--timeout")
+        .arg(args.timeout.to_string())
+        .arg("--read")
+        .arg(&exe_dir)
+        .arg("--read")
+        .arg(&run_dir)
+        .arg("--")
+        .arg(&exe)
+        .arg("__worker")
+        .current_dir(&cx.workspace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start the worker ({})", exe.display()))?;
+    let (Some(to_worker), Some(from_worker)) = (worker.stdin.take(), worker.stdout.take()) else {
+        bail!("the worker's pipes are missing");
+    };
+
+    let start = Start {
+        task,
+        history,
+        model,
+        api: api.name().into(),
+        broker: socket.display().to_string(),
+        max_turns: args.max_turns,
+        max_tokens: args.max_tokens,
+        max_answer_tokens: 4096,
+        commands: true,
+    };
+    let mut out = Output::new(args.json, &session);
+    let mut transcript_error = None;
+    let mut on_progress = |p: &Progress| {
+        if let Err(e) = transcript.note(p) {
+            transcript_error.get_or_insert(e.to_string());
+        }
+        out.progress(p);
+    };
+    let mut supervisor = Supervisor {
+        rules,
+        session: session.clone(),
+        audit: audit.clone(),
+        runner: Box::new(SandboxRunner::new(&exe, policy.limits.output_bytes.value.min(256 * 1024))),
+        workspace: cx.workspace.clone(),
+        sandbox_digest: policy_digest,
+        on_progress: &mut on_progress,
+    };
+    let served = supervisor.serve(&start, to_worker, BufReader::new(from_worker));
+    drop(supervisor);
+    // A worker that broke the protocol is not waited for politely.
+    if served.violation.is_some() {
+        let _ = worker.kill();
+    }
+    let status = worker.wait().context("cannot wait for the worker")?;
+
+    let _ = stop.send(());
+    let _ = runtime.block_on(broker);
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+
+    let (code, reason) = outcome(&served, status.code());
+    audit.append(&session, vec![airlock_audit::event::Event::SessionEnd { reason: reason.clone() }])?;
+    drop(audit);
+    writer.close()?;
+    if let Some(e) = transcript_error {
+        eprintln!("airlock: the transcript is incomplete: {e}");
+    }
+    out.finish(&served, code, &reason);
+    Ok(ExitCode::from(code))
+}
+
+/// The exit status and the session's end, from what the supervisor saw.
+fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
+    if let Some(v) = &served.violation {
+        return (EXIT_WORKER, format!("worker misbehaved: {v}"));
+    }
+    if let Some(e) = &served.audit_error {
+        return (EXIT_WORKER, format!("stopped: {e}"));
+    }
+    if let Some(done) = &served.done {
+        return match done.stop {
+            Stop::Finished => (EXIT_FINISHED, "finished".into()),
+            Stop::TurnLimit => (EXIT_LIMIT, "turn limit".into()),
+            Stop::TokenBudget => (EXIT_LIMIT, "token budget".into()),
+            Stop::Cancelled => (EXIT_CANCELLED, "cancelled".into()),
+        };
+    }
+    if let Some(e) = &served.failed {
+        let code = if e.starts_with("model:") { EXIT_MODEL } else { EXIT_WORKER };
+        return (code, format!("failed: {e}"));
+    }
+    match worker_status {
+        Some(125) => (125, "the sandbox refused to start the worker".into()),
+        Some(124) => (EXIT_LIMIT, "the session timeout killed the worker".into()),
+        Some(c) if c >= 128 => (c.clamp(0, 255) as u8, format!("the worker was killed by signal {}", c - 128)),
+        other => (EXIT_WORKER, format!("the worker ended without finishing (status {other:?})")),
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the person or the script sees.
+struct Output {
+    json: bool,
+    color: bool,
+    stdout: std::io::Stdout,
+}
+
+impl Output {
+    fn new(json: bool, session: &str) -> Output {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let mut out = Output { json, color, stdout: std::io::stdout() };
+        if json {
+            out.line(&serde_json::json!({"type": "session", "id": session}));
+        } else {
+            eprintln!("{}", out.dim(&format!("airlock: session {session}")));
+        }
+        out
+    }
+
+    fn dim(&self, text: &str) -> String {
+        if self.color { format!("\x1b[2m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    fn line(&mut self, value: &serde_json::Value) {
+        let _ = writeln!(self.stdout, "{value}");
+        let _ = self.stdout.flush();
+    }
+
+    fn progress(&mut self, p: &Progress) {
+        if self.json {
+            // Messages are the transcript's; the events carry the same content.
+            if !matches!(p, Progress::Message { .. }) {
+                self.line(&serde_json::to_value(p).unwrap_or_default());
+            }
+            return;
+        }
+        match p {
+            Progress::TurnStart { turn } => eprintln!("{}", self.dim(&format!("· turn {turn}"))),
+            Progress::ModelText { text } => eprintln!("{}", text.trim_end()),
+            Progress::ToolCall { name, arguments, .. } => {
+                let args = arguments.to_string();
+                let shown: String = args.chars().take(160).collect();
+                eprintln!("→ {name} {shown}{}", if shown.len() < args.len() { "…" } else { "" });
+            }
+            Progress::Decision { decision, source, .. } if decision != "allow" => {
+                eprintln!("  denied ({source})");
+            }
+            Progress::ToolResult { is_error: true, preview, .. } => {
+                let first = preview.lines().next().unwrap_or_default();
+                eprintln!("  {}", self.dim(&format!("error: {first}")));
+            }
+            Progress::FileChange { path, .. } => eprintln!("  {}", self.dim(&format!("changed {path}"))),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, served: &Served, code: u8, reason: &str) {
+        if self.json {
+            if served.done.is_none() {
+                self.line(&serde_json::json!({"type": "error", "exit_status": code, "reason": reason}));
+            }
+            return;
+        }
+        match &served.done {
+            Some(done) => {
+                if code != EXIT_FINISHED {
+                    eprintln!("airlock: stopped: {reason}");
+                }
+                eprintln!(
+                    "{}",
+                    self.dim(&format!(
+                        "airlock: {} turns, {} tokens in, {} out",
+                        done.turns, done.usage.input_tokens, done.usage.output_tokens
+                    ))
+                );
+                let _ = writeln!(self.stdout, "{}", done.answer.trim_end());
+            }
+            None => eprintln!("airlock: {reason}"),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The worker: the agent loop and its tools, run by the supervisor inside
+//! the sandbox (no network, writes only in the workspace). It reaches the
+//! model only through the broker's Unix socket, and everything it must not
+//! decide or keep for itself (decisions, records, commands) it asks of the
+//! supervisor over standard input and output ([`crate::ipc`]).
+
+use std::io::{BufRead, BufReader, Stdin, Stdout, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use airlock_audit::event::Event;
+use airlock_model::{ApiStyle, CancelToken, Client, Endpoint};
+use airlock_tools::{CommandResult, CommandRunner, PathPolicy, Tools, Workspace};
+use serde_json::Value;
+
+use crate::ipc::{self, Down, Start, Up};
+use crate::{Agent, Budget, Decided, Host, Progress};
+
+/// One side of the pipe to the supervisor, shared by the host and the command runner.
+pub struct Channel<R, W> {
+    reader: R,
+    writer: W,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead, W: Write> Channel<R, W> {
+    /// A channel reading answers from `reader` and writing requests to `writer`.
+    pub fn new(reader: R, writer: W) -> Channel<R, W> {
+        Channel { reader, writer, buf: Vec::new() }
+    }
+
+    /// Reads the supervisor's first line.
+    pub fn start(&mut self) -> Result<Start, String> {
+        match ipc::read_line(&mut self.reader, &mut self.buf)? {
+            Some(()) => ipc::parse(&self.buf),
+            None => Err("the supervisor sent no task".into()),
+        }
+    }
+
+    /// Sends `up` and waits for the answer.
+    pub fn ask(&mut self, up: &Up) -> Result<Down, String> {
+        ipc::write(&mut self.writer, up)?;
+        match ipc::read_line(&mut self.reader, &mut self.buf)? {
+            Some(()) => ipc::parse(&self.buf),
+            None => Err("the supervisor closed the pipe".into()),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Channel<BufReader<Stdin>, Stdout>>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Channel<BufReader<Stdin>, Stdout>> {
+    // A panic while holding the lock leaves the channel usable: lines are whole.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The supervisor, as the loop's [`Host`].
+struct PipeHost(Shared);
+
+impl Host for PipeHost {
+    fn decide(&mut self, name: &str, arguments: &Value) -> Result<Decided, String> {
+        match lock(&self.0).ask(&Up::Decide { name: name.into(), arguments: arguments.clone() })? {
+            Down::Decided { decision, source } => Ok(Decided { decision, source }),
+            Down::Refused { error } => Err(error),
+            other => Err(format!("the supervisor answered {other:?} to a decision")),
+        }
+    }
+
+    fn record(&mut self, event: Event) -> Result<(), String> {
+        ok(lock(&self.0).ask(&Up::Record { event })?)
+    }
+
+    fn progress(&mut self, progress: Progress) -> Result<(), String> {
+        ok(lock(&self.0).ask(&Up::Progress { progress })?)
+    }
+}
+
+fn ok(down: Down) -> Result<(), String> {
+    match down {
+        Down::Ok => Ok(()),
+        Down::Refused { error } => Err(error),
+        other => Err(format!("the supervisor answered {other:?}")),
+    }
+}
+
+/// Commands run by the supervisor, each in a sandbox of its own (the
+/// worker's seccomp filter forbids it new namespaces, so it cannot nest one).
+struct PipeRunner(Shared);
+
+impl std::fmt::Debug for PipeRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PipeRunner")
+    }
+}
+
+impl CommandRunner for PipeRunner {
+    fn run(&mut self, command: &str, _cwd: &Path, timeout: Duration) -> Result<CommandResult, String> {
+        let up = Up::Run { command: command.into(), timeout_secs: timeout.as_secs().max(1) };
+        match lock(&self.0).ask(&up)? {
+            Down::Ran { exit_status, timed_out, output, duration_ms } => {
+                Ok(CommandResult { exit_status, timed_out, output, duration_ms })
+            }
+            Down::Refused { error } => Err(error),
+            other => Err(format!("the supervisor answered {other:?} to a command")),
+        }
+    }
+}
+
+/// `airlock __worker`: reads the task from standard input and runs the loop
+/// in the current directory (the workspace). Returns an error to print when
+/// the run could not be done; the supervisor has been told already when it
+/// could be.
+pub fn main() -> Result<(), String> {
+    let shared: Shared = Arc::new(Mutex::new(Channel::new(BufReader::new(std::io::stdin()), std::io::stdout())));
+    let start = lock(&shared).start()?;
+    let result = run(&shared, start);
+    if let Err(error) = &result {
+        // The supervisor records why; if it cannot be told, it sees the pipe close.
+        let _ = lock(&shared).ask(&Up::Failed { error: error.clone() });
+    }
+    result
+}
+
+fn run(shared: &Shared, start: Start) -> Result<(), String> {
+    let root = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let paths = PathPolicy::with_patterns(&root, &[]).map_err(|e| e.to_string())?;
+    let workspace = Workspace::open(&root, paths).map_err(|e| e.to_string())?;
+    let mut tools = Tools::new(workspace);
+    if start.commands {
+        tools = tools.with_runner(Box::new(PipeRunner(Arc::clone(shared))));
+    }
+    let style = match start.api.as_str() {
+        "openai" => ApiStyle::OpenAi,
+        "anthropic" => ApiStyle::Anthropic,
+        other => return Err(format!("unknown API style {other:?}")),
+    };
+    let client = Client::new(Endpoint {
+        style,
+        // The broker routes by model; the host name is only for the Host header.
+        base_url: "http://broker".into(),
+        api_key: None,
+        unix_socket: Some(start.broker.clone().into()),
+        timeout: Duration::from_secs(600),
+        max_retries: 2,
+    })
+    .map_err(|e| e.to_string())?;
+    let mut agent = Agent {
+        client,
+        model: start.model.clone(),
+        tools,
+        host: PipeHost(Arc::clone(shared)),
+        budget: Budget {
+            max_turns: start.max_turns,
+            max_tokens: start.max_tokens,
+            max_answer_tokens: start.max_answer_tokens,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let cancel = CancelToken::new();
+    runtime.block_on(agent.resume(start.history, &start.task, &cancel)).map(|_| ()).map_err(|e| e.to_string())
+}
