@@ -32,6 +32,9 @@ const EXIT_MODEL: u8 = 4;
 const EXIT_WORKER: u8 = 5;
 /// Cancelled.
 const EXIT_CANCELLED: u8 = 130;
+/// Output of a command kept for the model, per stream (head and tail): more
+/// would cost a local model minutes of prefill and rarely helps.
+const COMMAND_OUTPUT: u64 = 32 * 1024;
 
 #[derive(clap::Args)]
 #[command(after_help = "Exit status: 0 finished; 3 the turn limit or token budget stopped it; 4 the model \
@@ -296,11 +299,13 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         }
         out.progress(p);
     };
+    let paths = airlock_tools::PathPolicy::with_patterns(&cx.workspace, &[])?;
     let mut supervisor = Supervisor {
         rules,
+        paths,
         session: session.clone(),
         audit: audit.clone(),
-        runner: Box::new(SandboxRunner::new(&exe, policy.limits.output_bytes.value.min(256 * 1024))),
+        runner: Box::new(SandboxRunner::new(&exe, policy.limits.output_bytes.value.min(COMMAND_OUTPUT))),
         workspace: cx.workspace.clone(),
         sandbox_digest: policy_digest,
         on_progress: &mut on_progress,

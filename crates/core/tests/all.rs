@@ -9,41 +9,7 @@ use std::time::Duration;
 use airlock_audit::event::Event;
 use airlock_core::{Agent, Budget, Decision, LocalHost, Recorder, Rules, Stop};
 use airlock_model::{ApiStyle, CancelToken, Client, Endpoint};
-
-#[derive(Clone, Default)]
-struct Script {
-    answers: Arc<Mutex<Vec<serde_json::Value>>>,
-    requests: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-async fn answer(axum::extract::State(s): axum::extract::State<Script>, body: String) -> axum::Json<serde_json::Value> {
-    s.requests.lock().unwrap().push(serde_json::from_str(&body).unwrap());
-    let mut answers = s.answers.lock().unwrap();
-    let next = if answers.is_empty() { text("done") } else { answers.remove(0) };
-    axum::Json(next)
-}
-
-fn completion(message: serde_json::Value, finish: &str) -> serde_json::Value {
-    serde_json::json!({"id": "c", "object": "chat.completion", "model": "scripted",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 10}})
-}
-
-fn text(t: &str) -> serde_json::Value {
-    completion(serde_json::json!({"role": "assistant", "content": t}), "stop")
-}
-
-fn calls(calls: &[(&str, serde_json::Value)]) -> serde_json::Value {
-    let calls: Vec<serde_json::Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, (name, args))| {
-            serde_json::json!({"id": format!("call_{i}"), "type": "function",
-                "function": {"name": name, "arguments": args.to_string()}})
-        })
-        .collect();
-    completion(serde_json::json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls")
-}
+use airlock_test_support::scripted::{ScriptedModel, Turn};
 
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<Event>>>, Arc<Mutex<bool>>);
@@ -61,18 +27,13 @@ impl Recorder for Log {
 struct World {
     _dir: tempfile::TempDir,
     root: std::path::PathBuf,
-    script: Script,
+    script: ScriptedModel,
     log: Log,
     agent: Agent<LocalHost<Log>>,
 }
 
-async fn world(answers: Vec<serde_json::Value>, rules: Rules) -> World {
-    let script = Script::default();
-    *script.answers.lock().unwrap() = answers;
-    let app = axum::Router::new().fallback(answer).with_state(script.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+async fn world(answers: Vec<Turn>, rules: Rules) -> World {
+    let script = ScriptedModel::start(answers);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     std::fs::write(root.join("AGENTS.md"), "Always say please.\n").unwrap();
@@ -80,7 +41,7 @@ async fn world(answers: Vec<serde_json::Value>, rules: Rules) -> World {
     let ws = airlock_tools::Workspace::open(&root, airlock_tools::PathPolicy::defaults()).unwrap();
     let client = Client::new(Endpoint {
         style: ApiStyle::OpenAi,
-        base_url: format!("http://{addr}"),
+        base_url: script.base_url(),
         api_key: None,
         unix_socket: None,
         timeout: Duration::from_secs(10),
@@ -116,12 +77,10 @@ async fn the_loop_decides_records_and_runs_each_call_until_the_model_is_done() {
     rules.granted.push("write_file".into());
     let mut w = world(
         vec![
-            calls(&[
-                ("read_file", serde_json::json!({"path": "lib.rs"})),
-                ("write_file", serde_json::json!({"path": "hello.txt", "content": "hi\n"})),
-            ]),
-            calls(&[("edit_file", serde_json::json!({"path": "lib.rs", "old_string": "main", "new_string": "start"}))]),
-            text("Wrote hello.txt, please."),
+            Turn::call("read_file", serde_json::json!({"path": "lib.rs"}))
+                .and_call("write_file", serde_json::json!({"path": "hello.txt", "content": "hi\n"})),
+            Turn::call("edit_file", serde_json::json!({"path": "lib.rs", "old_string": "main", "new_string": "start"})),
+            Turn::text("Wrote hello.txt, please."),
         ],
         rules,
     )
@@ -135,14 +94,14 @@ async fn the_loop_decides_records_and_runs_each_call_until_the_model_is_done() {
     // edit_file was not granted: headless ask is deny, and the file is untouched.
     assert_eq!(std::fs::read_to_string(w.root.join("lib.rs")).unwrap(), "fn main() {}\n");
     assert_eq!(kinds(&w.log), ["read_file:allow", "write_file:allow", "file_change", "edit_file:deny"]);
-    let requests = w.script.requests.lock().unwrap();
+    let requests = w.script.requests();
     let first = requests[0].to_string();
     assert!(first.contains("Always say please."), "AGENTS.md is in the system prompt");
     assert!(first.contains("\"write_file\""), "the tools are offered");
     let third = requests[2]["messages"].as_array().unwrap();
     let denied = third
         .iter()
-        .find(|m| m["tool_call_id"] == "call_0" && m["content"].as_str().unwrap_or("").contains("denied"))
+        .find(|m| m["tool_call_id"] == "call_1_0" && m["content"].as_str().unwrap_or("").contains("denied"))
         .unwrap();
     assert!(denied["content"].as_str().unwrap().contains("mode:headless"), "{denied}");
     let edit = w.log.0.lock().unwrap().iter().find_map(|e| match e {
@@ -154,7 +113,7 @@ async fn the_loop_decides_records_and_runs_each_call_until_the_model_is_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_that_never_stops_hits_the_turn_limit() {
-    let answers = (0..10).map(|_| calls(&[("list_dir", serde_json::json!({}))])).collect();
+    let answers = (0..10).map(|_| Turn::call("list_dir", serde_json::json!({}))).collect();
     let mut w = world(answers, Rules::default()).await;
     let outcome = w.agent.run("loop", &CancelToken::new()).await.unwrap();
     assert_eq!(outcome.stop, Stop::TurnLimit);
@@ -163,15 +122,12 @@ async fn a_model_that_never_stops_hits_the_turn_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_arguments_go_back_to_the_model_as_a_tool_error() {
-    let bad = completion(
-        serde_json::json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c9", "type": "function",
-            "function": {"name": "read_file", "arguments": "{path: lib.rs"}}]}),
-        "tool_calls",
-    );
-    let mut w = world(vec![bad, text("ok")], Rules::default()).await;
+    let mut bad = Turn::raw_call("read_file", "{path: lib.rs");
+    bad.calls[0].id = Some("c9".into());
+    let mut w = world(vec![bad, Turn::text("ok")], Rules::default()).await;
     let outcome = w.agent.run("read", &CancelToken::new()).await.unwrap();
     assert_eq!(outcome.stop, Stop::Finished);
-    let requests = w.script.requests.lock().unwrap();
+    let requests = w.script.requests();
     let result =
         requests[1]["messages"].as_array().unwrap().iter().find(|m| m["tool_call_id"] == "c9").unwrap().clone();
     assert!(result["content"].as_str().unwrap().contains("read_file"), "{result}");
@@ -183,7 +139,7 @@ async fn nothing_runs_when_the_decision_cannot_be_recorded() {
     let mut rules = Rules::default();
     rules.granted.push("write_file".into());
     let mut w =
-        world(vec![calls(&[("write_file", serde_json::json!({"path": "x.txt", "content": "x"}))])], rules).await;
+        world(vec![Turn::call("write_file", serde_json::json!({"path": "x.txt", "content": "x"}))], rules).await;
     *w.log.1.lock().unwrap() = true;
     let err = w.agent.run("write", &CancelToken::new()).await.unwrap_err();
     assert!(err.to_string().contains("disk full"), "{err}");

@@ -50,7 +50,7 @@ use std::panic::AssertUnwindSafe;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use airlock_redact::PathPolicy;
+pub use airlock_redact::{PathDecision, PathPolicy};
 pub use command::{CommandResult, CommandRunner, SandboxRunner};
 pub use error::ToolError;
 pub use schema::{run_command_spec, specs};
