@@ -228,6 +228,31 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let listener = std::os::unix::net::UnixListener::bind(&socket)
         .with_context(|| format!("cannot listen on {}", socket.display()))?;
 
+    // The worker starts first: its sandbox is built while this process opens
+    // the log and the broker. It waits for its task, which comes after.
+    let mut worker = Command::new(&exe)
+        .arg("sandbox")
+        .arg("--timeout")
+        .arg(args.timeout.to_string())
+        .arg("--read")
+        .arg(&exe_dir)
+        .arg("--read")
+        .arg(&run_dir)
+        .arg("--")
+        .arg(&exe)
+        .arg("__worker")
+        .current_dir(&cx.workspace)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start the worker ({})", exe.display()))?;
+    let (Some(to_worker), Some(from_worker)) = (worker.stdin.take(), worker.stdout.take()) else {
+        bail!("the worker's pipes are missing");
+    };
+    // If anything below fails, the worker goes too (it sees its input close).
+    let mut worker = KillOnDrop(Some(worker));
+
     let log = crate::audit::open_log(&audit_paths)?;
     let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
     let audit = writer.handle();
@@ -258,27 +283,6 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let broker = runtime.spawn(serve_unix(gw, listener, async move {
         let _ = stopped.await;
     }));
-
-    let mut worker = Command::new(&exe)
-        .arg("sandbox")
-        .arg("--timeout")
-        .arg(args.timeout.to_string())
-        .arg("--read")
-        .arg(&exe_dir)
-        .arg("--read")
-        .arg(&run_dir)
-        .arg("--")
-        .arg(&exe)
-        .arg("__worker")
-        .current_dir(&cx.workspace)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start the worker ({})", exe.display()))?;
-    let (Some(to_worker), Some(from_worker)) = (worker.stdin.take(), worker.stdout.take()) else {
-        bail!("the worker's pipes are missing");
-    };
 
     let start = Start {
         task,
@@ -313,6 +317,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let served = supervisor.serve(&start, to_worker, BufReader::new(from_worker));
     drop(supervisor);
     // A worker that broke the protocol is not waited for politely.
+    let mut worker = worker.0.take().ok_or_else(|| anyhow!("the worker is gone"))?;
     if served.violation.is_some() {
         let _ = worker.kill();
     }
@@ -358,6 +363,17 @@ fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
         Some(124) => (EXIT_LIMIT, "the session timeout killed the worker".into()),
         Some(c) if c >= 128 => (c.clamp(0, 255) as u8, format!("the worker was killed by signal {}", c - 128)),
         other => (EXIT_WORKER, format!("the worker ended without finishing (status {other:?})")),
+    }
+}
+
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
