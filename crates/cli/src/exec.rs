@@ -57,7 +57,7 @@ pub struct ExecArgs {
     /// The environment variable holding --endpoint's API key (it is read by the broker, never by the agent).
     #[arg(long, value_name = "NAME")]
     api_key_env: Option<String>,
-    /// The configuration with the upstreams (default: $XDG_CONFIG_HOME/airlock/config.toml, in the
+    /// The configuration with the upstreams (default: $XDG_CONFIG_HOME/airlock/models.toml, in the
     /// gateway's format).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -132,7 +132,7 @@ fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
         None => {
             let path = match &args.config {
                 Some(p) => p.clone(),
-                None => crate::gateway::config_dir()?.join("config.toml"),
+                None => crate::gateway::config_dir()?.join("models.toml"),
             };
             if !path.exists() {
                 bail!(
