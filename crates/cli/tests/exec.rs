@@ -392,3 +392,31 @@ fn bad_invocations_fail_clearly() {
     assert_eq!(end["kind"], "session_end");
     assert!(end["payload"]["reason"].as_str().unwrap().starts_with("failed: model"), "{end}");
 }
+
+#[test]
+fn upstreams_come_from_the_models_file() {
+    let f = Fixture::new(&[]);
+    let model = ScriptedModel::start(vec![Turn::text("configured")]);
+    let config = f.home.join(".config/airlock");
+    std::fs::create_dir_all(&config).unwrap();
+    let toml = format!(
+        "[[upstream]]\nname = \"lab\"\napi = \"openai\"\nbase_url = \"{}\"\nmodels = [\"scripted\", \"other-*\"]\n",
+        model.base_url()
+    );
+    std::fs::write(config.join("models.toml"), toml).unwrap();
+    let out = Command::new(airlock())
+        .args(["exec", "--dir"])
+        .arg(&f.state)
+        .arg("hello")
+        .current_dir(&f.repo)
+        .env_clear()
+        .env("HOME", &f.home)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "configured");
+    assert_eq!(model.requests()[0]["model"], "scripted", "the first exact model name is the default");
+    let entries = audit(&f);
+    assert!(entries[0]["payload"]["model_endpoint"].as_str().unwrap().contains("lab"));
+}
