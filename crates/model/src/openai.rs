@@ -56,9 +56,8 @@ fn message(message: &Message) -> Value {
             content.push_str(text);
             let mut out = Map::new();
             out.insert("role".into(), json!("assistant"));
-            if !content.is_empty() || tool_calls.is_empty() {
-                out.insert("content".into(), json!(content));
-            }
+            // Always a string: llama.cpp's Python server fails on a missing or null content.
+            out.insert("content".into(), json!(content));
             if !tool_calls.is_empty() {
                 out.insert("tool_calls".into(), Value::Array(tool_calls.iter().map(tool_call).collect()));
             }
@@ -395,7 +394,7 @@ mod tests {
                 "model": "m",
                 "messages": [
                     {"role": "user", "content": "hi"},
-                    {"role": "assistant", "tool_calls": [
+                    {"role": "assistant", "content": "", "tool_calls": [
                         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
                     {"role": "tool", "tool_call_id": "c1", "content": "error: boom"},
                 ],
