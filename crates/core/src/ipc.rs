@@ -41,6 +41,20 @@ pub struct Start {
     pub max_answer_tokens: u32,
     /// Whether `run_command` is offered.
     pub commands: bool,
+    /// Run this GGUF in the worker instead of asking the broker.
+    pub embedded: Option<Embedded>,
+}
+
+/// The embedded model the worker loads (the supervisor checked its digest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Embedded {
+    /// The GGUF file.
+    pub path: String,
+    /// Context size in tokens.
+    pub context: u32,
+    /// Threads; `None` for every core the worker may use.
+    pub threads: Option<u32>,
 }
 
 /// A request from the worker.

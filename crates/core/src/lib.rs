@@ -19,7 +19,7 @@ pub mod supervisor;
 pub mod worker;
 
 use airlock_audit::event::Event;
-use airlock_model::{CancelToken, Client, Message, ModelError, Request, StopReason, ToolSpec, Usage};
+use airlock_model::{CancelToken, Message, Model, ModelError, Request, StopReason, ToolSpec, Usage};
 use airlock_tools::Tools;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -209,8 +209,8 @@ pub enum AgentError {
 
 /// The agent: a model, tools, and the host that decides and records.
 pub struct Agent<H: Host> {
-    /// The model.
-    pub client: Client,
+    /// The model: a server through the broker, or the embedded engine.
+    pub client: Model,
     /// The model's name.
     pub model: String,
     /// The tools.

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use airlock_audit::event::Event;
-use airlock_model::{ApiStyle, CancelToken, Client, Endpoint};
+use airlock_model::embedded::{Engine, EngineOptions};
+use airlock_model::{ApiStyle, CancelToken, Client, Endpoint, Model};
 use airlock_tools::{CommandResult, CommandRunner, PathPolicy, Tools, Workspace};
 use serde_json::Value;
 
@@ -130,21 +131,30 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
     if start.commands {
         tools = tools.with_runner(Box::new(PipeRunner(Arc::clone(shared))));
     }
-    let style = match start.api.as_str() {
-        "openai" => ApiStyle::OpenAi,
-        "anthropic" => ApiStyle::Anthropic,
-        other => return Err(format!("unknown API style {other:?}")),
+    let client = match &start.embedded {
+        Some(e) => {
+            let options = EngineOptions { context: e.context, threads: e.threads };
+            Model::Embedded(Box::new(Engine::load(Path::new(&e.path), &options).map_err(|e| e.to_string())?))
+        }
+        None => {
+            let style = match start.api.as_str() {
+                "openai" => ApiStyle::OpenAi,
+                "anthropic" => ApiStyle::Anthropic,
+                other => return Err(format!("unknown API style {other:?}")),
+            };
+            let client = Client::new(Endpoint {
+                style,
+                // The broker routes by model; the host name is only for the Host header.
+                base_url: "http://broker".into(),
+                api_key: None,
+                unix_socket: Some(start.broker.clone().into()),
+                timeout: Duration::from_secs(600),
+                max_retries: 2,
+            })
+            .map_err(|e| e.to_string())?;
+            Model::Remote(client)
+        }
     };
-    let client = Client::new(Endpoint {
-        style,
-        // The broker routes by model; the host name is only for the Host header.
-        base_url: "http://broker".into(),
-        api_key: None,
-        unix_socket: Some(start.broker.clone().into()),
-        timeout: Duration::from_secs(600),
-        max_retries: 2,
-    })
-    .map_err(|e| e.to_string())?;
     let mut agent = Agent {
         client,
         model: start.model.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use airlock_audit::event::Event;
 use airlock_core::{Agent, Budget, Decision, LocalHost, Recorder, Rules, Stop};
-use airlock_model::{ApiStyle, CancelToken, Client, Endpoint};
+use airlock_model::{ApiStyle, CancelToken, Client, Endpoint, Model};
 use airlock_test_support::scripted::{ScriptedModel, Turn};
 
 #[derive(Clone, Default)]
@@ -39,15 +39,17 @@ async fn world(answers: Vec<Turn>, rules: Rules) -> World {
     std::fs::write(root.join("AGENTS.md"), "Always say please.\n").unwrap();
     std::fs::write(root.join("lib.rs"), "fn main() {}\n").unwrap();
     let ws = airlock_tools::Workspace::open(&root, airlock_tools::PathPolicy::defaults()).unwrap();
-    let client = Client::new(Endpoint {
-        style: ApiStyle::OpenAi,
-        base_url: script.base_url(),
-        api_key: None,
-        unix_socket: None,
-        timeout: Duration::from_secs(10),
-        max_retries: 0,
-    })
-    .unwrap();
+    let client = Model::Remote(
+        Client::new(Endpoint {
+            style: ApiStyle::OpenAi,
+            base_url: script.base_url(),
+            api_key: None,
+            unix_socket: None,
+            timeout: Duration::from_secs(10),
+            max_retries: 0,
+        })
+        .unwrap(),
+    );
     let log = Log::default();
     let agent = Agent {
         client,

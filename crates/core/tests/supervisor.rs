@@ -37,6 +37,7 @@ fn start() -> Start {
         max_tokens: 1000,
         max_answer_tokens: 100,
         commands: true,
+        embedded: None,
     }
 }
 

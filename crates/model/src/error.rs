@@ -65,6 +65,13 @@ pub enum ModelError {
         /// What was wrong.
         what: String,
     },
+    /// The embedded engine failed: a model that does not load, a template that
+    /// does not render, a prompt that does not fit.
+    #[error("{what}")]
+    Engine {
+        /// What went wrong.
+        what: String,
+    },
     /// The connection failed after the response started.
     #[error("the connection to the model server at {url} failed while streaming: {reason}")]
     Stream {
@@ -85,6 +92,7 @@ impl ModelError {
             ModelError::Config { .. }
             | ModelError::Timeout { .. }
             | ModelError::Cancelled
+            | ModelError::Engine { .. }
             | ModelError::Protocol { .. } => false,
         }
     }

@@ -41,7 +41,9 @@ mod calls;
 mod cancel;
 mod client;
 mod decode;
+pub mod embedded;
 mod error;
+mod model;
 mod openai;
 mod repair;
 mod sse;
@@ -51,6 +53,7 @@ mod types;
 pub use cancel::CancelToken;
 pub use client::{ApiStyle, Client, Endpoint};
 pub use error::ModelError;
+pub use model::Model;
 pub use repair::repair_json;
 pub use types::{
     ContentPart, InvalidToolCall, Message, Request, Response, Role, StopReason, StreamEvent, ToolCall, ToolSpec, Usage,

@@ -253,6 +253,23 @@ pub fn install(program: &[libc::sock_filter]) -> io::Result<()> {
     Ok(())
 }
 
+/// The filter of a process that must reach no network at all (airlock's
+/// offline mode): sockets other than `AF_UNIX` fail with `EAFNOSUPPORT`.
+pub fn offline_rules() -> Vec<Rule> {
+    vec![Rule::UnixSocketsOnly(libc::SYS_socket, "socket"), Rule::UnixSocketsOnly(libc::SYS_socketpair, "socketpair")]
+}
+
+/// Puts the calling thread, and every thread and process it starts after,
+/// under [`offline_rules`] (setting `no_new_privs`). Call it before any other
+/// thread exists: threads already running are not covered.
+pub fn forbid_network() -> io::Result<()> {
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    install(&program(&offline_rules()))
+}
+
 /// Whether this kernel supports seccomp filters.
 pub fn supported() -> bool {
     // SAFETY: PR_GET_SECCOMP takes no pointer arguments.
@@ -328,6 +345,17 @@ mod tests {
         for nr in [libc::SYS_ptrace, libc::SYS_io_uring_setup, libc::SYS_bpf, libc::SYS_mount, libc::SYS_keyctl] {
             assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM));
         }
+    }
+
+    #[test]
+    fn offline_allows_unix_sockets_and_nothing_else_of_the_network() {
+        let prog = program(&offline_rules());
+        let eval = |nr: i64, family: i32| run(&prog, AUDIT_ARCH, nr as u32, [family as u64, 1, 0, 0, 0, 0]);
+        assert_eq!(eval(libc::SYS_socket, libc::AF_UNIX), Verdict::Allow);
+        for family in [libc::AF_INET, libc::AF_INET6, libc::AF_PACKET, libc::AF_NETLINK] {
+            assert_eq!(eval(libc::SYS_socket, family), Verdict::Errno(libc::EAFNOSUPPORT), "family {family}");
+        }
+        assert_eq!(eval(libc::SYS_unshare, 0), Verdict::Allow, "the sandbox can still be built under it");
     }
 
     #[test]

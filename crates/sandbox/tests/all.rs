@@ -217,6 +217,70 @@ fn a_multithreaded_caller_is_refused() {
     assert!(err.to_string().contains("single-threaded"), "{err}");
 }
 
+/// Offline mode: after `forbid_network`, neither this process nor a program
+/// it starts can open an inet socket, while Unix sockets and a sandbox
+/// still work. Runs in a forked child, so the test process stays unfiltered.
+fn forbid_network_covers_the_process_and_its_children() {
+    // A listener the child could reach without the filter (the backlog accepts).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bare = std::process::Command::new("bash")
+        .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port} 2>/dev/null; echo $?")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&bare.stdout).trim(), "0", "without the filter the connection works");
+    // SAFETY: the test process is single-threaded here; the child only makes
+    // system calls and exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let code = std::panic::catch_unwind(|| {
+            airlock_sandbox::seccomp::forbid_network().ok()?;
+            // SAFETY: plain socket calls.
+            let inet = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            if inet >= 0 || errno != Some(libc::EAFNOSUPPORT) {
+                return Some(10);
+            }
+            // SAFETY: as above.
+            let unix = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+            if unix < 0 {
+                return Some(11);
+            }
+            // A program started after it is covered too.
+            let child = std::process::Command::new("bash")
+                .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port} 2>/dev/null; echo $?")])
+                .output()
+                .ok()?;
+            let shell = String::from_utf8_lossy(&child.stdout).trim().to_string();
+            if shell == "0" {
+                return Some(12);
+            }
+            // The sandbox is still built under it.
+            let case = Case::new();
+            let outcome = run(&case.spec(), &sh("exit 7"), Stdio::Capture).ok()?;
+            if exited(outcome.status) != 7 {
+                return Some(13);
+            }
+            Some(0)
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(14);
+        // SAFETY: leaves the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "status {status}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "10: inet socket opened, 11: unix socket refused, 12: a child connected, 13: the sandbox failed, 14: setup failed"
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cases: &[(&str, fn())] = &[
@@ -231,6 +295,7 @@ fn main() {
         ("a_simulated_missing_layer_refuses_and_runs_nothing", a_simulated_missing_layer_refuses_and_runs_nothing),
         ("the_caller_is_unchanged_by_a_run", the_caller_is_unchanged_by_a_run),
         ("a_signal_to_the_caller_kills_the_tree_and_cleans_up", a_signal_to_the_caller_kills_the_tree_and_cleans_up),
+        ("forbid_network_covers_the_process_and_its_children", forbid_network_covers_the_process_and_its_children),
         // Last: it starts a thread (joined before it returns).
         ("a_multithreaded_caller_is_refused", a_multithreaded_caller_is_refused),
     ];

@@ -53,7 +53,7 @@ use serde_json::Value;
 pub use airlock_redact::{PathDecision, PathPolicy};
 pub use command::{CommandResult, CommandRunner, SandboxRunner};
 pub use error::ToolError;
-pub use schema::{run_command_spec, specs};
+pub use schema::{run_command_spec, specs, validate};
 pub use todo::{TodoItem, TodoStatus};
 pub use workspace::{Limits, Workspace};
 

@@ -117,7 +117,7 @@ fn object(properties: Value, required: &[&str]) -> Value {
 /// Checks `value` against `schema` (the subset [`specs`] uses: `type`, `properties`, `required`,
 /// `additionalProperties: false`, `enum`, `minimum`, `items`). `null` for an optional property
 /// counts as absent, since small models often send it. The error names the field.
-pub(crate) fn validate(schema: &Value, value: &Value) -> Result<(), String> {
+pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     check(schema, value, "arguments")
 }
 
