@@ -99,6 +99,8 @@ pub struct ExecArgs {
 }
 
 /// Where the model runs.
+// One per session: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Route {
     /// A server, through the broker.
     Broker { config: GatewayConfig, model: String, api: Api },

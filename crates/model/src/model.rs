@@ -5,6 +5,8 @@ use crate::{CancelToken, Client, ModelError, Request, Response, StreamEvent};
 
 /// The model an agent talks to.
 #[derive(Debug)]
+// One per session: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Model {
     /// An OpenAI- or Anthropic-compatible server (through the broker).
     Remote(Client),

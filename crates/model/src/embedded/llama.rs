@@ -132,8 +132,8 @@ impl Llama {
     ) -> Result<Response, ModelError> {
         let prompt = super::render_prompt(&self.template, request, &self.specials)?;
         let vocab = self.model.vocab();
-        let add_bos =
-            vocab.should_add_bos() && !(!self.specials.bos.is_empty() && prompt.starts_with(&self.specials.bos));
+        let bos_written = !self.specials.bos.is_empty() && prompt.starts_with(&self.specials.bos);
+        let add_bos = vocab.should_add_bos() && !bos_written;
         let tokens = vocab.tokenize(prompt.as_bytes(), add_bos, true);
         let n_ctx = self.n_ctx as usize;
         if tokens.len() + 16 > n_ctx {
