@@ -387,6 +387,10 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
     let audit = writer.handle();
     let policy_digest = hex::encode(Sha256::digest(policy.render().as_bytes()));
+    let embedded_record = match &route {
+        Route::Embedded { name, sha256, .. } => Some((name.clone(), sha256.clone())),
+        Route::Broker { .. } => None,
+    };
     let model_endpoint = match &route {
         Route::Broker { config, .. } => {
             let destinations: Vec<String> =
@@ -469,6 +473,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         workspace: cx.workspace.clone(),
         sandbox_digest: policy_digest,
         on_progress: &mut on_progress,
+        embedded: embedded_record,
     };
     let served = supervisor.serve(&start, to_worker, BufReader::new(from_worker));
     drop(supervisor);

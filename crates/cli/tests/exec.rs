@@ -186,21 +186,24 @@ fn json_events_stream_each_step_and_a_session_resumes() {
         [
             "session",
             "turn_start",
+            "model_call",
             "tool_call",
             "decision",
             "tool_result",
             "turn_start",
+            "model_call",
             "tool_call",
             "decision",
             "tool_result",
             "turn_start",
+            "model_call",
             "model_text",
             "done"
         ]
     );
     // write_file was not granted: headless, so denied, and the file was not made.
-    assert_eq!(events[7]["decision"], "deny");
-    assert!(events[7]["source"].as_str().unwrap().starts_with("mode:headless"));
+    assert_eq!(events[9]["decision"], "deny");
+    assert!(events[9]["source"].as_str().unwrap().starts_with("mode:headless"));
     assert!(!f.repo.join("out.txt").exists());
     let done = events.last().unwrap();
     assert_eq!(done["stop"], "finished");

@@ -132,6 +132,24 @@ pub enum Progress {
         /// SHA-256 after (empty when deleted).
         after: String,
     },
+    /// A model request was answered (for an embedded model, the only
+    /// record of it: no broker sees it).
+    ModelCall {
+        /// Bytes of the request, as JSON.
+        request_bytes: u64,
+        /// SHA-256 of the request, as JSON.
+        request_digest: String,
+        /// Bytes of the response, as JSON.
+        response_bytes: u64,
+        /// SHA-256 of the response, as JSON.
+        response_digest: String,
+        /// Tokens in.
+        input_tokens: u64,
+        /// Tokens out.
+        output_tokens: u64,
+        /// Wall-clock milliseconds.
+        duration_ms: u64,
+    },
     /// A message joined the conversation (kept in the transcript).
     Message {
         /// The message.
@@ -332,6 +350,7 @@ impl<H: Host> Agent<H> {
                 temperature: None,
                 stop: Vec::new(),
             };
+            let began = std::time::Instant::now();
             let response = match self.client.complete(&request, &mut |_| {}, cancel).await {
                 Ok(r) => r,
                 Err(ModelError::Cancelled) => {
@@ -339,6 +358,17 @@ impl<H: Host> Agent<H> {
                 }
                 Err(e) => return Err(e.into()),
             };
+            let (request_bytes, request_digest) = sized_digest(&request);
+            let (response_bytes, response_digest) = sized_digest(&response);
+            self.progress(Progress::ModelCall {
+                request_bytes,
+                request_digest,
+                response_bytes,
+                response_digest,
+                input_tokens: response.usage.input_tokens,
+                output_tokens: response.usage.output_tokens,
+                duration_ms: began.elapsed().as_millis() as u64,
+            })?;
             turns += 1;
             usage.input_tokens += response.usage.input_tokens;
             usage.output_tokens += response.usage.output_tokens;
@@ -401,6 +431,12 @@ impl<H: Host> Agent<H> {
             }
         }
     }
+}
+
+/// Size and SHA-256 of a value as JSON.
+fn sized_digest(value: &impl Serialize) -> (u64, String) {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)))
 }
 
 /// The start of a tool result, for display.

@@ -38,6 +38,10 @@ pub struct Supervisor<'a> {
     pub sandbox_digest: String,
     /// Sees each progress report, in order (printing, the transcript).
     pub on_progress: &'a mut dyn FnMut(&Progress),
+    /// The embedded model the worker runs (`name`, `sha256:…`), if it runs
+    /// one: then no broker sees its model calls, and the supervisor records
+    /// them from the worker's reports.
+    pub embedded: Option<(String, String)>,
 }
 
 /// How a session went, as the supervisor saw it.
@@ -141,8 +145,17 @@ impl Supervisor<'_> {
                     if let Progress::Done { stop, answer, turns, usage } = &progress {
                         served.done = Some(Done { stop: *stop, answer: answer.clone(), turns: *turns, usage: *usage });
                     }
+                    let recorded = match (&progress, &self.embedded) {
+                        (Progress::ModelCall { .. }, Some(model)) => {
+                            self.append_many(embedded_call(&progress, model), &mut served)
+                        }
+                        _ => Ok(()),
+                    };
                     (self.on_progress)(&progress);
-                    Down::Ok
+                    match recorded {
+                        Ok(()) => Down::Ok,
+                        Err(error) => Down::Refused { error },
+                    }
                 }
                 Up::Failed { error } => {
                     served.failed = Some(error);
@@ -158,6 +171,14 @@ impl Supervisor<'_> {
             }
         }
         served
+    }
+
+    fn append_many(&self, events: Vec<Event>, served: &mut Served) -> Result<(), String> {
+        self.audit.append(&self.session, events).map(|_| ()).map_err(|e| {
+            let error = format!("the audit log refused a record: {e}");
+            served.audit_error.get_or_insert_with(|| error.clone());
+            error
+        })
     }
 
     /// Records a protocol violation; the session ends after it.
@@ -199,6 +220,46 @@ impl Supervisor<'_> {
             Err(error) => Down::Refused { error },
         }
     }
+}
+
+/// The records of an embedded model's call, as the worker reported it (it
+/// never left the machine; there was nothing to redact).
+fn embedded_call(progress: &Progress, (name, sha256): &(String, String)) -> Vec<Event> {
+    let Progress::ModelCall {
+        request_bytes,
+        request_digest,
+        response_bytes,
+        response_digest,
+        input_tokens,
+        output_tokens,
+        duration_ms,
+    } = progress
+    else {
+        return Vec::new();
+    };
+    let destination = format!("embedded {name} sha256:{sha256}");
+    vec![
+        Event::ModelRequest {
+            principal: "worker".into(),
+            route: "embedded".into(),
+            model: name.clone(),
+            destination: destination.clone(),
+            bytes: *request_bytes,
+            content_digest: request_digest.clone(),
+            redactions: Vec::new(),
+        },
+        Event::ModelResponse {
+            principal: "worker".into(),
+            destination,
+            status: 200,
+            bytes: *response_bytes,
+            content_digest: response_digest.clone(),
+            input_tokens: *input_tokens,
+            output_tokens: *output_tokens,
+            duration_ms: *duration_ms,
+            outcome: "complete".into(),
+        },
+    ]
 }
 
 fn clip(text: &str, max: usize) -> String {

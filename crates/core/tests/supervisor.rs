@@ -68,6 +68,7 @@ fn serve(lines: &[String], rules: Rules) -> (Served, Vec<Down>, Vec<String>, Ent
             workspace: dir.path().to_path_buf(),
             sandbox_digest: "d".into(),
             on_progress: &mut on_progress,
+            embedded: None,
         };
         supervisor.serve(&start(), &mut to_worker, input.as_bytes())
     };
