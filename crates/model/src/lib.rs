@@ -43,10 +43,12 @@ mod client;
 mod decode;
 pub mod embedded;
 mod error;
+pub mod gguf;
 mod model;
 mod openai;
 mod repair;
 mod sse;
+pub mod store;
 mod transport;
 mod types;
 
