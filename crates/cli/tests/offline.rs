@@ -96,3 +96,36 @@ fn offline_refuses_a_model_server() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--offline"));
 }
+
+#[test]
+fn a_model_changed_after_it_was_pulled_is_refused() {
+    let Some(model) = gguf() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let (repo, home) = (root.join("repo"), root.join("home"));
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(airlock())
+            .args(args)
+            .current_dir(&repo)
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let pulled = run(&["model", "pull", model.to_str().unwrap()]);
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    // The store's copy, changed by one byte in its tensor data.
+    let stored = home.join(".local/share/airlock/models").join(model.file_name().unwrap());
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    // No server configured: exec picks the store's model, and refuses it.
+    let out = run(&["exec", "--max-turns", "1", "hello"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SHA-256") || stderr.contains("sha256") || stderr.contains("digest"), "{stderr}");
+}
