@@ -316,8 +316,11 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let listener = match &route {
         Route::Broker { .. } => {
             let _ = std::fs::remove_file(&socket);
+            // A long --dir does not fit sockaddr_un: bind through the folder's descriptor.
+            let (short, _folder) = airlock_core::ipc::socket_path(&socket)
+                .with_context(|| format!("cannot open {}", run_dir.display()))?;
             Some(
-                std::os::unix::net::UnixListener::bind(&socket)
+                std::os::unix::net::UnixListener::bind(&short)
                     .with_context(|| format!("cannot listen on {}", socket.display()))?,
             )
         }

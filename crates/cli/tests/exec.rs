@@ -423,3 +423,16 @@ fn upstreams_come_from_the_models_file() {
     let entries = audit(&f);
     assert!(entries[0]["payload"]["model_endpoint"].as_str().unwrap().contains("lab"));
 }
+
+#[test]
+fn a_state_folder_too_deep_for_a_socket_address_works() {
+    let mut f = Fixture::new(&[]);
+    // The broker's socket path would pass the 108 bytes of sockaddr_un.
+    f.state = f.state.join("d".repeat(60)).join("e".repeat(40));
+    std::fs::create_dir_all(&f.state).unwrap();
+    let model = ScriptedModel::start(vec![Turn::text("deep")]);
+    let ran = exec(&f, &model, &["hello"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout.trim(), "deep");
+    audit(&f);
+}

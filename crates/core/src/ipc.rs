@@ -123,6 +123,24 @@ pub enum Down {
     },
 }
 
+/// A Unix socket's path short enough for `sockaddr_un` (108 bytes): the path
+/// itself when it fits, else `/proc/self/fd/N/NAME` through a descriptor of
+/// its folder, which the caller keeps open while it binds or connects.
+pub fn socket_path(path: &std::path::Path) -> std::io::Result<(std::path::PathBuf, Option<std::fs::File>)> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().as_bytes().len() < 100 {
+        return Ok((path.to_path_buf(), None));
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other(format!("{} is not a socket path", path.display())));
+    };
+    let folder = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(dir)?;
+    use std::os::fd::AsRawFd;
+    let short = std::path::PathBuf::from(format!("/proc/self/fd/{}", folder.as_raw_fd())).join(name);
+    Ok((short, Some(folder)))
+}
+
 /// Reads one line of at most [`MAX_LINE`] bytes; `Ok(None)` at end of input.
 pub fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> Result<Option<()>, String> {
     buf.clear();
@@ -178,6 +196,23 @@ mod tests {
             read_line(&mut reader, &mut buf).unwrap().unwrap();
             assert_eq!(parse::<Up>(&buf).unwrap(), up);
         }
+    }
+
+    #[test]
+    fn long_socket_paths_are_reached_through_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a".repeat(60)).join("b".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("broker.sock");
+        assert!(std::os::unix::net::UnixListener::bind(&path).is_err(), "too long for sockaddr_un");
+        let (short, _folder) = socket_path(&path).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&short).unwrap();
+        assert!(path.exists());
+        let (short, _folder) = socket_path(&path).unwrap();
+        std::os::unix::net::UnixStream::connect(&short).unwrap();
+        drop(listener);
+        let near = dir.path().join("s.sock");
+        assert_eq!(socket_path(&near).unwrap().0, near);
     }
 
     #[test]

@@ -137,6 +137,10 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
             Model::Embedded(Box::new(Engine::load(Path::new(&e.path), &options).map_err(|e| e.to_string())?))
         }
         None => {
+            // A descriptor of the broker's folder, kept for the process's life, when its path is too long.
+            let (broker, folder) =
+                ipc::socket_path(Path::new(&start.broker)).map_err(|e| format!("the broker's socket: {e}"))?;
+            std::mem::forget(folder);
             let style = match start.api.as_str() {
                 "openai" => ApiStyle::OpenAi,
                 "anthropic" => ApiStyle::Anthropic,
@@ -147,7 +151,7 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
                 // The broker routes by model; the host name is only for the Host header.
                 base_url: "http://broker".into(),
                 api_key: None,
-                unix_socket: Some(start.broker.clone().into()),
+                unix_socket: Some(broker),
                 timeout: Duration::from_secs(600),
                 max_retries: 2,
             })
