@@ -75,6 +75,22 @@ fn exec(f: &Fixture, model: &ScriptedModel, args: &[&str]) -> Ran {
     ran
 }
 
+/// `airlock exec ARGS hello` with no endpoint of the test's own.
+fn bare(f: &Fixture, args: &[&str]) -> std::process::Output {
+    Command::new(airlock())
+        .arg("exec")
+        .args(args)
+        .arg("--dir")
+        .arg(&f.state)
+        .arg("hello")
+        .current_dir(&f.repo)
+        .env_clear()
+        .env("HOME", &f.home)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap()
+}
+
 /// Every entry of the audit log, after checking that it verifies.
 fn audit(f: &Fixture) -> Vec<Value> {
     let verify = Command::new(airlock()).args(["audit", "verify", "--dir"]).arg(&f.state).output().unwrap();
@@ -364,30 +380,12 @@ fn bad_invocations_fail_clearly() {
     let none = exec(&f, &model, &[]);
     assert_eq!(none.code, 2);
     assert!(none.stderr.contains("no task given"), "{}", none.stderr);
-    let out = Command::new(airlock())
-        .args(["exec", "--dir"])
-        .arg(&f.state)
-        .arg("hello")
-        .current_dir(&f.repo)
-        .env_clear()
-        .env("HOME", &f.home)
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap();
+    let out = bare(&f, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--endpoint"));
     // A model server that is down: the model error is named and the log still verifies.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = Command::new(airlock())
-        .args(["exec", "--endpoint", &format!("http://127.0.0.1:{port}"), "--model", "m", "--dir"])
-        .arg(&f.state)
-        .arg("hello")
-        .current_dir(&f.repo)
-        .env_clear()
-        .env("HOME", &f.home)
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap();
+    let out = bare(&f, &["--endpoint", &format!("http://127.0.0.1:{port}"), "--model", "m"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     let entries = audit(&f);
@@ -407,16 +405,7 @@ fn upstreams_come_from_the_models_file() {
         model.base_url()
     );
     std::fs::write(config.join("models.toml"), toml).unwrap();
-    let out = Command::new(airlock())
-        .args(["exec", "--dir"])
-        .arg(&f.state)
-        .arg("hello")
-        .current_dir(&f.repo)
-        .env_clear()
-        .env("HOME", &f.home)
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .unwrap();
+    let out = bare(&f, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "configured");
     assert_eq!(model.requests()[0]["model"], "scripted", "the first exact model name is the default");

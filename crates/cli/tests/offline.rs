@@ -20,15 +20,7 @@ fn skip(what: &str) {
 }
 
 fn gguf() -> Option<PathBuf> {
-    let path = std::env::var_os("AIRLOCK_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/airlock/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    skip(&format!("{} is missing (scripts/fetch-model fetches it)", path.display()));
-    None
+    airlock_test_support::smollm2_gguf()
 }
 
 #[test]

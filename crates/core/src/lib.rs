@@ -441,11 +441,15 @@ fn sized_digest(value: &impl Serialize) -> (u64, String) {
 
 /// The start of a tool result, for display.
 fn preview(text: &str) -> String {
-    const MAX: usize = 400;
-    if text.len() <= MAX {
+    clip(text, 400)
+}
+
+/// At most `max` bytes of `text` (cut at a character boundary), with `…` when cut.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
         return text.to_string();
     }
-    let mut end = MAX;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

@@ -18,7 +18,7 @@ use airlock_tools::{CommandRunner, PathPolicy};
 use sha2::{Digest, Sha256};
 
 use crate::ipc::{self, Down, Start, Up};
-use crate::{Decision, Progress, Rules, Stop, decide, decide_path, tool_call_event};
+use crate::{Decision, Progress, Rules, Stop, clip, decide, decide_path, tool_call_event};
 
 /// What the supervisor holds for one session.
 pub struct Supervisor<'a> {
@@ -260,15 +260,4 @@ fn embedded_call(progress: &Progress, (name, sha256): &(String, String)) -> Vec<
             outcome: "complete".into(),
         },
     ]
-}
-
-fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

@@ -12,16 +12,7 @@ use airlock_model::embedded::{Engine, EngineOptions, ToolChoice};
 use airlock_model::{CancelToken, Message, Request, StreamEvent, ToolSpec};
 
 fn gguf() -> Option<PathBuf> {
-    let path = std::env::var_os("AIRLOCK_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/airlock/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(std::env::var_os("CI").is_none(), "{} is missing (scripts/fetch-model fetches it)", path.display());
-    eprintln!("SKIP: {} is missing (scripts/fetch-model fetches it)", path.display());
-    None
+    airlock_test_support::smollm2_gguf()
 }
 
 /// One engine for the whole binary (llama.cpp's backend starts once per process).

@@ -13,6 +13,24 @@
 
 pub mod scripted;
 
+/// The SmolLM2-135M-Instruct GGUF that tests run a real model on
+/// (`AIRLOCK_SMOLLM2_GGUF`, else `~/.cache/airlock/models`, where
+/// `scripts/fetch-model` puts it), or `None` with a visible SKIP line when it
+/// is missing. When `CI` is set a missing file is a failure, not a skip.
+pub fn smollm2_gguf() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("AIRLOCK_SMOLLM2_GGUF").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/airlock/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    if path.is_file() {
+        return Some(path);
+    }
+    let what = format!("{} is missing (scripts/fetch-model fetches it)", path.display());
+    assert!(std::env::var_os("CI").is_none(), "{what}");
+    println!("SKIP: {what}");
+    None
+}
+
 /// Runs each case on the calling thread (no thread is started), catching
 /// panics; arguments that do not start with `-` filter cases by substring.
 /// Prints a line per case and a summary ending with `summary_suffix`, then
