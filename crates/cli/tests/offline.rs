@@ -44,7 +44,7 @@ fn a_whole_embedded_session_never_touches_the_network() {
         .arg(airlock())
         .args(["exec", "--local"])
         .arg(&model)
-        .args(["--max-turns", "2", "--threads", "2", "--json", "--dir"])
+        .args(["--max-turns", "2", "--threads", "1", "--json", "--dir"])
         .arg(&state)
         .arg("What does this project do? Answer in one sentence.")
         .current_dir(&repo)

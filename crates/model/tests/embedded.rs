@@ -15,11 +15,12 @@ fn gguf() -> Option<PathBuf> {
     airlock_test_support::smollm2_gguf()
 }
 
-/// One engine for the whole binary (llama.cpp's backend starts once per process).
+/// One engine for the whole binary (llama.cpp's backend starts once per process), on one thread: two
+/// threads of llama.cpp wait on each other whenever the machine is busy.
 fn engine() -> Option<&'static Engine> {
     static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
     ENGINE
-        .get_or_init(|| gguf().map(|p| Engine::load(&p, &EngineOptions { context: 4096, threads: Some(2) }).unwrap()))
+        .get_or_init(|| gguf().map(|p| Engine::load(&p, &EngineOptions { context: 4096, threads: Some(1) }).unwrap()))
         .as_ref()
 }
 
