@@ -120,14 +120,39 @@ fn user_namespaces_allowed() -> bool {
     let debian_ok = read("/proc/sys/kernel/unprivileged_userns_clone").is_none_or(|v| v != "0");
     let apparmor_ok = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_none_or(|v| v != "1");
     // The Debian and AppArmor switches do not bind root.
+    max_ok && (real_root() || (debian_ok && apparmor_ok))
+}
+
+/// Whether this process is root of the whole machine: uid 0 in the initial
+/// user namespace. A uid 0 inside another user namespace (`unshare -r`) has
+/// no privilege outside it: the kernel still applies `RLIMIT_NPROC` and the
+/// unprivileged user-namespace switches to it, and it cannot make cgroups.
+pub fn real_root() -> bool {
     // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    max_ok && (root || (debian_ok && apparmor_ok))
+    if unsafe { libc::geteuid() } != 0 {
+        return false;
+    }
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    is_initial_uid_map(&map)
+}
+
+/// The initial user namespace maps every uid to itself: `0 0 4294967295`.
+fn is_initial_uid_map(map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = map.lines().map(|l| l.split_whitespace().collect()).collect();
+    lines.len() == 1 && lines[0] == ["0", "0", "4294967295"]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_initial_user_namespace_is_real_root() {
+        assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        assert!(!is_initial_uid_map("         0       1000          1\n"), "unshare -r");
+        assert!(!is_initial_uid_map("0 0 1\n"));
+        assert!(!is_initial_uid_map(""));
+    }
 
     fn full() -> KernelSupport {
         KernelSupport { landlock_abi: Some(7), seccomp: true, user_namespaces: true }

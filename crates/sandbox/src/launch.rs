@@ -208,11 +208,11 @@ fn run_prepared(
         Stdio::Capture => Some((pipe()?, pipe()?)),
     };
 
-    // RLIMIT_NPROC does not bind root: a root caller gets a pids cgroup.
-    // SAFETY: geteuid has no preconditions.
-    let pids = match unsafe { libc::geteuid() } {
-        0 => Some(PidsCgroup::create(spec.limits.processes).map_err(SandboxError::Unavailable)?),
-        _ => None,
+    // RLIMIT_NPROC does not bind root of the machine: such a caller gets a
+    // pids cgroup. (A uid 0 in another user namespace is bound by the limit.)
+    let pids = match crate::kernel::real_root() {
+        true => Some(PidsCgroup::create(spec.limits.processes).map_err(SandboxError::Unavailable)?),
+        false => None,
     };
     // Init waits on this before it starts the command, so that a process
     // cgroup is joined before any process it limits exists.
