@@ -528,12 +528,14 @@ struct Output {
     json: bool,
     color: bool,
     stdout: std::io::Stdout,
+    /// Whether this turn's text was shown as it came.
+    streamed: bool,
 }
 
 impl Output {
     fn new(json: bool, session: &str) -> Output {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        let mut out = Output { json, color, stdout: std::io::stdout() };
+        let mut out = Output { json, color, stdout: std::io::stdout(), streamed: false };
         if json {
             out.line(&serde_json::json!({"type": "session", "id": session}));
         } else {
@@ -553,15 +555,26 @@ impl Output {
 
     fn progress(&mut self, p: &Progress) {
         if self.json {
-            // Messages are the transcript's; the events carry the same content.
-            if !matches!(p, Progress::Message { .. }) {
+            // Messages are the transcript's, and text deltas add up to
+            // `model_text`: the events carry the same content.
+            if !matches!(p, Progress::Message { .. } | Progress::TextDelta { .. }) {
                 self.line(&serde_json::to_value(p).unwrap_or_default());
             }
             return;
         }
         match p {
-            Progress::TurnStart { turn } => eprintln!("{}", self.dim(&format!("· turn {turn}"))),
-            Progress::ModelText { text } => eprintln!("{}", text.trim_end()),
+            Progress::TurnStart { turn } => {
+                self.streamed = false;
+                eprintln!("{}", self.dim(&format!("· turn {turn}")));
+            }
+            Progress::TextDelta { text } => {
+                self.streamed = true;
+                let mut err = std::io::stderr();
+                let _ = write!(err, "{text}");
+                let _ = err.flush();
+            }
+            Progress::ModelText { text } if !self.streamed => eprintln!("{}", text.trim_end()),
+            Progress::ModelText { .. } => eprintln!(),
             Progress::ToolCall { name, arguments, .. } => {
                 let args = arguments.to_string();
                 let shown: String = args.chars().take(160).collect();

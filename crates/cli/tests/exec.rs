@@ -141,6 +141,7 @@ fn the_agent_fixes_a_failing_test_and_every_step_is_on_the_record() {
     let ran = exec(&f, &model, &["--grant", "edit_file", "--grant", "python3 -B test_calc.py", "make the test pass"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(ran.stdout.trim(), "Fixed: add now adds.");
+    assert!(ran.stderr.contains("Fixed: add now adds."), "the text is shown as it streams: {}", ran.stderr);
     assert_eq!(model.violations(), Vec::<String>::new());
     assert_eq!(std::fs::read_to_string(f.repo.join("calc.py")).unwrap(), "def add(a, b):\n    return a + b\n");
     // The test really ran, in the sandbox: it passes now outside too.

@@ -19,7 +19,7 @@ pub mod supervisor;
 pub mod worker;
 
 use airlock_audit::event::Event;
-use airlock_model::{CancelToken, Message, Model, ModelError, Request, StopReason, ToolSpec, Usage};
+use airlock_model::{CancelToken, Message, Model, ModelError, Request, StopReason, StreamEvent, ToolSpec, Usage};
 use airlock_tools::Tools;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -88,6 +88,12 @@ pub enum Progress {
     TurnStart {
         /// Its number, from 1.
         turn: u32,
+    },
+    /// More of the model's text, as it is generated (for display; the
+    /// turn's whole text follows as [`Progress::ModelText`]).
+    TextDelta {
+        /// The new text.
+        text: String,
     },
     /// The model's text of a turn.
     ModelText {
@@ -351,7 +357,14 @@ impl<H: Host> Agent<H> {
                 stop: Vec::new(),
             };
             let began = std::time::Instant::now();
-            let response = match self.client.complete(&request, &mut |_| {}, cancel).await {
+            let host = &mut self.host;
+            // Display only: a report that cannot be delivered is not a record lost.
+            let mut on_event = |event: StreamEvent| {
+                if let StreamEvent::TextDelta(text) = event {
+                    let _ = host.progress(Progress::TextDelta { text });
+                }
+            };
+            let response = match self.client.complete(&request, &mut on_event, cancel).await {
                 Ok(r) => r,
                 Err(ModelError::Cancelled) => {
                     return Ok(Outcome { stop: Stop::Cancelled, answer, turns, usage, messages });
