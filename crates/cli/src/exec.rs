@@ -305,11 +305,14 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the airlock binary")?;
     let exe_dir = exe.parent().ok_or_else(|| anyhow!("{} has no folder", exe.display()))?.to_path_buf();
     // A private folder the worker's sandbox can see: the broker's socket.
-    let run_dir = audit_paths.dir.join("run").join(&session);
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
+    // Not beside the audit log: the sandbox hides airlock's data folder.
+    let run_dir = run_root()?.join(&session);
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
     }
     let _cleanup = RemoveOnDrop(run_dir.clone());
     let socket = run_dir.join("broker.sock");
@@ -426,7 +429,8 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         broker: socket.display().to_string(),
         max_turns: args.max_turns,
         max_tokens: args.max_tokens,
-        max_answer_tokens: 4096,
+        // A small local model that rambles pays minutes for it.
+        max_answer_tokens: if embedded.is_some() { 1024 } else { 4096 },
         commands: true,
         embedded,
     };
@@ -502,6 +506,32 @@ fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
         Some(c) if c >= 128 => (c.clamp(0, 255) as u8, format!("the worker was killed by signal {}", c - 128)),
         other => (EXIT_WORKER, format!("the worker ended without finishing (status {other:?})")),
     }
+}
+
+/// `$XDG_RUNTIME_DIR/airlock`, else `/tmp/airlock-UID`: made 0700 if
+/// missing, and refused unless it is this user's own folder, closed to others
+/// (a shared `/tmp` is where another user would plant a link).
+fn run_root() -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = crate::gateway::getuid();
+    let root = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(x) if x.is_absolute() && x.is_dir() => x.join("airlock"),
+        _ => PathBuf::from(format!("/tmp/airlock-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(anyhow!("cannot create {}: {e}", root.display())),
+    }
+    let meta = std::fs::symlink_metadata(&root).with_context(|| format!("{}", root.display()))?;
+    if !meta.file_type().is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        bail!(
+            "{} is not a private folder of this user (a link, another owner, or open to others)\nhint: remove it, \
+             or set XDG_RUNTIME_DIR",
+            root.display()
+        );
+    }
+    Ok(root)
 }
 
 struct KillOnDrop(Option<std::process::Child>);

@@ -15,7 +15,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(clap::Args)]
 pub struct ModelArgs {
-    /// The store's folder (default: $XDG_DATA_HOME/airlock/models, else ~/.local/share/airlock/models).
+    /// The store's folder (default: $XDG_DATA_HOME/airlock-models, else ~/.local/share/airlock-models).
     #[arg(long, value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
     #[command(subcommand)]

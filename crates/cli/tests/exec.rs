@@ -426,3 +426,22 @@ fn a_state_folder_too_deep_for_a_socket_address_works() {
     assert_eq!(ran.stdout.trim(), "deep");
     audit(&f);
 }
+
+#[test]
+fn the_default_state_folder_works() {
+    // No --dir: the log goes to ~/.local/share/airlock, which the sandbox hides
+    // from the worker; the broker's socket must be elsewhere.
+    let f = Fixture::new(&[]);
+    let model = ScriptedModel::start(vec![Turn::text("default")]);
+    let out = Command::new(airlock())
+        .args(["exec", "--endpoint", &model.base_url(), "--model", "scripted", "hello"])
+        .current_dir(&f.repo)
+        .env_clear()
+        .env("HOME", &f.home)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "default");
+    assert!(f.home.join(".local/share/airlock/audit.db").is_file());
+}

@@ -90,7 +90,7 @@ fn offline_refuses_a_model_server() {
 }
 
 #[test]
-fn a_model_changed_after_it_was_pulled_is_refused() {
+fn the_stores_model_runs_and_is_refused_once_changed() {
     let Some(model) = gguf() else { return };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
@@ -109,8 +109,11 @@ fn a_model_changed_after_it_was_pulled_is_refused() {
     };
     let pulled = run(&["model", "pull", model.to_str().unwrap()]);
     assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    // No server configured: exec runs the store's model (the worker can read the store).
+    let ran = run(&["exec", "--max-turns", "1", "--threads", "1", "Say hi."]);
+    assert!(matches!(ran.status.code(), Some(0 | 3)), "{}", String::from_utf8_lossy(&ran.stderr));
     // The store's copy, changed by one byte in its tensor data.
-    let stored = home.join(".local/share/airlock/models").join(model.file_name().unwrap());
+    let stored = home.join(".local/share/airlock-models").join(model.file_name().unwrap());
     let mut bytes = std::fs::read(&stored).unwrap();
     let at = bytes.len() - 1000;
     bytes[at] ^= 0xff;

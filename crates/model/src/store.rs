@@ -1,7 +1,7 @@
 //! The model store: GGUF files in one folder, with a manifest recording where each came from and its SHA-256.
 //!
 //! ```text
-//! $XDG_DATA_HOME/airlock/models/       (default_root(); ~/.local/share/airlock/models without XDG_DATA_HOME)
+//! $XDG_DATA_HOME/airlock-models/       (default_root(); ~/.local/share/airlock-models without XDG_DATA_HOME)
 //!   models.json                        the manifest: name, file, size, sha256, source, added, architecture, …
 //!   SmolLM2-135M-Instruct.Q4_1.gguf    one file per model, named after the model
 //!   .partial/                          interrupted downloads, resumed by the next pull of the same URL
@@ -497,14 +497,16 @@ pub enum PullEvent {
     },
 }
 
-/// The default store: `$XDG_DATA_HOME/airlock/models`, else `~/.local/share/airlock/models`.
+/// The default store: `$XDG_DATA_HOME/airlock-models`, else `~/.local/share/airlock-models`. Not under
+/// `~/.local/share/airlock`: the sandbox hides that folder (it holds the audit log's keys), and the
+/// worker must read the model.
 pub fn default_root() -> Result<PathBuf, StoreError> {
     let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     // XDG: a relative XDG_DATA_HOME is invalid and ignored.
     if let Some(data) = var("XDG_DATA_HOME").filter(|p| p.is_absolute()) {
-        return Ok(data.join("airlock/models"));
+        return Ok(data.join("airlock-models"));
     }
-    var("HOME").map(|home| home.join(".local/share/airlock/models")).ok_or(StoreError::NoHome)
+    var("HOME").map(|home| home.join(".local/share/airlock-models")).ok_or(StoreError::NoHome)
 }
 
 /// The SHA-256 (lowercase hex) and size of a file, read in 1 MiB pieces.
@@ -1423,7 +1425,7 @@ mod tests {
     fn default_root_follows_xdg() {
         // Only checks the shape: the environment is the test runner's.
         if let Ok(root) = default_root() {
-            assert!(root.ends_with("airlock/models"), "{}", root.display());
+            assert!(root.ends_with("airlock-models"), "{}", root.display());
         }
     }
 }
