@@ -7,6 +7,7 @@ mod audit;
 mod exec;
 mod gateway;
 mod model;
+mod report;
 mod scan;
 
 use std::ffi::OsString;
@@ -66,6 +67,12 @@ enum Command {
     ///
     /// Exit status: 0 when nothing is found, 1 when secrets are found, 2 on error.
     Scan(scan::ScanArgs),
+    /// The evidence report of one session: who, where, what it sent and to whom, what was
+    /// refused or redacted, its commands and file changes, and whether the log verifies.
+    /// Text (default), JSON, or one self-contained HTML page (--format, or --output FILE.html).
+    ///
+    /// Exit status: 0 when the log verifies, 1 when it does not, 2 on error.
+    Report(report::ReportArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,6 +95,10 @@ struct SandboxArgs {
     /// Pass this environment variable through (the environment is otherwise an allowlist).
     #[arg(long = "env", value_name = "NAME")]
     env: Vec<String>,
+    /// Carry connections to 127.0.0.1:PORT inside the sandbox to the Unix socket SOCKET outside
+    /// (airlock's broker). The command may then use TCP to these ports and nothing else.
+    #[arg(long = "bridge", value_name = "PORT=SOCKET")]
+    bridge: Vec<airlock_sandbox::Bridge>,
     /// Print what would be enforced, and why, instead of running.
     #[arg(long)]
     explain: bool,
@@ -173,6 +184,13 @@ fn main() -> ExitCode {
             }
             ok => ok,
         },
+        Command::Report(args) => match report::run(args) {
+            Err(e) => {
+                eprintln!("airlock report: {e:#}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            ok => ok,
+        },
         // Any audit failure is 2: 0 and 1 are verify's answers.
         Command::Audit(args) => match audit::run(args) {
             Err(e) => {
@@ -231,6 +249,7 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         let real = std::fs::canonicalize(&abs).with_context(|| format!("--read {}", abs.display()))?;
         spec.readable_roots.push(real);
     }
+    spec.bridges = args.bridge.clone();
 
     if args.explain {
         let plan = airlock_sandbox::plan::plan(&spec, &airlock_sandbox::plan::host_node)?;

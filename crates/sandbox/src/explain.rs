@@ -89,10 +89,27 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
         };
         let _ = writeln!(s, "  {:<40} {grant}", rule.path.display());
     }
-    s.push_str("  TCP bind and connect: denied\n  abstract unix sockets and signals: only within the sandbox\n");
+    match spec.bridges.is_empty() {
+        true => s.push_str("  TCP bind and connect: denied\n"),
+        false => {
+            let ports: Vec<String> = spec.bridges.iter().map(|b| b.port.to_string()).collect();
+            let _ = writeln!(s, "  TCP connect: only to 127.0.0.1 ports {} (bridges); bind: denied", ports.join(", "));
+        }
+    }
+    s.push_str("  abstract unix sockets and signals: only within the sandbox\n");
+    if !spec.bridges.is_empty() {
+        s.push_str("\nnetwork (loopback alone; each bridge carries its port to a socket outside):\n");
+        for b in &spec.bridges {
+            let _ = writeln!(s, "  127.0.0.1:{:<6} -> {}", b.port, b.socket.display());
+        }
+    }
 
     s.push_str("\nseccomp (everything else allowed):\n");
-    for rule in seccomp::rules() {
+    let rules = match spec.bridges.is_empty() {
+        true => seccomp::rules(),
+        false => seccomp::rules_with_loopback(),
+    };
+    for rule in rules {
         let _ = writeln!(s, "  {}", rule.describe());
     }
     s.push_str("  other architectures: killed; x32 system calls: EPERM\n");

@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 
 use airlock_policy::PathKind;
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
 use crate::SandboxError;
+use crate::bridge;
 use crate::capture::{CappedBuffer, Captured};
 use crate::cgroup::PidsCgroup;
 use crate::kernel::KernelSupport;
@@ -84,7 +85,12 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
     let plan = plan::plan(spec, &plan::host_node)?;
-    let filter = seccomp::program(&seccomp::rules());
+    let filter = match spec.bridges.is_empty() {
+        true => seccomp::program(&seccomp::rules()),
+        false => seccomp::program(&seccomp::rules_with_loopback()),
+    };
+    // The bridge process needs no socket but Unix ones.
+    let bridge_filter = seccomp::program(&seccomp::rules());
     let prepared = Prepared::new(spec, argv)?;
 
     // From here a Ctrl-C or a kill of the caller ends the command and still
@@ -92,7 +98,8 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     let signals = Signals::block()?;
     let workspace_lock = WorkspaceLock::acquire(&spec.workspace)?;
     let created = create_placeholders(&plan)?;
-    let result = run_prepared(spec, &plan, &filter, &prepared, stdio, &signals);
+    let filters = Filters { command: &filter, bridge: &bridge_filter };
+    let result = run_prepared(spec, &plan, filters, &prepared, stdio, &signals);
     workspace_lock.remove_placeholders_if_alone(&created);
     result
 }
@@ -193,10 +200,17 @@ impl Prepared {
     }
 }
 
+/// The seccomp programs of the command and of the bridge process.
+#[derive(Clone, Copy)]
+struct Filters<'a> {
+    command: &'a [libc::sock_filter],
+    bridge: &'a [libc::sock_filter],
+}
+
 fn run_prepared(
     spec: &SandboxSpec,
     plan: &Plan,
-    filter: &[libc::sock_filter],
+    filters: Filters,
     prepared: &Prepared,
     stdio: Stdio,
     signals: &Signals,
@@ -230,7 +244,7 @@ fn run_prepared(
         let inside = Inside {
             spec,
             plan,
-            filter,
+            filters,
             prepared,
             ids,
             status_fd: status_w.as_raw_fd(),
@@ -521,7 +535,7 @@ fn report(fd: RawFd, kind: u8, errno: i32, message: &str) -> ! {
 struct Inside<'a> {
     spec: &'a SandboxSpec,
     plan: &'a Plan,
-    filter: &'a [libc::sock_filter],
+    filters: Filters<'a>,
     prepared: &'a Prepared,
     /// The caller's effective uid and gid, mapped to themselves.
     ids: (libc::uid_t, libc::gid_t),
@@ -542,6 +556,11 @@ fn init_main(inside: &Inside) -> ! {
     if let Err(e) = map_ids(ids) {
         report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "user namespace id maps");
     }
+    // Before the new root: the bridges' socket folders are opened on the host's paths.
+    let bridges = match bridge::prepare(&spec.bridges) {
+        Ok(b) => b,
+        Err((step, e)) => report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), step),
+    };
     if let Err((step, e)) = build_root(plan, &spec.cwd) {
         report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), step);
     }
@@ -556,6 +575,9 @@ fn init_main(inside: &Inside) -> ! {
         if unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) } != 1 {
             report(status_fd, REPORT_SETUP, errno(), "wait for the pids cgroup");
         }
+    }
+    if !bridges.is_empty() {
+        start_bridge(inside, bridges);
     }
     // SAFETY: init is single-threaded.
     let command = unsafe { libc::fork() };
@@ -591,8 +613,83 @@ fn init_main(inside: &Inside) -> ! {
     }
 }
 
+/// Forks the bridge process and waits until it is confined and serving, so
+/// that the command never runs beside a bridge that failed.
+fn start_bridge(inside: &Inside, bridges: Vec<bridge::Ready>) {
+    let status_fd = inside.status_fd;
+    let mut ready = [0; 2];
+    // SAFETY: valid array of two ints.
+    if unsafe { libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        report(status_fd, REPORT_SETUP, errno(), "bridge pipe");
+    }
+    // SAFETY: init is single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        report(status_fd, REPORT_SETUP, errno(), "fork bridge");
+    }
+    if pid == 0 {
+        // SAFETY: closing the read end, which the bridge does not use.
+        unsafe { libc::close(ready[0]) };
+        bridge_main(inside, bridges, ready[1]);
+    }
+    // The listeners and folders now belong to the bridge alone.
+    drop(bridges);
+    let mut byte = [0u8; 1];
+    // SAFETY: closing our write end, then reading one byte into our buffer.
+    let n = unsafe {
+        libc::close(ready[1]);
+        let n = libc::read(ready[0], byte.as_mut_ptr().cast(), 1);
+        libc::close(ready[0]);
+        n
+    };
+    if n != 1 {
+        // The bridge reported why on the status pipe.
+        // SAFETY: leaving init; the command was never started.
+        unsafe { libc::_exit(125) }
+    }
+}
+
+/// The bridge process: stdio to /dev/null, every layer the command gets but
+/// with no file or TCP rights at all, then the copy loop.
+fn bridge_main(inside: &Inside, bridges: Vec<bridge::Ready>, ready_fd: RawFd) -> ! {
+    let status_fd = inside.status_fd;
+    // SAFETY: opening /dev/null and duplicating it onto stdio of this process.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null < 0 || libc::dup2(null, 0) < 0 || libc::dup2(null, 1) < 0 || libc::dup2(null, 2) < 0 {
+            report(status_fd, REPORT_SETUP, errno(), "bridge stdio");
+        }
+        libc::close(null);
+        if let Some(fd) = inside.go_fd {
+            libc::close(fd);
+        }
+        if let Some((o, e)) = inside.capture {
+            libc::close(o);
+            libc::close(e);
+        }
+    }
+    if let Err(message) = restrict_landlock_fully() {
+        report(status_fd, REPORT_REFUSED, 0, &message);
+    }
+    if let Err(e) = drop_capabilities() {
+        report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), "drop capabilities (bridge)");
+    }
+    if let Err(e) = seccomp::install(inside.filters.bridge) {
+        report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "seccomp filter (bridge)");
+    }
+    // SAFETY: telling init we are ready, then closing what the caller waits on.
+    unsafe {
+        if libc::write(ready_fd, [1u8].as_ptr().cast(), 1) != 1 {
+            libc::_exit(125);
+        }
+        libc::close(ready_fd);
+        libc::close(status_fd);
+    }
+    bridge::serve(bridges)
+}
+
 fn command_main(inside: &Inside) -> ! {
-    let Inside { spec, plan, filter, prepared, status_fd, capture, .. } = *inside;
+    let Inside { spec, plan, filters, prepared, status_fd, capture, .. } = *inside;
     // SAFETY: the calls below act on this process only, with valid arguments.
     unsafe {
         if libc::setsid() < 0 {
@@ -613,13 +710,13 @@ fn command_main(inside: &Inside) -> ! {
     if let Err((what, e)) = set_limits(spec) {
         report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), what);
     }
-    if let Err(message) = restrict_landlock(plan) {
+    if let Err(message) = restrict_landlock(plan, &spec.bridges) {
         report(status_fd, REPORT_REFUSED, 0, &message);
     }
     if let Err(e) = drop_capabilities() {
         report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), "drop capabilities");
     }
-    if let Err(e) = seccomp::install(filter) {
+    if let Err(e) = seccomp::install(filters.command) {
         report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "seccomp filter");
     }
     // The caller blocks the signals that end a run; the command gets its
@@ -665,7 +762,7 @@ fn set_limits(spec: &SandboxSpec) -> Result<(), (&'static str, io::Error)> {
     Ok(())
 }
 
-fn restrict_landlock(plan: &Plan) -> Result<(), String> {
+fn restrict_landlock(plan: &Plan, bridges: &[crate::spec::Bridge]) -> Result<(), String> {
     let abi = LANDLOCK_ABI;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -674,6 +771,12 @@ fn restrict_landlock(plan: &Plan) -> Result<(), String> {
         .and_then(|r| r.scope(Scope::AbstractUnixSocket | Scope::Signal))
         .and_then(|r| r.create())
         .map_err(|e| format!("Landlock ruleset: {e}"))?;
+    // TCP: connecting to a bridged port on the sandbox's loopback, nothing else.
+    for b in bridges {
+        ruleset = ruleset
+            .add_rule(NetPort::new(b.port, AccessNet::ConnectTcp))
+            .map_err(|e| format!("Landlock rule for bridge port {}: {e}", b.port))?;
+    }
     for rule in &plan.landlock {
         let access = match rule.grant {
             Grant::Read => AccessFs::from_read(abi),
@@ -699,6 +802,24 @@ fn restrict_landlock(plan: &Plan) -> Result<(), String> {
             "Landlock is only partly enforced ({:?}, no_new_privs {})",
             status.ruleset, status.no_new_privs
         ));
+    }
+    Ok(())
+}
+
+/// Landlock with every file and TCP right handled and none granted (the
+/// bridge process needs only the descriptors it already holds).
+fn restrict_landlock_fully() -> Result<(), String> {
+    let abi = LANDLOCK_ABI;
+    let status = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp))
+        .and_then(|r| r.scope(Scope::AbstractUnixSocket | Scope::Signal))
+        .and_then(|r| r.create())
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| format!("Landlock (bridge): {e}"))?;
+    if status.ruleset != RulesetStatus::FullyEnforced || !status.no_new_privs {
+        return Err(format!("Landlock is only partly enforced for the bridge ({:?})", status.ruleset));
     }
     Ok(())
 }

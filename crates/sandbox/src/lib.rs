@@ -19,6 +19,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bridge;
 mod capture;
 mod cgroup;
 mod explain;
@@ -36,7 +37,7 @@ pub use capture::{CappedBuffer, Captured};
 pub use explain::explain;
 pub use kernel::{KernelSupport, Missing};
 pub use launch::{Outcome, Status, Stdio, run};
-pub use spec::{DEFAULT_ENV_ALLOWLIST, Limits, Protected, SandboxSpec, clean_env, is_loader_variable};
+pub use spec::{Bridge, DEFAULT_ENV_ALLOWLIST, Limits, Protected, SandboxSpec, clean_env, is_loader_variable};
 
 /// Exit status of `airlock sandbox` when the command ran past its timeout.
 pub const EXIT_TIMEOUT: i32 = 124;

@@ -356,6 +356,7 @@ mod tests {
                 tmp_bytes: 1 << 28,
             },
             env: vec![],
+            bridges: vec![],
         }
     }
 

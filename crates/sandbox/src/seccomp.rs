@@ -76,6 +76,10 @@ pub enum Rule {
     Deny(i64, &'static str),
     /// `socket`/`socketpair`: only `AF_UNIX` is allowed, others fail with `EAFNOSUPPORT`.
     UnixSocketsOnly(i64, &'static str),
+    /// `socket`: `AF_UNIX`, `AF_INET` and `AF_INET6` are allowed, others fail with
+    /// `EAFNOSUPPORT`. For a sandbox with bridges: its network namespace holds
+    /// loopback alone and Landlock limits TCP to the bridged ports.
+    LoopbackSockets(i64, &'static str),
     /// `clone`/`unshare`: fail with `EPERM` when any flag of the mask is set in argument 0.
     DenyFlags(i64, &'static str, u32),
     /// `ioctl`: fail with `EPERM` for these requests (argument 1).
@@ -151,6 +155,18 @@ pub fn rules() -> Vec<Rule> {
     rules
 }
 
+/// The table for a sandbox that has bridges: [`rules`] with IP sockets
+/// allowed (they can reach only the sandbox's own loopback).
+pub fn rules_with_loopback() -> Vec<Rule> {
+    rules()
+        .into_iter()
+        .map(|r| match r {
+            Rule::UnixSocketsOnly(nr, name) if nr == libc::SYS_socket => Rule::LoopbackSockets(nr, name),
+            other => other,
+        })
+        .collect()
+}
+
 /// Compiles the rule table into a classic BPF program for `seccomp(2)`.
 pub fn program(rules: &[Rule]) -> Vec<libc::sock_filter> {
     let mut p = Vec::with_capacity(rules.len() * 3 + 8);
@@ -174,6 +190,14 @@ pub fn program(rules: &[Rule]) -> Vec<libc::sock_filter> {
             Rule::UnixSocketsOnly(_, _) => vec![
                 stmt(BPF_LD_W_ABS, data_arg_low(0)),
                 jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1),
+                ret(Verdict::Allow),
+                ret(Verdict::Errno(libc::EAFNOSUPPORT)),
+            ],
+            Rule::LoopbackSockets(_, _) => vec![
+                stmt(BPF_LD_W_ABS, data_arg_low(0)),
+                jump(BPF_JEQ_K, libc::AF_UNIX as u32, 2, 0),
+                jump(BPF_JEQ_K, libc::AF_INET as u32, 1, 0),
+                jump(BPF_JEQ_K, libc::AF_INET6 as u32, 0, 1),
                 ret(Verdict::Allow),
                 ret(Verdict::Errno(libc::EAFNOSUPPORT)),
             ],
@@ -207,6 +231,7 @@ impl Rule {
         match *self {
             Rule::Deny(nr, _)
             | Rule::UnixSocketsOnly(nr, _)
+            | Rule::LoopbackSockets(nr, _)
             | Rule::DenyFlags(nr, _, _)
             | Rule::NotImplemented(nr, _)
             | Rule::DenyIoctls(nr, _) => nr,
@@ -218,6 +243,9 @@ impl Rule {
         match *self {
             Rule::Deny(_, name) => format!("{name}: EPERM"),
             Rule::UnixSocketsOnly(_, name) => format!("{name}: AF_UNIX only, others EAFNOSUPPORT"),
+            Rule::LoopbackSockets(_, name) => {
+                format!("{name}: AF_UNIX, AF_INET, AF_INET6 only (loopback alone exists), others EAFNOSUPPORT")
+            }
             Rule::DenyFlags(_, name, mask) => {
                 format!("{name}: EPERM when flags & {mask:#x} (new namespaces)")
             }
@@ -326,6 +354,22 @@ mod tests {
 
     fn eval(nr: i64, args: [u64; 6]) -> Verdict {
         run(&program(&rules()), AUDIT_ARCH, nr as u32, args)
+    }
+
+    #[test]
+    fn with_bridges_ip_sockets_are_allowed_and_nothing_else_changes() {
+        let prog = program(&rules_with_loopback());
+        let socket = |family: i32| run(&prog, AUDIT_ARCH, libc::SYS_socket as u32, [family as u64, 1, 0, 0, 0, 0]);
+        for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+            assert_eq!(socket(family), Verdict::Allow, "family {family}");
+        }
+        for family in [libc::AF_PACKET, libc::AF_NETLINK, libc::AF_VSOCK, libc::AF_BLUETOOTH] {
+            assert_eq!(socket(family), Verdict::Errno(libc::EAFNOSUPPORT), "family {family}");
+        }
+        let pair = run(&prog, AUDIT_ARCH, libc::SYS_socketpair as u32, [libc::AF_INET as u64, 1, 0, 0, 0, 0]);
+        assert_eq!(pair, Verdict::Errno(libc::EAFNOSUPPORT));
+        assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_ptrace as u32, [0; 6]), Verdict::Errno(libc::EPERM));
+        assert_eq!(rules_with_loopback().len(), rules().len());
     }
 
     #[test]

@@ -28,6 +28,38 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// The command's whole environment (a clean one, from an allowlist).
     pub env: Vec<(OsString, OsString)>,
+    /// Loopback ports that carry connections out to Unix sockets of the
+    /// caller (the broker). Empty: no TCP/IP at all, only Unix sockets.
+    pub bridges: Vec<Bridge>,
+}
+
+/// A TCP port on the sandbox's own loopback whose connections are carried to
+/// a Unix socket outside it. The sandbox's network namespace has loopback
+/// alone, so a bridge is the only way out, and it leads where the caller says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// The port on `127.0.0.1` inside the sandbox.
+    pub port: u16,
+    /// The Unix socket outside that each connection is carried to.
+    pub socket: PathBuf,
+}
+
+impl std::str::FromStr for Bridge {
+    type Err = String;
+
+    /// `PORT=SOCKET`, e.g. `8080=/run/user/1000/airlock/broker.sock`.
+    fn from_str(s: &str) -> Result<Bridge, String> {
+        let (port, socket) = s.split_once('=').ok_or_else(|| format!("{s:?} is not PORT=SOCKET"))?;
+        let port: u16 = port.trim().parse().map_err(|_| format!("{port:?} is not a port number"))?;
+        if port == 0 {
+            return Err("port 0 cannot be bridged".into());
+        }
+        let socket = PathBuf::from(socket);
+        if !socket.is_absolute() || socket.file_name().is_none() {
+            return Err(format!("{} is not an absolute path to a socket", socket.display()));
+        }
+        Ok(Bridge { port, socket })
+    }
 }
 
 /// A workspace path that stays read-only inside the sandbox.
@@ -136,7 +168,17 @@ impl SandboxSpec {
         let env = clean_env(host_env, extra_env);
         let home = env.iter().find(|(k, _)| k == "HOME").and_then(|(_, v)| fs_err::canonicalize(v).ok());
         check_workspace(&workspace, home.as_deref())?;
-        Ok(SandboxSpec { workspace, cwd, writable_roots, readable_roots, deny_read, protected, limits, env })
+        Ok(SandboxSpec {
+            workspace,
+            cwd,
+            writable_roots,
+            readable_roots,
+            deny_read,
+            protected,
+            limits,
+            env,
+            bridges: Vec::new(),
+        })
     }
 }
 
@@ -295,6 +337,15 @@ mod tests {
         let out = clean_env(env(&[("LD_PRELOAD", "/x.so"), ("FOO", "1")]), &["LD_PRELOAD".into(), "FOO".into()]);
         assert!(out.iter().all(|(k, _)| k != "LD_PRELOAD"));
         assert!(out.iter().any(|(k, v)| k == "FOO" && v == "1"));
+    }
+
+    #[test]
+    fn bridges_parse_port_and_absolute_socket() {
+        let b: Bridge = "8080=/run/a/broker.sock".parse().unwrap();
+        assert_eq!(b, Bridge { port: 8080, socket: "/run/a/broker.sock".into() });
+        for bad in ["8080", "0=/a/s", "x=/a/s", "70000=/a/s", "80=rel/s", "80=/"] {
+            assert!(bad.parse::<Bridge>().is_err(), "{bad}");
+        }
     }
 
     #[test]
