@@ -115,6 +115,10 @@ pub enum Event {
         destination: String,
         /// Why.
         reason: String,
+        /// Bytes of the refused request that reached airlock (its body), none
+        /// of which went further. Left out when zero, as in older records.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        bytes: u64,
     },
     /// A command's connection through the egress proxy, recorded before it is made.
     EgressOpen {
@@ -171,6 +175,10 @@ impl Event {
             Event::External { .. } => "external",
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One secret replaced before a request left: which rule found it, where,

@@ -401,7 +401,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
                 .build()
                 .context("cannot start the runtime")?;
             let scanner = Arc::new(airlock_redact::Scanner::builtin());
-            let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone() };
+            let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone(), key: None };
             let gw = Gateway::new(config, auth, audit.clone(), scanner)?;
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let listener = listener.ok_or_else(|| anyhow!("the broker has no socket"))?;

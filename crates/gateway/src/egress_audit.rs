@@ -30,9 +30,11 @@ pub fn event(e: &EgressEvent) -> Event {
             port: u64::from(*port),
             addr: addr.to_string(),
         },
-        EgressEvent::Denied { client, target, reason } => {
-            Event::BlockedEgress { destination: target.clone(), reason: format!("{reason} (client {client})") }
-        }
+        EgressEvent::Denied { client, target, reason } => Event::BlockedEgress {
+            destination: target.clone(),
+            reason: format!("{reason} (client {client})"),
+            bytes: 0,
+        },
         EgressEvent::Closed { client, host, port, bytes_up, bytes_down, millis } => Event::EgressClose {
             client: client.clone(),
             host: host.clone(),

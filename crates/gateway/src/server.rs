@@ -43,6 +43,10 @@ pub enum Auth {
         uid: u32,
         /// The session the records belong to.
         session: String,
+        /// A key the caller must also present (`x-api-key` or a bearer
+        /// token): the placeholder a wrapped agent holds instead of the real
+        /// credential, which only this broker has.
+        key: Option<String>,
     },
 }
 
@@ -147,18 +151,23 @@ impl Route {
     }
 }
 
+/// The key a request presents: a bearer token or `x-api-key`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+}
+
 /// The key a request presents, looked up by its digest.
 fn key_of(
     keys: &HashMap<String, crate::keys::KeyPolicy>,
     headers: &HeaderMap,
 ) -> Result<crate::keys::KeyPolicy, &'static str> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .ok_or("no API key: send Authorization: Bearer <key> or x-api-key: <key>")?;
-    keys.get(&crate::keys::digest(presented.trim())).cloned().ok_or("the API key is not valid")
+    let presented = presented_key(headers).ok_or("no API key: send Authorization: Bearer <key> or x-api-key: <key>")?;
+    keys.get(&crate::keys::digest(presented)).cloned().ok_or("the API key is not valid")
 }
 
 /// An error in the wire format of the API the client speaks.
@@ -196,6 +205,9 @@ impl Gateway {
 
     fn principal(&self, peer: Peer, headers: &HeaderMap) -> Result<crate::keys::KeyPolicy, &'static str> {
         match &self.auth {
+            Auth::Session { key: Some(key), .. } if presented_key(headers) != Some(key.as_str()) => {
+                Err("this broker serves only its session: present the session's key (the placeholder it was given)")
+            }
             Auth::Peer { uid } | Auth::Session { uid, .. } => match peer.uid {
                 Some(u) if u == *uid => Ok(crate::keys::KeyPolicy { name: format!("uid:{u}"), models: Vec::new() }),
                 Some(_) => Err("this broker serves only its own user"),
@@ -252,6 +264,21 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         return models(&gw);
     }
     let Some(route) = Route::from_path(&path) else {
+        // Nothing is forwarded, but an agent's other traffic through its base
+        // URL (telemetry, update checks) goes on the record, with its size.
+        let bytes = match http_body_util::Limited::new(body, gw.config.max_request_bytes).collect().await {
+            Ok(b) => b.to_bytes().len() as u64,
+            Err(_) => gw.config.max_request_bytes as u64,
+        };
+        let shown: String = path.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect();
+        let event = Event::BlockedEgress {
+            destination: format!("broker:{} {shown}", parts.method),
+            reason: "not a model API route: nothing was forwarded".into(),
+            bytes,
+        };
+        if let Err(e) = gw.record(&caller.name, event).await {
+            return audit_down(api, &e);
+        }
         return error(api, StatusCode::NOT_FOUND, "not_found_error", format!("the gateway does not serve {path}"));
     };
     if parts.method != Method::POST {
@@ -323,7 +350,11 @@ async fn forward(
     };
     if !caller.allows(&scrubbed.model) {
         let reason = format!("the key of {principal} may not use model {:?}", scrubbed.model);
-        let event = Event::BlockedEgress { destination: format!("model:{}", scrubbed.model), reason: reason.clone() };
+        let event = Event::BlockedEgress {
+            destination: format!("model:{}", scrubbed.model),
+            reason: reason.clone(),
+            bytes: body.len() as u64,
+        };
         if let Err(e) = gw.record(principal, event).await {
             return audit_down(api, &e);
         }
@@ -331,7 +362,11 @@ async fn forward(
     }
     let Some(upstream) = gw.config.route(&scrubbed.model) else {
         let reason = format!("no upstream serves model {:?}: policy allows only the configured models", scrubbed.model);
-        let event = Event::BlockedEgress { destination: format!("model:{}", scrubbed.model), reason: reason.clone() };
+        let event = Event::BlockedEgress {
+            destination: format!("model:{}", scrubbed.model),
+            reason: reason.clone(),
+            bytes: body.len() as u64,
+        };
         if let Err(e) = gw.record(principal, event).await {
             return audit_down(api, &e);
         }

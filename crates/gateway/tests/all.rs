@@ -453,6 +453,23 @@ async fn a_model_no_upstream_serves_is_refused_and_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_to_a_path_that_is_not_a_model_api_is_refused_and_recorded_with_its_size() {
+    let env = Env::start().await;
+    let telemetry = serde_json::json!({"events": "x".repeat(1000)});
+    let sent = telemetry.to_string().len() as u64;
+    let r = env.post("/api/event_logging/batch?token=abc", telemetry).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let log = env.audit(1).await;
+    assert_eq!(log[0].0, "blocked_egress");
+    assert_eq!(log[0].1["destination"], "broker:POST /api/event_logging/batch", "the query is not kept");
+    assert_eq!(log[0].1["bytes"], sent);
+    assert!(env.seen.lock().unwrap().bodies.is_empty(), "nothing reached the upstream");
+    // Without a valid key nothing is recorded: only callers are.
+    let r = reqwest::Client::new().post(format!("http://{}/api/x", env.gateway)).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_upstream_gets_a_clear_error_and_a_record_never_a_hang() {
     let env = Env::start().await;
     let started = std::time::Instant::now();
