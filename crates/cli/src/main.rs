@@ -99,6 +99,14 @@ struct SandboxArgs {
     /// (airlock's broker). The command may then use TCP to these ports and nothing else.
     #[arg(long = "bridge", value_name = "PORT=SOCKET")]
     bridge: Vec<airlock_sandbox::Bridge>,
+    /// Give the command an empty private home (a tmpfs at $HOME) in which only the roots inside it
+    /// show (--read, --write, toolchains); whatever else it writes there is gone when it ends.
+    #[arg(long)]
+    private_home: bool,
+    /// With --private-home: show the host folder SRC, writable, at DST inside the home (a wrapped
+    /// agent's own state folder where it looks for it).
+    #[arg(long = "home-bind", value_name = "SRC:DST", requires = "private_home")]
+    home_bind: Vec<String>,
     /// Print what would be enforced, and why, instead of running.
     #[arg(long)]
     explain: bool,
@@ -250,6 +258,14 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         spec.readable_roots.push(real);
     }
     spec.bridges = args.bridge.clone();
+    if args.private_home {
+        spec.home_view = Some(std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?);
+    }
+    for pair in &args.home_bind {
+        let (src, dst) = pair.split_once(':').ok_or_else(|| anyhow!("--home-bind {pair:?} is not SRC:DST"))?;
+        let src = std::fs::canonicalize(src).with_context(|| format!("--home-bind {src}"))?;
+        spec.home_binds.push((src, PathBuf::from(dst)));
+    }
 
     if args.explain {
         let plan = airlock_sandbox::plan::plan(&spec, &airlock_sandbox::plan::host_node)?;

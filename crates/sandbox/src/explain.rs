@@ -58,6 +58,9 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
             MountOp::Bind { path, access: Access::ReadWrite } => format!("read-write  {}{}", path.display(), why(path)),
             MountOp::Bind { path, access: Access::Device } => format!("device      {}", path.display()),
             MountOp::Symlink { link, target } => format!("symlink     {} -> {}", link.display(), target.display()),
+            MountOp::BindAt { source, target } => {
+                format!("read-write  {} (shows {}: the agent's own state)", target.display(), source.display())
+            }
             MountOp::Tmpfs { path, bytes } => {
                 format!(
                     "tmpfs       {} ({} KiB, private: host files and sockets stay outside)",

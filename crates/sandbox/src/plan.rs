@@ -44,6 +44,14 @@ pub enum MountOp {
         /// Read-only or writable.
         access: Access,
     },
+    /// Bind a host folder at another place inside, writable (an agent's own
+    /// state folder at the path it expects, in a private home).
+    BindAt {
+        /// The host folder.
+        source: PathBuf,
+        /// Where it shows inside.
+        target: PathBuf,
+    },
     /// A symbolic link in the new root.
     Symlink {
         /// Where the link is.
@@ -88,6 +96,7 @@ impl MountOp {
             | MountOp::MaskDir { path }
             | MountOp::ReadOnly { path } => path,
             MountOp::Symlink { link, .. } => link,
+            MountOp::BindAt { target, .. } => target,
             MountOp::Proc => Path::new("/proc"),
             MountOp::Devpts => Path::new("/dev/pts"),
         }
@@ -196,6 +205,31 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
         if !shows_through && !bound.contains(&link) {
             mounts.push(MountOp::Symlink { link, target });
         }
+    }
+
+    // A private home under everything bound inside it (mounts are sorted
+    // parents first below).
+    if let Some(home) = &spec.home_view {
+        if home.parent().is_none() || denied(home) {
+            return Err(SandboxError::Policy(format!("{} cannot be a private home", home.display())));
+        }
+        mounts.push(MountOp::Tmpfs { path: home.clone(), bytes: spec.limits.tmp_bytes });
+        landlock.push(LandlockRule { path: home.clone(), grant: Grant::ReadWrite });
+        for (source, target) in &spec.home_binds {
+            if !target.starts_with(home) || target == home || denied(source) {
+                return Err(SandboxError::Policy(format!(
+                    "{} cannot show at {}: the source must not be read-denied and the target must be inside the \
+                     private home {}",
+                    source.display(),
+                    target.display(),
+                    home.display()
+                )));
+            }
+            mounts.push(MountOp::BindAt { source: source.clone(), target: target.clone() });
+            landlock.push(LandlockRule { path: target.clone(), grant: Grant::ReadWrite });
+        }
+    } else if !spec.home_binds.is_empty() {
+        return Err(SandboxError::Policy("folders can be shown at other places only in a private home".into()));
     }
 
     // The private /tmp, /proc and a minimal /dev.
@@ -357,6 +391,8 @@ mod tests {
             },
             env: vec![],
             bridges: vec![],
+            home_view: None,
+            home_binds: vec![],
         }
     }
 
@@ -506,5 +542,37 @@ mod tests {
         let dev = index(&plan, &MountOp::Tmpfs { path: "/dev".into(), bytes: 64 * 1024 });
         let null = index(&plan, &MountOp::Bind { path: "/dev/null".into(), access: Access::Device });
         assert!(dev < null);
+    }
+
+    #[test]
+    fn a_private_home_is_a_tmpfs_mounted_before_what_is_bound_inside_it() {
+        let mut spec = spec();
+        spec.home_view = Some("/home/u".into());
+        let nodes = HashMap::from([("/home/u/.cargo", Node::Dir), ("/home/u/proj", Node::Dir), ("/usr", Node::Dir)]);
+        let plan = plan(&spec, &|p: &Path| nodes.get(p.to_str().unwrap()).cloned().unwrap_or(Node::Missing)).unwrap();
+        let at = |op: &MountOp| plan.mounts.iter().position(|m| m == op);
+        let home = at(&MountOp::Tmpfs { path: "/home/u".into(), bytes: spec.limits.tmp_bytes }).expect("home tmpfs");
+        let ws = at(&MountOp::Bind { path: "/home/u/proj".into(), access: Access::ReadWrite }).unwrap();
+        let cargo = at(&MountOp::Bind { path: "/home/u/.cargo".into(), access: Access::ReadOnly }).unwrap();
+        assert!(home < ws && home < cargo, "{:?}", plan.mounts);
+        assert!(plan.landlock.contains(&LandlockRule { path: "/home/u".into(), grant: Grant::ReadWrite }));
+        // An agent's state shows where it expects it, even where the real one is denied.
+        spec.home_binds = vec![("/var/state/claude".into(), "/home/u/.ssh".into())];
+        let plan = super::plan(&spec, &|_: &Path| Node::Dir).unwrap();
+        let bind = MountOp::BindAt { source: "/var/state/claude".into(), target: "/home/u/.ssh".into() };
+        assert!(
+            plan.mounts.iter().position(|m| m == &bind)
+                > plan
+                    .mounts
+                    .iter()
+                    .position(|m| matches!(m, MountOp::Tmpfs { path, .. } if path == Path::new("/home/u")))
+        );
+        assert!(!plan.mounts.contains(&MountOp::MaskDir { path: "/home/u/.ssh".into() }));
+        spec.home_binds = vec![("/home/u/.ssh".into(), "/home/u/.x".into())];
+        assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err(), "a denied source");
+        spec.home_binds = vec![("/var/s".into(), "/etc/x".into())];
+        assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err(), "a target outside the home");
+        spec.home_view = Some("/".into());
+        assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err());
     }
 }

@@ -73,6 +73,13 @@ fn apply(op: &MountOp) -> Result<(), Step> {
             make_mount_point(&dst, st.st_mode & libc::S_IFMT == libc::S_IFDIR)?;
             move_tree(&tree, &dst).map_err(|e| ("bind mount", e))
         }
+        MountOp::BindAt { source, target } => {
+            let src = Path::new("/oldroot").join(source.strip_prefix("/").unwrap_or(source));
+            let tree = clone_tree(&src, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV).map_err(|e| ("bind mount", e))?;
+            let dst = inside(target);
+            make_mount_point(&dst, true)?;
+            move_tree(&tree, &dst).map_err(|e| ("bind mount", e))
+        }
         MountOp::Symlink { link, target } => {
             let dst = inside(link);
             let mut made = std::os::unix::fs::symlink(target, &dst);
@@ -90,7 +97,12 @@ fn apply(op: &MountOp) -> Result<(), Step> {
         MountOp::Tmpfs { path, bytes } => {
             let dst = inside(path);
             make_mount_point(&dst, true)?;
-            let mode = if path == Path::new("/dev") { "0755" } else { "1777" };
+            // /tmp and /dev/shm are shared within the sandbox; a private home is the user's.
+            let mode = match path.to_str() {
+                Some("/dev") => "0755",
+                Some("/tmp") | Some("/dev/shm") => "1777",
+                _ => "0700",
+            };
             let data = format!("mode={mode},size={bytes}");
             mount(Some("tmpfs"), &dst, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data))
                 .map_err(|e| ("mount tmpfs", e))

@@ -31,6 +31,14 @@ pub struct SandboxSpec {
     /// Loopback ports that carry connections out to Unix sockets of the
     /// caller (the broker). Empty: no TCP/IP at all, only Unix sockets.
     pub bridges: Vec<Bridge>,
+    /// A private home: an empty writable tmpfs at this path (the caller's
+    /// home), in which only the roots beneath it show. What the command
+    /// writes there outside those roots is gone when it ends.
+    pub home_view: Option<PathBuf>,
+    /// Host folders shown, writable, at other paths inside the private home
+    /// (source, target): a wrapped agent's own state folder where it looks
+    /// for it, while the user's real one stays hidden.
+    pub home_binds: Vec<(PathBuf, PathBuf)>,
 }
 
 /// A TCP port on the sandbox's own loopback whose connections are carried to
@@ -178,6 +186,8 @@ impl SandboxSpec {
             limits,
             env,
             bridges: Vec::new(),
+            home_view: None,
+            home_binds: Vec::new(),
         })
     }
 }
