@@ -187,29 +187,11 @@ fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
     let env = |name: &str| std::env::var(name).ok();
     let (mut config, origin) = match &args.endpoint {
         Some(url) => {
-            let origin = Path::new("--endpoint");
-            let mut config = GatewayConfig::parse("", origin, &env)?;
-            let base = url.trim().trim_end_matches('/');
-            let base = base.strip_suffix("/v1").unwrap_or(base).to_string();
-            if !(base.starts_with("http://") || base.starts_with("https://")) {
-                bail!("--endpoint {url:?} is not an http:// or https:// URL");
-            }
-            let api_key = match &args.api_key_env {
-                Some(name) => Some(std::env::var(name).map_err(|_| anyhow!("--api-key-env: {name} is not set"))?),
-                None => None,
-            };
             let api = match args.api {
                 Api::Openai => ApiStyle::Openai,
                 Api::Anthropic => ApiStyle::Anthropic,
             };
-            config.upstreams.push(Upstream {
-                name: "endpoint".into(),
-                api,
-                base_url: base,
-                models: vec!["*".into()],
-                api_key,
-            });
-            (config, "--endpoint".to_string())
+            (endpoint_config(url, api, args.api_key_env.as_deref())?, "--endpoint".to_string())
         }
         None => {
             let path = models_file(args)?;
@@ -248,7 +230,25 @@ fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
     Ok((config, model, api))
 }
 
-fn new_session_id() -> Result<String> {
+/// One upstream for every model: the server of `--endpoint URL`, its key
+/// from the environment variable named (read here, by the broker's process).
+pub(crate) fn endpoint_config(url: &str, api: ApiStyle, api_key_env: Option<&str>) -> Result<GatewayConfig> {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut config = GatewayConfig::parse("", Path::new("--endpoint"), &env)?;
+    let base = url.trim().trim_end_matches('/');
+    let base = base.strip_suffix("/v1").unwrap_or(base).to_string();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        bail!("--endpoint {url:?} is not an http:// or https:// URL");
+    }
+    let api_key = match api_key_env {
+        Some(name) => Some(std::env::var(name).map_err(|_| anyhow!("--api-key-env: {name} is not set"))?),
+        None => None,
+    };
+    config.upstreams.push(Upstream { name: "endpoint".into(), api, base_url: base, models: vec!["*".into()], api_key });
+    Ok(config)
+}
+
+pub(crate) fn new_session_id() -> Result<String> {
     let mut random = [0u8; 3];
     crate::audit::getrandom(&mut random)?;
     let secs = crate::audit::now_ms() / 1000;
@@ -511,7 +511,7 @@ fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
 /// `$XDG_RUNTIME_DIR/airlock`, else `/tmp/airlock-UID`: made 0700 if
 /// missing, and refused unless it is this user's own folder, closed to others
 /// (a shared `/tmp` is where another user would plant a link).
-fn run_root() -> Result<PathBuf> {
+pub(crate) fn run_root() -> Result<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let uid = crate::gateway::getuid();
     let root = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
@@ -534,7 +534,7 @@ fn run_root() -> Result<PathBuf> {
     Ok(root)
 }
 
-struct KillOnDrop(Option<std::process::Child>);
+pub(crate) struct KillOnDrop(pub(crate) Option<std::process::Child>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -545,7 +545,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

@@ -9,6 +9,8 @@ mod gateway;
 mod model;
 mod report;
 mod scan;
+mod workspace_changes;
+mod wrap;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -63,6 +65,11 @@ enum Command {
     ///
     /// Exit status: 0 on success, 2 on any error.
     Model(model::ModelArgs),
+    /// Run another agent (Claude Code, Codex CLI, Qwen Code, any OpenAI- or Anthropic-compatible tool)
+    /// contained: in the sandbox with a private home, its network only the broker (model requests
+    /// redacted, recorded, sent with a key it never sees) and a proxy that refuses the rest; then
+    /// the evidence report.
+    Wrap(wrap::WrapArgs),
     /// Find secrets in files (or standard input) with the redaction engine.
     ///
     /// Exit status: 0 when nothing is found, 1 when secrets are found, 2 on error.
@@ -177,6 +184,17 @@ fn main() -> ExitCode {
                 eprintln!("airlock worker: {e}");
                 return ExitCode::from(1);
             }
+        },
+        Command::Wrap(args) => match wrap::run(args) {
+            Err(e) => {
+                eprintln!("airlock wrap: {e:#}");
+                let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
+                    Some(se) => se.exit_code() as u8,
+                    None => EXIT_USAGE,
+                };
+                return ExitCode::from(code);
+            }
+            ok => ok,
         },
         Command::Model(args) => match model::run(args) {
             Err(e) => {

@@ -257,6 +257,18 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         Ok(p) => p,
         Err(why) => {
             tracing::warn!(path, "refused: {why}");
+            // A session's broker has one caller: anything else knocking on
+            // it is that session's business, and goes on its record.
+            if let Auth::Session { .. } = &gw.auth {
+                let event = Event::BlockedEgress {
+                    destination: format!("broker:{} {}", parts.method, shown_path(&path)),
+                    reason: why.into(),
+                    bytes: body_size(body, gw.config.max_request_bytes).await,
+                };
+                if let Err(e) = gw.record("unauthenticated", event).await {
+                    return audit_down(api, &e);
+                }
+            }
             return error(api, StatusCode::UNAUTHORIZED, "authentication_error", why);
         }
     };
@@ -266,15 +278,10 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     let Some(route) = Route::from_path(&path) else {
         // Nothing is forwarded, but an agent's other traffic through its base
         // URL (telemetry, update checks) goes on the record, with its size.
-        let bytes = match http_body_util::Limited::new(body, gw.config.max_request_bytes).collect().await {
-            Ok(b) => b.to_bytes().len() as u64,
-            Err(_) => gw.config.max_request_bytes as u64,
-        };
-        let shown: String = path.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect();
         let event = Event::BlockedEgress {
-            destination: format!("broker:{} {shown}", parts.method),
+            destination: format!("broker:{} {}", parts.method, shown_path(&path)),
             reason: "not a model API route: nothing was forwarded".into(),
-            bytes,
+            bytes: body_size(body, gw.config.max_request_bytes).await,
         };
         if let Err(e) = gw.record(&caller.name, event).await {
             return audit_down(api, &e);
@@ -309,6 +316,20 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         "request"
     );
     response
+}
+
+/// A request path as recorded: at most 200 characters, control characters
+/// replaced (the query is never kept: it can carry secrets).
+fn shown_path(path: &str) -> String {
+    path.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// The size of a refused request's body (read and dropped; capped at the limit).
+async fn body_size(body: Body, limit: usize) -> u64 {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes().len() as u64,
+        Err(_) => limit as u64,
+    }
 }
 
 fn models(gw: &Gateway) -> Response {

@@ -1,0 +1,511 @@
+//! `airlock wrap -- AGENT ARGS…`: another agent (Claude Code, Codex CLI,
+//! Qwen Code, any OpenAI- or Anthropic-compatible tool) contained as
+//! airlock's own worker is.
+//!
+//! This process is the supervisor: it holds the audit log, the real model
+//! credential and the network. The agent runs in `airlock sandbox` with a
+//! private home (only its own state folder, kept by airlock, shows), a clean
+//! environment and a network namespace that holds loopback alone. Two
+//! bridges carry its TCP out: one port to the broker (model requests:
+//! redacted, recorded, sent with the real key, which the agent never sees)
+//! and one to the egress proxy (everything else: refused unless allowlisted,
+//! and recorded either way). At the end the workspace's changes go on the
+//! record, and the evidence report is printed.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use airlock_audit::event::Event;
+use airlock_gateway::config::{ApiStyle, GatewayConfig, Upstream};
+use airlock_gateway::egress::{EgressConfig, EgressProxy, SystemResolver};
+use airlock_gateway::egress_audit::AuditRecorder;
+use airlock_gateway::server::{Auth, Gateway, serve_unix};
+use anyhow::{Context as _, Result, anyhow, bail};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The broker's port on the sandbox's loopback.
+const BROKER_PORT: u16 = 8484;
+/// The egress proxy's port on the sandbox's loopback.
+const PROXY_PORT: u16 = 8485;
+
+/// The profiles shipped in the binary; `$XDG_CONFIG_HOME/airlock/profiles/NAME.toml` overrides.
+const BUILTIN: &[(&str, &str)] = &[
+    ("claude", include_str!("../profiles/claude.toml")),
+    ("codex", include_str!("../profiles/codex.toml")),
+    ("qwen", include_str!("../profiles/qwen.toml")),
+    ("generic", include_str!("../profiles/generic.toml")),
+];
+
+#[derive(clap::Args)]
+#[command(after_help = "Exit status: the agent's own; 125 when the sandbox refused to start it; 2 invalid \
+arguments or configuration.\n\nProfiles: claude, codex, qwen, generic (chosen by the program's name unless \
+--profile says); $XDG_CONFIG_HOME/airlock/profiles/NAME.toml overrides or adds one.")]
+pub struct WrapArgs {
+    /// The profile: what the agent needs (state folder, variables, API). Default: by the program's name, else
+    /// `generic`.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// A host the agent may reach through the proxy besides the model (`github.com`, `*.pypi.org`; repeatable).
+    #[arg(long = "allow-domain", value_name = "DOMAIN")]
+    allow_domain: Vec<String>,
+    /// Also write the evidence report to FILE (`.html`, `.json`, or text).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// The model server the broker sends to (instead of models.toml or the profile's vendor API).
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// The wire API of --endpoint (default: the profile's).
+    #[arg(long, value_enum, value_name = "API")]
+    api: Option<WrapApi>,
+    /// The environment variable holding the upstream's key (read by the broker; the agent gets a placeholder).
+    #[arg(long, value_name = "NAME")]
+    api_key_env: Option<String>,
+    /// The upstreams (default: $XDG_CONFIG_HOME/airlock/models.toml when it exists, in the gateway's format).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A folder the agent may read besides the system, its own installation and the workspace (repeatable).
+    #[arg(long = "read", value_name = "DIR")]
+    read: Vec<PathBuf>,
+    /// A folder the agent may write besides the workspace (repeatable).
+    #[arg(long = "write", value_name = "DIR")]
+    write: Vec<PathBuf>,
+    /// The folder of the audit log (default: $XDG_DATA_HOME/airlock).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Kill the agent and everything it started after SECS seconds (0: never).
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    timeout: u64,
+    /// No summary on standard error at the end.
+    #[arg(long)]
+    quiet: bool,
+    /// The agent and its arguments.
+    #[arg(last = true, required = true, value_name = "AGENT")]
+    command: Vec<OsString>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum, Deserialize, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum WrapApi {
+    Openai,
+    Anthropic,
+}
+
+impl WrapApi {
+    fn style(self) -> ApiStyle {
+        match self {
+            WrapApi::Openai => ApiStyle::Openai,
+            WrapApi::Anthropic => ApiStyle::Anthropic,
+        }
+    }
+}
+
+/// What an agent needs to run contained: data, shipped as TOML.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    /// What it is for, shown in the report.
+    description: String,
+    /// Program names that select it.
+    #[serde(default)]
+    programs: Vec<String>,
+    /// The API it speaks.
+    api: WrapApi,
+    /// Its state folders, relative to the home folder: kept by airlock, shown writable there.
+    #[serde(default)]
+    state: Vec<String>,
+    /// Hosts it may reach through the proxy.
+    #[serde(default)]
+    allow_domains: Vec<String>,
+    /// The vendor API the broker uses when nothing else is configured.
+    upstream: Option<ProfileUpstream>,
+    /// Variables set for it (`{base_url}`, `{proxy}`, `{key}`, `{home}` substituted).
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// Files written into its first state folder at every start (same substitutions).
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileUpstream {
+    base_url: String,
+    key_env: String,
+}
+
+/// The profile named, or the one whose `programs` holds the command's name, else `generic`.
+fn load_profile(name: Option<&str>, program: &Path) -> Result<(String, Profile)> {
+    let user_dir = crate::gateway::config_dir()?.join("profiles");
+    let read = |name: &str| -> Result<Option<(String, String)>> {
+        let path = user_dir.join(format!("{name}.toml"));
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            return Ok(Some((path.display().to_string(), text)));
+        }
+        Ok(BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, t)| (format!("built-in profile {n}"), t.to_string())))
+    };
+    let parse =
+        |origin: &str, text: &str| -> Result<Profile> { toml::from_str(text).map_err(|e| anyhow!("{origin}: {e}")) };
+    if let Some(name) = name {
+        let (origin, text) = read(name)?.ok_or_else(|| {
+            let known: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            anyhow!(
+                "no profile {name:?}\nhint: the built-in ones are {}; or write {}",
+                known.join(", "),
+                user_dir.join(format!("{name}.toml")).display()
+            )
+        })?;
+        return Ok((name.to_string(), parse(&origin, &text)?));
+    }
+    let base = program.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    for (builtin, _) in BUILTIN {
+        if let Some((origin, text)) = read(builtin)? {
+            let profile = parse(&origin, &text)?;
+            if profile.programs.iter().any(|p| *p == base) {
+                return Ok((builtin.to_string(), profile));
+            }
+        }
+    }
+    let (origin, text) = read("generic")?.ok_or_else(|| anyhow!("the generic profile is missing"))?;
+    Ok(("generic".into(), parse(&origin, &text)?))
+}
+
+fn substitute(text: &str, vars: &[(&str, String)]) -> String {
+    let mut out = text.to_string();
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+/// The program as `PATH` finds it, and the folders it needs to read: for a
+/// package from npm, the whole `node_modules` it lives in (its dependencies
+/// and native binaries sit beside it).
+fn installation(program: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let found = if program.components().count() > 1 {
+        program.to_path_buf()
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+            .ok_or_else(|| anyhow!("{} is not on PATH", program.display()))?
+    };
+    let mut roots = Vec::new();
+    for p in [found.clone(), std::fs::canonicalize(&found).with_context(|| format!("{}", found.display()))?] {
+        let outermost = p.ancestors().filter(|a| a.file_name().is_some_and(|n| n == "node_modules")).last();
+        match outermost {
+            Some(modules) => roots.push(modules.to_path_buf()),
+            None => {
+                if let Some(parent) = p.parent() {
+                    roots.push(parent.to_path_buf());
+                }
+            }
+        }
+    }
+    roots.sort();
+    roots.dedup();
+    Ok((found, roots))
+}
+
+/// `$XDG_DATA_HOME/airlock-wrap/PROFILE`: the agents' own state, kept apart
+/// from airlock's data folder (which every sandbox hides).
+fn state_root(profile: &str) -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
+        Some(x) if x.is_absolute() => x,
+        _ => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?).join(".local/share"),
+    };
+    Ok(base.join("airlock-wrap").join(profile))
+}
+
+/// A random placeholder the agent holds instead of the key.
+fn placeholder_key(session: &str) -> Result<String> {
+    let mut random = [0u8; 16];
+    crate::audit::getrandom(&mut random)?;
+    Ok(format!("airlock-placeholder-{session}-{}", hex::encode(random)))
+}
+
+/// Which upstreams the broker sends to: `--endpoint`, the models file, or
+/// the profile's vendor API (refused when its key is not set).
+fn broker_config(args: &WrapArgs, profile: &Profile) -> Result<(GatewayConfig, String)> {
+    let api = args.api.unwrap_or(profile.api).style();
+    if let Some(url) = &args.endpoint {
+        let config = crate::exec::endpoint_config(url, api, args.api_key_env.as_deref())?;
+        return Ok((config, format!("--endpoint {url}")));
+    }
+    let models = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => Some(crate::gateway::config_dir()?.join("models.toml")).filter(|p| p.exists()),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    if let Some(path) = models {
+        let config = GatewayConfig::load(&path, &env)?;
+        if config.upstreams.is_empty() {
+            bail!("{} names no [[upstream]]", path.display());
+        }
+        return Ok((config, path.display().to_string()));
+    }
+    let Some(up) = &profile.upstream else {
+        bail!(
+            "no model server for the broker\nhint: pass --endpoint http://HOST:PORT (and --api-key-env NAME), or write \
+             {} with [[upstream]] tables",
+            crate::gateway::config_dir()?.join("models.toml").display()
+        );
+    };
+    let key_env = args.api_key_env.as_deref().unwrap_or(&up.key_env);
+    let key = std::env::var(key_env).map_err(|_| {
+        anyhow!(
+            "{key_env} is not set: the broker holds the upstream's key ({}) and the agent gets a placeholder\nhint: \
+             export {key_env}=..., or pass --endpoint for a server of your own",
+            up.base_url
+        )
+    })?;
+    let mut config = GatewayConfig::parse("", Path::new("profile"), &env)?;
+    config.upstreams.push(Upstream {
+        name: "vendor".into(),
+        api,
+        base_url: up.base_url.trim_end_matches('/').to_string(),
+        models: vec!["*".into()],
+        api_key: Some(key),
+    });
+    Ok((config, up.base_url.clone()))
+}
+
+pub fn run(args: WrapArgs) -> Result<ExitCode> {
+    let program = PathBuf::from(&args.command[0]);
+    let (profile_name, profile) = load_profile(args.profile.as_deref(), &program)?;
+    let (found, install_roots) = installation(&program)?;
+    let (mut config, upstream_origin) = broker_config(&args, &profile)?;
+    config.egress = None;
+    let cx = crate::context()?;
+    let policy = crate::load_policy(&cx)?;
+    let home = std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?;
+
+    let session = crate::exec::new_session_id()?;
+    let key = placeholder_key(&session)?;
+    let run_dir = crate::exec::run_root()?.join(&session);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    }
+    let _cleanup = crate::exec::RemoveOnDrop(run_dir.clone());
+    let bind = |name: &str| -> Result<(PathBuf, std::os::unix::net::UnixListener)> {
+        let path = run_dir.join(name);
+        let (short, _folder) =
+            airlock_core::ipc::socket_path(&path).with_context(|| format!("cannot open {}", run_dir.display()))?;
+        let listener = std::os::unix::net::UnixListener::bind(&short)
+            .with_context(|| format!("cannot listen on {}", path.display()))?;
+        Ok((path, listener))
+    };
+    let (broker_sock, broker_listener) = bind("broker.sock")?;
+    let (proxy_sock, proxy_listener) = bind("egress.sock")?;
+
+    // The agent's own state, where it looks for it.
+    let state = state_root(&profile_name)?;
+    let mut home_binds = Vec::new();
+    for (i, rel) in profile.state.iter().enumerate() {
+        let kept = state.join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(&kept).with_context(|| format!("cannot create {}", kept.display()))?;
+        if i == 0 {
+            for (file, text) in &profile.files {
+                let vars = vars_for(&home, &key);
+                let path = kept.join(file);
+                std::fs::write(&path, substitute(text, &vars))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        home_binds.push((kept, home.join(rel.trim_start_matches('/'))));
+    }
+
+    let mut allow_domains = profile.allow_domains.clone();
+    allow_domains.extend(args.allow_domain.iter().cloned());
+    if policy.network.mode.value == airlock_policy::NetworkMode::Proxy {
+        allow_domains.extend(policy.network.allow_domains.iter().map(|d| d.value.clone()));
+    }
+
+    let audit_paths = crate::audit::paths(args.dir.clone())?;
+    let log = crate::audit::open_log(&audit_paths)?;
+    let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
+    let audit = writer.handle();
+    let policy_digest = hex::encode(Sha256::digest(policy.render().as_bytes()));
+    let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let destinations: Vec<String> = config.upstreams.iter().map(|u| format!("{} {}", u.name, u.base_url)).collect();
+    audit.append(
+        &session,
+        vec![Event::SessionStart {
+            policy_digest: policy_digest.clone(),
+            model_endpoint: format!(
+                "wrap {} ({}, profile {profile_name}) via broker to {} (from {upstream_origin}); proxy allows [{}]",
+                found.display(),
+                profile.description,
+                destinations.join(", "),
+                allow_domains.join(", ")
+            ),
+            airlock_version: env!("CARGO_PKG_VERSION").into(),
+            user: std::env::var("USER").unwrap_or_else(|_| format!("uid:{}", crate::gateway::getuid())),
+            host: crate::audit::host(),
+            workspace: cx.workspace.display().to_string(),
+        }],
+    )?;
+    let before = crate::workspace_changes::Snapshot::take(&cx.workspace);
+
+    // The broker and the proxy: the only code of this session that opens a connection.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let scanner = Arc::new(airlock_redact::Scanner::builtin());
+    let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone(), key: Some(key.clone()) };
+    let gw = Gateway::new(config, auth, audit.clone(), scanner)?;
+    let egress = EgressConfig { allow_domains: allow_domains.clone(), ..EgressConfig::default() };
+    let recorder = Arc::new(AuditRecorder::new(audit.clone(), session.clone()));
+    let proxy = EgressProxy::new(egress, recorder, Arc::new(SystemResolver));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let broker_task = runtime.spawn(serve_unix(gw, broker_listener, until_stopped(stopped.clone())));
+    let proxy_task = {
+        let _guard = runtime.enter();
+        proxy_listener.set_nonblocking(true)?;
+        let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
+        runtime.spawn(proxy.serve_unix(listener, until_stopped(stopped.clone())))
+    };
+
+    // The agent, in the sandbox.
+    let exe = std::env::current_exe().context("cannot find the airlock binary")?;
+    let proxy_url = format!("http://127.0.0.1:{PROXY_PORT}");
+    let home_str = home.display().to_string();
+    let vars = vars_for(&home, &key);
+    let mut env: BTreeMap<String, String> =
+        profile.env.iter().map(|(k, v)| (k.clone(), substitute(v, &vars))).collect();
+    for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy"] {
+        env.insert(name.into(), proxy_url.clone());
+    }
+    for name in ["NO_PROXY", "no_proxy"] {
+        env.insert(name.into(), "127.0.0.1,localhost".into());
+    }
+    // Node.js's own fetch takes the proxy from the environment only when asked.
+    env.insert("NODE_USE_ENV_PROXY".into(), "1".into());
+    let mut sandbox = Command::new(&exe);
+    sandbox
+        .arg("sandbox")
+        .arg("--private-home")
+        .arg("--bridge")
+        .arg(format!("{BROKER_PORT}={}", broker_sock.display()))
+        .arg("--bridge")
+        .arg(format!("{PROXY_PORT}={}", proxy_sock.display()));
+    if args.timeout > 0 {
+        sandbox.arg("--timeout").arg(args.timeout.to_string());
+    }
+    for (src, dst) in &home_binds {
+        sandbox.arg("--home-bind").arg(format!("{}:{}", src.display(), dst.display()));
+    }
+    for dir in install_roots.iter().chain(&args.read) {
+        sandbox.arg("--read").arg(dir);
+    }
+    for dir in &args.write {
+        sandbox.arg("--write").arg(dir);
+    }
+    for name in env.keys() {
+        sandbox.arg("--env").arg(name);
+    }
+    sandbox.arg("--").arg(&found).args(&args.command[1..]);
+    sandbox.envs(&env).env("HOME", &home_str).current_dir(&cx.workspace).stdin(Stdio::inherit());
+    // Whatever the caller's environment holds (its keys included) stays here:
+    // the sandbox passes only its allowlist and the profile's variables.
+    let started = Instant::now();
+    let mut child = sandbox.spawn().with_context(|| format!("cannot start {}", exe.display()))?;
+    let pid = child.id() as libc::pid_t;
+    // Signals sent to this process alone (a terminal's Ctrl-C reaches both)
+    // go on to the sandbox, which ends the agent's whole tree.
+    let forward = runtime.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        else {
+            return;
+        };
+        loop {
+            let sig = tokio::select! {
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+                _ = hup.recv() => libc::SIGHUP,
+            };
+            // SAFETY: kill(2) on our own child's pid, which is not reaped until `wait` below returns.
+            unsafe { libc::kill(pid, sig) };
+        }
+    });
+    let status = child.wait().context("cannot wait for the sandbox")?;
+    let elapsed = started.elapsed();
+    forward.abort();
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+
+    let _ = stop.send(true);
+    let _ = runtime.block_on(async {
+        let _ = broker_task.await;
+        let _ = proxy_task.await;
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+
+    let mut events: Vec<Event> = before.changes(&cx.workspace);
+    events.push(Event::Command {
+        argv,
+        cwd: cx.workspace.display().to_string(),
+        sandbox_digest: policy_digest,
+        exit_status: i64::from(code),
+        duration_ms: elapsed.as_millis() as u64,
+        output_digest: String::new(),
+        output_bytes: 0,
+    });
+    let reason = match code {
+        125 => "the sandbox refused to start the agent".to_string(),
+        c => format!("the agent exited with status {c}"),
+    };
+    events.push(Event::SessionEnd { reason });
+    audit.append(&session, events)?;
+    drop(audit);
+    writer.close()?;
+
+    let report = crate::report::build(args.dir.clone(), &session)?;
+    if let Some(path) = &args.report {
+        let text = match path.extension().and_then(|e| e.to_str()) {
+            Some("html") | Some("htm") => report.html(),
+            Some("json") => serde_json::to_string_pretty(&report.json())?,
+            _ => report.text(),
+        };
+        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if !args.quiet {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        let text = report.text();
+        if color {
+            eprint!("\x1b[2m{text}\x1b[0m");
+        } else {
+            eprint!("{text}");
+        }
+        eprintln!("airlock: the whole record: airlock report {session} --output report.html");
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// What `{name}` in a profile stands for.
+fn vars_for(home: &Path, key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("base_url", format!("http://127.0.0.1:{BROKER_PORT}")),
+        ("proxy", format!("http://127.0.0.1:{PROXY_PORT}")),
+        ("key", key.to_string()),
+        ("home", home.display().to_string()),
+    ]
+}
