@@ -114,6 +114,10 @@ struct SandboxArgs {
     /// agent's own state folder where it looks for it).
     #[arg(long = "home-bind", value_name = "SRC:DST", requires = "private_home")]
     home_bind: Vec<String>,
+    /// Answer name lookups inside with REFUSED and send each name asked for to the Unix datagram
+    /// socket SOCKET outside (lookups that bypass the broker's proxy are still seen).
+    #[arg(long, value_name = "SOCKET")]
+    dns_log: Option<PathBuf>,
     /// Print what would be enforced, and why, instead of running.
     #[arg(long)]
     explain: bool,
@@ -276,6 +280,7 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         spec.readable_roots.push(real);
     }
     spec.bridges = args.bridge.clone();
+    spec.dns_log = args.dns_log.clone();
     if args.private_home {
         spec.home_view = Some(std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?);
     }

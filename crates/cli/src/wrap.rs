@@ -167,7 +167,7 @@ fn load_profile(name: Option<&str>, program: &Path) -> Result<(String, Profile)>
     for (builtin, _) in BUILTIN {
         if let Some((origin, text)) = read(builtin)? {
             let profile = parse(&origin, &text)?;
-            if profile.programs.iter().any(|p| *p == base) {
+            if profile.programs.contains(&base) {
                 return Ok((builtin.to_string(), profile));
             }
         }
@@ -308,6 +308,13 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     };
     let (broker_sock, broker_listener) = bind("broker.sock")?;
     let (proxy_sock, proxy_listener) = bind("egress.sock")?;
+    let dns_sock = run_dir.join("dns.sock");
+    let dns_log = {
+        let (short, _folder) =
+            airlock_core::ipc::socket_path(&dns_sock).with_context(|| format!("cannot open {}", run_dir.display()))?;
+        std::os::unix::net::UnixDatagram::bind(&short)
+            .with_context(|| format!("cannot listen on {}", dns_sock.display()))?
+    };
 
     // The agent's own state, where it looks for it.
     let state = state_root(&profile_name)?;
@@ -374,6 +381,7 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let lookups = record_lookups(dns_log, audit.clone(), session.clone())?;
     let broker_task = runtime.spawn(serve_unix(gw, broker_listener, until_stopped(stopped.clone())));
     let proxy_task = {
         let _guard = runtime.enter();
@@ -404,7 +412,9 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
         .arg("--bridge")
         .arg(format!("{BROKER_PORT}={}", broker_sock.display()))
         .arg("--bridge")
-        .arg(format!("{PROXY_PORT}={}", proxy_sock.display()));
+        .arg(format!("{PROXY_PORT}={}", proxy_sock.display()))
+        .arg("--dns-log")
+        .arg(&dns_sock);
     if args.timeout > 0 {
         sandbox.arg("--timeout").arg(args.timeout.to_string());
     }
@@ -453,7 +463,8 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
 
     let _ = stop.send(true);
-    let _ = runtime.block_on(async {
+    lookups.stop();
+    runtime.block_on(async {
         let _ = broker_task.await;
         let _ = proxy_task.await;
     });
@@ -498,6 +509,59 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
         eprintln!("airlock: the whole record: airlock report {session} --output report.html");
     }
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The thread that puts each name the agent looked up on the record (once
+/// per name: a retry loop does not fill the log).
+struct Lookups {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lookups {
+    /// Stops after what has arrived is recorded.
+    fn stop(mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn record_lookups(
+    socket: std::os::unix::net::UnixDatagram,
+    audit: airlock_audit::writer::AuditHandle,
+    session: String,
+) -> Result<Lookups> {
+    socket.set_read_timeout(Some(std::time::Duration::from_millis(100)))?;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let thread = std::thread::Builder::new().name("dns-log".into()).spawn(move || {
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = [0u8; 512];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) => {
+                    let name = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if seen.insert(name.clone()) {
+                        let event = Event::BlockedEgress {
+                            destination: format!("dns:{name}"),
+                            reason: "a name looked up inside the sandbox, answered REFUSED: only the broker and its \
+                                     proxy lead out"
+                                .into(),
+                            bytes: n as u64,
+                        };
+                        if let Err(e) = audit.append(&session, vec![event]) {
+                            tracing::error!("a lookup could not be recorded: {e}");
+                        }
+                    }
+                }
+                Err(_) if flag.load(std::sync::atomic::Ordering::SeqCst) => return,
+                Err(_) => {}
+            }
+        }
+    })?;
+    Ok(Lookups { done, thread: Some(thread) })
 }
 
 /// What `{name}` in a profile stands for.

@@ -28,40 +28,94 @@ pub(crate) struct Ready {
     name: CString,
 }
 
+/// The sandbox's resolver: 127.0.0.1:53 (UDP), and where each name goes.
+pub(crate) struct Dns {
+    socket: OwnedFd,
+    folder: OwnedFd,
+    name: CString,
+}
+
+/// Everything the bridge process serves.
+pub(crate) struct Network {
+    ports: Vec<Ready>,
+    dns: Option<Dns>,
+}
+
+impl Network {
+    /// Whether there is nothing to serve (no bridge process is needed).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.dns.is_none()
+    }
+}
+
+type SetupError = (&'static str, io::Error);
+
+fn invalid(step: &'static str) -> SetupError {
+    (step, io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The folder of `socket` (opened `O_PATH`, to connect through it after the
+/// root is replaced) and the socket's name in it.
+fn folder_of(socket: &std::path::Path) -> Result<(OwnedFd, CString), SetupError> {
+    let step = "open a bridge's socket folder";
+    let folder = socket.parent().ok_or(invalid(step))?;
+    let name = CString::new(socket.file_name().ok_or(invalid(step))?.as_bytes()).map_err(|_| invalid(step))?;
+    let folder = CString::new(folder.as_os_str().as_bytes()).map_err(|_| invalid(step))?;
+    // SAFETY: a valid NUL-terminated path; the returned fd is ours.
+    let fd = unsafe { libc::open(folder.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err((step, io::Error::last_os_error()));
+    }
+    // SAFETY: just opened, owned by nobody else.
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, name))
+}
+
 /// Brings up loopback and binds every bridge. Runs in init, in the new
 /// network namespace, before the root is replaced (the sockets' folders are
 /// opened on the host's paths).
-pub(crate) fn prepare(bridges: &[Bridge]) -> Result<Vec<Ready>, (&'static str, io::Error)> {
-    if bridges.is_empty() {
-        return Ok(Vec::new());
+pub(crate) fn prepare(bridges: &[Bridge], dns_log: Option<&std::path::Path>) -> Result<Network, SetupError> {
+    if bridges.is_empty() && dns_log.is_none() {
+        return Ok(Network { ports: Vec::new(), dns: None });
     }
     loopback_up().map_err(|e| ("bring up loopback", e))?;
-    bridges
+    let dns = match dns_log {
+        Some(log) => {
+            let (folder, name) = folder_of(log)?;
+            let socket = bind_udp(53).map_err(|e| ("listen on 127.0.0.1:53", e))?;
+            Some(Dns { socket, folder, name })
+        }
+        None => None,
+    };
+    let ports = bridges
         .iter()
         .map(|b| {
-            let folder = b
-                .socket
-                .parent()
-                .ok_or(("open a bridge's socket folder", io::Error::from_raw_os_error(libc::EINVAL)))?;
-            let name = b
-                .socket
-                .file_name()
-                .ok_or(("open a bridge's socket folder", io::Error::from_raw_os_error(libc::EINVAL)))?;
-            let name = CString::new(name.as_bytes())
-                .map_err(|_| ("bridge socket name", io::Error::from_raw_os_error(libc::EINVAL)))?;
-            let folder_c = CString::new(folder.as_os_str().as_bytes())
-                .map_err(|_| ("bridge socket name", io::Error::from_raw_os_error(libc::EINVAL)))?;
-            // SAFETY: a valid NUL-terminated path; the returned fd is ours.
-            let fd = unsafe { libc::open(folder_c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-            if fd < 0 {
-                return Err(("open a bridge's socket folder", io::Error::last_os_error()));
-            }
-            // SAFETY: just opened, owned by nobody else.
-            let folder = unsafe { OwnedFd::from_raw_fd(fd) };
+            let (folder, name) = folder_of(&b.socket)?;
             let listener = listen(b.port).map_err(|e| ("listen on a bridge port", e))?;
             Ok(Ready { listener, folder, name })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Network { ports, dns })
+}
+
+/// A UDP socket on 127.0.0.1:`port`.
+fn bind_udp(port: u16) -> io::Result<OwnedFd> {
+    let sock = socket(libc::AF_INET, libc::SOCK_DGRAM)?;
+    let addr = loopback(port);
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a valid sockaddr_in of the given length, on our socket.
+    if unsafe { libc::bind(sock.as_raw_fd(), (&addr as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+fn loopback(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be() },
+        sin_zero: [0; 8],
+    }
 }
 
 /// `ip link set lo up`: a new network namespace starts with it down.
@@ -98,12 +152,7 @@ fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
 /// A listener on 127.0.0.1:`port`.
 fn listen(port: u16) -> io::Result<OwnedFd> {
     let sock = socket(libc::AF_INET, libc::SOCK_STREAM)?;
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be() },
-        sin_zero: [0; 8],
-    };
+    let addr = loopback(port);
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: a valid sockaddr_in of the given length, on our socket.
     unsafe {
@@ -194,19 +243,25 @@ fn would_block() -> bool {
     matches!(io::Error::last_os_error().raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
 }
 
-/// Opens a connection to the bridge's Unix socket, through its folder.
-fn connect(ready: &Ready) -> io::Result<OwnedFd> {
-    let sock = socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
+/// The address of `name`, relative to the folder the caller changes into.
+fn unix_addr(name: &CString) -> io::Result<libc::sockaddr_un> {
     // SAFETY: sockaddr_un is plain data.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let name = ready.name.as_bytes();
+    let name = name.as_bytes();
     if name.len() >= addr.sun_path.len() {
         return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
     }
     for (dst, src) in addr.sun_path.iter_mut().zip(name) {
         *dst = *src as libc::c_char;
     }
+    Ok(addr)
+}
+
+/// Opens a connection to the bridge's Unix socket, through its folder.
+fn connect(ready: &Ready) -> io::Result<OwnedFd> {
+    let sock = socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
+    let addr = unix_addr(&ready.name)?;
     let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
     // SAFETY: fchdir to a folder fd we own (so the relative name resolves in
     // it), then connect with a valid sockaddr_un.
@@ -226,13 +281,18 @@ fn connect(ready: &Ready) -> io::Result<OwnedFd> {
 
 /// The bridge process's loop: accept, connect, copy. Never returns; the
 /// namespace's end kills it.
-pub(crate) fn serve(bridges: Vec<Ready>) -> ! {
+pub(crate) fn serve(network: Network) -> ! {
+    let Network { ports: bridges, dns } = network;
     let mut connections: Vec<Connection> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut query = [0u8; 512];
     loop {
         fds.clear();
         for b in &bridges {
             fds.push(libc::pollfd { fd: b.listener.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        if let Some(d) = &dns {
+            fds.push(libc::pollfd { fd: d.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
         for c in &connections {
             let events = |read: bool, write: bool| {
@@ -260,6 +320,12 @@ pub(crate) fn serve(bridges: Vec<Ready>) -> ! {
         }
         let ready_flags = libc::POLLIN | libc::POLLHUP | libc::POLLERR;
         let mut i = bridges.len();
+        if let Some(d) = &dns {
+            if fds[i].revents & libc::POLLIN != 0 {
+                answer_lookup(d, &mut query);
+            }
+            i += 1;
+        }
         let mut keep = Vec::with_capacity(connections.len());
         for mut c in connections.drain(..) {
             let (t, u) = (fds[i].revents, fds[i + 1].revents);
@@ -304,5 +370,157 @@ pub(crate) fn serve(bridges: Vec<Ready>) -> ! {
                 connections.push(Connection { tcp, unix, up: Pipe::new(), down: Pipe::new() });
             }
         }
+    }
+}
+
+/// Answers one lookup with REFUSED and tells the caller the name.
+fn answer_lookup(dns: &Dns, buf: &mut [u8; 512]) {
+    // SAFETY: sockaddr_in is plain data; recvfrom fills at most its size.
+    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut from_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: receiving into our own buffer and address from an fd we own.
+    let n = unsafe {
+        libc::recvfrom(
+            dns.socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            (&mut from as *mut libc::sockaddr_in).cast(),
+            &mut from_len,
+        )
+    };
+    if n <= 0 {
+        return;
+    }
+    let Some((name, reply)) = refuse(&buf[..n as usize]) else {
+        return;
+    };
+    // SAFETY: sending our own buffer back to the address it came from.
+    unsafe {
+        libc::sendto(
+            dns.socket.as_raw_fd(),
+            reply.as_ptr().cast(),
+            reply.len(),
+            0,
+            (&from as *const libc::sockaddr_in).cast(),
+            from_len,
+        );
+    }
+    let (Ok(log), Ok(addr)) = (socket(libc::AF_UNIX, libc::SOCK_DGRAM), unix_addr(&dns.name)) else {
+        return;
+    };
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: fchdir to a folder fd we own, then one datagram from our buffer.
+    unsafe {
+        if libc::fchdir(dns.folder.as_raw_fd()) == 0 {
+            libc::sendto(
+                log.as_raw_fd(),
+                name.as_ptr().cast(),
+                name.len(),
+                0,
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            );
+        }
+    }
+}
+
+/// For a DNS query: `TYPE NAME` (bytes outside printable ASCII escaped as
+/// `\DDD`) and a REFUSED answer carrying its question. `None` for anything
+/// that is not one well-formed query.
+pub(crate) fn refuse(query: &[u8]) -> Option<(String, Vec<u8>)> {
+    if query.len() < 12 || query[2] & 0x80 != 0 || u16::from_be_bytes([query[4], query[5]]) != 1 {
+        return None;
+    }
+    let mut at = 12;
+    let mut name = String::new();
+    loop {
+        let len = *query.get(at)? as usize;
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        // Compression pointers and extended labels have no place in a question.
+        if len > 63 || name.len() + len > 253 {
+            return None;
+        }
+        if !name.is_empty() {
+            name.push('.');
+        }
+        for &b in query.get(at..at + len)? {
+            match b {
+                b'!'..=b'~' if b != b'\\' => name.push(b as char),
+                _ => name.push_str(&format!("\\{b:03}")),
+            }
+        }
+        at += len;
+    }
+    let qtype = u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]);
+    query.get(at + 2..at + 4)?;
+    let end = at + 4;
+    let kind = match qtype {
+        1 => "A".to_string(),
+        28 => "AAAA".into(),
+        5 => "CNAME".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        33 => "SRV".into(),
+        65 => "HTTPS".into(),
+        n => format!("TYPE{n}"),
+    };
+    let mut reply = query[..end].to_vec();
+    // QR, the query's opcode and RD; RA; RCODE 5 (REFUSED); one question, nothing else.
+    reply[2] = 0x80 | (query[2] & 0x79);
+    reply[3] = 0x80 | 5;
+    reply[6..12].fill(0);
+    Some((format!("{kind} {}", if name.is_empty() { "." } else { &name }), reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.split('.') {
+            q.push(label.len() as u8);
+            q.extend(label.as_bytes());
+        }
+        q.push(0);
+        q.extend(qtype.to_be_bytes());
+        q.extend(1u16.to_be_bytes());
+        q
+    }
+
+    #[test]
+    fn a_lookup_is_refused_with_its_question_and_its_name_is_told() {
+        let q = query(0xbeef, "statsig.anthropic.com", 1);
+        let (name, reply) = refuse(&q).unwrap();
+        assert_eq!(name, "A statsig.anthropic.com");
+        assert_eq!(&reply[..2], &[0xbe, 0xef]);
+        assert_eq!(reply[2] & 0x80, 0x80, "a response");
+        assert_eq!(reply[2] & 0x01, 0x01, "recursion desired is kept");
+        assert_eq!(reply[3] & 0x0f, 5, "REFUSED");
+        assert_eq!(&reply[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&reply[12..], &q[12..]);
+        assert_eq!(refuse(&query(1, "x.example", 28)).unwrap().0, "AAAA x.example");
+    }
+
+    #[test]
+    fn anything_but_one_well_formed_query_is_ignored() {
+        let good = query(1, "a.b", 1);
+        assert!(refuse(&good[..good.len() - 1]).is_none(), "truncated");
+        let mut answer = good.clone();
+        answer[2] |= 0x80;
+        assert!(refuse(&answer).is_none(), "a response");
+        let mut two = good.clone();
+        two[5] = 2;
+        assert!(refuse(&two).is_none(), "two questions");
+        let mut pointer = good.clone();
+        pointer[12] = 0xc0;
+        assert!(refuse(&pointer).is_none(), "a compression pointer");
+        assert!(refuse(&[0; 5]).is_none());
+        assert_eq!(refuse(&query(1, "a\x7fb.c", 1)).unwrap().0, "A a\\127b.c");
     }
 }

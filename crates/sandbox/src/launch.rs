@@ -85,7 +85,7 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
     let plan = plan::plan(spec, &plan::host_node)?;
-    let filter = match spec.bridges.is_empty() {
+    let filter = match spec.bridges.is_empty() && spec.dns_log.is_none() {
         true => seccomp::program(&seccomp::rules()),
         false => seccomp::program(&seccomp::rules_with_loopback()),
     };
@@ -557,7 +557,7 @@ fn init_main(inside: &Inside) -> ! {
         report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "user namespace id maps");
     }
     // Before the new root: the bridges' socket folders are opened on the host's paths.
-    let bridges = match bridge::prepare(&spec.bridges) {
+    let bridges = match bridge::prepare(&spec.bridges, spec.dns_log.as_deref()) {
         Ok(b) => b,
         Err((step, e)) => report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), step),
     };
@@ -615,7 +615,7 @@ fn init_main(inside: &Inside) -> ! {
 
 /// Forks the bridge process and waits until it is confined and serving, so
 /// that the command never runs beside a bridge that failed.
-fn start_bridge(inside: &Inside, bridges: Vec<bridge::Ready>) {
+fn start_bridge(inside: &Inside, bridges: bridge::Network) {
     let status_fd = inside.status_fd;
     let mut ready = [0; 2];
     // SAFETY: valid array of two ints.
@@ -651,7 +651,7 @@ fn start_bridge(inside: &Inside, bridges: Vec<bridge::Ready>) {
 
 /// The bridge process: stdio to /dev/null, every layer the command gets but
 /// with no file or TCP rights at all, then the copy loop.
-fn bridge_main(inside: &Inside, bridges: Vec<bridge::Ready>, ready_fd: RawFd) -> ! {
+fn bridge_main(inside: &Inside, bridges: bridge::Network, ready_fd: RawFd) -> ! {
     let status_fd = inside.status_fd;
     // SAFETY: opening /dev/null and duplicating it onto stdio of this process.
     unsafe {

@@ -148,6 +148,9 @@ pub struct Plan {
 /// The device nodes of the sandbox's minimal `/dev`.
 pub const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"];
 
+/// The resolver configuration, hidden when the sandbox answers lookups itself.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 /// Computes the plan. `node` tells what a host path is (see [`host_node`]).
 pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, SandboxError> {
     let denied = |p: &Path| spec.deny_read.iter().any(|d| p.starts_with(d));
@@ -254,6 +257,18 @@ pub fn plan(spec: &SandboxSpec, node: &dyn Fn(&Path) -> Node) -> Result<Plan, Sa
     }
     landlock.push(LandlockRule { path: "/dev".into(), grant: Grant::Device });
     landlock.push(LandlockRule { path: "/dev/shm".into(), grant: Grant::ReadWrite });
+
+    // Lookups go to the sandbox's own resolver: an empty resolv.conf means
+    // 127.0.0.1 to every resolver.
+    let resolv = match (&spec.dns_log, node(Path::new(RESOLV_CONF))) {
+        (None, _) => None,
+        (Some(_), Node::File) => Some(PathBuf::from(RESOLV_CONF)),
+        (Some(_), Node::Symlink(Some(target))) => Some(target),
+        (Some(_), _) => None,
+    };
+    if let Some(path) = resolv.filter(|p| bound.iter().any(|b| p.starts_with(b))) {
+        mounts.push(MountOp::MaskFile { path });
+    }
 
     // Denied paths that show through a bound root are masked.
     for deny in &spec.deny_read {
@@ -393,6 +408,7 @@ mod tests {
             bridges: vec![],
             home_view: None,
             home_binds: vec![],
+            dns_log: None,
         }
     }
 
@@ -574,5 +590,23 @@ mod tests {
         assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err(), "a target outside the home");
         spec.home_view = Some("/".into());
         assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err());
+    }
+
+    #[test]
+    fn with_a_dns_log_the_hosts_resolver_configuration_is_hidden() {
+        let mut spec = spec();
+        let nodes = HashMap::from([("/etc", Node::Dir), ("/etc/resolv.conf", Node::File), ("/usr", Node::Dir)]);
+        let node = |p: &Path| nodes.get(p.to_str().unwrap()).cloned().unwrap_or(Node::Missing);
+        let mask = MountOp::MaskFile { path: "/etc/resolv.conf".into() };
+        assert!(!plan(&spec, &node).unwrap().mounts.contains(&mask));
+        spec.dns_log = Some("/run/a/dns.sock".into());
+        assert!(plan(&spec, &node).unwrap().mounts.contains(&mask));
+        let linked = HashMap::from([
+            ("/etc", Node::Dir),
+            ("/etc/resolv.conf", Node::Symlink(Some("/etc/resolvconf/run/resolv.conf".into()))),
+        ]);
+        let node = |p: &Path| linked.get(p.to_str().unwrap()).cloned().unwrap_or(Node::Missing);
+        let target = MountOp::MaskFile { path: "/etc/resolvconf/run/resolv.conf".into() };
+        assert!(plan(&spec, &node).unwrap().mounts.contains(&target));
     }
 }

@@ -39,6 +39,11 @@ pub struct SandboxSpec {
     /// (source, target): a wrapped agent's own state folder where it looks
     /// for it, while the user's real one stays hidden.
     pub home_binds: Vec<(PathBuf, PathBuf)>,
+    /// Answer name lookups inside on 127.0.0.1:53 (REFUSED: the proxy is the
+    /// way out) and send each name asked for to this Unix datagram socket
+    /// outside, so that a lookup that bypasses the proxy is still seen. The
+    /// host's `/etc/resolv.conf` is hidden, which points resolvers there.
+    pub dns_log: Option<PathBuf>,
 }
 
 /// A TCP port on the sandbox's own loopback whose connections are carried to
@@ -188,6 +193,7 @@ impl SandboxSpec {
             bridges: Vec::new(),
             home_view: None,
             home_binds: Vec::new(),
+            dns_log: None,
         })
     }
 }
