@@ -60,6 +60,9 @@ pub struct WrapArgs {
     /// The model server the broker sends to (instead of models.toml or the profile's vendor API).
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
+    /// The model the agent asks for, where its profile sets one (`{model}`).
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
     /// The wire API of --endpoint (default: the profile's).
     #[arg(long, value_enum, value_name = "API")]
     api: Option<WrapApi>,
@@ -81,6 +84,10 @@ pub struct WrapArgs {
     /// Kill the agent and everything it started after SECS seconds (0: never).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     timeout: u64,
+    /// Leave the agent's own telemetry switches as they are (the profile sets them off by default): to see
+    /// in the report what it tries to send. Every attempt is refused and recorded either way.
+    #[arg(long)]
+    vendor_telemetry: bool,
     /// No summary on standard error at the end.
     #[arg(long)]
     quiet: bool,
@@ -105,6 +112,10 @@ impl WrapApi {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// What an agent needs to run contained: data, shipped as TOML.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,14 +130,24 @@ struct Profile {
     /// Its state folders, relative to the home folder: kept by airlock, shown writable there.
     #[serde(default)]
     state: Vec<String>,
+    /// The model it asks for unless --model says (`{model}`).
+    model: Option<String>,
     /// Hosts it may reach through the proxy.
     #[serde(default)]
     allow_domains: Vec<String>,
+    /// Whether it gets `HTTPS_PROXY` and friends (default true); without, what
+    /// it sends past the broker is stopped by the kernel and only its name
+    /// lookups are seen.
+    #[serde(default = "yes")]
+    proxy: bool,
     /// The vendor API the broker uses when nothing else is configured.
     upstream: Option<ProfileUpstream>,
-    /// Variables set for it (`{base_url}`, `{proxy}`, `{key}`, `{home}` substituted).
+    /// Variables set for it (`{base_url}`, `{proxy}`, `{key}`, `{home}`, `{model}` substituted).
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// Its own switches that turn telemetry, error reports and update checks off (unless --vendor-telemetry).
+    #[serde(default)]
+    telemetry_off: BTreeMap<String, String>,
     /// Files written into its first state folder at every start (same substitutions).
     #[serde(default)]
     files: BTreeMap<String, String>,
@@ -287,6 +308,7 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let policy = crate::load_policy(&cx)?;
     let home = std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?;
 
+    let model = args.model.clone().or_else(|| profile.model.clone()).unwrap_or_default();
     let session = crate::exec::new_session_id()?;
     let key = placeholder_key(&session)?;
     let run_dir = crate::exec::run_root()?.join(&session);
@@ -324,7 +346,7 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(&kept).with_context(|| format!("cannot create {}", kept.display()))?;
         if i == 0 {
             for (file, text) in &profile.files {
-                let vars = vars_for(&home, &key);
+                let vars = vars_for(&home, &key, &model);
                 let path = kept.join(file);
                 std::fs::write(&path, substitute(text, &vars))
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -394,17 +416,20 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the airlock binary")?;
     let proxy_url = format!("http://127.0.0.1:{PROXY_PORT}");
     let home_str = home.display().to_string();
-    let vars = vars_for(&home, &key);
+    let vars = vars_for(&home, &key, &model);
+    let switches = profile.telemetry_off.iter().filter(|_| !args.vendor_telemetry);
     let mut env: BTreeMap<String, String> =
-        profile.env.iter().map(|(k, v)| (k.clone(), substitute(v, &vars))).collect();
-    for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy"] {
-        env.insert(name.into(), proxy_url.clone());
+        profile.env.iter().chain(switches).map(|(k, v)| (k.clone(), substitute(v, &vars))).collect();
+    if profile.proxy {
+        for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            env.insert(name.into(), proxy_url.clone());
+        }
+        for name in ["NO_PROXY", "no_proxy"] {
+            env.insert(name.into(), "127.0.0.1,localhost".into());
+        }
+        // Node.js's own fetch takes the proxy from the environment only when asked.
+        env.insert("NODE_USE_ENV_PROXY".into(), "1".into());
     }
-    for name in ["NO_PROXY", "no_proxy"] {
-        env.insert(name.into(), "127.0.0.1,localhost".into());
-    }
-    // Node.js's own fetch takes the proxy from the environment only when asked.
-    env.insert("NODE_USE_ENV_PROXY".into(), "1".into());
     let mut sandbox = Command::new(&exe);
     sandbox
         .arg("sandbox")
@@ -565,8 +590,9 @@ fn record_lookups(
 }
 
 /// What `{name}` in a profile stands for.
-fn vars_for(home: &Path, key: &str) -> Vec<(&'static str, String)> {
+fn vars_for(home: &Path, key: &str, model: &str) -> Vec<(&'static str, String)> {
     vec![
+        ("model", model.to_string()),
         ("base_url", format!("http://127.0.0.1:{BROKER_PORT}")),
         ("proxy", format!("http://127.0.0.1:{PROXY_PORT}")),
         ("key", key.to_string()),
