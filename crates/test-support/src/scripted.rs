@@ -316,6 +316,7 @@ impl ScriptedModel {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/v1/messages", post(messages))
+            .route("/v1/responses", post(responses))
             .route("/v1/models", get(models))
             .fallback(unexpected)
             // Agent conversations with whole files in them can be large.
@@ -486,6 +487,8 @@ fn lock(shared: &Mutex<Record>) -> MutexGuard<'_, Record> {
 enum Api {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API (what Codex CLI speaks).
+    Responses,
 }
 
 impl Api {
@@ -493,6 +496,7 @@ impl Api {
         match self {
             Api::OpenAi => "/v1/chat/completions",
             Api::Anthropic => "/v1/messages",
+            Api::Responses => "/v1/responses",
         }
     }
 }
@@ -503,6 +507,10 @@ async fn chat_completions(State(shared): State<Arc<Mutex<Record>>>, body: Bytes)
 
 async fn messages(State(shared): State<Arc<Mutex<Record>>>, body: Bytes) -> Response {
     answer(&shared, Api::Anthropic, &body)
+}
+
+async fn responses(State(shared): State<Arc<Mutex<Record>>>, body: Bytes) -> Response {
+    answer(&shared, Api::Responses, &body)
 }
 
 async fn models() -> Response {
@@ -517,7 +525,8 @@ async fn models() -> Response {
 
 async fn unexpected(State(shared): State<Arc<Mutex<Record>>>, method: Method, uri: Uri) -> Response {
     let message = format!(
-        "unexpected request {method} {uri}: only POST /v1/chat/completions, POST /v1/messages and GET /v1/models are served"
+        "unexpected request {method} {uri}: only POST /v1/chat/completions, POST /v1/messages, POST /v1/responses and \
+         GET /v1/models are served"
     );
     lock(&shared).violation(message.clone());
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"type": "not_found_error", "message": message}})))
@@ -579,6 +588,8 @@ fn answer(shared: &Mutex<Record>, api: Api, body: &[u8]) -> Response {
         (Api::OpenAi, true) => sse(openai_chunks(&turn, index, &model, include_usage)),
         (Api::Anthropic, false) => axum::Json(anthropic_message(&turn, index, &model)).into_response(),
         (Api::Anthropic, true) => sse(anthropic_events(&turn, index, &model)),
+        (Api::Responses, false) => axum::Json(responses_document(&turn, index, &model)).into_response(),
+        (Api::Responses, true) => sse(responses_events(&turn, index, &model)),
     }
 }
 
@@ -605,7 +616,7 @@ fn excerpt(text: &str) -> String {
 
 fn bad_request(api: Api, message: &str) -> Response {
     let body = match api {
-        Api::OpenAi => json!({"error": {"type": "invalid_request_error", "message": message}}),
+        Api::OpenAi | Api::Responses => json!({"error": {"type": "invalid_request_error", "message": message}}),
         Api::Anthropic => json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}),
     };
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
@@ -712,6 +723,92 @@ fn openai_chunks(turn: &Turn, index: usize, model: &str, include_usage: bool) ->
     events
 }
 
+/// The output items of a Responses answer: a message with the text, then one `function_call` per call.
+fn responses_items(turn: &Turn, index: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    if let Some(text) = &turn.text {
+        items.push(json!({"type": "message", "id": format!("msg_scripted_{index}"), "status": "completed",
+            "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]}));
+    }
+    for (i, call) in turn.calls.iter().enumerate() {
+        items.push(json!({"type": "function_call", "id": format!("fc_scripted_{index}_{i}"), "status": "completed",
+            "call_id": call.id_in(index, i), "name": call.name, "arguments": call.arguments}));
+    }
+    items
+}
+
+fn responses_usage(usage: Tokens) -> Value {
+    json!({"input_tokens": usage.input, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": usage.output,
+        "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": usage.input + usage.output})
+}
+
+/// A non-streamed Responses answer.
+fn responses_document(turn: &Turn, index: usize, model: &str) -> Value {
+    json!({"id": format!("resp_scripted_{index}"), "object": "response", "created_at": 0, "status": "completed",
+        "model": model, "output": responses_items(turn, index), "usage": responses_usage(turn.usage)})
+}
+
+/// A streamed Responses answer: the event sequence OpenAI sends, text and arguments cut into pieces.
+fn responses_events(turn: &Turn, index: usize, model: &str) -> Vec<String> {
+    let id = format!("resp_scripted_{index}");
+    let mut events = Vec::new();
+    let mut push = |kind: &str, mut data: Value| {
+        data["type"] = json!(kind);
+        data["sequence_number"] = json!(events.len());
+        events.push(format!("event: {kind}\ndata: {data}\n\n"));
+    };
+    let shell = json!({"id": id, "object": "response", "created_at": 0, "status": "in_progress", "model": model,
+        "output": []});
+    push("response.created", json!({"response": shell}));
+    push("response.in_progress", json!({"response": shell}));
+    for (at, item) in responses_items(turn, index).into_iter().enumerate() {
+        let mut added = item.clone();
+        added["status"] = json!("in_progress");
+        if item["type"] == "message" {
+            added["content"] = json!([]);
+            push("response.output_item.added", json!({"output_index": at, "item": added}));
+            let part = json!({"type": "output_text", "text": "", "annotations": []});
+            push(
+                "response.content_part.added",
+                json!({"item_id": item["id"], "output_index": at, "content_index": 0, "part": part}),
+            );
+            let text = item["content"][0]["text"].as_str().unwrap_or_default().to_owned();
+            for piece in pieces(&text, PIECES) {
+                push(
+                    "response.output_text.delta",
+                    json!({"item_id": item["id"], "output_index": at, "content_index": 0, "delta": piece}),
+                );
+            }
+            push(
+                "response.output_text.done",
+                json!({"item_id": item["id"], "output_index": at, "content_index": 0, "text": text}),
+            );
+            push(
+                "response.content_part.done",
+                json!({"item_id": item["id"], "output_index": at, "content_index": 0,
+                "part": item["content"][0]}),
+            );
+        } else {
+            added["arguments"] = json!("");
+            push("response.output_item.added", json!({"output_index": at, "item": added}));
+            let arguments = item["arguments"].as_str().unwrap_or_default().to_owned();
+            for piece in pieces(&arguments, PIECES) {
+                push(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item["id"], "output_index": at, "delta": piece}),
+                );
+            }
+            push(
+                "response.function_call_arguments.done",
+                json!({"item_id": item["id"], "output_index": at, "arguments": arguments}),
+            );
+        }
+        push("response.output_item.done", json!({"output_index": at, "item": item}));
+    }
+    push("response.completed", json!({"response": responses_document(turn, index, model)}));
+    events
+}
+
 fn anthropic_stop_reason(turn: &Turn) -> &'static str {
     if turn.finishes_with_calls() { "tool_use" } else { "end_turn" }
 }
@@ -797,7 +894,8 @@ fn anthropic_events(turn: &Turn, index: usize, model: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Call, Script, Tokens, Turn, anthropic_events, mentions, openai_chunks, pieces};
+    use super::{Call, Script, Tokens, Turn, anthropic_events, mentions, openai_chunks, pieces, responses_events};
+    use serde_json::Value;
     use serde_json::json;
 
     #[test]
@@ -842,6 +940,35 @@ mod tests {
         assert!(mentions(&raw, &request, "say \"please\"\nnow"));
         assert!(mentions(&raw, &request, "\"messages\""));
         assert!(!mentions(&raw, &request, "thanks"));
+    }
+
+    #[test]
+    fn responses_stream_sends_items_in_pieces_and_completes_with_usage() {
+        let turn = Turn::text("hello there").and_call("shell", json!({"command": ["ls"]})).with_usage(30, 4);
+        let events = responses_events(&turn, 2, "m");
+        let data: Vec<Value> =
+            events.iter().map(|e| serde_json::from_str(e.split_once("data: ").unwrap().1.trim()).unwrap()).collect();
+        let kinds: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds[..2], ["response.created", "response.in_progress"]);
+        assert_eq!(kinds.last(), Some(&"response.completed"));
+        let text: String = data
+            .iter()
+            .filter(|d| d["type"] == "response.output_text.delta")
+            .map(|d| d["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, "hello there");
+        let args: String = data
+            .iter()
+            .filter(|d| d["type"] == "response.function_call_arguments.delta")
+            .map(|d| d["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"command": ["ls"]}));
+        let done = &data[data.len() - 1]["response"];
+        assert_eq!(done["usage"]["input_tokens"], 30);
+        assert_eq!(done["output"][1]["type"], "function_call");
+        assert_eq!(done["output"][1]["name"], "shell");
+        let numbers: Vec<u64> = data.iter().map(|d| d["sequence_number"].as_u64().unwrap()).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
     }
 
     #[test]
