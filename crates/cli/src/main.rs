@@ -171,17 +171,7 @@ fn main() -> ExitCode {
             }
             ok => ok,
         },
-        Command::Exec(args) => match exec::run(args) {
-            Err(e) => {
-                eprintln!("airlock exec: {e:#}");
-                let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
-                    Some(se) => se.exit_code() as u8,
-                    None => EXIT_USAGE,
-                };
-                return ExitCode::from(code);
-            }
-            ok => ok,
-        },
+        Command::Exec(args) => return exec::run(args).unwrap_or_else(|e| supervisor_failed("exec", &e)),
         Command::Worker => match airlock_core::worker::main() {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
@@ -189,17 +179,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        Command::Wrap(args) => match wrap::run(args) {
-            Err(e) => {
-                eprintln!("airlock wrap: {e:#}");
-                let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
-                    Some(se) => se.exit_code() as u8,
-                    None => EXIT_USAGE,
-                };
-                return ExitCode::from(code);
-            }
-            ok => ok,
-        },
+        Command::Wrap(args) => return wrap::run(args).unwrap_or_else(|e| supervisor_failed("wrap", &e)),
         Command::Model(args) => match model::run(args) {
             Err(e) => {
                 eprintln!("airlock model: {e:#}");
@@ -241,6 +221,16 @@ fn main() -> ExitCode {
             };
             ExitCode::from(code)
         }
+    }
+}
+
+/// A supervisor (`exec`, `wrap`) that could not run: the sandbox's own exit
+/// status when it refused (125), else 2.
+fn supervisor_failed(command: &str, e: &anyhow::Error) -> ExitCode {
+    eprintln!("airlock {command}: {e:#}");
+    match e.downcast_ref::<airlock_sandbox::SandboxError>() {
+        Some(se) => ExitCode::from(se.exit_code() as u8),
+        None => ExitCode::from(EXIT_USAGE),
     }
 }
 
