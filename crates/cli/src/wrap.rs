@@ -151,6 +151,9 @@ struct Profile {
     /// Files written into its first state folder at every start (same substitutions).
     #[serde(default)]
     files: BTreeMap<String, String>,
+    /// Appended to those files (or written alone) unless --vendor-telemetry: switches that live in its files.
+    #[serde(default)]
+    telemetry_off_files: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,11 +348,15 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
         let kept = state.join(rel.trim_start_matches('/'));
         std::fs::create_dir_all(&kept).with_context(|| format!("cannot create {}", kept.display()))?;
         if i == 0 {
-            for (file, text) in &profile.files {
-                let vars = vars_for(&home, &key, &model);
+            let vars = vars_for(&home, &key, &model);
+            let switches = profile.telemetry_off_files.iter().filter(|_| !args.vendor_telemetry);
+            let mut files: BTreeMap<&String, String> = BTreeMap::new();
+            for (file, text) in profile.files.iter().chain(switches) {
+                files.entry(file).or_default().push_str(&substitute(text, &vars));
+            }
+            for (file, text) in files {
                 let path = kept.join(file);
-                std::fs::write(&path, substitute(text, &vars))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
         home_binds.push((kept, home.join(rel.trim_start_matches('/'))));

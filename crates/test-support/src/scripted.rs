@@ -1,11 +1,14 @@
-//! A scripted model server: answers OpenAI chat completions and Anthropic Messages from a list of [`Turn`]s.
+//! A scripted model server: answers OpenAI chat completions, OpenAI Responses (what Codex CLI speaks) and Anthropic
+//! Messages from a list of [`Turn`]s.
 //!
-//! Each model request (to either API) takes the next turn of the [`Script`] and gets it back in the wire format and
-//! streaming mode it asked for. Streamed answers look like what real servers send: text and tool call arguments cut
-//! into several pieces, parallel calls told apart by `index`, usage at the end. Every request is recorded, and what
-//! went wrong on the server's side (an expectation of a turn not met, the script running out, a body that is not
-//! JSON, a request to an unknown path) is recorded as a violation for the test to check, since the client only sees
-//! an ordinary answer.
+//! Each model request (to any of the three APIs) takes the next turn of the [`Script`] and gets it back in the wire
+//! format and streaming mode it asked for. Streamed answers look like what real servers send: text and tool call
+//! arguments cut into several pieces, parallel calls told apart by `index` (or by output item), usage at the end. A
+//! Responses call to a tool the request declares as `custom` (free-text input, like Codex CLI's `apply_patch`) is
+//! sent as a `custom_tool_call`. Every request is recorded, and what went wrong on the server's side (an expectation
+//! of a turn not met, the script running out, a body that is not JSON, a request to an unknown path) is recorded as
+//! a violation for the test to check, since the client only sees an ordinary answer. `GET /v1/models` and the
+//! reachability checks agents make (`HEAD /`, `HEAD /api/hello`) are answered without taking a turn.
 //!
 //! The server runs on its own thread with its own tokio runtime, so it works the same from `#[test]`,
 //! `#[tokio::test]` and single-threaded `harness = false` binaries; it stops when the [`ScriptedModel`] is dropped.
@@ -67,14 +70,16 @@ const PIECES: usize = 3;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Turn {
-    /// Answer text. `None` sends no text block (Anthropic), or `content: null` next to tool calls (OpenAI).
+    /// Answer text. `None` sends no text block (Anthropic), `content: null` next to tool calls (OpenAI), or no
+    /// `message` item (Responses).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Tool calls, all in this one answer (parallel calls), in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub calls: Vec<Call>,
-    /// Reasoning: an Anthropic `thinking` block (signed with [`THINKING_SIGNATURE`]), or `reasoning_content` in
-    /// OpenAI-style answers as llama.cpp and vLLM send it.
+    /// Reasoning: an Anthropic `thinking` block (signed with [`THINKING_SIGNATURE`]), `reasoning_content` in
+    /// OpenAI-style answers as llama.cpp and vLLM send it, or a `reasoning` item with this as its summary
+    /// (Responses).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking: Option<String>,
     /// Token counts reported for this answer.
@@ -92,7 +97,8 @@ pub struct Turn {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Call {
-    /// Tool name.
+    /// Tool name. In a Responses answer, a tool the request declares as `custom` gets a `custom_tool_call` whose
+    /// `input` is [`Call::arguments`]; any other a `function_call`.
     pub name: String,
     /// The arguments exactly as sent: raw text, so a test can send arguments that are not JSON. In the script file
     /// a JSON string is taken as this raw text and any other JSON value is serialized; left out, it is `{}`.
@@ -292,9 +298,10 @@ impl ScriptedModel {
         }
     }
 
-    /// Serves `script` at `listen`. With a `log`, each request is also appended to that file as one JSON line (the
-    /// body with its `"path"`, as in [`ScriptedModel::requests`]) and each violation as a `{"violation": "…"}` line,
-    /// before the answer is sent.
+    /// Serves `script` at `listen`. With a `log`, each model request is also appended to that file as one JSON line
+    /// (the body with its `"path"`, as in [`ScriptedModel::requests`]), each other request that is served as a
+    /// `{"route": "GET /v1/models"}` line and each violation as a `{"violation": "…"}` line, before the answer is
+    /// sent.
     pub fn try_start(script: impl Into<Script>, listen: Listen, log: Option<&Path>) -> io::Result<ScriptedModel> {
         let log = match log {
             None => None,
@@ -307,6 +314,7 @@ impl ScriptedModel {
             length: turns.len(),
             turns,
             served: 0,
+            routes: Vec::new(),
             requests: Vec::new(),
             raw_bodies: Vec::new(),
             violations: Vec::new(),
@@ -318,6 +326,10 @@ impl ScriptedModel {
             .route("/v1/messages", post(messages))
             .route("/v1/responses", post(responses))
             .route("/v1/models", get(models))
+            // Claude Code checks that its base URL answers before it sends anything: `HEAD /` (2.1.197),
+            // `HEAD /api/hello` (2.1.332).
+            .route("/", get(reachable))
+            .route("/api/hello", get(reachable))
             .fallback(unexpected)
             // Agent conversations with whole files in them can be large.
             .layer(DefaultBodyLimit::disable())
@@ -373,11 +385,17 @@ impl ScriptedModel {
         &self.listen
     }
 
-    /// Every model request received, in order: its JSON body with a `"path"` field added (a body that was not a
-    /// JSON object is `{"path": …, "unparsed": "<body>"}`). Request `i` got turn `i` as long as all bodies parsed.
-    /// `GET /v1/models` is not recorded.
+    /// Every model request received, in order: its JSON body with a `"path"` field added, and a `"query"` field
+    /// when the URL had one (a body that was not a JSON object is `{"path": …, "unparsed": "<body>"}`). Request `i`
+    /// got turn `i` as long as all bodies parsed. Other requests are only in [`ScriptedModel::routes`].
     pub fn requests(&self) -> Vec<Value> {
         self.record().requests.clone()
+    }
+
+    /// Every HTTP request received, model requests or not, as `METHOD /path?query` in order: which routes a client
+    /// calls (`HEAD /`, `GET /v1/models`, `POST /v1/messages?beta=true`, …).
+    pub fn routes(&self) -> Vec<String> {
+        self.record().routes.clone()
     }
 
     /// The bodies of [`ScriptedModel::requests`] exactly as received.
@@ -449,6 +467,8 @@ struct Record {
     length: usize,
     /// Turns taken so far (answers from an exhausted script included).
     served: usize,
+    /// `METHOD /path?query` of every request, in order.
+    routes: Vec<String>,
     requests: Vec<Value>,
     raw_bodies: Vec<String>,
     violations: Vec<String>,
@@ -456,6 +476,13 @@ struct Record {
 }
 
 impl Record {
+    /// Notes a request to a path that is served but takes no turn, in [`ScriptedModel::routes`] and the log.
+    fn visit(&mut self, method: &Method, uri: &Uri) {
+        let route = format!("{method} {uri}");
+        self.log(&json!({"route": route}));
+        self.routes.push(route);
+    }
+
     fn request(&mut self, request: Value, raw: String) {
         self.log(&request);
         self.requests.push(request);
@@ -482,7 +509,7 @@ fn lock(shared: &Mutex<Record>) -> MutexGuard<'_, Record> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The two wire formats.
+/// The three wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
     OpenAi,
@@ -501,19 +528,26 @@ impl Api {
     }
 }
 
-async fn chat_completions(State(shared): State<Arc<Mutex<Record>>>, body: Bytes) -> Response {
-    answer(&shared, Api::OpenAi, &body)
+async fn chat_completions(State(shared): State<Arc<Mutex<Record>>>, uri: Uri, body: Bytes) -> Response {
+    answer(&shared, Api::OpenAi, &uri, &body)
 }
 
-async fn messages(State(shared): State<Arc<Mutex<Record>>>, body: Bytes) -> Response {
-    answer(&shared, Api::Anthropic, &body)
+async fn messages(State(shared): State<Arc<Mutex<Record>>>, uri: Uri, body: Bytes) -> Response {
+    answer(&shared, Api::Anthropic, &uri, &body)
 }
 
-async fn responses(State(shared): State<Arc<Mutex<Record>>>, body: Bytes) -> Response {
-    answer(&shared, Api::Responses, &body)
+async fn responses(State(shared): State<Arc<Mutex<Record>>>, uri: Uri, body: Bytes) -> Response {
+    answer(&shared, Api::Responses, &uri, &body)
 }
 
-async fn models() -> Response {
+/// `GET` or `HEAD` of `/` or `/api/hello`: the server is there.
+async fn reachable(State(shared): State<Arc<Mutex<Record>>>, method: Method, uri: Uri) -> Response {
+    lock(&shared).visit(&method, &uri);
+    axum::Json(json!({"server": "scripted-model"})).into_response()
+}
+
+async fn models(State(shared): State<Arc<Mutex<Record>>>, method: Method, uri: Uri) -> Response {
+    lock(&shared).visit(&method, &uri);
     axum::Json(json!({
         "object": "list",
         "data": [{"id": "scripted", "object": "model", "type": "model", "display_name": "scripted", "created": 0,
@@ -525,37 +559,50 @@ async fn models() -> Response {
 
 async fn unexpected(State(shared): State<Arc<Mutex<Record>>>, method: Method, uri: Uri) -> Response {
     let message = format!(
-        "unexpected request {method} {uri}: only POST /v1/chat/completions, POST /v1/messages, POST /v1/responses and \
-         GET /v1/models are served"
+        "unexpected request {method} {uri}: only POST /v1/chat/completions, POST /v1/messages, POST /v1/responses, \
+         GET /v1/models, GET / and GET /api/hello are served"
     );
-    lock(&shared).violation(message.clone());
+    let mut record = lock(&shared);
+    record.routes.push(format!("{method} {uri}"));
+    record.violation(message.clone());
+    drop(record);
     (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"type": "not_found_error", "message": message}})))
         .into_response()
 }
 
 /// Records the request, takes the next turn, checks its expectations and renders it as the request asked.
-fn answer(shared: &Mutex<Record>, api: Api, body: &[u8]) -> Response {
+fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response {
     let path = api.path();
     let raw = String::from_utf8_lossy(body).into_owned();
     let mut record = lock(shared);
+    record.routes.push(format!("POST {uri}"));
     let number = record.requests.len();
+    // Claude Code asks for `/v1/messages?beta=true`; the record keeps the query apart from the path.
+    let with_query = |mut fields: serde_json::Map<String, Value>| {
+        fields.insert("path".into(), json!(path));
+        if let Some(query) = uri.query() {
+            fields.insert("query".into(), json!(query));
+        }
+        Value::Object(fields)
+    };
     let parsed = serde_json::from_str::<Value>(&raw);
-    let Ok(Value::Object(mut fields)) = parsed else {
+    let Ok(Value::Object(fields)) = parsed else {
         let why = match parsed {
             Err(error) => format!("not JSON ({error})"),
             Ok(_) => "JSON but not an object".to_owned(),
         };
         let message = format!("request {number} (POST {path}): the body is {why}: {}", excerpt(&raw));
-        record.request(json!({"path": path, "unparsed": raw}), raw);
+        let unparsed = serde_json::Map::from_iter([("unparsed".to_owned(), json!(raw))]);
+        record.request(with_query(unparsed), raw);
         record.violation(message.clone());
         return bad_request(api, &message);
     };
     let stream = fields.get("stream") == Some(&Value::Bool(true));
     let include_usage = fields.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
     let model = fields.get("model").and_then(Value::as_str).unwrap_or("scripted").to_owned();
+    let custom = custom_tools(&fields);
     let request = Value::Object(fields.clone());
-    fields.insert("path".into(), json!(path));
-    record.request(Value::Object(fields), raw.clone());
+    record.request(with_query(fields), raw.clone());
 
     let index = record.served;
     record.served += 1;
@@ -588,8 +635,8 @@ fn answer(shared: &Mutex<Record>, api: Api, body: &[u8]) -> Response {
         (Api::OpenAi, true) => sse(openai_chunks(&turn, index, &model, include_usage)),
         (Api::Anthropic, false) => axum::Json(anthropic_message(&turn, index, &model)).into_response(),
         (Api::Anthropic, true) => sse(anthropic_events(&turn, index, &model)),
-        (Api::Responses, false) => axum::Json(responses_document(&turn, index, &model)).into_response(),
-        (Api::Responses, true) => sse(responses_events(&turn, index, &model)),
+        (Api::Responses, false) => axum::Json(responses_document(&turn, index, &model, &custom)).into_response(),
+        (Api::Responses, true) => sse(responses_events(&turn, index, &model, &custom)),
     }
 }
 
@@ -723,18 +770,48 @@ fn openai_chunks(turn: &Turn, index: usize, model: &str, include_usage: bool) ->
     events
 }
 
-/// The output items of a Responses answer: a message with the text, then one `function_call` per call.
-fn responses_items(turn: &Turn, index: usize) -> Vec<Value> {
+/// The names of the request's tools of type `custom` (Responses API): tools whose input is free text, not JSON
+/// arguments, such as Codex CLI's `apply_patch` for the models it knows.
+fn custom_tools(request: &serde_json::Map<String, Value>) -> Vec<String> {
+    let Some(Value::Array(tools)) = request.get("tools") else { return Vec::new() };
+    tools
+        .iter()
+        .filter(|tool| tool["type"] == "custom")
+        .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The output items of a Responses answer: the reasoning summary, a message with the text, then one item per call:
+/// a `custom_tool_call` with the arguments as its `input` when the request declares that tool as `custom`, a
+/// `function_call` otherwise.
+fn responses_items(turn: &Turn, index: usize, custom: &[String]) -> Vec<Value> {
     let mut items = Vec::new();
+    if let Some(thinking) = &turn.thinking {
+        items.push(json!({"type": "reasoning", "id": format!("rs_scripted_{index}"),
+            "summary": [{"type": "summary_text", "text": thinking}]}));
+    }
     if let Some(text) = &turn.text {
         items.push(json!({"type": "message", "id": format!("msg_scripted_{index}"), "status": "completed",
             "role": "assistant", "content": [{"type": "output_text", "text": text, "annotations": []}]}));
     }
     for (i, call) in turn.calls.iter().enumerate() {
-        items.push(json!({"type": "function_call", "id": format!("fc_scripted_{index}_{i}"), "status": "completed",
-            "call_id": call.id_in(index, i), "name": call.name, "arguments": call.arguments}));
+        let (id, call_id) = (format!("fc_scripted_{index}_{i}"), call.id_in(index, i));
+        items.push(if custom.contains(&call.name) {
+            json!({"type": "custom_tool_call", "id": id, "status": "completed", "call_id": call_id,
+                "name": call.name, "input": call.arguments})
+        } else {
+            json!({"type": "function_call", "id": id, "status": "completed", "call_id": call_id,
+                "name": call.name, "arguments": call.arguments})
+        });
     }
     items
+}
+
+/// `base` (a JSON object) with `key` set to `value`.
+fn with_field(base: &Value, key: &str, value: Value) -> Value {
+    let mut out = base.clone();
+    out[key] = value;
+    out
 }
 
 fn responses_usage(usage: Tokens) -> Value {
@@ -743,69 +820,81 @@ fn responses_usage(usage: Tokens) -> Value {
 }
 
 /// A non-streamed Responses answer.
-fn responses_document(turn: &Turn, index: usize, model: &str) -> Value {
+fn responses_document(turn: &Turn, index: usize, model: &str, custom: &[String]) -> Value {
     json!({"id": format!("resp_scripted_{index}"), "object": "response", "created_at": 0, "status": "completed",
-        "model": model, "output": responses_items(turn, index), "usage": responses_usage(turn.usage)})
+        "error": null, "incomplete_details": null, "model": model, "output": responses_items(turn, index, custom),
+        "usage": responses_usage(turn.usage)})
 }
 
-/// A streamed Responses answer: the event sequence OpenAI sends, text and arguments cut into pieces.
-fn responses_events(turn: &Turn, index: usize, model: &str) -> Vec<String> {
-    let id = format!("resp_scripted_{index}");
+/// A streamed Responses answer: the event sequence OpenAI sends, each item added, filled in pieces and done, then
+/// `response.completed` with the whole answer and its usage.
+fn responses_events(turn: &Turn, index: usize, model: &str, custom: &[String]) -> Vec<String> {
     let mut events = Vec::new();
     let mut push = |kind: &str, mut data: Value| {
         data["type"] = json!(kind);
         data["sequence_number"] = json!(events.len());
         events.push(format!("event: {kind}\ndata: {data}\n\n"));
     };
-    let shell = json!({"id": id, "object": "response", "created_at": 0, "status": "in_progress", "model": model,
-        "output": []});
+    let mut shell = responses_document(turn, index, model, custom);
+    shell["status"] = json!("in_progress");
+    shell["output"] = json!([]);
+    shell["usage"] = Value::Null;
     push("response.created", json!({"response": shell}));
     push("response.in_progress", json!({"response": shell}));
-    for (at, item) in responses_items(turn, index).into_iter().enumerate() {
+    for (at, item) in responses_items(turn, index, custom).into_iter().enumerate() {
+        let item_id = item["id"].clone();
         let mut added = item.clone();
-        added["status"] = json!("in_progress");
-        if item["type"] == "message" {
-            added["content"] = json!([]);
-            push("response.output_item.added", json!({"output_index": at, "item": added}));
-            let part = json!({"type": "output_text", "text": "", "annotations": []});
-            push(
-                "response.content_part.added",
-                json!({"item_id": item["id"], "output_index": at, "content_index": 0, "part": part}),
-            );
-            let text = item["content"][0]["text"].as_str().unwrap_or_default().to_owned();
-            for piece in pieces(&text, PIECES) {
-                push(
-                    "response.output_text.delta",
-                    json!({"item_id": item["id"], "output_index": at, "content_index": 0, "delta": piece}),
-                );
+        match item["type"].as_str().unwrap_or_default() {
+            "reasoning" => {
+                added["summary"] = json!([]);
+                push("response.output_item.added", json!({"output_index": at, "item": added}));
+                let text = item["summary"][0]["text"].as_str().unwrap_or_default().to_owned();
+                let at_part = json!({"item_id": item_id, "output_index": at, "summary_index": 0});
+                let part = |key: &str, value: Value| with_field(&at_part, key, value);
+                let empty = json!({"type": "summary_text", "text": ""});
+                push("response.reasoning_summary_part.added", part("part", empty));
+                for piece in pieces(&text, PIECES) {
+                    push("response.reasoning_summary_text.delta", part("delta", json!(piece)));
+                }
+                push("response.reasoning_summary_text.done", part("text", json!(text)));
+                push("response.reasoning_summary_part.done", part("part", item["summary"][0].clone()));
             }
-            push(
-                "response.output_text.done",
-                json!({"item_id": item["id"], "output_index": at, "content_index": 0, "text": text}),
-            );
-            push(
-                "response.content_part.done",
-                json!({"item_id": item["id"], "output_index": at, "content_index": 0,
-                "part": item["content"][0]}),
-            );
-        } else {
-            added["arguments"] = json!("");
-            push("response.output_item.added", json!({"output_index": at, "item": added}));
-            let arguments = item["arguments"].as_str().unwrap_or_default().to_owned();
-            for piece in pieces(&arguments, PIECES) {
-                push(
-                    "response.function_call_arguments.delta",
-                    json!({"item_id": item["id"], "output_index": at, "delta": piece}),
-                );
+            "message" => {
+                added["status"] = json!("in_progress");
+                added["content"] = json!([]);
+                push("response.output_item.added", json!({"output_index": at, "item": added}));
+                let text = item["content"][0]["text"].as_str().unwrap_or_default().to_owned();
+                let at_part = json!({"item_id": item_id, "output_index": at, "content_index": 0});
+                let part = |key: &str, value: Value| with_field(&at_part, key, value);
+                let empty = json!({"type": "output_text", "text": "", "annotations": []});
+                push("response.content_part.added", part("part", empty));
+                for piece in pieces(&text, PIECES) {
+                    push("response.output_text.delta", part("delta", json!(piece)));
+                }
+                push("response.output_text.done", part("text", json!(text)));
+                push("response.content_part.done", part("part", item["content"][0].clone()));
             }
-            push(
-                "response.function_call_arguments.done",
-                json!({"item_id": item["id"], "output_index": at, "arguments": arguments}),
-            );
+            kind => {
+                // `function_call` sends `arguments`, `custom_tool_call` its free-text `input`.
+                let (field, prefix) = if kind == "custom_tool_call" {
+                    ("input", "response.custom_tool_call_input")
+                } else {
+                    ("arguments", "response.function_call_arguments")
+                };
+                added["status"] = json!("in_progress");
+                added[field] = json!("");
+                push("response.output_item.added", json!({"output_index": at, "item": added}));
+                let whole = item[field].as_str().unwrap_or_default().to_owned();
+                let at_item = json!({"item_id": item_id, "output_index": at});
+                for piece in pieces(&whole, PIECES) {
+                    push(&format!("{prefix}.delta"), with_field(&at_item, "delta", json!(piece)));
+                }
+                push(&format!("{prefix}.done"), with_field(&at_item, field, json!(whole)));
+            }
         }
         push("response.output_item.done", json!({"output_index": at, "item": item}));
     }
-    push("response.completed", json!({"response": responses_document(turn, index, model)}));
+    push("response.completed", json!({"response": responses_document(turn, index, model, custom)}));
     events
 }
 
@@ -894,7 +983,10 @@ fn anthropic_events(turn: &Turn, index: usize, model: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Call, Script, Tokens, Turn, anthropic_events, mentions, openai_chunks, pieces, responses_events};
+    use super::{
+        Call, Script, Tokens, Turn, anthropic_events, custom_tools, mentions, openai_chunks, pieces, responses_events,
+        responses_items,
+    };
     use serde_json::Value;
     use serde_json::json;
 
@@ -943,9 +1035,25 @@ mod tests {
     }
 
     #[test]
+    fn responses_calls_to_custom_tools_send_free_text_input() {
+        let turn = Turn::raw_call("apply_patch", "*** Begin Patch").and_call("exec_command", json!({"cmd": "ls"}));
+        let tools =
+            [json!({"type": "custom", "name": "apply_patch"}), json!({"type": "function", "name": "exec_command"})];
+        let request = json!({"tools": [tools[0], tools[1], {"type": "web_search"}]});
+        let custom = custom_tools(request.as_object().unwrap());
+        assert_eq!(custom, ["apply_patch"]);
+        let items = responses_items(&turn, 0, &custom);
+        assert_eq!(items[0]["type"], "custom_tool_call");
+        assert_eq!(items[0]["input"], "*** Begin Patch");
+        assert_eq!(items[1]["type"], "function_call");
+        assert_eq!(items[1]["arguments"], r#"{"cmd":"ls"}"#);
+        assert_eq!(responses_items(&turn, 0, &[])[0]["type"], "function_call", "undeclared: a function call");
+    }
+
+    #[test]
     fn responses_stream_sends_items_in_pieces_and_completes_with_usage() {
         let turn = Turn::text("hello there").and_call("shell", json!({"command": ["ls"]})).with_usage(30, 4);
-        let events = responses_events(&turn, 2, "m");
+        let events = responses_events(&turn, 2, "m", &[]);
         let data: Vec<Value> =
             events.iter().map(|e| serde_json::from_str(e.split_once("data: ").unwrap().1.trim()).unwrap()).collect();
         let kinds: Vec<&str> = data.iter().map(|d| d["type"].as_str().unwrap()).collect();

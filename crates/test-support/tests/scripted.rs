@@ -1,4 +1,5 @@
-//! The scripted model server, driven by airlock's real model client in both API styles, and the `scripted-model`
+//! The scripted model server, driven by airlock's real model client in both API styles, over plain HTTP for the
+//! Responses API (which that client does not speak) and the routes that take no turn, and the `scripted-model`
 //! binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -248,6 +249,194 @@ async fn unstreamed_answers_models_and_bad_requests() {
     assert_eq!(model.turns_left(), 0, "a body that is not JSON takes no turn");
 }
 
+/// A Responses request as Codex CLI sends it: a function tool, a custom (free-text) tool, the conversation as input.
+fn responses_request(stream: bool, input: Value) -> String {
+    json!({
+        "model": "gpt-5.5",
+        "instructions": "You are a coding agent.",
+        "input": input,
+        "tools": [
+            {"type": "function", "name": "exec_command", "parameters": {"type": "object"}, "strict": false},
+            {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": ""}},
+            {"type": "web_search"},
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": true,
+        "stream": stream,
+        "store": false,
+    })
+    .to_string()
+}
+
+/// The `(event, data)` pairs of a server-sent-events body.
+fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let event = block.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_owned();
+            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (event, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn responses_stream_items_in_the_order_codex_reads_them() {
+    let patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch\n";
+    let model = ScriptedModel::start(vec![
+        Turn::text("Running it.")
+            .with_thinking("List first.")
+            .and_call("exec_command", json!({"cmd": "ls"}))
+            .and_raw_call("apply_patch", patch)
+            .with_usage(300, 20),
+    ]);
+    let user = json!([{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}]);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/responses", model.base_url()))
+        .body(responses_request(true, user))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&response.text().await.unwrap());
+    for (event, data) in &events {
+        assert_eq!(data["type"], event.as_str(), "the event name and the data's type agree");
+    }
+    let numbers: Vec<u64> = events.iter().map(|(_, d)| d["sequence_number"].as_u64().unwrap()).collect();
+    assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+    // Repeated deltas collapsed: the shape of the stream, item by item.
+    let mut kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.reasoning_summary_part.added",
+            "response.reasoning_summary_text.delta",
+            "response.reasoning_summary_text.done",
+            "response.reasoning_summary_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.custom_tool_call_input.delta",
+            "response.custom_tool_call_input.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    let joined = |kind: &str| -> String {
+        events.iter().filter(|(e, _)| e == kind).map(|(_, d)| d["delta"].as_str().unwrap()).collect()
+    };
+    assert_eq!(joined("response.reasoning_summary_text.delta"), "List first.");
+    assert_eq!(joined("response.output_text.delta"), "Running it.");
+    assert_eq!(joined("response.function_call_arguments.delta"), r#"{"cmd":"ls"}"#);
+    assert_eq!(joined("response.custom_tool_call_input.delta"), patch);
+    assert!(events.iter().filter(|(e, _)| e.ends_with(".delta")).count() > 4, "the deltas come in pieces");
+
+    let done: Vec<&Value> =
+        events.iter().filter(|(e, _)| e == "response.output_item.done").map(|(_, d)| &d["item"]).collect();
+    assert_eq!(done[0]["type"], "reasoning");
+    assert_eq!(done[0]["summary"], json!([{"type": "summary_text", "text": "List first."}]));
+    assert_eq!(done[1]["content"], json!([{"type": "output_text", "text": "Running it.", "annotations": []}]));
+    assert_eq!(
+        (&done[2]["type"], &done[2]["call_id"], &done[2]["name"]),
+        (&json!("function_call"), &json!("call_0_0"), &json!("exec_command"))
+    );
+    assert_eq!(
+        (&done[3]["type"], &done[3]["call_id"], &done[3]["input"]),
+        (&json!("custom_tool_call"), &json!("call_0_1"), &json!(patch)),
+        "a tool the request declares as custom gets its input as free text"
+    );
+    let added = &events[2].1;
+    assert_eq!(added["item"]["summary"], json!([]), "items are added empty");
+    let created = &events[0].1["response"];
+    assert_eq!((&created["status"], &created["output"]), (&json!("in_progress"), &json!([])));
+    let completed = &events.last().unwrap().1["response"];
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["output"].as_array().unwrap().len(), 4);
+    assert_eq!(completed["usage"]["input_tokens"], 300);
+    assert_eq!(completed["usage"]["output_tokens"], 20);
+    assert_eq!(completed["usage"]["total_tokens"], 320);
+    assert_eq!(model.requests()[0]["path"], "/v1/responses");
+    assert_eq!(model.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn responses_unstreamed_answer_and_expectations_on_the_tool_output() {
+    let model = ScriptedModel::start(vec![
+        Turn::call("exec_command", json!({"cmd": "echo MARKER-$((6*7))"})),
+        Turn::text("done").expect_contains("MARKER-42").expect_absent("sk-secret").expect_contains("never sent"),
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/responses", model.base_url());
+    let user = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]});
+    let first: Value =
+        http.post(&url).body(responses_request(false, json!([user]))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (&first["object"], &first["status"], &first["model"]),
+        (&json!("response"), &json!("completed"), &json!("gpt-5.5"))
+    );
+    let call = &first["output"][0];
+    assert_eq!(first["output"].as_array().unwrap().len(), 1, "no text, no message item");
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["arguments"], r#"{"cmd":"echo MARKER-$((6*7))"}"#);
+    assert_eq!(first["usage"]["total_tokens"], 110);
+
+    // The next request carries the call and its output, as Codex sends them back.
+    let output = json!({"type": "function_call_output", "call_id": call["call_id"], "output": "MARKER-42\n"});
+    let input = json!([user, call, output]);
+    let second: Value =
+        http.post(&url).body(responses_request(false, input)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(second["output"][0]["content"][0]["text"], "done");
+    let violations = model.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0].contains("request 1 (POST /v1/responses), turn 1") && violations[0].contains("\"never sent\""),
+        "{violations:?}"
+    );
+
+    let bad = http.post(&url).body("{oops").send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let error: Value = bad.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn every_route_is_recorded_and_reachability_checks_are_answered() {
+    let model = ScriptedModel::start(vec![Turn::text("hi")]);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", model.base_url());
+    // Claude Code's checks that the base URL answers: `HEAD /`, later `HEAD /api/hello`.
+    assert_eq!(http.head(url("/")).send().await.unwrap().status(), 200);
+    assert_eq!(http.head(url("/api/hello")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(url("/v1/models")).send().await.unwrap().status(), 200);
+    let body = json!({"model": "m", "max_tokens": 10, "messages": []}).to_string();
+    let answer: Value = http.post(url("/v1/messages?beta=true")).body(body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["content"][0]["text"], "hi");
+    assert_eq!(http.get(url("/api/event_logging/batch")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        model.routes(),
+        ["HEAD /", "HEAD /api/hello", "GET /v1/models", "POST /v1/messages?beta=true", "GET /api/event_logging/batch"]
+    );
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1, "only model requests take a turn and are in requests()");
+    assert_eq!((&requests[0]["path"], &requests[0]["query"]), (&json!("/v1/messages"), &json!("beta=true")));
+    let violations = model.violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("GET /api/event_logging/batch"), "{violations:?}");
+}
+
 #[tokio::test]
 async fn the_binary_serves_a_script_file_and_logs_every_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,6 +478,8 @@ async fn the_binary_serves_a_script_file_and_logs_every_request() {
     })
     .unwrap();
     let (_, first) = ask(&client, &request(vec![Message::User("1".into())])).await;
+    let models = reqwest::get(format!("http://127.0.0.1:{port}/v1/models")).await.unwrap();
+    assert_eq!(models.status(), 200);
     let (_, second) = ask(&client, &request(vec![Message::User("2".into())])).await;
     child.kill().unwrap();
     child.wait().unwrap();
@@ -299,8 +490,9 @@ async fn the_binary_serves_a_script_file_and_logs_every_request() {
     assert_eq!(second.text, "done");
     let lines: Vec<Value> =
         std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     assert_eq!(path(&lines[0]), "/v1/messages");
-    assert_eq!(lines[1]["messages"][0]["content"], "2");
-    assert!(lines[2]["violation"].as_str().unwrap().contains("not in the request"), "{lines:?}");
+    assert_eq!(lines[1], json!({"route": "GET /v1/models"}), "a request that takes no turn is logged as its route");
+    assert_eq!(lines[2]["messages"][0]["content"], "2");
+    assert!(lines[3]["violation"].as_str().unwrap().contains("not in the request"), "{lines:?}");
 }

@@ -5,8 +5,9 @@
 //! scripted-model --script FILE.json --log REQUESTS.jsonl [--port N | --unix PATH] [--port-file F]
 //! ```
 //!
-//! The script is a JSON array of turns. Each request is appended to the log as one JSON line (its body with a
-//! `"path"` field), each violation as a `{"violation": "..."}` line, before the request is answered.
+//! The script is a JSON array of turns. Each model request is appended to the log as one JSON line (its body with a
+//! `"path"` field, and `"query"` when the URL had one), each other request served as a `{"route": "GET /v1/models"}`
+//! line and each violation as a `{"violation": "..."}` line, before the request is answered.
 
 // A command-line front end: its errors and usage go to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -19,9 +20,10 @@ use airlock_test_support::scripted::{Listen, Script, ScriptedModel};
 const USAGE: &str = "\
 usage: scripted-model --script FILE.json --log REQUESTS.jsonl [--port N | --unix PATH] [--port-file F]
 
-Serves the turns of FILE.json (a JSON array of turns) as an OpenAI-compatible and Anthropic model on 127.0.0.1
-(port N, default: a free one) or on a Unix socket, until killed. Appends every request body and every violation
-to REQUESTS.jsonl as JSON lines. With --port-file, writes the port to F once it listens.";
+Serves the turns of FILE.json (a JSON array of turns) as an OpenAI-compatible (chat completions and Responses)
+and Anthropic model on 127.0.0.1 (port N, default: a free one) or on a Unix socket, until killed. Appends every
+request body, the route of every other request and every violation to REQUESTS.jsonl as JSON lines. With
+--port-file, writes the port to F once it listens.";
 
 /// The command line, parsed.
 #[derive(Debug)]
