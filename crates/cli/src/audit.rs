@@ -94,8 +94,8 @@ enum AuditCommand {
 
 pub(crate) struct Paths {
     pub(crate) db: PathBuf,
-    signer: PathBuf,
-    mac_key: PathBuf,
+    pub(crate) signer: PathBuf,
+    pub(crate) mac_key: PathBuf,
     /// The folder itself.
     pub(crate) dir: PathBuf,
 }
@@ -121,7 +121,7 @@ pub(crate) fn host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into())
 }
 
-fn origin() -> String {
+pub(crate) fn origin() -> String {
     format!("airlock.local/audit/{}", host())
 }
 

@@ -129,11 +129,6 @@ pub fn build(dir: Option<PathBuf>, session: &str) -> Result<Report> {
 // ---------------------------------------------------------------------------
 // Verification
 
-/// The files `audit::paths` keeps beside the database; its fields for them
-/// are private to `audit`, so the names are repeated here and must match.
-const SIGNING_KEY_FILE: &str = "audit-signing-key";
-const MAC_KEY_FILE: &str = "audit-mac-key";
-
 /// What checking the whole log said.
 enum LogCheck {
     Verified(Verified),
@@ -146,16 +141,16 @@ enum LogCheck {
 /// is part of the report, not an error: the report of a tampered log must
 /// still be shown, saying so.
 fn check_log(p: &audit::Paths, store: &SqliteStore) -> LogCheck {
-    let key_path = p.dir.join(SIGNING_KEY_FILE);
-    let verifier = match std::fs::read_to_string(&key_path) {
+    let key_path = &p.signer;
+    let verifier = match std::fs::read_to_string(key_path) {
         Ok(text) => match Signer::from_key_string(text.trim()) {
             Ok(signer) => signer.verifier(),
             Err(e) => return LogCheck::Unverifiable(format!("the signing key {}: {e}", key_path.display())),
         },
         Err(e) => return LogCheck::Unverifiable(format!("cannot read the signing key {}: {e}", key_path.display())),
     };
-    let mac = std::fs::read(p.dir.join(MAC_KEY_FILE)).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-    let origin = format!("airlock.local/audit/{}", audit::host());
+    let mac = std::fs::read(&p.mac_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let origin = audit::origin();
     match verify(store, &verifier, &origin, mac.as_ref(), &[]) {
         Ok(Ok(v)) => LogCheck::Verified(v),
         Ok(Err(tamper)) => LogCheck::Tampered(tamper),
