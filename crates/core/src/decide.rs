@@ -4,6 +4,9 @@
 use std::path::{Component, Path, PathBuf};
 
 use airlock_tools::{PathDecision, PathPolicy};
+use shell::{Part, Word};
+
+mod shell;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -90,53 +93,25 @@ pub struct Decided {
 
 /// Decides a tool call. An `Ask` in headless mode is denied unless granted;
 /// with a person present it stays `Ask` for the caller to resolve.
+///
+/// A command is decided on what it runs ([`shell::parts`]): every simple
+/// command of it, wrappers (`env`, `timeout 5`, `sh -c`) and folders
+/// (`/usr/bin/wget`) stripped, git's subcommand after its options. It is only
+/// as allowed as its most restricted part; a command line that cannot be
+/// parsed, or a program only known when the shell runs (`$CMD`), is asked
+/// about and never granted.
 pub fn decide(rules: &Rules, tool: &str, arguments: &Value) -> Decided {
-    let (mut decision, mut source, subject) = match rules.tools.iter().find(|(t, _)| t == tool) {
-        Some((_, d)) => (*d, format!("rule:tool:{tool}"), tool.to_string()),
-        None => (rules.default_tool, "default:tool".to_string(), tool.to_string()),
+    let (decision, source) = match rules.tools.iter().find(|(t, _)| t == tool) {
+        Some((_, d)) => (*d, format!("rule:tool:{tool}")),
+        None => (rules.default_tool, "default:tool".to_string()),
     };
-    let mut subject = subject;
     if tool == "run_command" && decision != Decision::Deny {
         let command = arguments.get("command").and_then(Value::as_str).unwrap_or_default();
-        match command_rule(rules, command) {
-            Some((prefix, d)) => {
-                // A command rule can only tighten what the tool rule allows.
-                if d == Decision::Deny || decision == Decision::Allow {
-                    decision = d;
-                    source = format!("rule:command:{prefix}");
-                }
-                subject = prefix.to_string();
-            }
-            None if decision == Decision::Allow => {
-                decision = rules.default_command;
-                source = "default:command".to_string();
-            }
-            None => {}
-        }
-        // A compound command is only as allowed as its most restricted part
-        // (a part no rule names gets the default for commands).
-        if decision != Decision::Deny && has_shell_control(command) {
-            for part in split_commands(command) {
-                let (d, why) = match command_rule(rules, part) {
-                    Some((prefix, d)) => (d, format!("rule:command:{prefix}")),
-                    None => (rules.default_command, "default:command".to_string()),
-                };
-                if rank(d) > rank(decision) {
-                    decision = d;
-                    source = format!("{why} (in a compound command)");
-                }
-            }
-        }
+        return decide_command(rules, decision, source, command);
     }
     if decision == Decision::Ask {
-        if rules.granted.iter().any(|g| g == &subject || g == tool) {
-            return Decided { decision: Decision::Allow, source: format!("granted:{subject}") };
-        }
-        if tool == "run_command" {
-            let command = arguments.get("command").and_then(Value::as_str).unwrap_or_default();
-            if let Some(grants) = granted_command(rules, command) {
-                return Decided { decision: Decision::Allow, source: format!("granted:{grants}") };
-            }
+        if rules.granted.iter().any(|g| g == tool) {
+            return Decided { decision: Decision::Allow, source: format!("granted:{tool}") };
         }
         if rules.headless {
             return Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") };
@@ -145,18 +120,75 @@ pub fn decide(rules: &Rules, tool: &str, arguments: &Value) -> Decided {
     Decided { decision, source }
 }
 
-/// The grants that cover every part of `command` (`--grant "cargo test"`
+/// `run_command` with the tool's own decision (`Allow` or `Ask`) and its source.
+fn decide_command(rules: &Rules, tool_decision: Decision, tool_source: String, command: &str) -> Decided {
+    let parts = match shell::parts(command) {
+        Ok(parts) => parts,
+        Err(e) => {
+            let source = format!("shell:undecidable ({e})");
+            return if rules.headless {
+                Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") }
+            } else {
+                Decided { decision: Decision::Ask, source }
+            };
+        }
+    };
+    let compound = parts.iter().filter(|p| !matches!(p, Part::Wrapper(_))).count() > 1;
+    let mut decision = tool_decision;
+    let mut source = tool_source;
+    let mut worst: Option<(Decision, String)> = None;
+    for part in &parts {
+        let (d, why) = match part {
+            Part::Run(words) => match command_rule(rules, words) {
+                Some((prefix, d)) => (d, format!("rule:command:{prefix}")),
+                None => (rules.default_command, "default:command".to_string()),
+            },
+            // A deny rule may name the wrapper itself (`sudo`); nothing else does.
+            Part::Wrapper(words) => match command_rule(rules, words) {
+                Some((prefix, Decision::Deny)) => (Decision::Deny, format!("rule:command:{prefix}")),
+                _ => continue,
+            },
+            Part::Unknown(why) => (Decision::Ask, format!("shell:undecidable ({why})")),
+        };
+        if worst.as_ref().is_none_or(|(w, _)| rank(d) > rank(*w)) {
+            worst = Some((d, why));
+        }
+    }
+    let (worst, why) = worst.unwrap_or((rules.default_command, "default:command".to_string()));
+    let why = if compound { format!("{why} (in a compound command)") } else { why };
+    // A command rule can only tighten what the tool rule allows; what cannot
+    // be known is named even where the tool rule already asks.
+    if worst == Decision::Deny || decision == Decision::Allow || why.starts_with("shell:") {
+        decision = worst;
+        source = why;
+    }
+    if decision == Decision::Ask {
+        if let Some(grants) = granted_command(rules, &parts) {
+            return Decided { decision: Decision::Allow, source: format!("granted:{grants}") };
+        }
+        if rules.headless {
+            return Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") };
+        }
+    }
+    Decided { decision, source }
+}
+
+/// The grants that cover every part of a command (`--grant "cargo test"`
 /// covers `cargo test -p x`, and `cargo test && cargo fmt` only if
-/// `cargo fmt` is granted too), joined with `+`; `None` if a part is not covered.
-fn granted_command(rules: &Rules, command: &str) -> Option<String> {
-    let parts = if has_shell_control(command) { split_commands(command) } else { vec![command.trim()] };
+/// `cargo fmt` is granted too; `--grant run_command` covers any command that
+/// can be parsed), joined with `+`; `None` if a part is not covered or
+/// cannot be known.
+fn granted_command(rules: &Rules, parts: &[Part]) -> Option<String> {
+    if parts.iter().any(|p| matches!(p, Part::Unknown(_))) {
+        return None;
+    }
+    if rules.granted.iter().any(|g| g == "run_command") {
+        return Some("run_command".into());
+    }
     let mut used: Vec<&str> = Vec::new();
     for part in parts {
-        let words: Vec<&str> = part.split_whitespace().collect();
-        let grant = rules.granted.iter().find(|g| {
-            let p: Vec<&str> = g.split_whitespace().collect();
-            !p.is_empty() && words.len() >= p.len() && words[..p.len()] == p[..]
-        })?;
+        let Part::Run(words) = part else { continue };
+        let grant = rules.granted.iter().find(|g| prefix_matches(g, words, false))?;
         if !used.contains(&grant.as_str()) {
             used.push(grant);
         }
@@ -222,31 +254,28 @@ fn rank(d: Decision) -> u8 {
     }
 }
 
-/// The longest command prefix (whole words) that matches.
-fn command_rule<'a>(rules: &'a Rules, command: &str) -> Option<(&'a str, Decision)> {
-    let words: Vec<&str> = command.split_whitespace().collect();
+/// The longest command prefix (whole words) that matches. A word only known
+/// when the shell expands it (`git $SUB`) matches any word of a deny rule and
+/// none of the others.
+fn command_rule<'a>(rules: &'a Rules, words: &[Word]) -> Option<(&'a str, Decision)> {
     rules
         .commands
         .iter()
-        .filter(|(prefix, _)| {
-            let p: Vec<&str> = prefix.split_whitespace().collect();
-            !p.is_empty() && words.len() >= p.len() && words[..p.len()] == p[..]
-        })
-        .max_by_key(|(prefix, _)| prefix.split_whitespace().count())
+        .filter(|(prefix, d)| prefix_matches(prefix, words, *d == Decision::Deny))
+        .max_by_key(|(prefix, d)| (prefix.split_whitespace().count(), rank(*d)))
         .map(|(p, d)| (p.as_str(), *d))
 }
 
-fn has_shell_control(command: &str) -> bool {
-    command.contains([';', '&', '|', '`', '\n']) || command.contains("$(")
-}
-
-/// The simple commands of a compound one, split at `;`, `&&`, `||`, `|`, newlines and `$(`.
-fn split_commands(command: &str) -> Vec<&str> {
-    command
-        .split([';', '&', '|', '\n', '`', '(', ')'])
-        .map(|p| p.trim().trim_start_matches('$').trim())
-        .filter(|p| !p.is_empty())
-        .collect()
+/// Whether `prefix` (words; its first a program name, folders ignored)
+/// starts `words`; `wildcard`: a word that is not literal matches.
+fn prefix_matches(prefix: &str, words: &[Word], wildcard: bool) -> bool {
+    let p: Vec<&str> = prefix.split_whitespace().collect();
+    !p.is_empty()
+        && words.len() >= p.len()
+        && p.iter().zip(words).enumerate().all(|(i, (p, w))| {
+            let p = if i == 0 { shell::program_name(p) } else { p };
+            if w.literal { w.text == p } else { wildcard }
+        })
 }
 
 #[cfg(test)]
@@ -329,6 +358,69 @@ mod tests {
         ] {
             assert_eq!(cmd(&rules, c).decision, Decision::Deny, "{c}");
         }
+    }
+
+    /// Issue 14, class 13: `env curl`, `/usr/bin/wget` and `git -C . push`
+    /// were decided on their first word, so `--grant run_command` ran them.
+    #[test]
+    fn deny_rules_see_through_wrappers_paths_and_git_options() {
+        let rules = Rules { granted: vec!["run_command".into()], ..Rules::default() };
+        assert_eq!(cmd(&rules, "cargo build").source, "granted:run_command");
+        for (c, rule) in [
+            ("env curl http://x", "curl"),
+            ("env -i PATH=/bin curl http://x", "curl"),
+            ("/usr/bin/wget http://x", "wget"),
+            ("command wget x", "wget"),
+            ("exec ssh host", "ssh"),
+            ("nice -n 1 nohup timeout 5 scp a b:", "scp"),
+            ("sudo -u root curl x", "curl"),
+            ("echo http://x | xargs curl", "curl"),
+            ("busybox wget x", "wget"),
+            ("bash -c 'curl x'", "curl"),
+            ("sh -c \"sh -c 'env curl x'\"", "curl"),
+            ("eval curl x", "curl"),
+            ("c\\url x", "curl"),
+            ("'curl' x", "curl"),
+            ("echo $(/bin/curl x)", "curl"),
+            ("echo `wget x`", "wget"),
+            ("find . -exec curl {} +", "curl"),
+            ("git -C . push", "git push"),
+            ("git -c x=y push", "git push"),
+            ("git --git-dir=.git push origin", "git push"),
+            ("git --no-pager --work-tree . push", "git push"),
+            ("git $SUB origin", "git push"),
+        ] {
+            let d = cmd(&rules, c);
+            assert_eq!(d.decision, Decision::Deny, "{c}: {}", d.source);
+            assert!(d.source.starts_with(&format!("rule:command:{rule}")), "{c}: {}", d.source);
+        }
+        let sudo = Rules { commands: vec![("sudo".into(), Decision::Deny)], ..rules.clone() };
+        assert_eq!(cmd(&sudo, "sudo ls").source, "rule:command:sudo", "a deny rule may name a wrapper");
+    }
+
+    #[test]
+    fn what_cannot_be_known_is_asked_and_never_granted() {
+        let rules = Rules { granted: vec!["run_command".into(), "cargo test".into()], ..Rules::default() };
+        for c in
+            ["$CMD x", "cur? x", "git -c alias.p=push p", "case x in a) curl x;; esac", "echo 'open", "f() { curl; }"]
+        {
+            let d = cmd(&rules, c);
+            assert_eq!(d.decision, Decision::Deny, "{c}: {}", d.source);
+            assert!(d.source.contains("shell:undecidable"), "{c}: {}", d.source);
+        }
+        let person = Rules { headless: false, ..rules.clone() };
+        assert_eq!(cmd(&person, "$CMD x").decision, Decision::Ask, "a person may still say yes");
+        assert_eq!(cmd(&person, "$CMD x; curl y").decision, Decision::Deny, "a deny rule still wins");
+    }
+
+    #[test]
+    fn grants_see_through_wrappers_too() {
+        let rules = Rules { granted: vec!["cargo test".into()], ..Rules::default() };
+        assert_eq!(cmd(&rules, "timeout 60 cargo test -p x").source, "granted:cargo test");
+        assert_eq!(cmd(&rules, "RUST_LOG=debug cargo test 2>&1 | cargo test").source, "granted:cargo test");
+        assert_eq!(cmd(&rules, "sh -c 'cargo test && rm -rf /'").decision, Decision::Deny);
+        assert_eq!(cmd(&rules, "cargo test $(rm -rf /)").decision, Decision::Deny, "substitutions are parts");
+        assert_eq!(cmd(&rules, "cargo $T").decision, Decision::Deny, "an expanded word is not the granted one");
     }
 
     #[test]
