@@ -36,6 +36,7 @@ mod redactor;
 mod rule;
 mod scanner;
 mod stream;
+pub mod terminal;
 
 pub use checks::{github_token_checksum_ok, shannon_entropy};
 pub use encoding::Encoding;
