@@ -7,6 +7,11 @@
 //! listen = "127.0.0.1:8484"          # or "unix:/run/airlock/broker.sock"
 //! max_request_bytes = 33554432
 //! upstream_timeout_secs = 600        # for the whole answer; first byte within connect + this
+//! header_timeout_secs = 10           # a client's request head must arrive within this (slowloris)
+//! body_timeout_secs = 120            # and its body within this
+//! max_connections = 256              # open at once; when full, the oldest idle one is closed
+//! max_requests_per_key = 16          # requests in flight per key (or per local user)
+//! allow_server_tools = []            # vendor-side tools let through, e.g. ["web_search"]
 //!
 //! [[upstream]]
 //! name = "vllm"
@@ -93,6 +98,21 @@ pub struct GatewayConfig {
     pub upstreams: Vec<Upstream>,
     /// The egress proxy, when configured.
     pub egress: Option<EgressSettings>,
+    /// Server-side tools (run by the vendor, outside the egress allowlist) that
+    /// may stay in a request, by type or family (`web_search`, `mcp`); the rest
+    /// are taken out and recorded. See [`crate::server_tools`].
+    pub allow_server_tools: Vec<String>,
+    /// How long a client has to send a request head (also how long an idle
+    /// connection is kept); `None` only in tests that show what it guards against.
+    pub header_timeout: Option<Duration>,
+    /// How long a client has to send a request body.
+    pub body_timeout: Option<Duration>,
+    /// Connections open at once. When full, the connection that has waited
+    /// longest without a request in progress is closed to make room; when
+    /// every one has a request in progress, the newcomer gets 503.
+    pub max_connections: usize,
+    /// Requests in flight at once per key (or per local user); beyond, 429.
+    pub max_requests_per_key: usize,
 }
 
 /// The egress proxy's settings.
@@ -155,6 +175,11 @@ struct GatewaySection {
     max_request_bytes: Option<usize>,
     upstream_timeout_secs: Option<u64>,
     connect_timeout_secs: Option<u64>,
+    header_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_requests_per_key: Option<usize>,
+    allow_server_tools: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +281,20 @@ impl GatewayConfig {
             }
         };
         let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
+        let g = &file.gateway;
+        for (name, value) in [
+            ("header_timeout_secs", g.header_timeout_secs),
+            ("body_timeout_secs", g.body_timeout_secs),
+            ("max_connections", g.max_connections.map(|n| n as u64)),
+            ("max_requests_per_key", g.max_requests_per_key.map(|n| n as u64)),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid(format!(
+                    "{}: gateway.{name} must be at least 1: 0 would refuse everything or wait forever",
+                    origin.display()
+                )));
+            }
+        }
         Ok(GatewayConfig {
             listen,
             max_request_bytes: file.gateway.max_request_bytes.unwrap_or(32 << 20),
@@ -263,6 +302,11 @@ impl GatewayConfig {
             connect_timeout: secs(file.gateway.connect_timeout_secs, 10),
             upstreams,
             egress,
+            allow_server_tools: g.allow_server_tools.clone().unwrap_or_default(),
+            header_timeout: Some(secs(g.header_timeout_secs, 10)),
+            body_timeout: Some(secs(g.body_timeout_secs, 120)),
+            max_connections: g.max_connections.unwrap_or(256),
+            max_requests_per_key: g.max_requests_per_key.unwrap_or(16),
         })
     }
 

@@ -8,5 +8,7 @@ pub mod body;
 pub mod config;
 pub mod egress;
 pub mod egress_audit;
+pub mod forwarded;
 pub mod keys;
 pub mod server;
+pub mod server_tools;

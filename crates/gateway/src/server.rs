@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use airlock_audit::event::Event;
+use airlock_audit::event::{Event, RedactionNote};
 use airlock_audit::writer::AuditHandle;
 use airlock_redact::{Redactor, Scanner};
 use axum::body::Body;
@@ -20,7 +20,7 @@ use futures_util::Stream;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
-use crate::body::scrub;
+use crate::body::{Schema, scrub};
 use crate::config::{ApiStyle, GatewayConfig, Upstream};
 
 /// Who may call.
@@ -109,6 +109,8 @@ pub struct Gateway {
     scanner: Arc<Scanner>,
     /// One redactor per caller, so a secret keeps its placeholder across a session's requests.
     redactors: Mutex<HashMap<String, Redactor>>,
+    /// Requests in flight per caller, against `max_requests_per_key`.
+    in_flight: Mutex<HashMap<String, usize>>,
 }
 
 /// The routes the gateway serves, and the API each belongs to.
@@ -137,6 +139,15 @@ impl Route {
         match self {
             Route::Chat | Route::Responses | Route::Embeddings => ApiStyle::Openai,
             Route::Messages | Route::CountTokens => ApiStyle::Anthropic,
+        }
+    }
+
+    fn schema(self) -> Schema {
+        match self {
+            Route::Chat => Schema::OpenaiChat,
+            Route::Responses => Schema::OpenaiResponses,
+            Route::Embeddings => Schema::OpenaiEmbeddings,
+            Route::Messages | Route::CountTokens => Schema::AnthropicMessages,
         }
     }
 
@@ -195,7 +206,15 @@ impl Gateway {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()?;
-        Ok(Arc::new(Gateway { config, client, auth, audit, scanner, redactors: Mutex::new(HashMap::new()) }))
+        Ok(Arc::new(Gateway {
+            config,
+            client,
+            auth,
+            audit,
+            scanner,
+            redactors: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+        }))
     }
 
     /// The axum router.
@@ -263,7 +282,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
                 let event = Event::BlockedEgress {
                     destination: format!("broker:{} {}", parts.method, shown_path(&path)),
                     reason: why.into(),
-                    bytes: body_size(body, gw.config.max_request_bytes).await,
+                    bytes: body_size(body, gw.config.max_request_bytes, gw.config.body_timeout).await,
                 };
                 if let Err(e) = gw.record("unauthenticated", event).await {
                     return audit_down(api, &e);
@@ -281,7 +300,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         let event = Event::BlockedEgress {
             destination: format!("broker:{} {}", parts.method, shown_path(&path)),
             reason: "not a model API route: nothing was forwarded".into(),
-            bytes: body_size(body, gw.config.max_request_bytes).await,
+            bytes: body_size(body, gw.config.max_request_bytes, gw.config.body_timeout).await,
         };
         if let Err(e) = gw.record(&caller.name, event).await {
             return audit_down(api, &e);
@@ -291,7 +310,40 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     if parts.method != Method::POST {
         return error(api, StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", format!("{path} takes POST"));
     }
-    let body = match http_body_util::Limited::new(body, gw.config.max_request_bytes).collect().await {
+    // Per key: one caller cannot take every upstream slot and task there is.
+    let Some(in_flight) = InFlight::enter(&gw, &caller.name) else {
+        tracing::warn!(principal = caller.name, limit = gw.config.max_requests_per_key, "too many requests in flight");
+        let mut response = error(
+            api,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            format!(
+                "{} already has {} requests in flight, the gateway's limit per key (gateway.max_requests_per_key)",
+                caller.name, gw.config.max_requests_per_key
+            ),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let read = http_body_util::Limited::new(body, gw.config.max_request_bytes).collect();
+    let read = match gw.config.body_timeout {
+        Some(limit) => match tokio::time::timeout(limit, read).await {
+            Ok(r) => r,
+            Err(_) => {
+                return error(
+                    api,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    format!(
+                        "the request body did not arrive within {}s (gateway.body_timeout_secs)",
+                        limit.as_secs_f64()
+                    ),
+                );
+            }
+        },
+        None => read.await,
+    };
+    let body = match read {
         Ok(b) => b.to_bytes(),
         Err(e) => {
             let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
@@ -315,7 +367,54 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    response
+    // Counted until the answer has been streamed to the end, or dropped.
+    holding(response, in_flight)
+}
+
+/// A request counted against its caller's `max_requests_per_key`, until dropped.
+struct InFlight {
+    gw: Arc<Gateway>,
+    key: String,
+}
+
+impl InFlight {
+    fn enter(gw: &Arc<Gateway>, key: &str) -> Option<InFlight> {
+        let mut map = match gw.in_flight.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let n = map.entry(key.to_string()).or_insert(0);
+        if *n >= gw.config.max_requests_per_key {
+            return None;
+        }
+        *n += 1;
+        Some(InFlight { gw: Arc::clone(gw), key: key.to_string() })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = match self.gw.in_flight.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(n) = map.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// `response`, with `guard` kept alive until its body has been sent or dropped.
+fn holding<G: Send + Sync + 'static>(response: Response, guard: G) -> Response {
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _ = &guard;
+            frame
+        }))
+    })
 }
 
 /// A request path as recorded: at most 200 characters, control characters
@@ -325,8 +424,17 @@ fn shown_path(path: &str) -> String {
 }
 
 /// The size of a refused request's body (read and dropped; capped at the limit).
-async fn body_size(body: Body, limit: usize) -> u64 {
-    match http_body_util::Limited::new(body, limit).collect().await {
+async fn body_size(body: Body, limit: usize, time: Option<std::time::Duration>) -> u64 {
+    let read = http_body_util::Limited::new(body, limit).collect();
+    let read = match time {
+        Some(t) => match tokio::time::timeout(t, read).await {
+            Ok(r) => r,
+            // A body that trickles is not waited for: its size is unknown.
+            Err(_) => return 0,
+        },
+        None => read.await,
+    };
+    match read {
         Ok(b) => b.to_bytes().len() as u64,
         Err(_) => limit as u64,
     }
@@ -355,20 +463,61 @@ async fn forward(
 ) -> Response {
     let api = route.api();
     let principal = caller.name.as_str();
+    let path = route_path(route);
+    // No query leaves but Claude Code's constant; the refusal is on the record
+    // with the query's size and digest, never the query.
+    let query = match crate::forwarded::check_query(api, query) {
+        Ok(q) => q,
+        Err(refused) => {
+            let event = Event::BlockedEgress {
+                destination: format!("broker:POST {path}?(query: {} bytes, sha256 {})", refused.bytes, refused.sha256),
+                reason: refused.to_string(),
+                bytes: body.len() as u64,
+            };
+            if let Err(e) = gw.record(principal, event).await {
+                return audit_down(api, &e);
+            }
+            return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", refused.to_string());
+        }
+    };
+    let plan = crate::forwarded::plan_headers(headers, api, &gw.config.allow_server_tools);
     let scrubbed = {
         let mut redactors = match gw.redactors.lock() {
             Ok(r) => r,
             Err(poisoned) => poisoned.into_inner(),
         };
         let redactor = redactors.entry(principal.to_string()).or_insert_with(|| Redactor::new(Arc::clone(&gw.scanner)));
-        scrub(body, redactor)
+        scrub(body, route.schema(), &gw.config.allow_server_tools, redactor)
+            .map(|s| (dropped_notes(&plan.dropped, redactor), s))
     };
-    let scrubbed = match scrubbed {
+    let (header_notes, mut scrubbed) = match scrubbed {
         Ok(s) => s,
+        Err(crate::body::BodyError::ServerTool(refused)) => {
+            let event = Event::BlockedEgress {
+                destination: format!("tool:{}", refused.tool),
+                reason: refused.to_string(),
+                bytes: body.len() as u64,
+            };
+            if let Err(e) = gw.record(principal, event).await {
+                return audit_down(api, &e);
+            }
+            return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", refused.to_string());
+        }
         Err(e) => {
             return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string());
         }
     };
+    // Every change made to what leaves is a note on the request's record:
+    // secrets replaced in the body, headers and beta tokens held back, tools removed.
+    scrubbed.notes.extend(header_notes);
+    for s in &scrubbed.stripped {
+        scrubbed.notes.push(RedactionNote {
+            rule: "server-tool-removed".into(),
+            field: s.field.clone(),
+            placeholder: format!("«removed:{}»", s.tool),
+            secret_sha256: s.sha256.clone(),
+        });
+    }
     if !caller.allows(&scrubbed.model) {
         let reason = format!("the key of {principal} may not use model {:?}", scrubbed.model);
         let event = Event::BlockedEgress {
@@ -406,6 +555,33 @@ async fn forward(
             ),
         );
     }
+    // Each server-side tool (or the beta that turns one on) kept from the
+    // vendor is a refused route out, recorded as such.
+    let mut removed: Vec<String> = Vec::new();
+    let mut refusals = Vec::new();
+    for s in &scrubbed.stripped {
+        removed.push(s.tool.clone());
+        refusals.push(Event::BlockedEgress {
+            destination: format!("tool:{}", s.tool),
+            reason: format!(
+                "server-side tool {} removed from the request at {}: the vendor would run it outside airlock's egress allowlist\nhint: name it in gateway.allow_server_tools to let it through",
+                s.tool, s.field
+            ),
+            bytes: s.bytes,
+        });
+    }
+    for d in plan.dropped.iter().filter(|d| d.server_tool.is_some()) {
+        refusals.push(Event::BlockedEgress {
+            destination: format!("tool:{}", d.server_tool.unwrap_or_default()),
+            reason: format!("header {} token {:?} held back: {}", d.name, d.value, d.why),
+            bytes: d.value.len() as u64,
+        });
+    }
+    for event in refusals {
+        if let Err(e) = gw.record(principal, event).await {
+            return audit_down(api, &e);
+        }
+    }
     let destination = format!("{} {}", upstream.name, upstream.base_url);
     let request_event = Event::ModelRequest {
         principal: principal.to_string(),
@@ -421,23 +597,14 @@ async fn forward(
         return audit_down(api, &e);
     }
 
-    let path = match route {
-        Route::Chat => "/v1/chat/completions",
-        Route::Responses => "/v1/responses",
-        Route::Embeddings => "/v1/embeddings",
-        Route::Messages => "/v1/messages",
-        Route::CountTokens => "/v1/messages/count_tokens",
-    };
     let mut url = format!("{}{path}", upstream.base_url);
     if let Some(q) = query {
         url.push('?');
         url.push_str(q);
     }
     let mut out = gw.client.post(&url).header(header::CONTENT_TYPE, "application/json").body(scrubbed.body);
-    for name in ["anthropic-version", "anthropic-beta", "accept", "openai-beta"] {
-        for value in headers.get_all(name) {
-            out = out.header(name, value.clone());
-        }
+    for (name, value) in plan.forward {
+        out = out.header(name, value);
     }
     out = credentials(out, upstream);
     let mut tap = Tap::new(Arc::clone(gw), principal.to_string(), destination.clone(), started);
@@ -461,6 +628,12 @@ async fn forward(
     for (name, value) in upstream_response.headers() {
         if passes_back(name.as_str()) {
             builder = builder.header(name, value);
+        }
+    }
+    if !removed.is_empty() {
+        // Tell the client too: its tools were not all offered to the model.
+        if let Ok(v) = HeaderValue::from_str(&removed.join(", ")) {
+            builder = builder.header("x-airlock-removed-tools", v);
         }
     }
     if is_stream {
@@ -501,6 +674,45 @@ async fn forward(
         None => builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
     };
     builder.body(Body::from(bytes)).unwrap_or_else(|_| internal(api))
+}
+
+/// The upstream path of a route.
+fn route_path(route: Route) -> &'static str {
+    match route {
+        Route::Chat => "/v1/chat/completions",
+        Route::Responses => "/v1/responses",
+        Route::Embeddings => "/v1/embeddings",
+        Route::Messages => "/v1/messages",
+        Route::CountTokens => "/v1/messages/count_tokens",
+    }
+}
+
+/// The record of headers held back: each secret a scan finds in one, or one
+/// note naming the header and the digest of its value (never the value).
+fn dropped_notes(dropped: &[crate::forwarded::Dropped], redactor: &mut Redactor) -> Vec<RedactionNote> {
+    let mut notes = Vec::new();
+    for d in dropped {
+        let field = format!("header:{}", d.name);
+        let found = redactor.redact(&d.value).report;
+        if found.is_empty() {
+            notes.push(RedactionNote {
+                rule: "header-dropped".into(),
+                field,
+                placeholder: "«dropped»".into(),
+                secret_sha256: d.sha256(),
+            });
+        } else {
+            for r in found {
+                notes.push(RedactionNote {
+                    rule: r.rule_id,
+                    field: field.clone(),
+                    placeholder: r.placeholder,
+                    secret_sha256: r.secret_sha256,
+                });
+            }
+        }
+    }
+    notes
 }
 
 fn audit_down(api: ApiStyle, e: &str) -> Response {
@@ -736,12 +948,11 @@ pub async fn serve(
     listen: &crate::config::Listen,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = gw.router().into_make_service_with_connect_info::<Peer>();
     match listen {
         crate::config::Listen::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!("listening on {}", listener.local_addr()?);
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            serve_on(gw, listener, shutdown).await
         }
         crate::config::Listen::Unix(path) => {
             use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -754,7 +965,7 @@ pub async fn serve(
             let listener = tokio::net::UnixListener::bind(path)?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
             tracing::info!("listening on unix:{}", path.display());
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            serve_on(gw, listener, shutdown).await
         }
     }
 }
@@ -766,10 +977,255 @@ pub async fn serve_unix(
     listener: std::os::unix::net::UnixListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = gw.router().into_make_service_with_connect_info::<Peer>();
     listener.set_nonblocking(true)?;
     let listener = tokio::net::UnixListener::from_std(listener)?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve_on(gw, listener, shutdown).await
+}
+
+/// What the server needs of a listener: the next connection and who is on
+/// the other end, and a way to say "full" without waiting on the client.
+trait Incoming: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn next(&self) -> impl std::future::Future<Output = std::io::Result<(Self::Io, Peer)>> + Send;
+    fn refuse(io: &Self::Io);
+}
+
+const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 43\r\nretry-after: 1\r\nconnection: close\r\n\r\nthe gateway has too many open connections\n";
+
+impl Incoming for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn next(&self) -> std::io::Result<(Self::Io, Peer)> {
+        let (io, _) = self.accept().await?;
+        Ok((io, Peer { uid: None }))
+    }
+    fn refuse(io: &Self::Io) {
+        let _ = io.try_write(FULL);
+    }
+}
+
+impl Incoming for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn next(&self) -> std::io::Result<(Self::Io, Peer)> {
+        let (io, _) = self.accept().await?;
+        let uid = io.peer_cred().ok().map(|c| c.uid());
+        Ok((io, Peer { uid }))
+    }
+    fn refuse(io: &Self::Io) {
+        let _ = io.try_write(FULL);
+    }
+}
+
+/// The open connections, and which of them are idle (no request in
+/// progress: waiting for a first request head, or kept alive between
+/// requests), oldest first. A slow client is idle until its head is
+/// complete, so when the table is full it is the first to go.
+#[derive(Default)]
+struct Connections {
+    state: Mutex<ConnectionState>,
+}
+
+#[derive(Default)]
+struct ConnectionState {
+    open: usize,
+    next: u64,
+    idle: std::collections::BTreeMap<u64, Arc<Connection>>,
+}
+
+/// One connection's place in the table.
+#[derive(Default)]
+struct Connection {
+    /// Notified to close it (it was the oldest idle one when room was needed).
+    close: tokio::sync::Notify,
+    /// Guarded by the table's lock: its key in `idle`, when idle.
+    idle_since: Mutex<Option<u64>>,
+    /// Guarded by the table's lock: requests in progress.
+    active: Mutex<usize>,
+    evicted: std::sync::atomic::AtomicBool,
+}
+
+/// Whether a new connection gets in, and what makes room for it: a pure
+/// decision over the table's counts.
+#[derive(Debug, PartialEq, Eq)]
+enum Admission {
+    /// There is room.
+    Admit,
+    /// Full: close the oldest idle connection, then admit.
+    Evict,
+    /// Full, and every connection has a request in progress.
+    Refuse,
+}
+
+fn admission(open: usize, idle: usize, limit: usize) -> Admission {
+    if open < limit {
+        Admission::Admit
+    } else if idle > 0 {
+        Admission::Evict
+    } else {
+        Admission::Refuse
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Connections {
+    fn admit(&self, limit: usize) -> Option<Arc<Connection>> {
+        let mut state = lock(&self.state);
+        match admission(state.open, state.idle.len(), limit) {
+            Admission::Refuse => return None,
+            Admission::Evict => {
+                if let Some((_, oldest)) = state.idle.pop_first() {
+                    *lock(&oldest.idle_since) = None;
+                    oldest.evicted.store(true, std::sync::atomic::Ordering::SeqCst);
+                    oldest.close.notify_one();
+                    state.open = state.open.saturating_sub(1);
+                }
+            }
+            Admission::Admit => {}
+        }
+        state.open += 1;
+        let connection = Arc::new(Connection::default());
+        Self::make_idle(&mut state, &connection);
+        Some(connection)
+    }
+
+    fn make_idle(state: &mut ConnectionState, connection: &Arc<Connection>) {
+        let key = state.next;
+        state.next += 1;
+        *lock(&connection.idle_since) = Some(key);
+        state.idle.insert(key, Arc::clone(connection));
+    }
+
+    fn request_started(&self, connection: &Arc<Connection>) {
+        let mut state = lock(&self.state);
+        if let Some(key) = lock(&connection.idle_since).take() {
+            state.idle.remove(&key);
+        }
+        *lock(&connection.active) += 1;
+    }
+
+    fn request_ended(&self, connection: &Arc<Connection>) {
+        let mut state = lock(&self.state);
+        let mut active = lock(&connection.active);
+        *active = active.saturating_sub(1);
+        let idle = *active == 0;
+        drop(active);
+        if idle && !connection.evicted.load(std::sync::atomic::Ordering::SeqCst) {
+            Self::make_idle(&mut state, connection);
+        }
+    }
+
+    fn closed(&self, connection: &Arc<Connection>) {
+        let mut state = lock(&self.state);
+        if let Some(key) = lock(&connection.idle_since).take() {
+            state.idle.remove(&key);
+        }
+        if !connection.evicted.load(std::sync::atomic::Ordering::SeqCst) {
+            state.open = state.open.saturating_sub(1);
+        }
+    }
+}
+
+/// Completes when the server stops (never, if the sender is gone without saying so).
+async fn stopping(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Marks a request as ended when dropped (its answer sent, or abandoned).
+struct RequestInProgress {
+    table: Arc<Connections>,
+    connection: Arc<Connection>,
+}
+
+impl Drop for RequestInProgress {
+    fn drop(&mut self) {
+        self.table.request_ended(&self.connection);
+    }
+}
+
+/// The accept loop, with the slowloris guards: a request head must arrive
+/// within `header_timeout` (hyper's, which also bounds an idle keep-alive
+/// connection), a body within `body_timeout` (in the handler), at most
+/// `max_connections` open (the oldest idle one closed to make room), and
+/// `max_requests_per_key` in flight per caller (in the handler).
+async fn serve_on<L: Incoming>(
+    gw: Arc<Gateway>,
+    listener: L,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Arc::clone(&gw).router();
+    let table = Arc::new(Connections::default());
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(gw.config.header_timeout);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let (io, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.next() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors and the like: back off rather than spin or stop serving.
+                    tracing::warn!(error = %e, "gateway: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(connection) = table.admit(gw.config.max_connections) else {
+            tracing::warn!(limit = gw.config.max_connections, "gateway: too many connections, every one busy");
+            L::refuse(&io);
+            continue;
+        };
+        let service = {
+            let hyper_service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let (table, connection) = (Arc::clone(&table), Arc::clone(&connection));
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                table.request_started(&connection);
+                let guard = RequestInProgress { table: Arc::clone(&table), connection: Arc::clone(&connection) };
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let call = hyper::service::Service::call(&hyper_service, request);
+                async move {
+                    let response = call.await?;
+                    Ok::<_, std::convert::Infallible>(holding(response, guard))
+                }
+            })
+        };
+        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let mut stop = stop_rx.clone();
+        let table = Arc::clone(&table);
+        tasks.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                }
+                () = connection.close.notified() => {
+                    tracing::debug!("closed an idle connection to make room");
+                }
+                () = stopping(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            table.closed(&connection);
+        });
+    }
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]
@@ -803,5 +1259,26 @@ mod tests {
         u.feed(br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#);
         u.finish();
         assert_eq!((u.input, u.output), (9, 12));
+    }
+
+    #[test]
+    fn a_full_table_makes_room_by_closing_an_idle_connection() {
+        assert_eq!(admission(3, 3, 4), Admission::Admit);
+        assert_eq!(admission(4, 1, 4), Admission::Evict);
+        assert_eq!(admission(4, 0, 4), Admission::Refuse);
+        let table = Connections::default();
+        let first = table.admit(2).unwrap();
+        let second = table.admit(2).unwrap();
+        table.request_started(&second);
+        // Full: the idle one (first) goes, the busy one stays.
+        let third = table.admit(2).unwrap();
+        assert!(first.evicted.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(!second.evicted.load(std::sync::atomic::Ordering::SeqCst));
+        table.request_started(&third);
+        assert!(table.admit(2).is_none(), "every connection busy: refused");
+        table.request_ended(&third);
+        assert!(table.admit(2).is_some(), "idle again: it makes room");
+        table.closed(&first);
+        assert_eq!(lock(&table.state).open, 2);
     }
 }
