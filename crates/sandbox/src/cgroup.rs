@@ -1,10 +1,19 @@
-//! A pids cgroup for callers that `RLIMIT_NPROC` does not bind.
+//! Cgroups for one sandbox: the process limit of a root caller, and the
+//! memory limit of the whole tree wherever a memory cgroup can be made.
 //!
 //! The kernel exempts the global root user from `RLIMIT_NPROC`, and a
 //! sandbox started by root runs as root (uid 0 mapped to itself, with no
 //! capabilities). So when the caller is root the process limit is enforced
 //! with the pids controller instead, which counts the whole tree. If no pids
 //! controller can be used, the sandbox refuses rather than run unlimited.
+//!
+//! Memory: resource limits are per process, and `RLIMIT_DATA` does not count
+//! shared memory (`MAP_SHARED|MAP_ANONYMOUS`, a memfd, tmpfs files). A memory
+//! cgroup counts every page the tree touches, tmpfs pages included, so one is
+//! made whenever the caller may: root, or a user with a delegated cgroup (the
+//! memory controller enabled for a folder the user owns, as systemd's
+//! `Delegate=` gives). Otherwise the launcher falls back to per-process
+//! `RLIMIT_AS` (see `spec::Limits::address_space_bytes`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -57,8 +66,140 @@ impl PidsCgroup {
 
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        remove_when_empty(&self.dir);
     }
+}
+
+/// The cgroup version of a hierarchy, which decides the file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Version {
+    V1,
+    V2,
+}
+
+/// A cgroup that holds one sandbox and caps the memory of its whole tree.
+/// Removed when dropped.
+#[derive(Debug)]
+pub(crate) struct MemoryCgroup {
+    dir: PathBuf,
+}
+
+impl MemoryCgroup {
+    /// Creates `airlock-<pid>` next to (v2) or under (v1) the caller's own
+    /// memory cgroup, so that every limit above the caller still applies,
+    /// and caps it at `bytes`. `None` when no memory cgroup can be made
+    /// here (no controller, or not the caller's to make): the caller then
+    /// limits each process's address space instead.
+    pub(crate) fn create(bytes: u64) -> Option<MemoryCgroup> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let (parent, version) = memory_parent(&mountinfo, &own, &|p: &Path| std::fs::read_to_string(p).ok())?;
+        let dir = parent.join(format!("airlock-{}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+        let cgroup = MemoryCgroup { dir };
+        for (file, value) in memory_settings(version, bytes) {
+            let path = cgroup.dir.join(file);
+            // Swap accounting may be off: then there is no swap file to set.
+            if file.contains("sw") && !path.exists() {
+                continue;
+            }
+            if std::fs::write(&path, value).is_err() {
+                // Dropping removes the folder; the fallback applies.
+                return None;
+            }
+        }
+        Some(cgroup)
+    }
+
+    /// Moves a process (and so everything it will start) into the cgroup.
+    pub(crate) fn add(&self, pid: libc::pid_t) -> io::Result<()> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        remove_when_empty(&self.dir);
+    }
+}
+
+/// Removes a cgroup folder. Init has exited, but the processes the kernel
+/// killed with it may still be leaving: retry for up to a second.
+fn remove_when_empty(dir: &Path) {
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            _ => return,
+        }
+    }
+}
+
+/// The files that cap a memory cgroup at `bytes`, in the order they must be
+/// written (v1 refuses a memory+swap limit below the memory limit). Swap is
+/// capped too, so that pushing pages out to swap does not add to the budget.
+pub(crate) fn memory_settings(version: Version, bytes: u64) -> Vec<(&'static str, String)> {
+    match version {
+        Version::V1 => {
+            vec![("memory.limit_in_bytes", bytes.to_string()), ("memory.memsw.limit_in_bytes", bytes.to_string())]
+        }
+        Version::V2 => vec![("memory.max", bytes.to_string()), ("memory.swap.max", "0".to_string())],
+    }
+}
+
+/// Where a sandbox's memory cgroup goes, from `/proc/self/mountinfo` and
+/// `/proc/self/cgroup`: under the caller's own cgroup in a v1 memory
+/// hierarchy; in v2, beside it (a cgroup with processes cannot hand the
+/// memory controller to children), that is in its parent, when the parent
+/// enables `memory` for its children. In both the caller's own limits still
+/// bind the sandbox. v1 is preferred: a v2 mount next to a v1 memory
+/// hierarchy cannot have the controller.
+fn memory_parent(mountinfo: &str, own: &str, read: &dyn Fn(&Path) -> Option<String>) -> Option<(PathBuf, Version)> {
+    // `/proc/self/cgroup`: `ID:CONTROLLERS:PATH`, v2 as `0::PATH`.
+    let own_path = |v1: bool| {
+        own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            let matches = match v1 {
+                true => controllers.split(',').any(|c| c == "memory"),
+                false => controllers.is_empty(),
+            };
+            matches.then(|| PathBuf::from(path.trim_start_matches('/')))
+        })
+    };
+    let mut v2 = None;
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some(mount_point) = left.split(' ').nth(4) else { continue };
+        let mut fields = right.split(' ');
+        let (Some(fstype), Some(_source)) = (fields.next(), fields.next()) else { continue };
+        let options = fields.next().unwrap_or("");
+        match fstype {
+            "cgroup" if options.split(',').any(|o| o == "memory") => {
+                return Some((Path::new(mount_point).join(own_path(true)?), Version::V1));
+            }
+            "cgroup2" if v2.is_none() => {
+                let Some(path) = own_path(false) else { continue };
+                let mine = Path::new(mount_point).join(&path);
+                // The root cgroup may hold processes and delegate; any other
+                // cgroup's children are made in its parent.
+                let parent = match path.as_os_str().is_empty() {
+                    true => mine,
+                    false => mine.parent().map(Path::to_path_buf).unwrap_or(mine),
+                };
+                let delegated = read(&parent.join("cgroup.subtree_control"))
+                    .is_some_and(|c| c.split_whitespace().any(|c| c == "memory"));
+                if delegated {
+                    v2 = Some((parent, Version::V2));
+                }
+            }
+            _ => {}
+        }
+    }
+    v2
 }
 
 /// Finds a pids hierarchy root a root process may create a child in: a
@@ -106,6 +247,53 @@ mod tests {
         let with = |c: &'static str| move |_: &Path| Some(c.to_string());
         assert_eq!(pids_hierarchy(V2, &with("cpu memory pids\n")), Some(PathBuf::from("/sys/fs/cgroup")));
         assert_eq!(pids_hierarchy(V2, &with("cpu memory\n")), None);
+    }
+
+    const V1_MEMORY: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+                             35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                             41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+
+    #[test]
+    fn v1_memory_goes_under_the_callers_own_cgroup() {
+        let own = "9:name=systemd:/\n4:memory:/process_api/abc\n0::/\n";
+        assert_eq!(
+            memory_parent(V1_MEMORY, own, &|_| None),
+            Some((PathBuf::from("/sys/fs/cgroup/memory/process_api/abc"), Version::V1))
+        );
+        let combined = "4:cpu,memory:/\n";
+        assert_eq!(
+            memory_parent(V1_MEMORY, combined, &|_| None),
+            Some((PathBuf::from("/sys/fs/cgroup/memory"), Version::V1))
+        );
+    }
+
+    #[test]
+    fn v2_memory_goes_beside_the_callers_cgroup_when_delegated() {
+        let own = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope\n";
+        let parent = PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice");
+        let delegates = |p: &Path| (p == parent.join("cgroup.subtree_control")).then(|| "cpu memory pids\n".into());
+        assert_eq!(memory_parent(V2, own, &delegates), Some((parent.clone(), Version::V2)));
+        assert_eq!(memory_parent(V2, own, &|_| Some("cpu pids\n".into())), None, "memory not delegated");
+        // A caller in the root cgroup (a container) makes it there.
+        let root = |p: &Path| (p == Path::new("/sys/fs/cgroup/cgroup.subtree_control")).then(|| "memory\n".into());
+        assert_eq!(memory_parent(V2, "0::/\n", &root), Some((PathBuf::from("/sys/fs/cgroup"), Version::V2)));
+    }
+
+    #[test]
+    fn no_memory_controller_is_none() {
+        let only_cpu = "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(memory_parent(only_cpu, "3:cpu:/\n", &|_| None), None);
+        // Unified mounted beside v1 (no controllers on it): nothing to use.
+        assert_eq!(memory_parent(V1_MEMORY.lines().nth(2).unwrap(), "0::/\n", &|_| Some(String::new())), None);
+    }
+
+    #[test]
+    fn memory_settings_cap_swap_too_in_the_order_v1_needs() {
+        let v1 = memory_settings(Version::V1, 64 << 20);
+        assert_eq!(v1[0], ("memory.limit_in_bytes", "67108864".to_string()));
+        assert_eq!(v1[1], ("memory.memsw.limit_in_bytes", "67108864".to_string()));
+        let v2 = memory_settings(Version::V2, 64 << 20);
+        assert_eq!(v2, [("memory.max", "67108864".to_string()), ("memory.swap.max", "0".to_string())]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ use landlock::{
 use crate::SandboxError;
 use crate::bridge;
 use crate::capture::{CappedBuffer, Captured};
-use crate::cgroup::PidsCgroup;
+use crate::cgroup::{MemoryCgroup, PidsCgroup};
 use crate::kernel::KernelSupport;
 use crate::plan::{self, Grant, Plan};
 use crate::root::build_root;
@@ -228,11 +228,18 @@ fn run_prepared(
         true => Some(PidsCgroup::create(spec.limits.processes).map_err(SandboxError::Unavailable)?),
         false => None,
     };
-    // Init waits on this before it starts the command, so that a process
-    // cgroup is joined before any process it limits exists.
-    let go = match pids {
-        Some(_) => Some(pipe()?),
-        None => None,
+    // Memory: a cgroup for the whole tree wherever one can be made, else
+    // each process's address space is capped (spec::Limits::address_space_bytes).
+    let memory = MemoryCgroup::create(spec.limits.memory_bytes);
+    let address_space = match memory {
+        Some(_) => None,
+        None => Some(spec.limits.address_space_bytes()),
+    };
+    // Init waits on this before it starts the command, so that the cgroups
+    // are joined before any process they limit exists.
+    let go = match pids.is_some() || memory.is_some() {
+        true => Some(pipe()?),
+        false => None,
     };
     // SAFETY: geteuid and getegid have no preconditions.
     let ids = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -249,13 +256,16 @@ fn run_prepared(
             ids,
             status_fd: status_w.as_raw_fd(),
             go_fd: go.as_ref().map(|(r, _)| r.as_raw_fd()),
+            address_space,
             capture: capture_fds,
             signal_mask: signals.old_mask,
         };
         init_main(&inside)
     }
-    if let (Some(cgroup), Some((_, go_w))) = (&pids, &go) {
-        let joined = cgroup.add(init).and_then(|()| {
+    if let Some((_, go_w)) = &go {
+        let joined = pids.as_ref().map_or(Ok(()), |c| c.add(init));
+        let joined = joined.and_then(|()| memory.as_ref().map_or(Ok(()), |c| c.add(init)));
+        let joined = joined.and_then(|()| {
             // SAFETY: writing one byte from our buffer to our pipe.
             match unsafe { libc::write(go_w.as_raw_fd(), [1u8].as_ptr().cast(), 1) } {
                 1 => Ok(()),
@@ -266,7 +276,7 @@ fn run_prepared(
             // SAFETY: `init` is our child and has not been reaped yet.
             unsafe { libc::kill(init, libc::SIGKILL) };
             let _ = wait_for(init);
-            return Err(SandboxError::Setup { step: "join the pids cgroup".into(), source });
+            return Err(SandboxError::Setup { step: "join the sandbox's cgroups".into(), source });
         }
     }
     drop(go);
@@ -543,6 +553,8 @@ struct Inside<'a> {
     status_fd: RawFd,
     /// When set, init waits for a byte here before starting the command.
     go_fd: Option<RawFd>,
+    /// `RLIMIT_AS` of the command, where no memory cgroup limits the tree.
+    address_space: Option<u64>,
     /// Write ends of the capture pipes, when output is captured.
     capture: Option<(RawFd, RawFd)>,
     /// The caller's signal mask, restored in the command before exec.
@@ -573,7 +585,7 @@ fn init_main(inside: &Inside) -> ! {
         let mut byte = [0u8; 1];
         // SAFETY: reading one byte into our buffer.
         if unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) } != 1 {
-            report(status_fd, REPORT_SETUP, errno(), "wait for the pids cgroup");
+            report(status_fd, REPORT_SETUP, errno(), "wait for the sandbox's cgroups");
         }
     }
     if !bridges.is_empty() {
@@ -707,7 +719,7 @@ fn command_main(inside: &Inside) -> ! {
             report(status_fd, REPORT_SETUP, errno(), "close file descriptors");
         }
     }
-    if let Err((what, e)) = set_limits(spec) {
+    if let Err((what, e)) = set_limits(spec, inside.address_space) {
         report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), what);
     }
     if let Err(message) = restrict_landlock(plan, &spec.bridges) {
@@ -744,15 +756,22 @@ fn exec(prepared: &Prepared, status_fd: RawFd) -> ! {
     report(status_fd, REPORT_EXEC, last, "exec")
 }
 
-fn set_limits(spec: &SandboxSpec) -> Result<(), (&'static str, io::Error)> {
+fn set_limits(spec: &SandboxSpec, address_space: Option<u64>) -> Result<(), (&'static str, io::Error)> {
     let l = &spec.limits;
-    for (resource, value) in [
+    let mut limits = vec![
         (libc::RLIMIT_DATA, l.memory_bytes),
         (libc::RLIMIT_NPROC, l.processes),
         (libc::RLIMIT_FSIZE, l.file_size_bytes),
         (libc::RLIMIT_CPU, l.cpu_secs),
         (libc::RLIMIT_CORE, 0),
-    ] {
+    ];
+    if let Some(bytes) = address_space {
+        let mut current = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: valid rlimit struct. A lower limit the caller already has is kept.
+        unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut current) };
+        limits.push((libc::RLIMIT_AS, bytes.min(current.rlim_max)));
+    }
+    for (resource, value) in limits {
         let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
         // SAFETY: valid rlimit struct.
         if unsafe { libc::setrlimit(resource, &lim) } != 0 {

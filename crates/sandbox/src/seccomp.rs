@@ -69,6 +69,15 @@ const CLONE_NEW_FLAGS: u32 = (libc::CLONE_NEWNS
 /// The namespace flags of `unshare(2)`, which also takes `CLONE_NEWTIME`.
 const UNSHARE_NEW_FLAGS: u32 = CLONE_NEW_FLAGS | 0x80;
 
+/// The mode bits that make an executable run with its owner's or group's
+/// ids. A root caller's sandbox runs as uid 0 (mapped to itself), so a file
+/// it creates belongs to root: with these bits it would be a setuid-root
+/// binary that outlives the sandbox (`nosuid` holds only inside).
+const SETID_BITS: u32 = libc::S_ISUID | libc::S_ISGID;
+/// The `open` flags under which the mode argument is used: `O_CREAT`, and
+/// `O_TMPFILE` (whose own bit, without `O_DIRECTORY`, is enough to tell it).
+const CREATE_FLAGS: u32 = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u32;
+
 /// One rule of the table: a system call and what happens to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -84,8 +93,16 @@ pub enum Rule {
     DenyFlags(i64, &'static str, u32),
     /// `ioctl`: fail with `EPERM` for these requests (argument 1).
     DenyIoctls(i64, &'static [u32]),
-    /// Fail with `ENOSYS`, so that libc falls back to an older call the filter can inspect.
-    NotImplemented(i64, &'static str),
+    /// Fail with `ENOSYS`, so that libc falls back to an older call the
+    /// filter can inspect (the second name).
+    NotImplemented(i64, &'static str, &'static str),
+    /// `chmod` family, `mknod`, `creat`: fail with `EPERM` when the mode
+    /// (this argument) has `S_ISUID` or `S_ISGID`.
+    DenySetidMode(i64, &'static str, u32),
+    /// `open`/`openat`: fail with `EPERM` when the flags (first argument
+    /// index) create a file and the mode (second index) has `S_ISUID` or
+    /// `S_ISGID`. Without `O_CREAT`/`O_TMPFILE` the kernel ignores the mode.
+    DenySetidCreate(i64, &'static str, u32, u32),
 }
 
 /// The ioctls that inject input into a terminal or reach the console.
@@ -146,11 +163,30 @@ pub fn rules() -> Vec<Rule> {
         UnixSocketsOnly(libc::SYS_socketpair, "socketpair"),
         DenyFlags(libc::SYS_clone, "clone", CLONE_NEW_FLAGS),
         DenyFlags(libc::SYS_unshare, "unshare", UNSHARE_NEW_FLAGS),
-        NotImplemented(libc::SYS_clone3, "clone3"),
+        NotImplemented(libc::SYS_clone3, "clone3", "clone"),
         DenyIoctls(libc::SYS_ioctl, DENIED_IOCTLS),
+        // No setuid or setgid file may be made: every call that sets a mode.
+        // (mkdir needs no rule: the kernel keeps only the permission and
+        // sticky bits of its mode.) File capabilities, the other way to mark
+        // a binary privileged, need CAP_SETFCAP, which the command never has.
+        DenySetidMode(libc::SYS_fchmod, "fchmod", 1),
+        DenySetidMode(libc::SYS_fchmodat, "fchmodat", 2),
+        DenySetidMode(libc::SYS_fchmodat2, "fchmodat2", 2),
+        DenySetidMode(libc::SYS_mknodat, "mknodat", 2),
+        DenySetidCreate(libc::SYS_openat, "openat", 2, 3),
+        // openat2 passes its mode inside a struct the filter cannot read.
+        NotImplemented(libc::SYS_openat2, "openat2", "openat"),
     ];
     #[cfg(target_arch = "x86_64")]
-    rules.extend([Deny(libc::SYS_uselib, "uselib"), Deny(libc::SYS_ioperm, "ioperm"), Deny(libc::SYS_iopl, "iopl")]);
+    rules.extend([
+        Deny(libc::SYS_uselib, "uselib"),
+        Deny(libc::SYS_ioperm, "ioperm"),
+        Deny(libc::SYS_iopl, "iopl"),
+        DenySetidMode(libc::SYS_chmod, "chmod", 1),
+        DenySetidMode(libc::SYS_mknod, "mknod", 1),
+        DenySetidMode(libc::SYS_creat, "creat", 1),
+        DenySetidCreate(libc::SYS_open, "open", 1, 2),
+    ]);
     rules.shrink_to_fit();
     rules
 }
@@ -186,7 +222,22 @@ pub fn program(rules: &[Rule]) -> Vec<libc::sock_filter> {
         // or falls through to the next block with A unchanged.
         let block: Vec<libc::sock_filter> = match *rule {
             Rule::Deny(_, _) => vec![ret(Verdict::Errno(libc::EPERM))],
-            Rule::NotImplemented(_, _) => vec![ret(Verdict::Errno(libc::ENOSYS))],
+            Rule::NotImplemented(_, _, _) => vec![ret(Verdict::Errno(libc::ENOSYS))],
+            Rule::DenySetidMode(_, _, mode) => vec![
+                stmt(BPF_LD_W_ABS, data_arg_low(mode)),
+                jump(BPF_JSET_K, SETID_BITS, 0, 1),
+                ret(Verdict::Errno(libc::EPERM)),
+                ret(Verdict::Allow),
+            ],
+            Rule::DenySetidCreate(_, _, flags, mode) => vec![
+                stmt(BPF_LD_W_ABS, data_arg_low(flags)),
+                // Not creating: the mode is ignored, allow.
+                jump(BPF_JSET_K, CREATE_FLAGS, 0, 3),
+                stmt(BPF_LD_W_ABS, data_arg_low(mode)),
+                jump(BPF_JSET_K, SETID_BITS, 0, 1),
+                ret(Verdict::Errno(libc::EPERM)),
+                ret(Verdict::Allow),
+            ],
             Rule::UnixSocketsOnly(_, _) => vec![
                 stmt(BPF_LD_W_ABS, data_arg_low(0)),
                 jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1),
@@ -233,7 +284,9 @@ impl Rule {
             | Rule::UnixSocketsOnly(nr, _)
             | Rule::LoopbackSockets(nr, _)
             | Rule::DenyFlags(nr, _, _)
-            | Rule::NotImplemented(nr, _)
+            | Rule::NotImplemented(nr, _, _)
+            | Rule::DenySetidMode(nr, _, _)
+            | Rule::DenySetidCreate(nr, _, _, _)
             | Rule::DenyIoctls(nr, _) => nr,
         }
     }
@@ -249,7 +302,11 @@ impl Rule {
             Rule::DenyFlags(_, name, mask) => {
                 format!("{name}: EPERM when flags & {mask:#x} (new namespaces)")
             }
-            Rule::NotImplemented(_, name) => format!("{name}: ENOSYS (libc falls back to clone)"),
+            Rule::NotImplemented(_, name, fallback) => format!("{name}: ENOSYS (callers fall back to {fallback})"),
+            Rule::DenySetidMode(_, name, _) => format!("{name}: EPERM for a mode with setuid or setgid"),
+            Rule::DenySetidCreate(_, name, _, _) => {
+                format!("{name}: EPERM when creating with setuid or setgid in the mode")
+            }
             Rule::DenyIoctls(_, _) => "ioctl: TIOCSTI and TIOCLINUX EPERM".to_string(),
         }
     }
@@ -439,6 +496,66 @@ mod tests {
         // The upper half of the request is ignored by the kernel, so by us too.
         assert_eq!(eval(libc::SYS_ioctl, [0, tiocsti | (1 << 32), 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
         assert_eq!(eval(libc::SYS_ioctl, [0, libc::TCGETS as u64, 0, 0, 0, 0]), Verdict::Allow);
+    }
+
+    #[test]
+    fn setuid_and_setgid_modes_are_refused_through_the_whole_chmod_family() {
+        let eperm = Verdict::Errno(libc::EPERM);
+        let mut calls = vec![(libc::SYS_fchmod, 1), (libc::SYS_fchmodat, 2), (libc::SYS_fchmodat2, 2)];
+        #[cfg(target_arch = "x86_64")]
+        calls.push((libc::SYS_chmod, 1));
+        for (nr, mode_arg) in calls {
+            let with_mode = |mode: u32| {
+                let mut args = [0u64; 6];
+                args[mode_arg] = mode as u64;
+                eval(nr, args)
+            };
+            assert_eq!(with_mode(0o4755), eperm, "syscall {nr}: setuid");
+            assert_eq!(with_mode(0o2755), eperm, "syscall {nr}: setgid");
+            assert_eq!(with_mode(0o6777), eperm, "syscall {nr}: both");
+            assert_eq!(with_mode(0o755), Verdict::Allow, "syscall {nr}: ordinary mode");
+            assert_eq!(with_mode(0o1777), Verdict::Allow, "syscall {nr}: sticky is harmless");
+        }
+    }
+
+    #[test]
+    fn creating_a_file_with_setuid_or_setgid_is_refused() {
+        let eperm = Verdict::Errno(libc::EPERM);
+        let creat = libc::O_CREAT as u64 | libc::O_WRONLY as u64;
+        let tmpfile = libc::O_TMPFILE as u64 | libc::O_RDWR as u64;
+        // openat(dirfd, path, flags, mode)
+        let openat = |flags: u64, mode: u64| eval(libc::SYS_openat, [0, 0, flags, mode, 0, 0]);
+        assert_eq!(openat(creat, 0o4755), eperm);
+        assert_eq!(openat(creat | libc::O_EXCL as u64, 0o2755), eperm);
+        assert_eq!(openat(tmpfile, 0o4755), eperm);
+        assert_eq!(openat(creat, 0o755), Verdict::Allow);
+        // Without O_CREAT the mode is ignored, and may hold anything.
+        assert_eq!(openat(libc::O_RDONLY as u64, 0o4755), Verdict::Allow);
+        assert_eq!(openat(libc::O_DIRECTORY as u64, 0o6777), Verdict::Allow, "O_DIRECTORY alone is no O_TMPFILE");
+        // mknodat(dirfd, path, mode, dev): a regular file made with the bits.
+        let regular = libc::S_IFREG as u64;
+        assert_eq!(eval(libc::SYS_mknodat, [0, 0, regular | 0o4755, 0, 0, 0]), eperm);
+        assert_eq!(eval(libc::SYS_mknodat, [0, 0, libc::S_IFIFO as u64 | 0o644, 0, 0, 0]), Verdict::Allow);
+        // openat2 carries its mode in a struct: it is not implemented, so
+        // libc and runtimes use openat, which the filter can read.
+        assert_eq!(eval(libc::SYS_openat2, [0; 6]), Verdict::Errno(libc::ENOSYS));
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(eval(libc::SYS_open, [0, creat, 0o4755, 0, 0, 0]), eperm);
+            assert_eq!(eval(libc::SYS_open, [0, creat, 0o644, 0, 0, 0]), Verdict::Allow);
+            assert_eq!(eval(libc::SYS_open, [0, libc::O_RDONLY as u64, 0o4755, 0, 0, 0]), Verdict::Allow);
+            assert_eq!(eval(libc::SYS_creat, [0, 0o2755, 0, 0, 0, 0]), eperm);
+            assert_eq!(eval(libc::SYS_creat, [0, 0o644, 0, 0, 0, 0]), Verdict::Allow);
+            assert_eq!(eval(libc::SYS_mknod, [0, regular | 0o6755, 0, 0, 0, 0]), eperm);
+        }
+    }
+
+    #[test]
+    fn the_upper_half_of_a_mode_does_not_hide_the_bits() {
+        // The kernel reads a mode as a 16-bit umode_t: the filter checks the low word.
+        let high = 1u64 << 32;
+        assert_eq!(eval(libc::SYS_fchmod, [0, high | 0o4755, 0, 0, 0, 0]), Verdict::Errno(libc::EPERM));
+        assert_eq!(eval(libc::SYS_fchmod, [0, high | 0o755, 0, 0, 0, 0]), Verdict::Allow);
     }
 
     #[test]

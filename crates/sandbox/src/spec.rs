@@ -89,7 +89,11 @@ pub struct Protected {
 pub struct Limits {
     /// Wall-clock time after which the whole tree is killed.
     pub timeout: Option<Duration>,
-    /// Data segment limit per process (`RLIMIT_DATA`: heap and private mappings).
+    /// The memory budget of the whole tree: the limit of its memory cgroup
+    /// where one can be made (every page: private, shared, tmpfs). Per
+    /// process it is also the data segment limit (`RLIMIT_DATA`: heap and
+    /// private mappings), and without a cgroup the address space is capped
+    /// too ([`Limits::address_space_bytes`]).
     pub memory_bytes: u64,
     /// Processes and threads of the sandbox's user (`RLIMIT_NPROC`).
     pub processes: u64,
@@ -99,8 +103,40 @@ pub struct Limits {
     pub cpu_secs: u64,
     /// Captured output kept per stream, when output is captured.
     pub output_bytes: u64,
-    /// Size of the private `/tmp`.
+    /// Size of each private tmpfs (`/tmp`, `/dev/shm`, a private home):
+    /// `limits.tmp_size_mb`, within the memory budget ([`tmpfs_bytes`]).
     pub tmp_bytes: u64,
+}
+
+/// How many private tmpfs mounts a sandbox may have: `/tmp`, `/dev/shm` and a
+/// private home.
+const PRIVATE_TMPFS_MOUNTS: u64 = 3;
+
+/// The size of each private tmpfs. A tmpfs holds its files in memory that no
+/// process's limits count, so the mounts together get at most half of the
+/// memory budget (each `memory / 6`), and no more than `tmp_size_mb` each.
+/// The other half is left to the processes. Under a memory cgroup tmpfs pages
+/// are charged to the tree as well, so this split matters where there is none.
+pub fn tmpfs_bytes(tmp_size: u64, memory: u64) -> u64 {
+    tmp_size.min(memory / (2 * PRIVATE_TMPFS_MOUNTS))
+}
+
+/// How much address space each process gets where no memory cgroup limits
+/// the tree, as a multiple of the memory budget.
+pub const ADDRESS_SPACE_FACTOR: u64 = 4;
+
+impl Limits {
+    /// The `RLIMIT_AS` of each process where no memory cgroup can be made:
+    /// `ADDRESS_SPACE_FACTOR` times the memory budget. `RLIMIT_AS` is the only
+    /// limit that counts shared anonymous memory and memfd mappings; it also
+    /// counts address space reserved and never touched, which runtimes take
+    /// a lot of (V8 reserves about 10 GiB for each WebAssembly memory, the JVM
+    /// its maximum heap, node needs about 1 GiB to start), so a limit equal to
+    /// the budget would break them: 4 times the default 8 GiB budget lets a
+    /// node agent keep three WebAssembly memories.
+    pub fn address_space_bytes(&self) -> u64 {
+        self.memory_bytes.saturating_mul(ADDRESS_SPACE_FACTOR)
+    }
 }
 
 /// Environment variables passed through from the caller by default.
@@ -176,7 +212,7 @@ impl SandboxSpec {
             file_size_bytes: l.file_size_mb.value.saturating_mul(MIB),
             cpu_secs: l.cpu_secs.value,
             output_bytes: l.output_bytes.value,
-            tmp_bytes: l.tmp_size_mb.value.saturating_mul(MIB),
+            tmp_bytes: tmpfs_bytes(l.tmp_size_mb.value.saturating_mul(MIB), l.memory_mb.value.saturating_mul(MIB)),
         };
         let env = clean_env(host_env, extra_env);
         let home = env.iter().find(|(k, _)| k == "HOME").and_then(|(_, v)| fs_err::canonicalize(v).ok());
@@ -369,5 +405,31 @@ mod tests {
         let out = clean_env(env(&[("TMPDIR", "/host/tmp")]), &["TMPDIR".into()]);
         assert!(out.contains(&("TMPDIR".into(), "/tmp".into())));
         assert_eq!(out.iter().filter(|(k, _)| k == "TMPDIR").count(), 1);
+    }
+
+    #[test]
+    fn the_private_tmpfs_mounts_fit_in_half_the_memory_budget() {
+        // The defaults (1 GiB each, 8 GiB of memory) are left alone.
+        assert_eq!(tmpfs_bytes(1024 * MIB, 8192 * MIB), 1024 * MIB);
+        // A small budget shrinks them: three mounts, half the budget.
+        let each = tmpfs_bytes(1024 * MIB, 64 * MIB);
+        assert!(each * PRIVATE_TMPFS_MOUNTS <= 32 * MIB, "{each}");
+        assert!(each > 0);
+    }
+
+    #[test]
+    fn the_address_space_is_a_multiple_of_the_memory_budget() {
+        let limits = |memory_bytes| Limits {
+            timeout: None,
+            memory_bytes,
+            processes: 1,
+            file_size_bytes: 1,
+            cpu_secs: 1,
+            output_bytes: 1,
+            tmp_bytes: 1,
+        };
+        assert_eq!(limits(64 * MIB).address_space_bytes(), 256 * MIB);
+        assert_eq!(limits(8192 * MIB).address_space_bytes(), 32768 * MIB);
+        assert_eq!(limits(u64::MAX).address_space_bytes(), u64::MAX);
     }
 }

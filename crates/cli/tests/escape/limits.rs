@@ -57,3 +57,64 @@ pub fn output_beyond_the_cap_is_truncated() -> Verdict {
     assert!(run.stdout.len() < 2000, "{} bytes of output kept past a 1000-byte cap", run.stdout.len());
     Verdict::Passed
 }
+
+/// Asserts the run was blocked: the probe saw an error, or the memory
+/// cgroup's OOM killer ended it (SIGKILL, reported as 128 + 9 by airlock).
+fn blocked_or_oom_killed(run: &crate::support::Run) {
+    let killed = run.code == Some(128 + libc::SIGKILL) || run.signal == Some(libc::SIGKILL);
+    assert!(run.is_blocked() || killed, "the attack was NOT blocked:\n{run}");
+}
+
+/// Shared memory is not data: `RLIMIT_DATA` alone let 512 MiB through under
+/// a 64 MiB budget. The memory cgroup (root) or `RLIMIT_AS` (a user) stops it.
+pub fn shared_anonymous_memory_hits_the_memory_limit() -> Verdict {
+    let setup = limited("memory_mb = 64");
+    setup().bare(&["alloc-shared", "512"]).succeeded();
+    blocked_or_oom_killed(&setup().sandboxed(&["alloc-shared", "512"]));
+    Verdict::Passed
+}
+
+pub fn a_memfd_hits_the_memory_limit() -> Verdict {
+    let setup = limited("memory_mb = 64");
+    setup().bare(&["memfd", "512"]).succeeded();
+    blocked_or_oom_killed(&setup().sandboxed(&["memfd", "512"]));
+    Verdict::Passed
+}
+
+/// The private tmpfs mounts hold files in memory that no process limit
+/// counts: together they get at most half of the memory budget.
+pub fn the_private_tmpfs_mounts_fit_in_the_memory_budget() -> Verdict {
+    let setup = limited("memory_mb = 64");
+    for dir in ["/dev/shm", "/tmp"] {
+        let path = format!("{dir}/{}", crate::support::unique("airlock-fill"));
+        let bare = setup().bare(&["write-big", &path, "100"]);
+        let _ = std::fs::remove_file(&path);
+        bare.succeeded();
+        let run = setup().sandboxed(&["write-big", &path, "100"]);
+        run.blocked();
+        assert!(run.stdout.contains("No space left on device"), "expected ENOSPC in {dir}:\n{run}");
+        assert!(!std::path::Path::new(&path).exists(), "the sandbox wrote to the host's {dir}");
+    }
+    Verdict::Passed
+}
+
+/// The memory limits must not break what airlock runs: node (an agent under
+/// `airlock wrap`; V8 reserves about 10 GiB of address space for each
+/// WebAssembly memory) and a model file mapped whole (exec's engine), under
+/// the default limits.
+pub fn node_and_a_mapped_model_work_by_default() -> Verdict {
+    let case = Case::new();
+    // A sparse 6 GiB "model": mapped whole, a byte of each MiB read.
+    let model = std::fs::File::create(case.ws.join("model.gguf")).unwrap();
+    model.set_len(6 << 30).unwrap();
+    case.sandboxed(&["map-file", "model.gguf"]).succeeded();
+    if !std::path::Path::new("/usr/bin/node").exists() {
+        return Verdict::SandboxOnly("checked the mapped model; node is not installed at /usr/bin/node".into());
+    }
+    let script = "new WebAssembly.Memory({initial: 1}); new WebAssembly.Memory({initial: 1}); console.log('node ok')";
+    let mut cmd = case.sandbox_command(&[]);
+    cmd.args(["/usr/bin/node", "-e", script]);
+    let run = case.run(cmd, "sandboxed: node with two WebAssembly memories".into());
+    assert!(run.code == Some(0) && run.stdout.contains("node ok"), "node failed under the default limits:\n{run}");
+    Verdict::Passed
+}

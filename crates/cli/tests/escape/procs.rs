@@ -86,6 +86,50 @@ pub fn a_setuid_binary_gains_nothing() -> Verdict {
     Verdict::Passed
 }
 
+/// Files under `dir` (at any depth, links not followed) that have the setuid
+/// or setgid bit.
+fn setid_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            found.extend(setid_files(&entry.path()));
+        } else if meta.permissions().mode() & 0o6000 != 0 {
+            found.push(entry.path());
+        }
+    }
+    found
+}
+
+/// As root the sandbox runs as uid 0, so a copy it makes belongs to root:
+/// `chmod 4755` on it would leave a setuid-root binary in the workspace for
+/// anyone to run after the sandbox is gone (`nosuid` holds only inside).
+pub fn a_setuid_bit_cannot_be_set_in_the_workspace() -> Verdict {
+    let (case, run) = must_block(Case::new, |_| args!["setuid-chmod", "./probe", "./probe-suid"]);
+    assert_eq!(setid_files(&case.ws), Vec::<std::path::PathBuf>::new(), "a setuid or setgid file was left:\n{run}");
+    Verdict::Passed
+}
+
+pub fn a_file_cannot_be_created_setuid() -> Verdict {
+    for how in ["openat", "creat", "mknod", "tmpfile"] {
+        let (case, run) = must_block(Case::new, |_| args!["setuid-create", "made-suid", how]);
+        assert_eq!(setid_files(&case.ws), Vec::<std::path::PathBuf>::new(), "{how} left a setuid file:\n{run}");
+    }
+    Verdict::Passed
+}
+
+/// `setcap cap_setuid+ep` on a root-owned copy of an interpreter is a setuid
+/// binary by other means. It needs CAP_SETFCAP, which the command never has.
+pub fn a_file_capability_cannot_be_set_in_the_workspace() -> Verdict {
+    let setup = || {
+        let case = Case::new();
+        std::fs::copy(case.ws.join("probe"), case.ws.join("probe-cap")).unwrap();
+        case
+    };
+    super::must_block_where_possible(setup, |_| args!["file-cap", "probe-cap"])
+}
+
 /// Heartbeat file written by the daemon the probe leaves behind.
 const BEAT: &str = "beat";
 

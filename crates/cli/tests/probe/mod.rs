@@ -94,6 +94,12 @@ fn attack(args: &[String]) -> Probe {
         "fork-bomb" => fork_bomb(num(1)?),
         "alloc" => alloc(num(1)?),
         "write-big" => write_big(arg(1)?, num(2)?),
+        "alloc-shared" => alloc_shared(num(1)?),
+        "memfd" => memfd(num(1)?),
+        "map-file" => map_file(arg(1)?),
+        "setuid-chmod" => setuid_chmod(arg(1)?, arg(2)?),
+        "setuid-create" => setuid_create(arg(1)?, arg(2)?),
+        "file-cap" => file_cap(arg(1)?),
         "daemon" => daemon(arg(1)?, num(2)?, num(3)?),
         "spew" => spew(num(1)?),
         "hold" => hold(num(1)?),
@@ -554,6 +560,169 @@ fn write_big(path: &str, mb: u64) -> Probe {
 
 /// Leaves behind a grandchild in its own session that appends to BEAT every
 /// 50 ms for BEAT_MS, then waits PARENT_MS and exits.
+/// Touches every page of a shared mapping of LEN bytes at `p`.
+fn touch_shared(p: *mut libc::c_void, len: usize, what: &str) -> Probe {
+    if p == libc::MAP_FAILED {
+        return blocked(&format!("mmap {what}"), errno());
+    }
+    for off in (0..len).step_by(4096) {
+        // SAFETY: `off` is within the mapping.
+        unsafe { *(p as *mut u8).add(off) = 1 };
+    }
+    Ok(Attack::Succeeded(format!("{what} mapped and touched")))
+}
+
+/// Maps MB MiB of shared anonymous memory (which RLIMIT_DATA does not count)
+/// and touches every page.
+fn alloc_shared(mb: u64) -> Probe {
+    let len = (mb * 1024 * 1024) as usize;
+    let flags = libc::MAP_SHARED | libc::MAP_ANONYMOUS;
+    // SAFETY: an anonymous shared mapping, only touched within its length.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+    touch_shared(p, len, &format!("{mb} MiB MAP_SHARED|MAP_ANONYMOUS"))
+}
+
+/// Makes a memfd of MB MiB, maps it shared and touches every page.
+fn memfd(mb: u64) -> Probe {
+    let len = (mb * 1024 * 1024) as usize;
+    // SAFETY: a valid name; the returned fd is ours.
+    let fd = unsafe { libc::memfd_create(c"probe".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return blocked("memfd_create", errno());
+    }
+    // SIGXFSZ would kill the probe where the size is over RLIMIT_FSIZE.
+    // SAFETY: setting a signal disposition; ftruncate on our fd.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // SAFETY: as above.
+    if unsafe { libc::ftruncate(fd, len as libc::off_t) } != 0 {
+        return blocked(&format!("ftruncate memfd to {mb} MiB"), errno());
+    }
+    // SAFETY: a shared mapping of our memfd, only touched within its length.
+    let p =
+        unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
+    touch_shared(p, len, &format!("{mb} MiB memfd"))
+}
+
+/// Maps a whole file read-only (as llama.cpp maps a model) and reads one
+/// byte of each MiB. Succeeds when it can: the check that limits leave
+/// room for what must keep working.
+fn map_file(path: &str) -> Probe {
+    let file = std::fs::File::open(path).map_err(|e| format!("open {path}: {e}"))?;
+    let len = file.metadata().map_err(|e| format!("stat {path}: {e}"))?.len() as usize;
+    use std::os::fd::AsRawFd;
+    // SAFETY: a read-only private mapping of an open file, read within its length.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+    if p == libc::MAP_FAILED {
+        return blocked(&format!("mmap {len} bytes of {path}"), errno());
+    }
+    let mut sum = 0u64;
+    for off in (0..len).step_by(1024 * 1024) {
+        // SAFETY: `off` is within the mapping.
+        sum += unsafe { *(p as *const u8).add(off) } as u64;
+    }
+    Ok(Attack::Succeeded(format!("mapped {len} bytes of {path} (sum {sum})")))
+}
+
+/// The mode bits of PATH that make it run as its owner or group.
+fn setid_bits(path: &str) -> Result<u32, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("stat {path}: {e}"))?;
+    Ok(meta.permissions().mode() & 0o6000)
+}
+
+/// Copies SRC to DST and sets the setuid bit on it (`chmod 4755`), with each
+/// call of the chmod family in turn.
+fn setuid_chmod(src: &str, dst: &str) -> Probe {
+    std::fs::copy(src, dst).map_err(|e| format!("copy {src} {dst}: {e}"))?;
+    let c = CString::new(dst).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(dst).map_err(|e| format!("open {dst}: {e}"))?;
+    use std::os::fd::AsRawFd;
+    let mut refused = Vec::new();
+    // SAFETY: valid C strings and an fd we own.
+    let calls: [(&str, i64); 4] = unsafe {
+        [
+            ("chmod", libc::chmod(c.as_ptr(), 0o4755) as i64),
+            ("fchmod", libc::fchmod(file.as_raw_fd(), 0o4755) as i64),
+            ("fchmodat", libc::fchmodat(libc::AT_FDCWD, c.as_ptr(), 0o2755, 0) as i64),
+            ("fchmodat2", libc::syscall(libc::SYS_fchmodat2, libc::AT_FDCWD, c.as_ptr(), 0o6755, 0)),
+        ]
+    };
+    for (name, rc) in calls {
+        if rc != 0 {
+            refused.push(format!("{name}: {}", errno()));
+        }
+    }
+    match setid_bits(dst)? {
+        0 => blocked("chmod 4755", refused.join("; ")),
+        bits => Ok(Attack::Succeeded(format!("{dst} has mode bits {bits:o}"))),
+    }
+}
+
+/// Creates PATH with a setuid mode in one call: HOW is `openat`, `creat`,
+/// `mknod` or `tmpfile` (O_TMPFILE, then linked at PATH).
+fn setuid_create(path: &str, how: &str) -> Probe {
+    let c = CString::new(path).map_err(|e| e.to_string())?;
+    // SAFETY: valid C strings; the fds returned are ours and closed.
+    let rc = unsafe {
+        match how {
+            "openat" => libc::openat(libc::AT_FDCWD, c.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o4755),
+            "creat" => libc::creat(c.as_ptr(), 0o4755),
+            "mknod" => libc::mknodat(libc::AT_FDCWD, c.as_ptr(), libc::S_IFREG | 0o4755, 0),
+            "tmpfile" => {
+                let fd = libc::open(c".".as_ptr(), libc::O_TMPFILE | libc::O_WRONLY, 0o4755);
+                if fd >= 0 {
+                    let proc_path = CString::new(format!("/proc/self/fd/{fd}")).map_err(|e| e.to_string())?;
+                    if libc::linkat(
+                        libc::AT_FDCWD,
+                        proc_path.as_ptr(),
+                        libc::AT_FDCWD,
+                        c.as_ptr(),
+                        libc::AT_SYMLINK_FOLLOW,
+                    ) != 0
+                    {
+                        return Err(format!("linkat O_TMPFILE file: {}", errno()));
+                    }
+                }
+                fd
+            }
+            other => return Err(format!("unknown way to create {other:?}")),
+        }
+    };
+    if rc < 0 {
+        return blocked(&format!("{how} {path} mode 4755"), errno());
+    }
+    // SAFETY: closing an fd we own (mknodat returns 0, not an fd).
+    if how != "mknod" {
+        unsafe { libc::close(rc) };
+    }
+    match setid_bits(path)? {
+        0 => blocked(&format!("{how} {path} mode 4755"), "created without the setuid bit"),
+        bits => Ok(Attack::Succeeded(format!("{path} created with mode bits {bits:o}"))),
+    }
+}
+
+/// Gives PATH the file capability `cap_setuid+ep` (what `setcap` writes):
+/// a root-owned copy of an interpreter with it would give any user root.
+fn file_cap(path: &str) -> Probe {
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 0x1;
+    const CAP_SETUID: u32 = 7;
+    let setuid = 1u32 << CAP_SETUID;
+    // struct vfs_cap_data: magic_etc, then {permitted, inheritable} x 2.
+    let mut blob = Vec::new();
+    for word in [VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE, setuid, 0, 0, 0] {
+        blob.extend(word.to_le_bytes());
+    }
+    let c = CString::new(path).map_err(|e| e.to_string())?;
+    // SAFETY: valid C strings and a buffer of the length passed.
+    let rc =
+        unsafe { libc::setxattr(c.as_ptr(), c"security.capability".as_ptr(), blob.as_ptr().cast(), blob.len(), 0) };
+    match rc {
+        0 => Ok(Attack::Succeeded(format!("{path} has cap_setuid+ep"))),
+        _ => blocked("setxattr security.capability", errno()),
+    }
+}
+
 fn daemon(beat: &str, beat_ms: u64, parent_ms: u64) -> Probe {
     let path = CString::new(beat).map_err(|e| e.to_string())?;
     // SAFETY: the probe is single-threaded; the children use only libc calls.
