@@ -60,12 +60,23 @@ fn checksummed(id: &str, description: &str, regex: &str, keywords: &[&str]) -> R
 
 /// All built-in rules, most specific first.
 pub(crate) fn rules() -> Vec<Rule> {
+    let mut rules = core_rules();
+    // Provider tokens go before `generic-secret` (same-tier ties go to the earlier rule),
+    // provider-keyed rules after it, so existing findings keep their rule ids.
+    let generic = rules.iter().position(|r| r.id == "generic-secret").unwrap_or(rules.len());
+    rules.splice(generic..generic, crate::providers::token_rules());
+    rules.extend(crate::providers::keyed_rules());
+    rules
+}
+
+/// The rules airlock started with; their ids are in audit logs and placeholders.
+fn core_rules() -> Vec<Rule> {
     vec![
         specific(
             "aws-access-key-id",
             "AWS access key id",
-            r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
-            &["akia", "asia", "abia", "acca"],
+            r"\b((?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16})\b",
+            &["akia", "asia", "abia", "acca", "a3t"],
         ),
         specific(
             "aws-secret-access-key",
@@ -111,8 +122,8 @@ pub(crate) fn rules() -> Vec<Rule> {
             &["ghu_", "ghs_"],
         ),
         checksummed("github-refresh-token", "GitHub refresh token", r"(ghr_[0-9A-Za-z]{36,76})", &["ghr_"]),
-        specific("gitlab-pat", "GitLab personal access token", r"(glpat-[0-9A-Za-z_-]{20,64})", &["glpat-"]),
-        specific("slack-token", "Slack token", r"(xox[baprse]-[0-9A-Za-z]{1,40}-[0-9A-Za-z-]{8,250})", &["xox"]),
+        specific("gitlab-pat", "GitLab personal access token", r"(glpat-[0-9A-Za-z_-]{20,300}(?:\.[0-9a-z]{9})?)", &["glpat-"]),
+        specific("slack-token", "Slack token", r"(xox[baprseo]-[0-9A-Za-z]{1,40}-[0-9A-Za-z-]{8,250})", &["xox"]),
         specific(
             "slack-webhook",
             "Slack incoming webhook URL",
@@ -122,8 +133,8 @@ pub(crate) fn rules() -> Vec<Rule> {
         specific(
             "stripe-key",
             "Stripe secret or restricted key",
-            r"\b((?:sk|rk)_(?:live|test)_[0-9A-Za-z]{24,247})",
-            &["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
+            r"\b((?:sk|rk)_(?:live|test|prod)_[0-9A-Za-z]{24,247})",
+            &["sk_live_", "sk_test_", "sk_prod_", "rk_live_", "rk_test_", "rk_prod_"],
         ),
         // No keyword: "sk" is everywhere in prose and code, and the regex's own literal
         // prefilter on the case-sensitive `SK` is faster than windows around every "sk".
@@ -440,7 +451,10 @@ pub(crate) mod tests {
         ] {
             assert!(ids.contains(&id), "missing {id}");
         }
-        assert_eq!(ids.len(), 28);
+        let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "duplicate rule ids");
+        assert_eq!(super::core_rules().len(), 28);
+        assert_eq!(ids.len(), 28 + crate::providers::token_rules().len() + crate::providers::keyed_rules().len());
     }
 
     #[test]

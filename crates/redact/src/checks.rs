@@ -295,7 +295,63 @@ pub(crate) fn passes(check: Check, matched: &[u8], secret: &[u8]) -> bool {
             }
         }
         Check::Jwt => !secret.starts_with(JWT_IO_SAMPLE_HEADER_PAYLOAD.as_bytes()),
+        Check::Keyed => keyed_value_ok(secret),
+        Check::BasicAuth => basic_credentials(secret).is_some(),
+        Check::NamedPassword => {
+            // `curl -u user:password` reports `user:password`; `.netrc` reports the password.
+            let password = secret.iter().position(|&c| c == b':').map_or(secret, |p| &secret[p + 1..]);
+            let lower = password.to_ascii_lowercase();
+            password.len() >= 3
+                && !DEFAULT_CREDENTIALS.iter().any(|w| lower == w.as_bytes())
+                && !NON_SECRET_VALUES.iter().any(|w| lower == w.as_bytes())
+                && !password.starts_with(b"$")
+                && !password.starts_with(b"%")
+                && !is_placeholder_like(password)
+        }
     }
+}
+
+/// A value under a key naming a provider: the regex fixed its shape, so this only rejects
+/// words, filler and values too uniform to be random.
+fn keyed_value_ok(secret: &[u8]) -> bool {
+    // Letters only is a word or an identifier, unless the case changes like random text.
+    let upper = secret.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let lower = secret.iter().filter(|c| c.is_ascii_lowercase()).count();
+    let random_letters = upper >= 3 && lower >= 3 && secret.iter().all(u8::is_ascii_alphabetic);
+    if secret.iter().all(|&c| c == secret[0]) || (is_word_like(secret) && !random_letters) {
+        return false;
+    }
+    let lower = secret.to_ascii_lowercase();
+    if NON_SECRET_VALUES.iter().any(|w| lower == w.as_bytes()) {
+        return false;
+    }
+    // Random strings of 16+ characters over 16+ symbols have entropy well above 3 bits; keep
+    // the bar low so hex and decimal secrets pass.
+    let bar = if secret.len() >= 16 { 2.8 } else { generic_entropy_threshold(secret.len()).min(2.5) };
+    shannon_entropy(secret) > bar
+}
+
+/// `user:password` decoded from base64, if `encoded` is base64 of printable text with a colon
+/// between a non-empty user (or token name) and a non-empty password.
+pub(crate) fn basic_credentials(encoded: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    if decoded.len() < 3 || !decoded.iter().all(|&c| (0x20..0x7f).contains(&c)) {
+        return None;
+    }
+    let colon = decoded.iter().position(|&c| c == b':')?;
+    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    if password.is_empty() || is_placeholder_like(password) {
+        return None;
+    }
+    let lower = password.to_ascii_lowercase();
+    if DEFAULT_CREDENTIALS.iter().any(|w| lower == w.as_bytes()) && password.len() < 9 {
+        return None;
+    }
+    Some((user.to_vec(), password.to_vec()))
 }
 
 /// The header and payload of the sample token on jwt.io (`"name": "John Doe"`).

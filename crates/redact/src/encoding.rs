@@ -22,6 +22,8 @@ pub enum Encoding {
     Url,
     /// Inside a JSON string with escapes (`\uXXXX`, `\/`); the finding covers the escaped form.
     JsonEscape,
+    /// In UTF-16 text (LE or BE); the finding covers the secret's code units.
+    Utf16,
 }
 
 /// Shortest base64 run worth decoding.
@@ -288,6 +290,57 @@ pub(crate) fn for_each_decoded(text: &[u8], mut f: impl FnMut(&Decoded)) {
     }
 }
 
+/// Shortest run of UTF-16 code units worth decoding (a key and a short secret).
+const MIN_UTF16_UNITS: usize = 8;
+
+/// Calls `f` with each run of UTF-16 text in `text`: code units whose high byte is zero (ASCII
+/// and Latin-1, which is what keys and secrets are written in), alternating with their zero
+/// byte. Text without a NUL byte costs one `memchr`.
+///
+/// Little- and big-endian text look alike once a run has started (`a\0b\0` and `\0a\0b`);
+/// what differs is which side of each character its zero byte is on, so a run is big-endian
+/// when the byte before its first character is zero. Each decoded byte maps to the start of
+/// its code unit, so findings cover whole code units.
+pub(crate) fn for_each_utf16_run(text: &[u8], mut f: impl FnMut(&Decoded)) {
+    if !text.contains(&0) {
+        return;
+    }
+    let n = text.len();
+    let is_char = |b: u8| (0x01..0x80).contains(&b);
+    let mut i = 0;
+    while i + 1 < n {
+        if !is_char(text[i]) || text[i + 1] != 0 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut end = i;
+        while end + 1 < n && is_char(text[end]) && text[end + 1] == 0 {
+            end += 2;
+        }
+        // Code units are aligned to the start of the text (a byte-order mark is two bytes,
+        // and three-byte U+FFFD after lossy decoding twice), so big-endian characters sit at
+        // odd offsets after their zero byte.
+        let big_endian = start % 2 == 1 && text[start - 1] == 0;
+        // Big-endian: the last character may have no zero byte after it (end of input).
+        let mut last = end;
+        if big_endian && end < n && is_char(text[end]) && text[end - 1] == 0 {
+            last = end + 1;
+        }
+        let chars: Vec<usize> = (start..last).step_by(2).collect();
+        if chars.len() >= MIN_UTF16_UNITS && chars.len() <= MAX_DECODED_RUN {
+            let unit = |p: usize| if big_endian { p - 1 } else { p };
+            let mut map: Vec<usize> = chars.iter().map(|&p| unit(p)).collect();
+            let last_char = chars.last().copied().unwrap_or(start);
+            let range_end = if big_endian { last_char + 1 } else { last_char + 2 };
+            map.push(range_end);
+            let decoded = chars.iter().map(|&p| text[p]).collect();
+            f(&Decoded { range: unit(start)..range_end, text: decoded, map: Some(map), encoding: Encoding::Utf16 });
+        }
+        i = end.max(i + 1);
+    }
+}
+
 /// Calls `f` with each maximal base64-alphabet run of at least [`MIN_BASE64_RUN`] characters
 /// (plus up to two `=`). Skips ahead: if the byte `MIN_BASE64_RUN - 1` ahead is not in the
 /// alphabet, no long run can start before it.
@@ -330,6 +383,37 @@ mod tests {
             v.push((d.range.clone(), String::from_utf8_lossy(&d.text).into_owned(), d.encoding))
         });
         v
+    }
+
+    fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        if bom {
+            out.extend_from_slice(if big_endian { &[0xFE, 0xFF] } else { &[0xFF, 0xFE] });
+        }
+        for unit in text.encode_utf16() {
+            out.extend_from_slice(&if big_endian { unit.to_be_bytes() } else { unit.to_le_bytes() });
+        }
+        out
+    }
+
+    #[test]
+    fn utf16_runs_decode_in_both_byte_orders_and_map_to_code_units() {
+        for (big_endian, bom) in [(false, false), (false, true), (true, false), (true, true)] {
+            let bytes = utf16("key = \"abcdefgh\"\r\nnext", big_endian, bom);
+            let mut runs = Vec::new();
+            for_each_utf16_run(&bytes, |d| runs.push((d.range.clone(), d.text.clone(), d.map.clone())));
+            assert_eq!(runs.len(), 1, "{big_endian} {bom}");
+            let (range, text, map) = &runs[0];
+            assert_eq!(text, b"key = \"abcdefgh\"\r\nnext");
+            assert_eq!(*range, usize::from(bom) * 2..bytes.len(), "{big_endian} {bom}");
+            let at = 7;
+            let src = source_range(map.as_ref().unwrap(), &(at..at + 8));
+            assert_eq!(bytes[src].to_vec(), utf16("abcdefgh", big_endian, false));
+        }
+        let mut none = true;
+        for_each_utf16_run(b"plain ascii text with no nul bytes at all", |_| none = false);
+        for_each_utf16_run(b"\0\0\0\x01\x02\x03\0", |_| none = false);
+        assert!(none);
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod checks;
 mod encoding;
 mod error;
 mod path_policy;
+mod providers;
 mod redactor;
 mod rule;
 mod scanner;

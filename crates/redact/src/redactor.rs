@@ -63,14 +63,14 @@ impl Redactor {
     ///
     /// Idempotent: placeholders never match a rule, so redacting redacted text changes nothing.
     pub fn redact(&mut self, text: &str) -> Redacted {
-        let findings = self.scanner.scan(text.as_bytes());
+        let findings = self.scanner.scan_for_redaction(text.as_bytes());
         self.apply(text, &findings, 0)
     }
 
     /// Like [`Redactor::redact`] for the contents of the file at `path`, so path-aware rules
     /// (`dotenv-secret`) and allowlist paths apply.
     pub fn redact_file(&mut self, path: &Path, text: &str) -> Redacted {
-        let findings = self.scanner.scan_file(path, text.as_bytes());
+        let findings = self.scanner.scan_file_for_redaction(path, text.as_bytes());
         self.apply(text, &findings, 0)
     }
 

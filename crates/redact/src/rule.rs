@@ -52,6 +52,21 @@ pub(crate) enum Check {
     GithubChecksum,
     /// JWTs: not the jwt.io sample token.
     Jwt,
+    /// A provider's secret named by its key (`heroku_api_key = …`): not filler, not a word.
+    Keyed,
+    /// `Basic <base64>` and docker's `auths.*.auth`: base64 of `user:password`.
+    BasicAuth,
+    /// A password after `machine … password` (`.netrc`) or `curl -u user:password`.
+    NamedPassword,
+}
+
+impl Check {
+    /// Checks that verify a checksum or a published sample rather than the shape: failing one
+    /// says "probably a fixture", which is enough to stay out of a report but not to let the
+    /// string leave unredacted.
+    pub(crate) fn is_checksum(self) -> bool {
+        matches!(self, Check::GithubChecksum | Check::Jwt)
+    }
 }
 
 /// Which text an allowlist's regexes are matched against (gitleaks `regexTarget`).

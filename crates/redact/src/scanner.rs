@@ -98,10 +98,23 @@ struct Candidate {
     veto: bool,
 }
 
+/// What a scan is for. Scanning for a report prefers precision; redacting text bound for a
+/// model prefers recall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `airlock scan` and other reports: a token-shaped string that fails its format's
+    /// checksum is a fake (fixture, documentation) and is not reported.
+    Report,
+    /// Outbound redaction: a token-shaped string is redacted even when its checksum fails, since
+    /// formats change and a leaked near-miss costs more than a redacted fixture.
+    Redact,
+}
+
 /// Per-scan inputs that do not change while scanning one text.
 struct ScanContext<'a> {
     path: Option<&'a str>,
     active: &'a [bool],
+    purpose: Purpose,
 }
 
 fn compile(rule_id: &str, what: &'static str, pattern: &str) -> Result<Regex, RedactError> {
@@ -233,17 +246,38 @@ impl Scanner {
     /// Findings are sorted by start and do not overlap; where candidates overlap the more
     /// specific rule wins, then the longer match.
     pub fn scan(&self, text: &[u8]) -> Vec<Finding> {
-        let active: Vec<bool> = self.rules.iter().map(|r| r.path.is_none()).collect();
-        self.scan_with(text, &ScanContext { path: None, active: &active })
+        self.scan_text(text, Purpose::Report)
     }
 
     /// Like [`Scanner::scan`] for the contents of the file at `path`: path-scoped rules apply
     /// when their path regex matches, and allowlist paths are honoured.
     pub fn scan_file(&self, path: &Path, text: &[u8]) -> Vec<Finding> {
+        self.scan_path(path, text, Purpose::Report)
+    }
+
+    /// Like [`Scanner::scan`], tuned for recall: what [`crate::Redactor`] uses on text bound
+    /// for a model. A token whose shape matches a provider's format is reported even when its
+    /// checksum does not verify (a classic GitHub token with a wrong CRC32 tail, the jwt.io
+    /// sample); placeholders (`ghp_xxxx…`, `EXAMPLE`) are still left alone.
+    pub fn scan_for_redaction(&self, text: &[u8]) -> Vec<Finding> {
+        self.scan_text(text, Purpose::Redact)
+    }
+
+    /// [`Scanner::scan_for_redaction`] for the contents of the file at `path`.
+    pub fn scan_file_for_redaction(&self, path: &Path, text: &[u8]) -> Vec<Finding> {
+        self.scan_path(path, text, Purpose::Redact)
+    }
+
+    fn scan_text(&self, text: &[u8], purpose: Purpose) -> Vec<Finding> {
+        let active: Vec<bool> = self.rules.iter().map(|r| r.path.is_none()).collect();
+        self.scan_with(text, &ScanContext { path: None, active: &active, purpose })
+    }
+
+    fn scan_path(&self, path: &Path, text: &[u8], purpose: Purpose) -> Vec<Finding> {
         let path = path.to_string_lossy().replace('\\', "/");
         let active: Vec<bool> =
             self.rules.iter().map(|r| r.path.as_ref().is_none_or(|p| p.is_match(path.as_bytes()))).collect();
-        self.scan_with(text, &ScanContext { path: Some(&path), active: &active })
+        self.scan_with(text, &ScanContext { path: Some(&path), active: &active, purpose })
     }
 
     fn scan_with(&self, text: &[u8], ctx: &ScanContext<'_>) -> Vec<Finding> {
@@ -251,6 +285,7 @@ impl Scanner {
         let mut placeholders = Vec::new();
         self.collect(text, ctx, &mut candidates, Some(&mut placeholders));
         self.collect_encoded(text, ctx, &mut candidates);
+        self.collect_utf16(text, ctx, &mut candidates);
         for c in &mut candidates {
             c.range = snap_to_chars(text, c.range.clone());
         }
@@ -404,7 +439,9 @@ impl Scanner {
         if rule.entropy.is_some_and(|min| shannon_entropy(secret) <= min) {
             return;
         }
-        let rejected = checks::is_placeholder_like(secret) || !checks::passes(rule.check, matched, secret);
+        let format_ok =
+            checks::passes(rule.check, matched, secret) || (ctx.purpose == Purpose::Redact && rule.check.is_checksum());
+        let rejected = checks::is_placeholder_like(secret) || !format_ok;
         let allowed = !rejected
             && rule
                 .allowlists
@@ -459,6 +496,22 @@ impl Scanner {
                     decoded.encoding
                 };
                 out.push(Candidate { rule: c.rule, range, tier: c.tier, encoding, veto: c.veto });
+            }
+        });
+    }
+
+    /// Scans UTF-16 text (LE or BE, with or without a byte-order mark) as the text it encodes:
+    /// a secret in a file saved by a Windows editor is still a secret. Each run is scanned
+    /// plainly and one encoding level deep, and findings cover the run's bytes.
+    fn collect_utf16(&self, text: &[u8], ctx: &ScanContext<'_>, out: &mut Vec<Candidate>) {
+        encoding::for_each_utf16_run(text, |decoded: &Decoded| {
+            let Some(map) = &decoded.map else { return };
+            let mut inner: Vec<Candidate> = Vec::new();
+            self.collect(&decoded.text, ctx, &mut inner, None);
+            self.collect_encoded(&decoded.text, ctx, &mut inner);
+            for c in inner {
+                let range = encoding::source_range(map, &c.range);
+                out.push(Candidate { rule: c.rule, range, tier: c.tier, encoding: Encoding::Utf16, veto: c.veto });
             }
         });
     }

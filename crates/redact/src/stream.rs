@@ -116,7 +116,7 @@ impl StreamRedactor {
         let mut buf = String::with_capacity(ctx_len + self.pending.len());
         buf.push_str(&self.context);
         buf.push_str(&self.pending);
-        let mut findings = self.redactor.scanner().scan(buf.as_bytes());
+        let mut findings = self.redactor.scanner().scan_for_redaction(buf.as_bytes());
         // Never emit part of a secret: move the cut before any finding that straddles it.
         while let Some(f) = findings.iter().find(|f| f.range.start < ctx_len + cut && ctx_len + cut < f.range.end) {
             let start = f.range.start.saturating_sub(ctx_len);

@@ -72,6 +72,28 @@ pub fn one_line(text: &str) -> String {
         .collect()
 }
 
+/// A line of JSON with every character a terminal could act on written as a
+/// `\uXXXX` escape. JSON serialisers escape C0 controls but leave C1 and
+/// bidirectional controls raw; those occur only inside strings, where the
+/// escape means the same character, so the line stays the same JSON.
+pub fn escape_for_json(json: &str) -> Cow<'_, str> {
+    if !json.chars().any(is_unsafe) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if is_unsafe(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// [`sanitize`] for text that arrives in pieces (a model's streamed answer).
 /// Each character is judged alone, so a sequence split across pieces is
 /// caught like a whole one; only a `\r` at the end of a piece waits for the
@@ -146,6 +168,16 @@ mod tests {
             let line = one_line(attack);
             assert!(!line.chars().any(char::is_control), "{what}: {line:?}");
         }
+    }
+
+    #[test]
+    fn json_lines_keep_their_meaning_without_raw_controls() {
+        let value = serde_json::json!({"text": "a\u{9b}2J\u{202E}b\x1b]0;t\x07", "n": 1});
+        let line = value.to_string();
+        let escaped = escape_for_json(&line);
+        assert!(!escaped.chars().any(is_unsafe), "{escaped}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&escaped).unwrap(), value);
+        assert!(matches!(escape_for_json("{\"a\":\"b\"}"), Cow::Borrowed(_)));
     }
 
     #[test]

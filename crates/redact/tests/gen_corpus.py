@@ -1333,6 +1333,11 @@ with a wrong CRC32 checksum, environment/variable references, empty/null values,
 annotations, bcrypt hashes, PNG data URIs, content-hashed asset names, SSH/PEM public keys and
 certificates, and placeholder database URLs (`postgres://postgres:postgres@localhost…`).
 Also unlabeled: `private_key_id` (40 hex) in GCP service-account files.
+
+`providers/` (from `gen_providers.py`): one file per provider rule, covering at least every
+provider in gitleaks' default configuration, with labeled secrets in the assignment contexts
+gitleaks' own rule tests use plus `var key = "…"` and `"key": "…"`, and hard negatives (filler of
+the right shape, a value one character short, a `${REFERENCE}`).
 """
 
 
@@ -1344,6 +1349,10 @@ def main():
     ap.add_argument("--encoded", type=int, default=20, help="encoded cases per encoding")
     a = ap.parse_args()
     c = build(a.out, a.seed, a.per_rule, a.encoded)
+    # Provider credentials (issue 14): a separate generator with its own RNG, so the files
+    # above stay byte-identical when the provider list grows.
+    import gen_providers
+    gen_providers.extend(c)
     c.write()
     n = {}
     for d in c.labels:
