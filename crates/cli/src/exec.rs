@@ -480,6 +480,13 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
+    // Paths from the workspace: escaped, never raw on the terminal.
+    for path in &served.git_control {
+        eprintln!(
+            "airlock: warning: a command changed a git control file (it can run code at your next git command): {}",
+            path.escape_debug()
+        );
+    }
 /// The exit status and the session's end, from what the supervisor saw.
 fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
     if let Some(v) = &served.violation {

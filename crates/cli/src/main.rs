@@ -9,7 +9,6 @@ mod gateway;
 mod model;
 mod report;
 mod scan;
-mod workspace_changes;
 mod wrap;
 
 use std::ffi::OsString;

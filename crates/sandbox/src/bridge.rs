@@ -33,18 +33,35 @@ pub(crate) struct Dns {
     socket: OwnedFd,
     folder: OwnedFd,
     name: CString,
+    /// The log socket, connected on first use (blocking, with a send timeout).
+    log: Option<OwnedFd>,
+    /// Lookups not told yet: the kernel dropped them (the resolver's queue
+    /// overflowed) or the log did not take them in time. Sent as
+    /// `#dropped N` with the next name that goes through.
+    dropped: u64,
+    /// The kernel's count of queries dropped on the resolver's socket, as last read.
+    overflowed: u32,
 }
 
 /// Everything the bridge process serves.
 pub(crate) struct Network {
     ports: Vec<Ready>,
     dns: Option<Dns>,
+    /// Hung up by init when the command has exited: the lookups still
+    /// waiting are told (or counted) before the namespace ends.
+    finish: Option<(OwnedFd, RawFd)>,
 }
 
 impl Network {
     /// Whether there is nothing to serve (no bridge process is needed).
     pub(crate) fn is_empty(&self) -> bool {
         self.ports.is_empty() && self.dns.is_none()
+    }
+
+    /// The read end of init's pipe that says the command is gone, and the
+    /// write end, which the bridge process closes (init keeps its own).
+    pub(crate) fn finish_on_hangup(&mut self, fd: OwnedFd, write_end: RawFd) {
+        self.finish = Some((fd, write_end));
     }
 }
 
@@ -75,14 +92,15 @@ fn folder_of(socket: &std::path::Path) -> Result<(OwnedFd, CString), SetupError>
 /// opened on the host's paths).
 pub(crate) fn prepare(bridges: &[Bridge], dns_log: Option<&std::path::Path>) -> Result<Network, SetupError> {
     if bridges.is_empty() && dns_log.is_none() {
-        return Ok(Network { ports: Vec::new(), dns: None });
+        return Ok(Network { ports: Vec::new(), dns: None, finish: None });
     }
     loopback_up().map_err(|e| ("bring up loopback", e))?;
     let dns = match dns_log {
         Some(log) => {
             let (folder, name) = folder_of(log)?;
             let socket = bind_udp(53).map_err(|e| ("listen on 127.0.0.1:53", e))?;
-            Some(Dns { socket, folder, name })
+            resolver_options(&socket).map_err(|e| ("set the resolver's socket options", e))?;
+            Some(Dns { socket, folder, name, log: None, dropped: 0, overflowed: 0 })
         }
         None => None,
     };
@@ -94,7 +112,28 @@ pub(crate) fn prepare(bridges: &[Bridge], dns_log: Option<&std::path::Path>) -> 
             Ok(Ready { listener, folder, name })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Network { ports, dns })
+    Ok(Network { ports, dns, finish: None })
+}
+
+/// A burst of queries fits in a large receive buffer (up to the host's
+/// `rmem_max`); what overflows it is counted by the kernel (`SO_RXQ_OVFL`)
+/// and that count goes on the record.
+fn resolver_options(sock: &OwnedFd) -> io::Result<()> {
+    let set = |option: libc::c_int, value: libc::c_int| {
+        // SAFETY: setsockopt with a valid int on our socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    };
+    set(libc::SO_RCVBUF, 4 * 1024 * 1024)?;
+    set(SO_RXQ_OVFL, 1)
 }
 
 /// A UDP socket on 127.0.0.1:`port`.
@@ -282,7 +321,12 @@ fn connect(ready: &Ready) -> io::Result<OwnedFd> {
 /// The bridge process's loop: accept, connect, copy. Never returns; the
 /// namespace's end kills it.
 pub(crate) fn serve(network: Network) -> ! {
-    let Network { ports: bridges, dns } = network;
+    let Network { ports: bridges, mut dns, finish } = network;
+    let finish = finish.map(|(fd, write_end)| {
+        // SAFETY: closing this process's copy of init's write end, which it never uses.
+        unsafe { libc::close(write_end) };
+        fd
+    });
     let mut connections: Vec<Connection> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
     let mut query = [0u8; 512];
@@ -293,6 +337,9 @@ pub(crate) fn serve(network: Network) -> ! {
         }
         if let Some(d) = &dns {
             fds.push(libc::pollfd { fd: d.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+        if let Some(f) = &finish {
+            fds.push(libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 });
         }
         for c in &connections {
             let events = |read: bool, write: bool| {
@@ -320,9 +367,20 @@ pub(crate) fn serve(network: Network) -> ! {
         }
         let ready_flags = libc::POLLIN | libc::POLLHUP | libc::POLLERR;
         let mut i = bridges.len();
-        if let Some(d) = &dns {
+        if let Some(d) = &mut dns {
             if fds[i].revents & libc::POLLIN != 0 {
-                answer_lookup(d, &mut query);
+                answer_lookups(d, &mut query);
+            }
+            i += 1;
+        }
+        if finish.is_some() {
+            if fds[i].revents != 0 {
+                if let Some(d) = &mut dns {
+                    while answer_lookup(d, &mut query) {}
+                    tell_dropped(d);
+                }
+                // SAFETY: leaving the bridge process; the command is gone.
+                unsafe { libc::_exit(0) }
             }
             i += 1;
         }
@@ -373,28 +431,56 @@ pub(crate) fn serve(network: Network) -> ! {
     }
 }
 
-/// Answers one lookup with REFUSED and tells the caller the name.
-fn answer_lookup(dns: &Dns, buf: &mut [u8; 512]) {
-    // SAFETY: sockaddr_in is plain data; recvfrom fills at most its size.
-    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut from_len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: receiving into our own buffer and address from an fd we own.
-    let n = unsafe {
-        libc::recvfrom(
-            dns.socket.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-            (&mut from as *mut libc::sockaddr_in).cast(),
-            &mut from_len,
-        )
-    };
-    if n <= 0 {
-        return;
+/// `SO_RXQ_OVFL` and `SO_MEMINFO` (asm-generic/socket.h; the `libc` crate
+/// does not name them for every target).
+const SO_RXQ_OVFL: libc::c_int = 40;
+const SO_MEMINFO: libc::c_int = 55;
+
+/// Lookups answered per wake-up before the bridges get their turn.
+const LOOKUPS_PER_WAKE: usize = 64;
+/// How long telling one name may wait for the recorder before it is counted
+/// as dropped instead.
+const LOG_TIMEOUT_SECS: libc::time_t = 2;
+
+/// Answers the waiting lookups with REFUSED, each after its name is handed
+/// to the recorder: a name is on its way to the record before the process
+/// that looked it up hears back (and before it can exit).
+fn answer_lookups(dns: &mut Dns, buf: &mut [u8; 512]) {
+    for _ in 0..LOOKUPS_PER_WAKE {
+        if !answer_lookup(dns, buf) {
+            return;
+        }
     }
+}
+
+/// One lookup; false when none was waiting.
+fn answer_lookup(dns: &mut Dns, buf: &mut [u8; 512]) -> bool {
+    // SAFETY: sockaddr_in is plain data; recvmsg fills at most its size.
+    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; every pointer set below outlives the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: receiving into our own buffers from an fd we own.
+    let n = unsafe { libc::recvmsg(dns.socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return false;
+    }
+    if let Some(total) = overflow_count(&msg) {
+        dns.dropped += u64::from(total.wrapping_sub(dns.overflowed));
+        dns.overflowed = total;
+    }
+    let from_len = msg.msg_namelen;
     let Some((name, reply)) = refuse(&buf[..n as usize]) else {
-        return;
+        return true;
     };
+    tell(dns, &name);
     // SAFETY: sending our own buffer back to the address it came from.
     unsafe {
         libc::sendto(
@@ -406,23 +492,106 @@ fn answer_lookup(dns: &Dns, buf: &mut [u8; 512]) {
             from_len,
         );
     }
-    let (Ok(log), Ok(addr)) = (socket(libc::AF_UNIX, libc::SOCK_DGRAM), unix_addr(&dns.name)) else {
-        return;
-    };
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: fchdir to a folder fd we own, then one datagram from our buffer.
+    true
+}
+
+/// The kernel's running count of queries dropped on the socket, from a
+/// message's `SO_RXQ_OVFL` control data.
+fn overflow_count(msg: &libc::msghdr) -> Option<u32> {
+    // SAFETY: walking the control buffer the kernel filled, with its own macros.
     unsafe {
-        if libc::fchdir(dns.folder.as_raw_fd()) == 0 {
-            libc::sendto(
-                log.as_raw_fd(),
-                name.as_ptr().cast(),
-                name.len(),
-                0,
-                (&addr as *const libc::sockaddr_un).cast(),
-                len,
-            );
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == SO_RXQ_OVFL {
+                return Some(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<u32>()));
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
+    None
+}
+
+/// Hands `name` (and first the count of any not told) to the recorder;
+/// what it does not take in time is counted, never lost silently.
+fn tell(dns: &mut Dns, name: &str) {
+    if dns.log.is_none() {
+        dns.log = connect_log(dns).ok();
+    }
+    let Some(log) = &dns.log else {
+        dns.dropped += 1;
+        return;
+    };
+    let send = |text: &[u8]| {
+        // SAFETY: one datagram from our own buffer on our connected socket.
+        unsafe { libc::send(log.as_raw_fd(), text.as_ptr().cast(), text.len(), libc::MSG_NOSIGNAL) >= 0 }
+    };
+    if dns.dropped > 0 && send(format!("#dropped {}", dns.dropped).as_bytes()) {
+        dns.dropped = 0;
+    }
+    if !send(name.as_bytes()) {
+        dns.dropped += 1;
+    }
+}
+
+/// At the end: the count of lookups not told, if any (the kernel's count
+/// of queries it dropped included).
+fn tell_dropped(dns: &mut Dns) {
+    // Drops after the last query read are in the socket's own count
+    // (`SO_MEMINFO`, `SK_MEMINFO_DROPS`), not in any message.
+    let mut info = [0u32; 9];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: reading the socket's memory counters into our own array of the length given.
+    let rc = unsafe {
+        libc::getsockopt(dns.socket.as_raw_fd(), libc::SOL_SOCKET, SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    if rc == 0 && len as usize >= std::mem::size_of_val(&info) {
+        dns.dropped += u64::from(info[libc::SK_MEMINFO_DROPS as usize].wrapping_sub(dns.overflowed));
+        dns.overflowed = info[libc::SK_MEMINFO_DROPS as usize];
+    }
+    if dns.dropped == 0 {
+        return;
+    }
+    if dns.log.is_none() {
+        dns.log = connect_log(dns).ok();
+    }
+    if let Some(log) = &dns.log {
+        let text = format!("#dropped {}", dns.dropped);
+        // SAFETY: one datagram from our own buffer on our connected socket.
+        if unsafe { libc::send(log.as_raw_fd(), text.as_ptr().cast(), text.len(), libc::MSG_NOSIGNAL) } >= 0 {
+            dns.dropped = 0;
+        }
+    }
+}
+
+/// The recorder's socket, connected through its folder: blocking, so a burst
+/// waits for the recorder to read rather than overflowing its small queue
+/// (`net.unix.max_dgram_qlen`), with a timeout so a recorder that stopped
+/// reading cannot stall the bridges for long.
+fn connect_log(dns: &Dns) -> io::Result<OwnedFd> {
+    let log = socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
+    let addr = unix_addr(&dns.name)?;
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    let timeout = libc::timeval { tv_sec: LOG_TIMEOUT_SECS, tv_usec: 0 };
+    // SAFETY: fcntl, setsockopt, fchdir and connect on fds we own with valid arguments.
+    unsafe {
+        let flags = libc::fcntl(log.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(log.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::setsockopt(
+            log.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        ) != 0
+            || libc::fchdir(dns.folder.as_raw_fd()) != 0
+            || libc::connect(log.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(log)
 }
 
 /// For a DNS query: `TYPE NAME` (bytes outside printable ASCII escaped as

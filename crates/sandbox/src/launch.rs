@@ -588,8 +588,19 @@ fn init_main(inside: &Inside) -> ! {
             report(status_fd, REPORT_SETUP, errno(), "wait for the sandbox's cgroups");
         }
     }
+    // Init holds the write end while the command runs; closing it lets the
+    // bridge tell the lookups still waiting before the namespace ends.
+    let mut bridges = bridges;
+    let mut bridge_finish: Option<(libc::pid_t, RawFd)> = None;
     if !bridges.is_empty() {
-        start_bridge(inside, bridges);
+        let mut finish = [0; 2];
+        // SAFETY: valid array of two ints.
+        if unsafe { libc::pipe2(finish.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            report(status_fd, REPORT_SETUP, errno(), "bridge finish pipe");
+        }
+        // SAFETY: the read end was just created and is owned by nobody else.
+        bridges.finish_on_hangup(unsafe { OwnedFd::from_raw_fd(finish[0]) }, finish[1]);
+        bridge_finish = Some((start_bridge(inside, bridges), finish[1]));
     }
     // SAFETY: init is single-threaded.
     let command = unsafe { libc::fork() };
@@ -615,12 +626,31 @@ fn init_main(inside: &Inside) -> ! {
         // SAFETY: plain waitpid.
         let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
         if pid == command {
+            if let Some((bridge, finish)) = bridge_finish {
+                finish_bridge(bridge, finish);
+            }
             // SAFETY: exiting init.
             unsafe { libc::_exit(exit_code(status)) }
         }
         if pid < 0 && errno() != libc::EINTR {
             // SAFETY: as above.
             unsafe { libc::_exit(125) }
+        }
+    }
+}
+
+/// Tells the bridge the command is gone and gives it a moment (at most two
+/// seconds) to put the lookups still waiting on the record.
+fn finish_bridge(bridge: libc::pid_t, finish: RawFd) {
+    // SAFETY: closing our own pipe end.
+    unsafe { libc::close(finish) };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let mut status = 0;
+        // SAFETY: plain waitpid on our own child, without blocking.
+        match unsafe { libc::waitpid(bridge, &mut status, libc::WNOHANG) } {
+            0 => std::thread::sleep(Duration::from_millis(5)),
+            _ => return,
         }
     }
 }
