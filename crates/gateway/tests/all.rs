@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,8 @@ use axum::response::{IntoResponse, Response};
 #[derive(Default)]
 struct Seen {
     bodies: Vec<String>,
+    /// Path and query of each request.
+    uris: Vec<String>,
     headers: Vec<HeaderMap>,
     /// model_request entries in the audit log when each request arrived.
     recorded_before: Vec<usize>,
@@ -57,6 +61,7 @@ async fn upstream_handler(
     {
         let mut seen = up.seen.lock().unwrap();
         seen.bodies.push(body.clone());
+        seen.uris.push(uri.to_string());
         seen.headers.push(headers);
         seen.recorded_before.push(recorded);
     }
@@ -193,6 +198,11 @@ impl Env {
     }
 
     async fn start_with(audit_works: bool) -> Env {
+        Env::start_tuned(audit_works, |_| {}).await
+    }
+
+    /// A gateway whose configuration `tune` changes first (limits, policy).
+    async fn start_tuned(audit_works: bool, tune: impl FnOnce(&mut GatewayConfig)) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("audit.db");
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -205,7 +215,7 @@ impl Env {
         let hang = broken_upstream(true).await;
         let reset = broken_upstream(false).await;
 
-        let config = GatewayConfig::parse(
+        let mut config = GatewayConfig::parse(
             &format!(
                 r#"
                 [gateway]
@@ -240,6 +250,7 @@ impl Env {
             &|v| Some(format!("upstream-secret-for-{v}")),
         )
         .unwrap();
+        tune(&mut config);
         let signer = Signer::generate("gateway-test").unwrap();
         let store = SqliteStore::open(&db, Durability::Durable).unwrap();
         let handle = if audit_works {
@@ -547,12 +558,21 @@ async fn canary_no_secret_of_any_kind_reaches_the_upstream() {
     let labels =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../redact/tests/corpus/labels.jsonl"))
             .unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../redact/tests/corpus");
     let mut secrets: Vec<(String, String)> = Vec::new();
+    // The corpus line each secret sits on, for rules that need the words around it.
+    let mut lines: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     for line in labels.lines() {
         let l: serde_json::Value = serde_json::from_str(line).unwrap();
         let rule = l["rule"].as_str().unwrap().to_string();
         if l["encoding"] == "plain" && !secrets.iter().any(|(r, _)| *r == rule) {
-            secrets.push((rule, l["secret"].as_str().unwrap().to_string()));
+            let secret = l["secret"].as_str().unwrap().to_string();
+            let text = std::fs::read_to_string(corpus.join(l["file"].as_str().unwrap())).unwrap_or_default();
+            let at = l["line"].as_u64().and_then(|n| text.lines().nth((n as usize).saturating_sub(1)));
+            if let Some(at) = at.filter(|at| at.contains(&secret)) {
+                lines.insert(rule.clone(), at.to_string());
+            }
+            secrets.push((rule, secret));
         }
     }
     assert!(secrets.len() >= 25, "the corpus names {} rules", secrets.len());
@@ -567,7 +587,10 @@ async fn canary_no_secret_of_any_kind_reaches_the_upstream() {
             )
         }
         "database-url" => format!("DATABASE_URL=postgres://app:{secret}@db.internal:5432/app"),
-        _ => format!("here it is: {secret}"),
+        _ => match lines.get(rule) {
+            Some(line) => format!("here it is:\n{line}\n"),
+            None => format!("here it is: {secret}"),
+        },
     };
     for (i, (rule, secret)) in secrets.iter().enumerate() {
         let text = context(rule, secret);
