@@ -299,7 +299,13 @@ pub(crate) fn passes(check: Check, matched: &[u8], secret: &[u8]) -> bool {
         Check::BasicAuth => basic_credentials(secret).is_some(),
         Check::NamedPassword => {
             // `curl -u user:password` reports `user:password`; `.netrc` reports the password.
-            let password = secret.iter().position(|&c| c == b':').map_or(secret, |p| &secret[p + 1..]);
+            // `user:` or `:password` (curl prompts for the missing half): the other half is it.
+            let password = match secret.iter().position(|&c| c == b':') {
+                Some(p) if p + 1 == secret.len() => &secret[..p],
+                Some(p) => &secret[p + 1..],
+                None => secret,
+            };
+            let password = password.strip_prefix(b"'").or_else(|| password.strip_prefix(b"\"")).unwrap_or(password);
             let lower = password.to_ascii_lowercase();
             password.len() >= 3
                 && !DEFAULT_CREDENTIALS.iter().any(|w| lower == w.as_bytes())
@@ -327,7 +333,7 @@ fn keyed_value_ok(secret: &[u8]) -> bool {
     }
     // Random strings of 16+ characters over 16+ symbols have entropy well above 3 bits; keep
     // the bar low so hex and decimal secrets pass.
-    let bar = if secret.len() >= 16 { 2.8 } else { generic_entropy_threshold(secret.len()).min(2.5) };
+    let bar = if secret.len() >= 16 { 2.5 } else { generic_entropy_threshold(secret.len()).min(2.5) };
     shannon_entropy(secret) > bar
 }
 
@@ -335,10 +341,16 @@ fn keyed_value_ok(secret: &[u8]) -> bool {
 /// between a non-empty user (or token name) and a non-empty password.
 pub(crate) fn basic_credentials(encoded: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     use base64::Engine as _;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded))
-        .ok()?;
+    // Lenient: padding optional, and a value cut short (a log line) still decodes up to its
+    // last whole group.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let body = encoded.iter().position(|&c| c == b'=').map_or(encoded, |p| &encoded[..p]);
+    let decoded = lenient.decode(encoded).or_else(|_| lenient.decode(&body[..body.len() / 4 * 4])).ok()?;
     if decoded.len() < 3 || !decoded.iter().all(|&c| (0x20..0x7f).contains(&c)) {
         return None;
     }

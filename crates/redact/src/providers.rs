@@ -292,7 +292,7 @@ pub(crate) fn token_rules() -> Vec<Rule> {
         token(
             "sonar-token",
             "SonarQube / SonarCloud user, project or analysis token",
-            r"\b(sq[upa]_[a-f0-9]{40})\b",
+            r"\b(sq[upa]_[A-Za-z0-9]{40})\b",
             &["squ_", "sqp_", "sqa_"],
         ),
         token(
@@ -352,17 +352,21 @@ pub(crate) fn token_rules() -> Vec<Rule> {
         )
         .with_keywords(&["machine"])
         .tiered(Tier::Specific, Scope::FromHit, Check::NamedPassword),
+        // `curl -u user:password`, also on a continuation line (`\` then `  --user …`).
         token(
             "curl-user-password",
             "credentials on a curl command line (`curl -u user:password`)",
-            r#"\bcurl\b[^\n]{0,512}?[ \t](?:-u|--user)(?:[ \t]+|=)["']?([^\s:"'$]{1,64}:[^\s"']{3,128})"#,
-            &["curl"],
+            concat!(
+                r#"(?:\bcurl\b[^\n]{0,512}?[ \t](?:-u|--user)|(?:^|[ \t])--user)(?:[ \t]+|=)"#,
+                r#"(?:"([^"\s$]{0,64}:[^"\s]{0,128})"|'([^'\s$]{0,64}:[^'\s]{0,128})'|([^\s:"'$]{1,64}:(?:'[^'\s]{3,128}'|"[^"\s]{3,128}"|[^\s"']{3,128})))"#,
+            ),
+            &["curl", "--user"],
         )
         .tiered(Tier::Specific, Scope::Line, Check::NamedPassword),
         Rule::new(
             "authorization-bearer",
             "opaque bearer token in an Authorization header",
-            r#"(?i)\bauthorization["']?[ \t]*[:=][ \t]*["']?(?:bearer|token)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"#,
+            r#"(?i)\bauthorization["']?[ \t]*[:=][ \t]*["']?(?:bearer|token|api-token|apikey|api-key)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"#,
         )
         .with_keywords(&["authorization"])
         .tiered(Tier::Contextual, Scope::Line, Check::Keyed),
@@ -466,6 +470,12 @@ pub(crate) fn keyed_rules() -> Vec<Rule> {
             "[a-z0-9]{11}AAAAAAAAAA[a-z0-9_=-]{43}|[a-z0-9]{15}",
         ),
         keyed("etsy-access-token", "Etsy API key", "etsy", &["etsy"], "[a-z0-9]{24}"),
+        token(
+            "facebook-app-access-token",
+            "Facebook app access token (`<app id>|<app secret>`)",
+            r"\b([0-9]{15,16}(?:\||%7[Cc])[A-Za-z0-9_-]{27,40})\b",
+            &["facebook", "graph.facebook.com", "fb_"],
+        ),
         keyed(
             "facebook-secret",
             "Facebook (Meta) app secret",
@@ -588,6 +598,13 @@ pub(crate) fn keyed_rules() -> Vec<Rule> {
             "bundle_enterprise__contribsys__com|bundle_gems__contribsys__com",
             &["contribsys__com"],
             "[a-f0-9]{8}:[a-f0-9]{8}",
+        ),
+        keyed(
+            "sourcegraph-keyed-token",
+            "Sourcegraph access token (legacy, 40 hex)",
+            "sourcegraph",
+            &["sourcegraph"],
+            "[a-f0-9]{40}",
         ),
         keyed("snyk-api-token", "Snyk API token", "snyk", &["snyk"], UUID),
         keyed("sonar-keyed-token", "SonarQube token", "sonar[_.-]?(?:login|token)", &["sonar"], "[a-z0-9=_-]{40}"),

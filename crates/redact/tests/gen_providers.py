@@ -125,6 +125,8 @@ def shapes():
         "dropbox-api-token": ("dropbox", lambda r, s: s(ALNUM, 11) + "AAAAAAAAAA" + s(URLSAFE, 43)),
         "etsy-access-token": ("etsy", lambda r, s: s(ALNUM_LOW, 24)),
         "facebook-secret": ("facebook", lambda r, s: s(HEX, 32)),
+        "facebook-app-access-token": ("facebook", lambda r, s: s(DIG, 15) + "|" + s(URLSAFE, 27)),
+        "sourcegraph-keyed-token": ("sourcegraph", lambda r, s: s(HEX, 40)),
         "fastly-api-token": ("fastly", lambda r, s: s(URLSAFE, 32)),
         "finicity-secret": ("finicity", lambda r, s: s(HEX, 32)),
         "finnhub-access-token": ("finnhub", lambda r, s: s(ALNUM_LOW, 20)),

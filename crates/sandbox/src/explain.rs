@@ -127,16 +127,27 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
     let timeout = l.timeout.map_or("none".to_string(), |t| format!("{} s", t.as_secs()));
     let rows = [
         ("timeout (whole tree)", timeout, &pl.timeout_secs.source),
-        ("memory per process", format!("{} MiB", l.memory_bytes >> 20), &pl.memory_mb.source),
+        ("memory", format!("{} MiB", l.memory_bytes >> 20), &pl.memory_mb.source),
         ("processes", l.processes.to_string(), &pl.processes.source),
         ("file size", format!("{} MiB", l.file_size_bytes >> 20), &pl.file_size_mb.source),
         ("cpu per process", format!("{} s", l.cpu_secs), &pl.cpu_secs.source),
         ("captured output", format!("{} bytes per stream", l.output_bytes), &pl.output_bytes.source),
-        ("private /tmp", format!("{} MiB", l.tmp_bytes >> 20), &pl.tmp_size_mb.source),
+        ("private tmpfs, each", format!("{} MiB", l.tmp_bytes >> 20), &pl.tmp_size_mb.source),
     ];
     for (what, value, source) in rows {
         let _ = writeln!(s, "  {what:<22} {value:<24} [{source}]");
     }
+    let _ = writeln!(
+        s,
+        "  memory is capped for the whole tree (tmpfs included) by a memory cgroup where one can be made;\n  \
+         elsewhere per process: {} MiB of data, {} MiB of address space (shared memory included)",
+        l.memory_bytes >> 20,
+        l.address_space_bytes() >> 20
+    );
+    s.push_str(
+        "  disk: each file up to the file size; /tmp, /dev/shm and a private home up to their tmpfs size;\n  \
+         the workspace and writable roots have no total cap: they can grow until their filesystem is full\n",
+    );
     let names: Vec<String> = spec.env.iter().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
     let _ = writeln!(s, "  environment (allowlist): {}", names.join(" "));
     s

@@ -103,7 +103,18 @@ pub enum Rule {
     /// index) create a file and the mode (second index) has `S_ISUID` or
     /// `S_ISGID`. Without `O_CREAT`/`O_TMPFILE` the kernel ignores the mode.
     DenySetidCreate(i64, &'static str, u32, u32),
+    /// `shmget`: fail with `ENOSPC` (the error of a full shared memory
+    /// limit) when the size (this argument, 64-bit) is over the maximum.
+    MaxSize(i64, &'static str, u32, u32),
 }
+
+/// The largest System V shared memory segment a sandbox may make. Segments
+/// stay in memory when detached, where no process limit counts them, and
+/// the namespace's own limits cannot be lowered by an ordinary user: with one
+/// page each, the namespace's 4096 segments hold at most 16 MiB. Programs that
+/// use System V memory today use it for a small interlock (PostgreSQL) and map
+/// their real shared memory, which the limits count.
+const SYSV_SHM_MAX: u32 = 4096;
 
 /// The ioctls that inject input into a terminal or reach the console.
 const DENIED_IOCTLS: &[u32] = &[libc::TIOCSTI as u32, libc::TIOCLINUX as u32];
@@ -176,6 +187,7 @@ pub fn rules() -> Vec<Rule> {
         DenySetidCreate(libc::SYS_openat, "openat", 2, 3),
         // openat2 passes its mode inside a struct the filter cannot read.
         NotImplemented(libc::SYS_openat2, "openat2", "openat"),
+        MaxSize(libc::SYS_shmget, "shmget", 1, SYSV_SHM_MAX),
     ];
     #[cfg(target_arch = "x86_64")]
     rules.extend([
@@ -228,6 +240,15 @@ pub fn program(rules: &[Rule]) -> Vec<libc::sock_filter> {
                 jump(BPF_JSET_K, SETID_BITS, 0, 1),
                 ret(Verdict::Errno(libc::EPERM)),
                 ret(Verdict::Allow),
+            ],
+            Rule::MaxSize(_, _, arg, max) => vec![
+                // Any high bit, or a low word over the maximum: too big.
+                stmt(BPF_LD_W_ABS, data_arg_low(arg) + 4),
+                jump(BPF_JEQ_K, 0, 0, 3),
+                stmt(BPF_LD_W_ABS, data_arg_low(arg)),
+                jump(BPF_JGE_K, max.saturating_add(1), 1, 0),
+                ret(Verdict::Allow),
+                ret(Verdict::Errno(libc::ENOSPC)),
             ],
             Rule::DenySetidCreate(_, _, flags, mode) => vec![
                 stmt(BPF_LD_W_ABS, data_arg_low(flags)),
@@ -287,6 +308,7 @@ impl Rule {
             | Rule::NotImplemented(nr, _, _)
             | Rule::DenySetidMode(nr, _, _)
             | Rule::DenySetidCreate(nr, _, _, _)
+            | Rule::MaxSize(nr, _, _, _)
             | Rule::DenyIoctls(nr, _) => nr,
         }
     }
@@ -304,6 +326,7 @@ impl Rule {
             }
             Rule::NotImplemented(_, name, fallback) => format!("{name}: ENOSYS (callers fall back to {fallback})"),
             Rule::DenySetidMode(_, name, _) => format!("{name}: EPERM for a mode with setuid or setgid"),
+            Rule::MaxSize(_, name, _, max) => format!("{name}: ENOSPC over {max} bytes"),
             Rule::DenySetidCreate(_, name, _, _) => {
                 format!("{name}: EPERM when creating with setuid or setgid in the mode")
             }
@@ -548,6 +571,17 @@ mod tests {
             assert_eq!(eval(libc::SYS_creat, [0, 0o644, 0, 0, 0, 0]), Verdict::Allow);
             assert_eq!(eval(libc::SYS_mknod, [0, regular | 0o6755, 0, 0, 0, 0]), eperm);
         }
+    }
+
+    #[test]
+    fn only_small_sysv_shared_memory_segments_can_be_made() {
+        let shmget = |size: u64| eval(libc::SYS_shmget, [0, size, 0o600, 0, 0, 0]);
+        assert_eq!(shmget(56), Verdict::Allow, "PostgreSQL's interlock");
+        assert_eq!(shmget(4096), Verdict::Allow);
+        assert_eq!(shmget(4097), Verdict::Errno(libc::ENOSPC));
+        assert_eq!(shmget(512 << 20), Verdict::Errno(libc::ENOSPC));
+        assert_eq!(shmget(1 << 32), Verdict::Errno(libc::ENOSPC), "a size in the high word alone");
+        assert_eq!(shmget((1 << 32) | 16), Verdict::Errno(libc::ENOSPC));
     }
 
     #[test]

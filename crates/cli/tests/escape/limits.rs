@@ -81,6 +81,15 @@ pub fn a_memfd_hits_the_memory_limit() -> Verdict {
     Verdict::Passed
 }
 
+/// Detached System V segments stay in memory where no process's address
+/// space counts them: eight of 64 MiB are 512 MiB under a 64 MiB budget.
+pub fn sysv_shared_memory_hits_the_memory_limit() -> Verdict {
+    let setup = limited("memory_mb = 64");
+    setup().bare(&["sysv-shm", "8", "64"]).succeeded();
+    blocked_or_oom_killed(&setup().sandboxed(&["sysv-shm", "8", "64"]));
+    Verdict::Passed
+}
+
 /// The private tmpfs mounts hold files in memory that no process limit
 /// counts: together they get at most half of the memory budget.
 pub fn the_private_tmpfs_mounts_fit_in_the_memory_budget() -> Verdict {

@@ -96,6 +96,7 @@ fn attack(args: &[String]) -> Probe {
         "write-big" => write_big(arg(1)?, num(2)?),
         "alloc-shared" => alloc_shared(num(1)?),
         "memfd" => memfd(num(1)?),
+        "sysv-shm" => sysv_shm(num(1)?, num(2)?),
         "map-file" => map_file(arg(1)?),
         "setuid-chmod" => setuid_chmod(arg(1)?, arg(2)?),
         "setuid-create" => setuid_create(arg(1)?, arg(2)?),
@@ -601,6 +602,45 @@ fn memfd(mb: u64) -> Probe {
     let p =
         unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
     touch_shared(p, len, &format!("{mb} MiB memfd"))
+}
+
+/// Makes COUNT System V shared memory segments of MB MiB, touching each
+/// while attached, then detaching it: detached, they stay in memory where no
+/// process's address space counts them. Removed at the end.
+fn sysv_shm(count: u64, mb: u64) -> Probe {
+    let len = (mb * 1024 * 1024) as usize;
+    let mut ids = Vec::new();
+    let mut result = Ok(Attack::Succeeded(format!("{count} segments of {mb} MiB held at once")));
+    for i in 0..count {
+        // SAFETY: plain System V calls; the mapping is touched within its length, then detached.
+        let failed = unsafe {
+            let id = libc::shmget(libc::IPC_PRIVATE, len, libc::IPC_CREAT | 0o600);
+            if id < 0 {
+                Some(format!("shmget segment {} of {count}", i + 1))
+            } else {
+                ids.push(id);
+                let p = libc::shmat(id, std::ptr::null(), 0);
+                if p as isize == -1 {
+                    Some(format!("shmat segment {} of {count}", i + 1))
+                } else {
+                    for off in (0..len).step_by(4096) {
+                        *(p as *mut u8).add(off) = 1;
+                    }
+                    libc::shmdt(p);
+                    None
+                }
+            }
+        };
+        if let Some(step) = failed {
+            result = blocked(&step, errno());
+            break;
+        }
+    }
+    for id in ids {
+        // SAFETY: removing a segment we made.
+        unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+    }
+    result
 }
 
 /// Maps a whole file read-only (as llama.cpp maps a model) and reads one
