@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod event;
 pub mod export;
+pub mod latest;
 pub mod log;
 pub mod merkle;
 pub mod note;

@@ -7,9 +7,65 @@ use sha2::Sha256;
 
 use crate::checkpoint::Checkpoint;
 use crate::event::{Event, canonical};
+use crate::latest::{LatestCheckpoint, LatestError};
 use crate::merkle::{self, Frontier, Hash, MerkleError, NodeSource};
 use crate::note::{Signer, Verifier};
-use crate::store::{NewEntry, Store, StoreError, StoredEntry};
+use crate::store::{Filter, NewEntry, Store, StoreError, StoredEntry};
+
+/// The checkpoint extension line that signs a prune: payloads of entries
+/// below N may be missing. Every later checkpoint carries it forward, so
+/// the latest one always states it. (C2SP checkpoints allow extension
+/// lines; clients that do not know this one ignore it.)
+pub const PRUNED_BELOW: &str = "airlock-pruned-below";
+
+/// The prune watermark a checkpoint states (0 when it states none).
+pub fn pruned_below(checkpoint: &Checkpoint) -> u64 {
+    checkpoint
+        .extensions
+        .iter()
+        .filter_map(|line| line.strip_prefix(PRUNED_BELOW)?.strip_prefix(' ')?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The checkpoint in a signed note, parsed without checking the signature
+/// (for the writer's own state; `verify` checks signatures).
+fn unchecked(note: &str) -> Option<Checkpoint> {
+    let text = note.split_once("\n\n").map_or(note, |(t, _)| t);
+    Checkpoint::parse(&format!("{text}\n")).ok()
+}
+
+/// Who appended an entry, as the entry (covered by its leaf hash) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// airlock's own writer for the session (entries without a `source`
+    /// field, as every entry was before the field existed).
+    Session,
+    /// Appended from outside (`airlock audit append`: hooks, CI): filed
+    /// under a session, never counted as its own events.
+    External,
+}
+
+impl Source {
+    /// The source an entry's canonical bytes name. Anything but an entry
+    /// without the field counts as external, so an unreadable entry is
+    /// never taken for the session's own.
+    pub fn of_entry(entry: &[u8]) -> Source {
+        match serde_json::from_slice::<serde_json::Value>(entry) {
+            Ok(v) if v.get("source").is_none() => Source::Session,
+            _ => Source::External,
+        }
+    }
+}
+
+/// What [`AuditLog::prune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    /// Payloads of entries below this index may now be missing (signed).
+    pub below: u64,
+    /// Payloads deleted.
+    pub payloads: u64,
+}
 
 /// When to sign a checkpoint.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +100,37 @@ pub enum AuditError {
     /// The writer thread failed or has stopped.
     #[error("audit writer: {0}")]
     Writer(String),
+    /// The checkpoint kept outside the database could not be read or written.
+    #[error(transparent)]
+    Latest(#[from] LatestError),
+    /// The checkpoint kept outside the database does not open with this log's key.
+    #[error(
+        "the checkpoint kept outside the database, {path}, does not open with this log's key: {what}\n\
+         hint: if the key was replaced on purpose, move that file aside; otherwise run `airlock audit verify`"
+    )]
+    KeptUnreadable {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The database is not an extension of the checkpoint kept outside it:
+    /// it was rolled back, replaced or forked. Nothing is appended to it.
+    #[error(
+        "the audit database was rolled back or replaced: the checkpoint kept in {path} signs {kept} entries, \
+         the database {what}\nhint: run `airlock audit verify`; restore the database, or move it aside to start a new log"
+    )]
+    RolledBack {
+        /// The kept checkpoint's file.
+        path: String,
+        /// The size it signs.
+        kept: u64,
+        /// What the database holds instead.
+        what: String,
+    },
+    /// An external append was refused.
+    #[error("{0}")]
+    Refused(String),
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -69,6 +156,17 @@ pub struct AuditLog<S: Store> {
     every: CheckpointEvery,
     signed_size: u64,
     last_signed: Instant,
+    pruned_below: u64,
+    latest: Option<LatestCheckpoint>,
+}
+
+/// What one append will add: entries, the tree after them, and its new nodes.
+struct Appending {
+    frontier: Frontier,
+    entries: Vec<NewEntry>,
+    nodes: Vec<(u32, u64, Hash)>,
+    firsts: Vec<u64>,
+    session_ended: bool,
 }
 
 struct StoreNodes<'a, S: Store>(&'a S);
@@ -94,7 +192,9 @@ impl<S: Store> AuditLog<S> {
     ) -> Result<Self, AuditError> {
         let size = store.size()?;
         let frontier = Frontier::from_nodes(size, &StoreNodes(&store))?;
-        let signed_size = store.checkpoints()?.last().map_or(0, |(s, _)| *s);
+        let stored = store.checkpoints()?;
+        let signed_size = stored.last().map_or(0, |(s, _)| *s);
+        let pruned = stored.iter().filter_map(|(_, note)| unchecked(note)).map(|c| pruned_below(&c)).max();
         Ok(AuditLog {
             store,
             frontier,
@@ -104,7 +204,61 @@ impl<S: Store> AuditLog<S> {
             every,
             signed_size,
             last_signed: Instant::now(),
+            pruned_below: pruned.unwrap_or(0),
+            latest: None,
         })
+    }
+
+    /// Keeps every signed checkpoint also in `file`, outside the database,
+    /// and first checks that the database extends the checkpoint kept there
+    /// (by a consistency proof): a database rolled back or replaced by an
+    /// older or other copy is refused, not appended to, since a checkpoint
+    /// of it would overwrite the evidence.
+    pub fn keep_latest(mut self, file: LatestCheckpoint) -> Result<Self, AuditError> {
+        if let Some(note) = file.read()? {
+            let path = file.path().display().to_string();
+            let kept = Checkpoint::open(&note, &[self.signer.verifier()], &self.origin)
+                .map_err(|e| AuditError::KeptUnreadable { path: path.clone(), what: e.to_string() })?;
+            let held = self.frontier.size();
+            if kept.size > held {
+                return Err(AuditError::RolledBack { path, kept: kept.size, what: format!("holds {held}") });
+            }
+            let extends = merkle::consistency_proof(kept.size, held, &StoreNodes(&self.store)).and_then(|proof| {
+                merkle::verify_consistency(kept.size, held, &kept.root, &self.frontier.root(), &proof)
+            });
+            if extends.is_err() {
+                return Err(AuditError::RolledBack {
+                    path,
+                    kept: kept.size,
+                    what: format!("holds {held} whose first {} are not the ones signed", kept.size),
+                });
+            }
+        }
+        self.latest = Some(file);
+        Ok(self)
+    }
+
+    /// Payloads of entries below this index may be missing (signed by a prune).
+    pub fn pruned_below(&self) -> u64 {
+        self.pruned_below
+    }
+
+    /// Deletes the payloads recorded before `before_ms` (the entries before
+    /// the first one recorded at or after it); leaves and proofs stay. The
+    /// watermark is signed in a checkpoint before anything is deleted, so a
+    /// payload missing above it is tampering that `verify` names.
+    pub fn prune(&mut self, before_ms: i64) -> Result<Pruned, AuditError> {
+        let mut first_kept = self.frontier.size();
+        let since = Filter { since_ms: Some(before_ms), ..Filter::default() };
+        self.store.list(&since, &mut |e| {
+            first_kept = e.index;
+            false
+        })?;
+        let below = first_kept.max(self.pruned_below);
+        self.pruned_below = below;
+        self.checkpoint()?;
+        let payloads = self.store.prune_payloads_below(below)?;
+        Ok(Pruned { below, payloads })
     }
 
     /// The number of entries.
@@ -124,8 +278,84 @@ impl<S: Store> AuditLog<S> {
     /// all). Returns the index of each group's first event. Either every
     /// event is recorded or none is. A session's end is signed at once.
     pub fn append_many(&mut self, groups: &[(&str, &[Event])]) -> Result<Vec<u64>, AuditError> {
+        self.append_from(groups, Source::Session)
+    }
+
+    /// Appends events from outside (hooks, CI) under `session`, marked
+    /// `"source":"external"` in each entry so no report counts them as the
+    /// session's own, and signs a checkpoint before returning: an external
+    /// appender is a short-lived process with no timer to sign later.
+    /// Refused for a session that has ended, and for the session lifecycle
+    /// events, which only airlock's own writer records.
+    pub fn append_external(&mut self, session: &str, events: &[Event]) -> Result<u64, AuditError> {
+        for event in events {
+            if matches!(event, Event::SessionStart { .. } | Event::SessionEnd { .. }) {
+                return Err(AuditError::Refused(format!(
+                    "a {} event is recorded only by airlock's own session writer, not appended from outside",
+                    event.kind()
+                )));
+            }
+        }
+        let mut ended = None;
+        let filter =
+            Filter { session: Some(session.to_string()), kind: Some("session_end".into()), ..Filter::default() };
+        self.store.list(&filter, &mut |e| {
+            ended = (Source::of_entry(e.entry) == Source::Session).then_some(e.index);
+            ended.is_none()
+        })?;
+        if let Some(index) = ended {
+            return Err(AuditError::Refused(format!(
+                "session {session:?} ended at entry {index}; nothing more is filed under a finished session\n\
+                 hint: append under another session id (the default is \"external\")"
+            )));
+        }
+        let first = self.append_from(&[(session, events)], Source::External)?;
+        if self.unsigned() > 0 {
+            self.checkpoint()?;
+        }
+        Ok(first.first().copied().unwrap_or(self.frontier.size()))
+    }
+
+    fn append_from(&mut self, groups: &[(&str, &[Event])], source: Source) -> Result<Vec<u64>, AuditError> {
         let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let first = self.frontier.size();
+        let mut batch = self.batch(groups, source, time_ms)?;
+        if batch.entries.is_empty() {
+            return Ok(batch.firsts);
+        }
+        if let Err(e) = self.store.append(self.frontier.size(), &batch.entries, &batch.nodes) {
+            // Another process appended to the same database since this log
+            // was opened (`airlock audit append` beside a running session, a
+            // gateway beside a session): take its entries into the tree and
+            // try once more at the new end. Any other failure stands.
+            let size = self.store.size()?;
+            if size == self.frontier.size() {
+                return Err(e.into());
+            }
+            self.reload(size)?;
+            batch = self.batch(groups, source, time_ms)?;
+            self.store.append(self.frontier.size(), &batch.entries, &batch.nodes)?;
+        }
+        self.frontier = batch.frontier;
+        if batch.session_ended || self.frontier.size() - self.signed_size >= self.every.entries {
+            self.checkpoint()?;
+        } else {
+            self.checkpoint_if_due()?;
+        }
+        Ok(batch.firsts)
+    }
+
+    /// Restores the tree and the signed state from the store, at `size`.
+    fn reload(&mut self, size: u64) -> Result<(), AuditError> {
+        self.frontier = Frontier::from_nodes(size, &StoreNodes(&self.store))?;
+        let stored = self.store.checkpoints()?;
+        self.signed_size = stored.last().map_or(0, |(s, _)| *s);
+        let pruned = stored.iter().filter_map(|(_, note)| unchecked(note)).map(|c| pruned_below(&c)).max();
+        self.pruned_below = self.pruned_below.max(pruned.unwrap_or(0));
+        Ok(())
+    }
+
+    /// The entries and tree nodes for `groups`, appended after the current tree.
+    fn batch(&self, groups: &[(&str, &[Event])], source: Source, time_ms: i64) -> Result<Appending, AuditError> {
         let mut frontier = self.frontier.clone();
         let mut entries = Vec::new();
         let mut nodes = Vec::new();
@@ -136,14 +366,20 @@ impl<S: Store> AuditLog<S> {
             for event in *events {
                 let payload = canonical(event)?;
                 let mac = payload_mac(&self.mac_key, &payload);
-                let entry = canonical(&serde_json::json!({
+                let mut fields = serde_json::json!({
                     "v": 1,
                     "index": frontier.size(),
                     "time_ms": time_ms,
                     "session": session,
                     "kind": event.kind(),
                     "payload_mac": hex::encode(mac),
-                }))?;
+                });
+                // Only external entries carry the field: entries of the
+                // session's own writer keep the format of older logs.
+                if source == Source::External {
+                    fields["source"] = "external".into();
+                }
+                let entry = canonical(&fields)?;
                 let leaf = merkle::leaf_hash(&entry);
                 nodes.extend(frontier.append(leaf));
                 session_ended |= matches!(event, Event::SessionEnd { .. });
@@ -157,17 +393,7 @@ impl<S: Store> AuditLog<S> {
                 });
             }
         }
-        if entries.is_empty() {
-            return Ok(firsts);
-        }
-        self.store.append(first, &entries, &nodes)?;
-        self.frontier = frontier;
-        if session_ended || self.frontier.size() - self.signed_size >= self.every.entries {
-            self.checkpoint()?;
-        } else {
-            self.checkpoint_if_due()?;
-        }
-        Ok(firsts)
+        Ok(Appending { frontier, entries, nodes, firsts, session_ended })
     }
 
     /// Signs a checkpoint when entries are waiting and the interval has
@@ -197,10 +423,16 @@ impl<S: Store> AuditLog<S> {
             origin: self.origin.clone(),
             size: self.frontier.size(),
             root: self.frontier.root(),
-            extensions: vec![],
+            extensions: match self.pruned_below {
+                0 => vec![],
+                n => vec![format!("{PRUNED_BELOW} {n}")],
+            },
         };
         let note = cp.sign(&self.signer).map_err(|e| AuditError::Sign(e.to_string()))?;
         self.store.add_checkpoint(cp.size, &note)?;
+        if let Some(latest) = &self.latest {
+            latest.write(&note, cp.size)?;
+        }
         self.signed_size = cp.size;
         self.last_signed = Instant::now();
         Ok(note)
@@ -246,6 +478,28 @@ pub enum Tamper {
     EntryEdited {
         /// The entry.
         index: u64,
+    },
+    /// A payload is gone that no signed prune covers.
+    #[error(
+        "the payload of entry {index} is missing: it was deleted, not pruned (signed prunes cover only entries below \
+         {pruned_below})"
+    )]
+    PayloadMissing {
+        /// The entry.
+        index: u64,
+        /// The signed prune watermark.
+        pruned_below: u64,
+    },
+    /// The database is not an extension of the checkpoint kept outside it.
+    #[error(
+        "the database was rolled back or replaced: the checkpoint kept outside it signs {kept} entries, the \
+         database holds {held}"
+    )]
+    RolledBack {
+        /// The size the kept checkpoint signs.
+        kept: u64,
+        /// Entries the database holds.
+        held: u64,
     },
     /// A payload no longer matches the keyed hash its entry commits to.
     #[error("the payload of entry {index} was edited: it does not match the hash its entry commits to")]
@@ -294,6 +548,8 @@ pub struct Verified {
     pub payloads: u64,
     /// Entries after the last checkpoint: in the log, not yet signed.
     pub unsigned_tail: u64,
+    /// Payloads of entries below this index may be missing: a signed prune.
+    pub pruned_below: u64,
 }
 
 /// Verifies everything: every entry's bytes against its leaf, every payload
@@ -312,8 +568,40 @@ pub fn verify<S: Store>(
     mac_key: Option<&[u8; 32]>,
     retained: &[String],
 ) -> Result<Result<Verified, Tamper>, AuditError> {
-    let stored = store.checkpoints()?;
+    verify_kept(store, verifier, origin, mac_key, retained, None)
+}
+
+/// [`verify`], and also against `kept`, the checkpoint kept outside the
+/// database (see [`crate::latest`]): a database holding fewer entries is
+/// [`Tamper::RolledBack`]; one whose entries do not produce its root is
+/// [`Tamper::RootMismatch`] at its size. The root is recomputed from the
+/// entries themselves, which proves more than a consistency proof from the
+/// stored nodes would.
+pub fn verify_kept<S: Store>(
+    store: &S,
+    verifier: &Verifier,
+    origin: &str,
+    mac_key: Option<&[u8; 32]>,
+    retained: &[String],
+    kept: Option<&str>,
+) -> Result<Result<Verified, Tamper>, AuditError> {
     let held = store.size()?;
+    let mut retained = retained.to_vec();
+    if let Some(note) = kept {
+        match Checkpoint::open(note, std::slice::from_ref(verifier), origin) {
+            Ok(cp) if cp.size > held => return Ok(Err(Tamper::RolledBack { kept: cp.size, held })),
+            Ok(_) => retained.push(note.to_string()),
+            Err(e) => {
+                let size = unchecked(note).map_or(0, |c| c.size);
+                return Ok(Err(Tamper::BadCheckpoint {
+                    size,
+                    what: format!("the checkpoint kept outside the database: {e}"),
+                }));
+            }
+        }
+    }
+    let retained = retained.as_slice();
+    let stored = store.checkpoints()?;
     let mac = match mac_key {
         Some(key) => Some(HmacSha256::new_from_slice(key).map_err(|e| AuditError::Sign(e.to_string()))?),
         None => None,
@@ -327,6 +615,7 @@ pub fn verify<S: Store>(
         let checker = scope.spawn(move || {
             let checkpoints = open_checkpoints(&stored, retained, verifier, origin, held)?;
             let mut check = Checker::new(checkpoints, mac);
+            check.pruned_below = check.checkpoints.iter().map(pruned_below).max().unwrap_or(0);
             check.roots()?;
             for mut batch in full_rx {
                 for item in &batch.items {
@@ -456,11 +745,20 @@ struct Checker {
     frontier: Frontier,
     mac: Option<HmacSha256>,
     payloads: u64,
+    pruned_below: u64,
 }
 
 impl Checker {
     fn new(checkpoints: Vec<Checkpoint>, mac: Option<HmacSha256>) -> Checker {
-        Checker { checkpoints, next_checkpoint: 0, previous_size: 0, frontier: Frontier::new(), mac, payloads: 0 }
+        Checker {
+            checkpoints,
+            next_checkpoint: 0,
+            previous_size: 0,
+            frontier: Frontier::new(),
+            mac,
+            payloads: 0,
+            pruned_below: 0,
+        }
     }
 
     /// Compares the root with every checkpoint of the current size (several
@@ -492,6 +790,9 @@ impl Checker {
             Some((index, mac)) if index == e.index => mac,
             _ => return Err(bad_entry(&e)),
         };
+        if e.payload.is_none() && e.index >= self.pruned_below {
+            return Err(Tamper::PayloadMissing { index: e.index, pruned_below: self.pruned_below });
+        }
         if let (Some(base), Some(payload)) = (&self.mac, &e.payload) {
             let mut mac = base.clone();
             mac.update(payload);
@@ -516,6 +817,7 @@ impl Checker {
             checkpoints: self.checkpoints.len() as u64,
             payloads: self.payloads,
             unsigned_tail: held - self.checkpoints.last().map_or(0, |c| c.size),
+            pruned_below: self.pruned_below,
         })
     }
 }

@@ -27,6 +27,33 @@ pub enum StoreError {
         /// What is wrong.
         what: String,
     },
+    /// The log's folder or files could be read or replaced by others, or
+    /// are links: the log is not opened rather than exposed.
+    #[error("{path}: {what}\nhint: {hint}")]
+    Unsafe {
+        /// The folder or file.
+        path: String,
+        /// What is wrong.
+        what: String,
+        /// How to fix it.
+        hint: String,
+    },
+    /// Checking or setting the permissions of the log's files failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The folder or file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// This store cannot do what was asked.
+    #[error("audit store {path}: {what} is not supported")]
+    Unsupported {
+        /// The store.
+        path: String,
+        /// What was asked.
+        what: String,
+    },
 }
 
 /// One stored entry, borrowed from the store while it is visited (so a
@@ -71,6 +98,9 @@ pub struct Listed<'a> {
     pub kind: &'a str,
     /// The payload, unless pruned.
     pub payload: Option<&'a [u8]>,
+    /// The canonical entry bytes (covered by the leaf hash): what the
+    /// columns above were copied from, and the entry's `source`.
+    pub entry: &'a [u8],
 }
 
 /// A new entry to append.
@@ -109,8 +139,16 @@ pub trait Store {
     fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError>;
     /// Every checkpoint, by size.
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
-    /// Deletes payloads recorded before `time_ms`; leaves stay. Returns how many.
+    /// Deletes payloads recorded before `time_ms`; leaves stay. Returns how
+    /// many. It leaves no signed watermark, so `verify` then reports the
+    /// payloads as missing: use [`crate::log::AuditLog::prune`].
     fn prune_payloads(&mut self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Deletes the payloads of entries below `index`; leaves stay. Returns
+    /// how many. [`crate::log::AuditLog::prune`] calls it once a signed
+    /// checkpoint records the watermark.
+    fn prune_payloads_below(&mut self, index: u64) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported { path: String::new(), what: format!("pruning payloads below entry {index}") })
+    }
 }
 
 /// The SQLite store.
@@ -145,10 +183,24 @@ CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT 
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
+    ///
+    /// The database is created 0600 (SQLite gives its -wal and -shm files
+    /// the database's mode); an existing one readable by others is narrowed
+    /// to 0600, and one that is a symbolic link or another user's is refused.
     pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
         let name = path.display().to_string();
+        secure_file(path, true)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            secure_file(Path::new(&side), false)?;
+        }
         let err = |source| StoreError::Sqlite { path: name.clone(), source };
-        let conn = Connection::open(path).map_err(err)?;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags).map_err(err)?;
         let sync = match durability {
             Durability::Durable => "FULL",
             Durability::Batched => "NORMAL",
@@ -236,7 +288,8 @@ impl Store for SqliteStore {
         // Newest first when only the last few are wanted, then put back in order.
         let order = if filter.last.is_some() { "DESC" } else { "ASC" };
         let sql = format!(
-            "SELECT e.idx, e.time_ms, e.session, e.kind, p.payload FROM entries e LEFT JOIN payloads p ON p.idx = e.idx \
+            "SELECT e.idx, e.time_ms, e.session, e.kind, p.payload, e.entry FROM entries e \
+             LEFT JOIN payloads p ON p.idx = e.idx \
              WHERE (?1 IS NULL OR e.session = ?1) AND (?2 IS NULL OR e.kind = ?2) \
              AND (?3 IS NULL OR e.time_ms >= ?3) AND (?4 IS NULL OR e.time_ms < ?4) \
              ORDER BY e.idx {order} LIMIT ?5"
@@ -246,24 +299,28 @@ impl Store for SqliteStore {
         let mut rows = stmt
             .query(params![filter.session, filter.kind, filter.since_ms, filter.until_ms, limit])
             .map_err(|e| self.err(e))?;
-        type Row = (u64, i64, String, String, Option<Vec<u8>>);
+        type Row = (u64, i64, String, String, Option<Vec<u8>>, Vec<u8>);
         let mut newest_first: Vec<Row> = Vec::new();
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let get = || -> rusqlite::Result<Row> {
                 let payload = row.get_ref(4)?.as_bytes_or_null()?.map(<[u8]>::to_vec);
-                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?, row.get(3)?, payload))
+                let entry = row.get_ref(5)?.as_bytes()?.to_vec();
+                Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?, row.get(3)?, payload, entry))
             };
-            let (index, time_ms, session, kind, payload) = get().map_err(|e| self.err(e))?;
+            let (index, time_ms, session, kind, payload, entry) = get().map_err(|e| self.err(e))?;
             if filter.last.is_some() {
-                newest_first.push((index, time_ms, session, kind, payload));
+                newest_first.push((index, time_ms, session, kind, payload, entry));
                 continue;
             }
-            if !visit(Listed { index, time_ms, session: &session, kind: &kind, payload: payload.as_deref() }) {
+            let listed =
+                Listed { index, time_ms, session: &session, kind: &kind, payload: payload.as_deref(), entry: &entry };
+            if !visit(listed) {
                 return Ok(());
             }
         }
-        for (index, time_ms, session, kind, payload) in newest_first.iter().rev() {
-            if !visit(Listed { index: *index, time_ms: *time_ms, session, kind, payload: payload.as_deref() }) {
+        for (index, time_ms, session, kind, payload, entry) in newest_first.iter().rev() {
+            let listed = Listed { index: *index, time_ms: *time_ms, session, kind, payload: payload.as_deref(), entry };
+            if !visit(listed) {
                 break;
             }
         }
@@ -295,5 +352,158 @@ impl Store for SqliteStore {
             )
             .map_err(|e| self.err(e))?;
         Ok(n as u64)
+    }
+
+    fn prune_payloads_below(&mut self, index: u64) -> Result<u64, StoreError> {
+        let below = index.min(i64::MAX as u64) as i64;
+        let n = self.conn.execute("DELETE FROM payloads WHERE idx < ?1", params![below]).map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+}
+
+/// What to do about one of the log's files or its folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// It is private already.
+    Private,
+    /// It is ours but others may read or write it: narrow it to this mode.
+    Narrow(u32),
+    /// Refuse to use it, saying why and how to fix it.
+    Refuse {
+        /// What is wrong.
+        what: String,
+        /// How to fix it.
+        hint: String,
+    },
+}
+
+/// Decides about an existing file or folder of the log from its `lstat`:
+/// `private` is 0600 for files, 0700 for the folder. A link is refused (a
+/// link planted in the folder would redirect the log); so is anything not
+/// owned by the user running airlock, which it may not narrow; so is a
+/// shared folder with the sticky bit (`/tmp`), which must not be narrowed.
+pub fn access(mode: u32, owner: u32, euid: u32, is_link: bool, is_dir: bool, private: u32) -> Access {
+    let loose = mode & 0o777 & !private;
+    let what_kind = if is_dir { "folder" } else { "file" };
+    if is_link {
+        return Access::Refuse {
+            what: "is a symbolic link; the audit log's files are never opened through one".into(),
+            hint: "remove the link (and check what it points to: it may have been planted)".into(),
+        };
+    }
+    if loose == 0 {
+        return Access::Private;
+    }
+    if owner != euid {
+        return Access::Refuse {
+            what: format!(
+                "this {what_kind} of the audit log is not private (mode {:o}) and belongs to uid {owner}, not to you (uid {euid})",
+                mode & 0o7777
+            ),
+            hint: format!("chmod {:o} it as its owner, or pass --dir a private folder of your own", private),
+        };
+    }
+    if is_dir && mode & 0o1000 != 0 {
+        return Access::Refuse {
+            what: format!("is a shared folder (mode {:o}); the audit log needs a private one", mode & 0o7777),
+            hint: "pass --dir a folder of your own".into(),
+        };
+    }
+    Access::Narrow(mode & 0o7000 | (mode & 0o777 & private))
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Applies [`access`] to `path`; `Ok(false)` when it does not exist.
+fn make_private(path: &Path, private: u32) -> Result<bool, StoreError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let shown = || path.display().to_string();
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(StoreError::Io { path: shown(), source }),
+    };
+    let is_link = meta.file_type().is_symlink();
+    match access(meta.mode(), meta.uid(), euid(), is_link, meta.is_dir(), private) {
+        Access::Private => Ok(true),
+        Access::Narrow(mode) => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(|source| StoreError::Io { path: shown(), source })?;
+            Ok(true)
+        }
+        Access::Refuse { what, hint } => Err(StoreError::Unsafe { path: shown(), what, hint }),
+    }
+}
+
+/// Makes an existing file of the log private, or (with `create`) creates it
+/// empty with mode 0600 and without following a link, so that no moment
+/// exists when it is readable by others.
+fn secure_file(path: &Path, create: bool) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if make_private(path, 0o600)? || !create {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Another process created it between the two looks: check theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => make_private(path, 0o600).map(|_| ()),
+        Err(source) => Err(StoreError::Io { path: path.display().to_string(), source }),
+    }
+}
+
+/// Creates the log's folder 0700 (with any missing parents), or narrows an
+/// existing one of the user's to 0700, or refuses one that is shared, a
+/// link, or another user's. The log's keys live there too.
+pub fn private_folder(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if make_private(dir, 0o700)? {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+    // The umask may have narrowed it further, never widened it; check it as any other.
+    make_private(dir, 0o700).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_file_or_folder_is_kept() {
+        assert_eq!(access(0o100600, 1000, 1000, false, false, 0o600), Access::Private);
+        assert_eq!(access(0o100400, 1000, 1000, false, false, 0o600), Access::Private);
+        assert_eq!(access(0o40700, 1000, 1000, false, true, 0o700), Access::Private);
+        // Another user's, but private: root may use it.
+        assert_eq!(access(0o100600, 1000, 0, false, false, 0o600), Access::Private);
+    }
+
+    #[test]
+    fn an_open_file_or_folder_of_ours_is_narrowed() {
+        assert_eq!(access(0o100644, 1000, 1000, false, false, 0o600), Access::Narrow(0o600));
+        assert_eq!(access(0o100666, 0, 0, false, false, 0o600), Access::Narrow(0o600));
+        assert_eq!(access(0o40755, 1000, 1000, false, true, 0o700), Access::Narrow(0o700));
+        assert_eq!(access(0o40750, 1000, 1000, false, true, 0o700), Access::Narrow(0o700));
+    }
+
+    #[test]
+    fn links_shared_folders_and_others_files_are_refused() {
+        let refused = |a: Access| matches!(a, Access::Refuse { .. });
+        assert!(refused(access(0o120777, 1000, 1000, true, false, 0o600)));
+        assert!(refused(access(0o100644, 1001, 1000, false, false, 0o600)));
+        assert!(refused(access(0o41777, 0, 0, false, true, 0o700)), "/tmp must never be narrowed");
+        assert!(refused(access(0o40755, 0, 1000, false, true, 0o700)));
     }
 }

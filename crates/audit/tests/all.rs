@@ -88,7 +88,7 @@ fn expect(result: Result<Verified, Tamper>, want: Tamper) {
 fn an_untouched_log_verifies() {
     let fx = Fixture::filled(25);
     let v = fx.verify(&[]).unwrap();
-    assert_eq!(v, Verified { entries: 25, checkpoints: 2, payloads: 25, unsigned_tail: 5 });
+    assert_eq!(v, Verified { entries: 25, checkpoints: 2, payloads: 25, unsigned_tail: 5, pruned_below: 0 });
 }
 
 fn an_edited_payload_is_found() {
@@ -252,23 +252,305 @@ fn a_corrupt_database_page_is_reported() {
 
 fn pruned_payloads_keep_every_proof() {
     let fx = Fixture::filled(25);
-    let mut store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
-    use airlock_audit::store::Store;
-    let pruned = store.prune_payloads(i64::MAX).unwrap();
-    assert_eq!(pruned, 25);
+    let pruned = fx.log(10).prune(i64::MAX).unwrap();
+    assert_eq!(pruned, airlock_audit::log::Pruned { below: 25, payloads: 25 });
     let v = fx.verify(&[]).unwrap();
-    assert_eq!((v.entries, v.payloads), (25, 0));
+    assert_eq!((v.entries, v.payloads, v.pruned_below), (25, 0, 25));
     let log = fx.log(10);
     for i in 0..20 {
         let proof = log.prove(i, 20).unwrap();
         let entry: Vec<u8> =
             fx.sql().query_row("SELECT entry FROM entries WHERE idx = ?1", [i as i64], |r| r.get(0)).unwrap();
-        let root =
-            airlock_audit::checkpoint::Checkpoint::open(&fx.latest_checkpoint(), &[fx.verifier()], ORIGIN).unwrap();
+        let note: String =
+            fx.sql().query_row("SELECT note FROM checkpoints WHERE size = 20", [], |r| r.get(0)).unwrap();
+        let root = airlock_audit::checkpoint::Checkpoint::open(&note, &[fx.verifier()], ORIGIN).unwrap();
         assert_eq!(root.size, 20);
         airlock_audit::merkle::verify_inclusion(i, 20, &airlock_audit::merkle::leaf_hash(&entry), &proof, &root.root)
             .unwrap();
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 14, class 8: the log cannot be reshaped.
+
+/// Before: a deleted payload was taken for a pruned one and passed.
+fn a_deleted_payload_is_found() {
+    let fx = Fixture::filled(25);
+    fx.sql().execute("DELETE FROM payloads WHERE idx = 13", []).unwrap();
+    expect(fx.verify(&[]), Tamper::PayloadMissing { index: 13, pruned_below: 0 });
+    // Without the payload key too: missing is missing.
+    let store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    let without_key = verify(&store, &fx.verifier(), ORIGIN, None, &[]).unwrap();
+    expect(without_key, Tamper::PayloadMissing { index: 13, pruned_below: 0 });
+}
+
+/// A prune signs its watermark; a payload missing above it is named.
+fn a_payload_deleted_above_the_signed_prune_is_found() {
+    let fx = Fixture::filled(25);
+    {
+        let mut log = fx.log(10);
+        assert_eq!(log.prune(i64::MAX).unwrap().below, 25);
+        for i in 25..30 {
+            log.append("s1", &[event(i)]).unwrap();
+        }
+    }
+    let note: String = fx.sql().query_row("SELECT note FROM checkpoints WHERE size = 25", [], |r| r.get(0)).unwrap();
+    assert!(note.contains("\nairlock-pruned-below 25\n"), "{note}");
+    assert_eq!(fx.verify(&[]).unwrap().pruned_below, 25);
+    fx.sql().execute("DELETE FROM payloads WHERE idx = 27", []).unwrap();
+    expect(fx.verify(&[]), Tamper::PayloadMissing { index: 27, pruned_below: 25 });
+}
+
+/// Deleting payloads the way the old `prune` did leaves no watermark.
+fn a_prune_without_a_signed_watermark_is_found() {
+    let fx = Fixture::filled(25);
+    let mut store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    use airlock_audit::store::Store;
+    store.prune_payloads(i64::MAX).unwrap();
+    expect(fx.verify(&[]), Tamper::PayloadMissing { index: 0, pruned_below: 0 });
+}
+
+/// The watermark is inside a signed note: raising it breaks the signature,
+/// and deleting the checkpoint that carries it leaves the payloads missing.
+fn a_watermark_cannot_be_raised_or_dropped() {
+    let fx = Fixture::filled(25);
+    fx.log(10).prune(i64::MAX).unwrap();
+    fx.log(10).append("s1", &[event(25)]).unwrap();
+    let raised = fx.latest_checkpoint().replace("airlock-pruned-below 25", "airlock-pruned-below 26");
+    fx.sql().execute("DELETE FROM payloads WHERE idx = 25", []).unwrap();
+    fx.sql().execute("UPDATE checkpoints SET note = ?1 WHERE size = 25", params![raised]).unwrap();
+    match fx.verify(&[]) {
+        Err(Tamper::BadCheckpoint { size: 25, .. }) => {}
+        other => panic!("a raised watermark was accepted: {other:?}"),
+    }
+    fx.sql().execute("DELETE FROM checkpoints WHERE size = 25", []).unwrap();
+    expect(fx.verify(&[]), Tamper::PayloadMissing { index: 0, pruned_below: 0 });
+}
+
+fn kept(fx: &Fixture) -> airlock_audit::latest::LatestCheckpoint {
+    airlock_audit::latest::LatestCheckpoint::at(fx.db.with_file_name("audit-latest-checkpoint"))
+}
+
+fn kept_note(fx: &Fixture) -> String {
+    kept(fx).read().unwrap().expect("a kept checkpoint")
+}
+
+fn verify_kept(fx: &Fixture) -> Result<Verified, Tamper> {
+    let store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    airlock_audit::log::verify_kept(&store, &fx.verifier(), ORIGIN, Some(&MAC_KEY), &[], Some(&kept_note(fx))).unwrap()
+}
+
+fn swap_in(fx: &Fixture, old: &Path) {
+    std::fs::remove_file(&fx.db).unwrap();
+    let _ = std::fs::remove_file(fx.db.with_extension("db-wal"));
+    let _ = std::fs::remove_file(fx.db.with_extension("db-shm"));
+    std::fs::rename(old, &fx.db).unwrap();
+}
+
+/// Before: an older copy of the database verified, alone, as well as the
+/// real one. The checkpoint kept outside it catches that, naming the sizes,
+/// and the writer refuses to append to it (which would overwrite the evidence).
+fn a_rolled_back_database_is_caught_by_the_kept_checkpoint() {
+    let fx = Fixture::filled(15);
+    let old = fx.db.with_extension("old");
+    fx.sql().execute("VACUUM INTO ?1", params![old.to_string_lossy()]).unwrap();
+    {
+        let mut log = fx.log(10).keep_latest(kept(&fx)).unwrap();
+        for i in 15..35 {
+            log.append("s1", &[event(i)]).unwrap();
+        }
+    }
+    assert!(kept_note(&fx).contains("\n30\n"));
+    verify_kept(&fx).unwrap();
+    swap_in(&fx, &old);
+    // The attack: the old copy, alone, verifies.
+    fx.verify(&[]).unwrap();
+    expect(verify_kept(&fx), Tamper::RolledBack { kept: 30, held: 15 });
+    assert!(Tamper::RolledBack { kept: 30, held: 15 }.to_string().contains("signs 30 entries, the database holds 15"));
+    let refused = fx.log(10).keep_latest(kept(&fx)).err().expect("a rolled-back log was opened for appending");
+    let said = refused.to_string();
+    assert!(said.contains("rolled back") && said.contains("signs 30 entries") && said.contains("holds 15"), "{said}");
+}
+
+/// A rolled-back copy grown past the kept size is a fork: its entries do
+/// not produce the kept root, and the consistency proof fails on opening.
+fn a_rolled_back_and_regrown_database_is_caught() {
+    let fx = Fixture::filled(15);
+    let old = fx.db.with_extension("old");
+    fx.sql().execute("VACUUM INTO ?1", params![old.to_string_lossy()]).unwrap();
+    {
+        let mut log = fx.log(10).keep_latest(kept(&fx)).unwrap();
+        for i in 15..35 {
+            log.append("s1", &[event(i)]).unwrap();
+        }
+    }
+    swap_in(&fx, &old);
+    {
+        // Regrown by a writer that does not know the kept checkpoint.
+        let mut log = fx.log(10);
+        for i in 15..40 {
+            log.append("s1", &[event(i + 500)]).unwrap();
+        }
+    }
+    fx.verify(&[]).unwrap();
+    expect(verify_kept(&fx), Tamper::RootMismatch { size: 30, from: 20 });
+    let refused = fx.log(10).keep_latest(kept(&fx)).err().expect("a forked log was opened for appending");
+    assert!(refused.to_string().contains("whose first 30 are not the ones signed"), "{refused}");
+}
+
+/// Before: `audit append` left its entry unsigned, so deleting the newest
+/// entries (and their checkpoints) passed. An external append is signed
+/// before it returns, and the kept checkpoint catches the deletion.
+fn deleting_the_newest_entries_is_caught() {
+    let fx = Fixture::filled(20);
+    let mut log = fx.log(1000).keep_latest(kept(&fx)).unwrap();
+    for i in 20..23 {
+        log.append_external("s1", &[event(i)]).unwrap();
+        assert_eq!(log.unsigned(), 0, "an external append returned unsigned");
+    }
+    drop(log);
+    verify_kept(&fx).unwrap();
+    let sql = fx.sql();
+    sql.execute("DELETE FROM entries WHERE idx >= 21", []).unwrap();
+    sql.execute("DELETE FROM payloads WHERE idx >= 21", []).unwrap();
+    sql.execute("DELETE FROM nodes WHERE idx >= 21 AND level = 0", []).unwrap();
+    sql.execute("DELETE FROM checkpoints WHERE size > 21", []).unwrap();
+    fx.verify(&[]).unwrap();
+    expect(verify_kept(&fx), Tamper::RolledBack { kept: 23, held: 21 });
+}
+
+/// External entries say so in the bytes the leaf covers; old entries (no
+/// field) stay the session's own and verify as before.
+fn external_entries_are_marked_and_the_mark_is_covered() {
+    use airlock_audit::log::Source;
+    let fx = Fixture::filled(3);
+    let mut log = fx.log(1000);
+    log.append_external("s1", &[event(3)]).unwrap();
+    drop(log);
+    let entry = |i: i64| -> Vec<u8> {
+        fx.sql().query_row("SELECT entry FROM entries WHERE idx = ?1", [i], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(Source::of_entry(&entry(2)), Source::Session);
+    assert_eq!(Source::of_entry(&entry(3)), Source::External);
+    assert!(!String::from_utf8(entry(2)).unwrap().contains("source"), "the session's own entries changed format");
+    fx.verify(&[]).unwrap();
+    // Passing an external entry off as the session's own is an edit.
+    let own = String::from_utf8(entry(3)).unwrap().replace(",\"source\":\"external\"", "");
+    fx.sql().execute("UPDATE entries SET entry = ?1 WHERE idx = 3", params![own.as_bytes()]).unwrap();
+    expect(fx.verify(&[]), Tamper::EntryEdited { index: 3 });
+}
+
+/// Before: anything could be filed under a finished session.
+fn an_external_append_to_a_finished_session_is_refused() {
+    let fx = Fixture::new();
+    let mut log = fx.log(1000);
+    log.append("s1", &[event(0), Event::SessionEnd { reason: "done".into() }]).unwrap();
+    let err = log.append_external("s1", &[event(1)]).unwrap_err().to_string();
+    assert!(err.contains("session \"s1\" ended at entry 1"), "{err}");
+    let start = Event::SessionStart {
+        policy_digest: "p".into(),
+        model_endpoint: "m".into(),
+        airlock_version: "v".into(),
+        user: "u".into(),
+        host: "h".into(),
+        workspace: "/w".into(),
+    };
+    for lifecycle in [Event::SessionEnd { reason: "x".into() }, start] {
+        let err = log.append_external("s2", &[lifecycle]).unwrap_err().to_string();
+        assert!(err.contains("only by airlock's own session writer"), "{err}");
+    }
+    // A running session still takes external records (hooks), marked.
+    log.append("s3", &[event(2)]).unwrap();
+    assert_eq!(log.append_external("s3", &[event(3)]).unwrap(), 3);
+    assert_eq!(log.size(), 4);
+}
+
+/// The session's writer and the gateway's group commit share this writer:
+/// its timer and its close sign the tail, and each signature also lands in
+/// the checkpoint kept outside the database.
+fn a_writer_signs_its_tail_and_keeps_it_outside_the_database() {
+    let fx = Fixture::new();
+    let store = SqliteStore::open(&fx.db, Durability::Durable).unwrap();
+    let every = CheckpointEvery { entries: 1000, interval: Duration::from_millis(50) };
+    let log = AuditLog::open(store, fx.signer.clone(), ORIGIN, MAC_KEY, every).unwrap().keep_latest(kept(&fx)).unwrap();
+    let writer = AuditWriter::spawn(log).unwrap();
+    writer.handle().append("s", vec![event(0), event(1)]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !kept(&fx).read().unwrap().is_some_and(|n| n.contains("\n2\n")) {
+        assert!(std::time::Instant::now() < deadline, "the timer did not sign the tail into the kept file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    writer.handle().append("s", vec![event(2)]).unwrap();
+    let log = writer.close().unwrap();
+    assert_eq!(log.unsigned(), 0);
+    assert!(kept_note(&fx).contains("\n3\n"), "closing did not sign the tail into the kept file");
+    assert_eq!(verify_kept(&fx).unwrap().unsigned_tail, 0);
+}
+
+/// Before: a second writer on the same database (an external append while
+/// a session runs) made the session's next append fail, so the session's
+/// actions were refused. Each writer now takes the other's entries in.
+fn two_writers_on_one_database_both_append() {
+    let fx = Fixture::new();
+    let mut session = fx.log(1000).keep_latest(kept(&fx)).unwrap();
+    let mut hook = fx.log(1000).keep_latest(kept(&fx)).unwrap();
+    assert_eq!(session.append("s", &[event(0)]).unwrap(), 0);
+    assert_eq!(hook.append_external("s", &[event(1)]).unwrap(), 1);
+    assert_eq!(session.append("s", &[event(2)]).unwrap(), 2);
+    assert_eq!(hook.append_external("s", &[event(3)]).unwrap(), 3);
+    session.append("s", &[Event::SessionEnd { reason: "done".into() }]).unwrap();
+    assert!(hook.append_external("s", &[event(5)]).is_err(), "the finished session took an external record");
+    drop((session, hook));
+    let v = verify_kept(&fx).unwrap();
+    assert_eq!((v.entries, v.unsigned_tail), (5, 0));
+}
+
+/// Class 15: the database and its -wal/-shm are 0600, the folder 0700; a
+/// loose folder of ours is narrowed, a link in place of the database refused.
+fn the_database_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("airlock");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Bare: SQLite alone creates the files as the umask allows (0644 here).
+    let bare = tmp.path().join("bare.db");
+    let old_umask = unsafe { libc::umask(0o022) };
+    rusqlite::Connection::open(&bare).unwrap().execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x)").unwrap();
+    assert_eq!(mode(&bare), 0o644, "the attack premise: a bare database is world-readable");
+    airlock_audit::store::private_folder(&dir).unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    let db = dir.join("audit.db");
+    {
+        let store = SqliteStore::open(&db, Durability::Durable).unwrap();
+        let mut log =
+            AuditLog::open(store, Signer::generate("t").unwrap(), ORIGIN, MAC_KEY, CheckpointEvery::default()).unwrap();
+        log.append("s", &[event(0)]).unwrap();
+        for f in ["audit.db", "audit.db-wal", "audit.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+    }
+    unsafe { libc::umask(old_umask) };
+    // An existing database left readable by an older airlock is narrowed.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(SqliteStore::open(&db, Durability::Durable).unwrap());
+    assert_eq!(mode(&db), 0o600);
+    // A link in its place is refused, and what it points to is untouched.
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let linked = dir.join("linked.db");
+    std::os::unix::fs::symlink(&victim, &linked).unwrap();
+    let err = SqliteStore::open(&linked, Durability::Durable).err().expect("a link was opened").to_string();
+    assert!(err.contains("symbolic link") && err.contains("hint:"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    // A shared folder is refused, never narrowed.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let err = airlock_audit::store::private_folder(&shared).unwrap_err().to_string();
+    assert!(err.contains("shared folder") && err.contains("hint:"), "{err}");
+    assert_eq!(mode(&shared), 0o1777);
 }
 
 /// Runs this binary as a writer that appends bursts and prints each
@@ -405,7 +687,10 @@ fn concurrent_appends_are_group_committed_and_all_recorded() {
     }
     // Closing signed the tail.
     assert_eq!(log.unsigned(), 0);
-    assert_eq!(fx.verify(&[]).unwrap(), Verified { entries: 400, checkpoints: 2, payloads: 400, unsigned_tail: 0 });
+    assert_eq!(
+        fx.verify(&[]).unwrap(),
+        Verified { entries: 400, checkpoints: 2, payloads: 400, unsigned_tail: 0, pruned_below: 0 }
+    );
 }
 
 fn a_failed_group_commit_fails_every_caller_and_records_none() {
@@ -561,6 +846,24 @@ fn main() {
         ("a_rollback_to_an_older_copy_is_found", a_rollback_to_an_older_copy_is_found),
         ("a_corrupt_database_page_is_reported", a_corrupt_database_page_is_reported),
         ("pruned_payloads_keep_every_proof", pruned_payloads_keep_every_proof),
+        ("a_deleted_payload_is_found", a_deleted_payload_is_found),
+        ("a_payload_deleted_above_the_signed_prune_is_found", a_payload_deleted_above_the_signed_prune_is_found),
+        ("a_prune_without_a_signed_watermark_is_found", a_prune_without_a_signed_watermark_is_found),
+        ("a_watermark_cannot_be_raised_or_dropped", a_watermark_cannot_be_raised_or_dropped),
+        (
+            "a_rolled_back_database_is_caught_by_the_kept_checkpoint",
+            a_rolled_back_database_is_caught_by_the_kept_checkpoint,
+        ),
+        ("a_rolled_back_and_regrown_database_is_caught", a_rolled_back_and_regrown_database_is_caught),
+        ("deleting_the_newest_entries_is_caught", deleting_the_newest_entries_is_caught),
+        ("external_entries_are_marked_and_the_mark_is_covered", external_entries_are_marked_and_the_mark_is_covered),
+        ("an_external_append_to_a_finished_session_is_refused", an_external_append_to_a_finished_session_is_refused),
+        ("the_database_is_private", the_database_is_private),
+        ("two_writers_on_one_database_both_append", two_writers_on_one_database_both_append),
+        (
+            "a_writer_signs_its_tail_and_keeps_it_outside_the_database",
+            a_writer_signs_its_tail_and_keeps_it_outside_the_database,
+        ),
         ("a_killed_writer_loses_nothing_it_acknowledged", a_killed_writer_loses_nothing_it_acknowledged),
         (
             "concurrent_appends_are_group_committed_and_all_recorded",

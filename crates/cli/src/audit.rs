@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use airlock_audit::event::Event;
-use airlock_audit::log::{AuditLog, CheckpointEvery, verify};
+use airlock_audit::latest::LatestCheckpoint;
+use airlock_audit::log::{AuditLog, CheckpointEvery, Tamper, verify_kept};
 use airlock_audit::note::{Signer, Verifier, load_or_create_signer};
-use airlock_audit::store::{Durability, Filter, SqliteStore, Store};
+use airlock_audit::store::{Durability, Filter, SqliteStore, Store, private_folder};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 
@@ -24,7 +25,11 @@ pub struct AuditArgs {
 enum AuditCommand {
     /// Print the verifier key (C2SP signed-note format), creating the signing key on first use.
     Key,
-    /// Append one event, read as JSON from standard input.
+    /// Append one event from outside (hooks, CI), read as JSON from standard input.
+    ///
+    /// The entry is marked as external (reports never count it as the
+    /// session's own), a finished session is refused, and a checkpoint is
+    /// signed before this returns.
     Append {
         /// The session to file it under.
         #[arg(long, default_value = "external")]
@@ -33,6 +38,11 @@ enum AuditCommand {
     /// Sign a checkpoint of the log as it is now.
     Checkpoint,
     /// Verify every entry, payload and checkpoint; exit 1 and name the first problem.
+    ///
+    /// Also checks the database against the checkpoint kept outside it
+    /// (audit-latest-checkpoint), which catches a database rolled back or
+    /// replaced by an older copy. Entries after the latest checkpoint are
+    /// reported as not yet signed (a warning; an error with --require-signed).
     Verify {
         /// A verifier key file (default: the key of this log).
         #[arg(long, value_name = "FILE")]
@@ -40,6 +50,9 @@ enum AuditCommand {
         /// A signed checkpoint kept elsewhere, to catch rollback and forgery (repeatable).
         #[arg(long = "checkpoint", value_name = "FILE")]
         checkpoints: Vec<PathBuf>,
+        /// Fail (exit 1) when entries after the latest checkpoint are not signed.
+        #[arg(long)]
+        require_signed: bool,
     },
     /// List entries: a table, or JSON Lines with --json. Reads; checks nothing (see `verify`).
     Show {
@@ -85,6 +98,9 @@ enum AuditCommand {
         new: u64,
     },
     /// Delete payloads recorded before a date (YYYY-MM-DD, UTC); leaves and proofs stay.
+    ///
+    /// The prune is signed first (a checkpoint states the entries whose payloads
+    /// may be missing), so `verify` tells a pruned payload from a deleted one.
     Prune {
         /// The date.
         #[arg(long, value_name = "DATE")]
@@ -96,6 +112,8 @@ pub(crate) struct Paths {
     pub(crate) db: PathBuf,
     pub(crate) signer: PathBuf,
     pub(crate) mac_key: PathBuf,
+    /// The latest signed checkpoint, kept outside the database.
+    pub(crate) latest: PathBuf,
     /// The folder itself.
     pub(crate) dir: PathBuf,
 }
@@ -113,6 +131,7 @@ pub(crate) fn paths(dir: Option<PathBuf>) -> Result<Paths> {
         db: dir.join("audit.db"),
         signer: dir.join("audit-signing-key"),
         mac_key: dir.join("audit-mac-key"),
+        latest: dir.join("audit-latest-checkpoint"),
         dir,
     })
 }
@@ -170,17 +189,29 @@ pub(crate) fn getrandom(buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// Opens the log for appending: its folder private (0700) first, so the
+/// keys, the database and the kept checkpoint are created inside it; the
+/// database checked against the checkpoint kept outside it, and every
+/// checkpoint signed from now on kept there too.
 pub(crate) fn open_log(p: &Paths) -> Result<AuditLog<SqliteStore>> {
+    private_folder(&p.dir)?;
     let signer = load_or_create_signer(&p.signer, &key_name())?;
     let key = mac_key(&p.mac_key)?;
     let store = SqliteStore::open(&p.db, Durability::Durable)?;
-    Ok(AuditLog::open(store, signer, &origin(), key, CheckpointEvery::default())?)
+    let log = AuditLog::open(store, signer, &origin(), key, CheckpointEvery::default())?;
+    Ok(log.keep_latest(LatestCheckpoint::at(&p.latest))?)
+}
+
+/// The checkpoint kept outside the database, if one was kept yet.
+pub(crate) fn kept_checkpoint(p: &Paths) -> Result<Option<String>> {
+    Ok(LatestCheckpoint::at(&p.latest).read()?)
 }
 
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let p = paths(args.dir)?;
     match args.command {
         AuditCommand::Key => {
+            private_folder(&p.dir)?;
             let signer = load_or_create_signer(&p.signer, &key_name())?;
             println!("{}", signer.verifier().to_key_string());
         }
@@ -189,14 +220,14 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             std::io::stdin().read_to_string(&mut input)?;
             let event: Event = serde_json::from_str(&input).context("the event on standard input")?;
             let mut log = open_log(&p)?;
-            let index = log.append(&session, std::slice::from_ref(&event))?;
+            let index = log.append_external(&session, std::slice::from_ref(&event))?;
             println!("{index}");
         }
         AuditCommand::Checkpoint => {
             let mut log = open_log(&p)?;
             print!("{}", log.checkpoint()?);
         }
-        AuditCommand::Verify { key, checkpoints } => {
+        AuditCommand::Verify { key, checkpoints, require_signed } => {
             let verifier = match key {
                 Some(file) => Verifier::from_key_string(
                     std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?.trim(),
@@ -213,16 +244,42 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                 .map(|f| std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())))
                 .collect::<Result<Vec<_>>>()?;
             let mac = std::fs::read(&p.mac_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-            let store = SqliteStore::open(&p.db, Durability::Durable)?;
-            match verify(&store, &verifier, &origin(), mac.as_ref(), &retained)? {
+            let store = open_store(&p)?;
+            let kept = kept_checkpoint(&p)?;
+            match verify_kept(&store, &verifier, &origin(), mac.as_ref(), &retained, kept.as_deref())? {
                 Ok(v) => {
                     println!(
                         "ok: {} entries, {} checkpoints, {} payloads checked; {} entries not yet in a checkpoint",
                         v.entries, v.checkpoints, v.payloads, v.unsigned_tail
                     );
+                    if v.pruned_below > 0 {
+                        println!("pruned (signed): the payloads of entries 0 to {}", v.pruned_below - 1);
+                    }
+                    if kept.is_none() && v.checkpoints > 0 {
+                        eprintln!(
+                            "warning: no checkpoint is kept outside the database yet ({}), so a rollback of the \
+                             database alone could not be seen\nhint: it is written at the next checkpoint: run \
+                             `airlock audit checkpoint`",
+                            p.latest.display()
+                        );
+                    }
+                    if v.unsigned_tail > 0 {
+                        eprintln!(
+                            "warning: the newest {} entries are after the latest checkpoint: not signed yet, so \
+                             their removal could not be seen (a running session or gateway signs within a second)\n\
+                             hint: run `airlock audit checkpoint` to sign them",
+                            v.unsigned_tail
+                        );
+                        if require_signed {
+                            return Ok(ExitCode::from(1));
+                        }
+                    }
                 }
                 Err(tamper) => {
                     println!("TAMPERED: {tamper}");
+                    if let Some(hint) = tamper_hint(&tamper, &p) {
+                        println!("{hint}");
+                    }
                     return Ok(ExitCode::from(1));
                 }
             }
@@ -296,12 +353,37 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         }
         AuditCommand::Prune { before } => {
             let ms = date_ms(&before)?;
-            let mut store = SqliteStore::open(&p.db, Durability::Durable)?;
-            let n = store.prune_payloads(ms)?;
-            println!("pruned {n} payloads recorded before {before}; every entry and proof stays");
+            if !p.db.exists() {
+                bail!("there is no audit log at {}\nhint: pass --dir", p.db.display());
+            }
+            let mut log = open_log(&p)?;
+            let pruned = log.prune(ms)?;
+            println!(
+                "pruned {} payloads recorded before {before} (signed: entries below {} may have none); every entry \
+                 and proof stays",
+                pruned.payloads, pruned.below
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What to do about a problem `verify` found, where a fix is known.
+fn tamper_hint(tamper: &Tamper, p: &Paths) -> Option<String> {
+    match tamper {
+        Tamper::RolledBack { .. } => Some(format!(
+            "the checkpoint kept outside the database is {}\nhint: restore the newer database; a rolled-back copy \
+             cannot be appended to",
+            p.latest.display()
+        )),
+        Tamper::PayloadMissing { .. } => Some(
+            "hint: a payload deleted outside `airlock audit prune` is gone; a log pruned by an airlock older than \
+             this one has no signed watermark: if that is the cause, run `airlock audit prune --before DATE` again \
+             to sign one"
+                .into(),
+        ),
+        _ => None,
+    }
 }
 
 /// The roots the stored checkpoints sign, by size (signatures are `verify`'s job).
@@ -318,11 +400,13 @@ fn signed_roots(store: &SqliteStore) -> Result<Vec<(u64, airlock_audit::merkle::
         .collect()
 }
 
-/// Opens the log's database for reading, refusing to create one.
-fn open_store(p: &Paths) -> Result<SqliteStore> {
+/// Opens the log's database for reading, refusing to create one; a folder
+/// or database left readable by others (by an older airlock) is narrowed.
+pub(crate) fn open_store(p: &Paths) -> Result<SqliteStore> {
     if !p.db.exists() {
         bail!("there is no audit log at {}\nhint: pass --dir, or append to it first", p.db.display());
     }
+    private_folder(&p.dir)?;
     Ok(SqliteStore::open(&p.db, Durability::Durable)?)
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use airlock_audit::event::Event;
-use airlock_audit::log::{Tamper, Verified, verify};
+use airlock_audit::log::{Source, Tamper, Verified, verify_kept};
 use airlock_audit::note::Signer;
 use airlock_audit::store::{Durability, Filter, SqliteStore, Store};
 use anyhow::{Context as _, Result, bail};
@@ -108,6 +108,8 @@ pub fn build(dir: Option<PathBuf>, session: &str) -> Result<Report> {
             time_ms: e.time_ms,
             kind: e.kind.to_string(),
             payload: e.payload.map(<[u8]>::to_vec),
+            external: Source::of_entry(e.entry) == Source::External,
+            missing: false,
         });
         true
     })?;
@@ -118,6 +120,15 @@ pub fn build(dir: Option<PathBuf>, session: &str) -> Result<Report> {
         );
     }
     let check = check_log(&p, &store);
+    // A payload gone below the signed prune watermark was pruned; any other
+    // is missing, and shown as such (unknown watermark: every one is).
+    let pruned_below = match &check {
+        LogCheck::Verified(v) => v.pruned_below,
+        _ => 0,
+    };
+    for e in &mut entries {
+        e.missing = e.payload.is_none() && e.index >= pruned_below;
+    }
     let signed_size = store.checkpoints()?.last().map_or(0, |(size, _)| *size);
     let integrity = Integrity::new(check, store.size()?, signed_size, &entries);
     let mut report = assemble(session, &entries, integrity);
@@ -151,7 +162,11 @@ fn check_log(p: &audit::Paths, store: &SqliteStore) -> LogCheck {
     };
     let mac = std::fs::read(&p.mac_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
     let origin = audit::origin();
-    match verify(store, &verifier, &origin, mac.as_ref(), &[]) {
+    let kept = match audit::kept_checkpoint(p) {
+        Ok(kept) => kept,
+        Err(e) => return LogCheck::Unverifiable(e.to_string()),
+    };
+    match verify_kept(store, &verifier, &origin, mac.as_ref(), &[], kept.as_deref()) {
         Ok(Ok(v)) => LogCheck::Verified(v),
         Ok(Err(tamper)) => LogCheck::Tampered(tamper),
         Err(e) => LogCheck::Unverifiable(e.to_string()),
@@ -285,7 +300,8 @@ impl Integrity {
                 Tamper::Missing { index, .. }
                 | Tamper::BadEntry { index, .. }
                 | Tamper::EntryEdited { index }
-                | Tamper::PayloadEdited { index },
+                | Tamper::PayloadEdited { index }
+                | Tamper::PayloadMissing { index, .. },
             ) => Some(index),
             _ => None,
         };
@@ -508,6 +524,10 @@ struct Entry {
     time_ms: i64,
     kind: String,
     payload: Option<Vec<u8>>,
+    /// Appended from outside (`airlock audit append`): never the session's own.
+    external: bool,
+    /// No payload, and no signed prune covers it.
+    missing: bool,
 }
 
 /// Rows keyed by what they count, in the order their keys first appear.
@@ -556,6 +576,18 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
     let (mut external_events, mut pruned_payloads) = (0, 0);
 
     for entry in entries {
+        if entry.missing {
+            unreadable.push(UnreadableEntry {
+                index: entry.index,
+                kind: entry.kind.clone(),
+                problem: "its payload is missing: deleted, not pruned (no signed prune covers it)".into(),
+            });
+            continue;
+        }
+        if entry.external {
+            external_events += 1;
+            continue;
+        }
         let Some(payload) = &entry.payload else {
             pruned_payloads += 1;
             continue;
@@ -1752,11 +1784,13 @@ mod tests {
             time_ms: 1_795_564_800_000 + index as i64 * 1000,
             kind: event["kind"].as_str().unwrap_or_default().to_string(),
             payload: Some(serde_json::to_vec(&event).unwrap()),
+            external: false,
+            missing: false,
         }
     }
 
     fn verified(entries: &[Entry]) -> Integrity {
-        let v = Verified { entries: 10, checkpoints: 1, payloads: 10, unsigned_tail: 0 };
+        let v = Verified { entries: 10, checkpoints: 1, payloads: 10, unsigned_tail: 0, pruned_below: 0 };
         Integrity::new(LogCheck::Verified(v), 10, 10, entries)
     }
 
@@ -1823,6 +1857,28 @@ mod tests {
         assert_eq!(r.unreadable.len(), 1);
         assert_eq!(r.unreadable[0].kind, "teleport");
         assert!(r.session.end_reason.is_none());
+    }
+
+    #[test]
+    fn external_records_are_not_the_sessions_and_missing_payloads_are_shown() {
+        let mut external = entry(0, serde_json::json!({"kind": "session_end", "reason": "forged"}));
+        external.external = true;
+        let mut forged_command = entry(
+            1,
+            serde_json::json!({"kind": "command", "argv": ["rm"], "cwd": "/",
+            "sandbox_digest": "", "exit_status": 0, "duration_ms": 1, "output_digest": "", "output_bytes": 0}),
+        );
+        forged_command.external = true;
+        let mut missing = entry(2, serde_json::json!({"kind": "tool_call"}));
+        missing.payload = None;
+        missing.missing = true;
+        let entries = [external, forged_command, missing];
+        let r = assemble("s", &entries, verified(&entries));
+        assert_eq!(r.external_events, 2);
+        assert!(r.commands.is_empty() && r.session.end_reason.is_none());
+        assert_eq!(r.pruned_payloads, 0);
+        assert_eq!((r.unreadable[0].index, r.unreadable[0].kind.as_str()), (2, "tool_call"));
+        assert!(r.unreadable[0].problem.contains("missing"));
     }
 
     #[test]

@@ -113,6 +113,12 @@ const CASES: &[(&str, CaseFn)] = &[
     ("audit_verify_names_an_edited_payload", audit::audit_verify_names_an_edited_payload),
     ("audit_export_verifies_without_airlock", audit::audit_export_verifies_without_airlock),
     ("audit_prove_refuses_a_damaged_tree", audit::audit_prove_refuses_a_damaged_tree),
+    ("audit_verify_names_a_deleted_payload", audit::audit_verify_names_a_deleted_payload),
+    ("audit_prune_leaves_a_signed_watermark", audit::audit_prune_leaves_a_signed_watermark),
+    ("audit_append_cannot_add_to_a_finished_session", audit::audit_append_cannot_add_to_a_finished_session),
+    ("audit_append_is_signed_before_it_returns", audit::audit_append_is_signed_before_it_returns),
+    ("audit_verify_catches_a_rolled_back_database", audit::audit_verify_catches_a_rolled_back_database),
+    ("audit_files_are_private", audit::audit_files_are_private),
     // Secret scanning.
     ("scan_exit_codes_follow_what_was_found", scan::scan_exit_codes_follow_what_was_found),
     (
