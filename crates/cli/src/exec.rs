@@ -18,6 +18,7 @@ use airlock_core::supervisor::{Served, Supervisor};
 use airlock_core::{Progress, Rules, Stop};
 use airlock_gateway::config::{ApiStyle, GatewayConfig, Upstream};
 use airlock_gateway::server::{Auth, Gateway, serve_unix};
+use airlock_redact::terminal::{one_line, sanitize as safe};
 use airlock_tools::SandboxRunner;
 use anyhow::{Context as _, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
@@ -445,10 +446,11 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     let paths = airlock_tools::PathPolicy::with_patterns(&cx.workspace, &[])?;
     let mut supervisor = Supervisor {
         rules,
-        paths,
+        paths: paths.clone(),
         session: session.clone(),
         audit: audit.clone(),
-        runner: Box::new(SandboxRunner::new(&exe, policy.limits.output_bytes.value.min(COMMAND_OUTPUT))),
+        // Commands see the never-read files hidden, as the file tools refuse them.
+        runner: Box::new(SandboxRunner::new(&exe, policy.limits.output_bytes.value.min(COMMAND_OUTPUT)).hiding(paths)),
         workspace: cx.workspace.clone(),
         sandbox_digest: policy_digest,
         on_progress: &mut on_progress,
@@ -476,10 +478,6 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     if let Some(e) = transcript_error {
         eprintln!("airlock: the transcript is incomplete: {e}");
     }
-    out.finish(&served, code, &reason);
-    Ok(ExitCode::from(code))
-}
-
     // Paths from the workspace: escaped, never raw on the terminal.
     for path in &served.git_control {
         eprintln!(
@@ -487,6 +485,10 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
             path.escape_debug()
         );
     }
+    out.finish(&served, code, &reason);
+    Ok(ExitCode::from(code))
+}
+
 /// The exit status and the session's end, from what the supervisor saw.
 fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
     if let Some(v) = &served.violation {
@@ -515,30 +517,69 @@ fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
     }
 }
 
-/// `$XDG_RUNTIME_DIR/airlock`, else `/tmp/airlock-UID`: made 0700 if
-/// missing, and refused unless it is this user's own folder, closed to others
-/// (a shared `/tmp` is where another user would plant a link).
+/// The folder for sessions' private run folders (the broker's socket): the
+/// first of `$XDG_RUNTIME_DIR/airlock`, `$TMPDIR/airlock-UID` (`/tmp`) and
+/// `~/.cache/airlock/run` that is, or can be made, this user's own folder
+/// closed to others. Another local user can create `/tmp/airlock-UID` first
+/// (a link, a folder of theirs, one open to all): that one is passed over,
+/// with a warning, instead of used or refused (issue 14, class 15).
 pub(crate) fn run_root() -> Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let uid = crate::gateway::getuid();
-    let root = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        Some(x) if x.is_absolute() && x.is_dir() => x.join("airlock"),
-        _ => PathBuf::from(format!("/tmp/airlock-{uid}")),
-    };
-    match std::fs::DirBuilder::new().mode(0o700).create(&root) {
+    let mut candidates = Vec::new();
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|x| x.is_absolute() && x.is_dir()) {
+        candidates.push(x.join("airlock"));
+    }
+    candidates.push(std::env::temp_dir().join(format!("airlock-{uid}")));
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute()) {
+        candidates.push(home.join(".cache/airlock/run"));
+    }
+    let mut passed_over = Vec::new();
+    for root in candidates {
+        match private_folder(&root, uid) {
+            Ok(()) => {
+                for why in &passed_over {
+                    eprintln!("airlock: warning: not using {why}");
+                }
+                return Ok(root);
+            }
+            Err(why) => passed_over.push(format!("{}: {why}", root.display())),
+        }
+    }
+    bail!(
+        "no private folder for the session's socket:\n  {}\nhint: remove what is in the way, or set XDG_RUNTIME_DIR \
+         to a folder of your own",
+        passed_over.join("\n  ")
+    )
+}
+
+/// Makes `path` (mode 0700) unless it exists, then checks it is a folder of
+/// `uid`, not a link (never followed), and closed to others.
+fn private_folder(path: &Path, uid: u32) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    if let Some(parent) = path.parent() {
+        // Only the home candidate has parents to make; `mkdir -p` there is the user's own tree.
+        std::fs::DirBuilder::new().mode(0o700).recursive(true).create(parent).map_err(|e| e.to_string())?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(anyhow!("cannot create {}: {e}", root.display())),
+        Err(e) => return Err(format!("cannot create it: {e}")),
     }
-    let meta = std::fs::symlink_metadata(&root).with_context(|| format!("{}", root.display()))?;
-    if !meta.file_type().is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
-        bail!(
-            "{} is not a private folder of this user (a link, another owner, or open to others)\nhint: remove it, \
-             or set XDG_RUNTIME_DIR",
-            root.display()
-        );
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    let file_type = meta.file_type();
+    if file_type.is_symlink() {
+        return Err("it is a symbolic link (another user may have planted it)".into());
     }
-    Ok(root)
+    if !file_type.is_dir() {
+        return Err("it is not a folder".into());
+    }
+    if meta.uid() != uid {
+        return Err(format!("it belongs to uid {}, not to this user (uid {uid})", meta.uid()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!("it is open to others (mode {:o})", meta.mode() & 0o7777));
+    }
+    Ok(())
 }
 
 pub(crate) struct KillOnDrop(pub(crate) Option<std::process::Child>);
@@ -567,12 +608,20 @@ struct Output {
     stdout: std::io::Stdout,
     /// Whether this turn's text was shown as it came.
     streamed: bool,
+    /// The model's streamed text, made safe for the terminal piece by piece.
+    stream: airlock_redact::terminal::TerminalStream,
 }
 
 impl Output {
     fn new(json: bool, session: &str) -> Output {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        let mut out = Output { json, color, stdout: std::io::stdout(), streamed: false };
+        let mut out = Output {
+            json,
+            color,
+            stdout: std::io::stdout(),
+            streamed: false,
+            stream: airlock_redact::terminal::TerminalStream::new(),
+        };
         if json {
             out.line(&serde_json::json!({"type": "session", "id": session}));
         } else {
@@ -586,7 +635,11 @@ impl Output {
     }
 
     fn line(&mut self, value: &serde_json::Value) {
-        let _ = writeln!(self.stdout, "{value}");
+        // JSON escapes C0 controls but not C1 ones or bidi controls: escape
+        // those too (they only occur inside strings, so the line stays JSON).
+        let text = value.to_string();
+        let text = airlock_redact::terminal::escape_for_json(&text);
+        let _ = writeln!(self.stdout, "{text}");
         let _ = self.stdout.flush();
     }
 
@@ -604,27 +657,32 @@ impl Output {
                 self.streamed = false;
                 eprintln!("{}", self.dim(&format!("· turn {turn}")));
             }
+            // Everything below came from the model, a tool or a file: it
+            // passes the terminal sanitiser before it is printed.
             Progress::TextDelta { text } => {
                 self.streamed = true;
                 let mut err = std::io::stderr();
-                let _ = write!(err, "{text}");
+                let _ = write!(err, "{}", self.stream.push(text));
                 let _ = err.flush();
             }
-            Progress::ModelText { text } if !self.streamed => eprintln!("{}", text.trim_end()),
-            Progress::ModelText { .. } => eprintln!(),
+            Progress::ModelText { text } if !self.streamed => eprintln!("{}", safe(text.trim_end())),
+            Progress::ModelText { .. } => eprintln!("{}", self.stream.finish()),
             Progress::ToolCall { name, arguments, .. } => {
                 let args = arguments.to_string();
                 let shown: String = args.chars().take(160).collect();
-                eprintln!("→ {name} {shown}{}", if shown.len() < args.len() { "…" } else { "" });
+                let more = if shown.len() < args.len() { "…" } else { "" };
+                eprintln!("→ {} {}{more}", one_line(name), one_line(&shown));
             }
             Progress::Decision { decision, source, .. } if decision != "allow" => {
-                eprintln!("  denied ({source})");
+                eprintln!("  denied ({})", one_line(source));
             }
             Progress::ToolResult { is_error: true, preview, .. } => {
                 let first = preview.lines().next().unwrap_or_default();
-                eprintln!("  {}", self.dim(&format!("error: {first}")));
+                eprintln!("  {}", self.dim(&format!("error: {}", one_line(first))));
             }
-            Progress::FileChange { path, .. } => eprintln!("  {}", self.dim(&format!("changed {path}"))),
+            Progress::FileChange { path, .. } => {
+                eprintln!("  {}", self.dim(&format!("changed {}", one_line(path))))
+            }
             _ => {}
         }
     }
@@ -639,7 +697,7 @@ impl Output {
         match &served.done {
             Some(done) => {
                 if code != EXIT_FINISHED {
-                    eprintln!("airlock: stopped: {reason}");
+                    eprintln!("airlock: stopped: {}", safe(reason));
                 }
                 eprintln!(
                     "{}",
@@ -648,9 +706,9 @@ impl Output {
                         done.turns, done.usage.input_tokens, done.usage.output_tokens
                     ))
                 );
-                let _ = writeln!(self.stdout, "{}", done.answer.trim_end());
+                let _ = writeln!(self.stdout, "{}", safe(done.answer.trim_end()));
             }
-            None => eprintln!("airlock: {reason}"),
+            None => eprintln!("airlock: {}", safe(reason)),
         }
     }
 }

@@ -89,6 +89,10 @@ struct SandboxArgs {
     /// Also make DIR readable (denied paths inside it stay hidden).
     #[arg(long = "read", value_name = "DIR")]
     read: Vec<PathBuf>,
+    /// Also hide PATH, a file (it shows empty) or a folder (it shows empty); only adds to policy's
+    /// `deny_read` (`airlock exec` hides the workspace's never-read files from each command this way).
+    #[arg(long = "deny-read", value_name = "PATH")]
+    deny_read: Vec<PathBuf>,
     /// Network access for the command: only `none` exists until the broker does.
     #[arg(long, value_enum, value_name = "MODE")]
     net: Option<Net>,
@@ -268,6 +272,15 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         let real = std::fs::canonicalize(&abs).with_context(|| format!("--read {}", abs.display()))?;
         spec.readable_roots.push(real);
     }
+    for path in &args.deny_read {
+        let abs = if path.is_absolute() { path.clone() } else { cx.workspace.join(path) };
+        // What is hidden is what the path resolves to; a path gone since it was named hides nothing.
+        if let Ok(real) = std::fs::canonicalize(&abs) {
+            spec.deny_read.push(real);
+        }
+    }
+    spec.deny_read.sort();
+    spec.deny_read.dedup();
     spec.bridges = args.bridge.clone();
     spec.dns_log = args.dns_log.clone();
     if args.private_home {

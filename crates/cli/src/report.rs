@@ -795,16 +795,10 @@ const HTML_ROWS: usize = 500;
 
 /// `text` with control characters and bidirectional overrides replaced:
 /// event strings come from the agent and must not move the cursor, recolour
-/// the terminal or reorder what a reviewer reads.
+/// the terminal or reorder what a reviewer reads (one sanitiser for every
+/// front end: [`airlock_redact::terminal`]).
 fn visible(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' | '\r' | '\t' => ' ',
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' => '\u{FFFD}',
-            c => c,
-        })
-        .collect()
+    airlock_redact::terminal::one_line(text)
 }
 
 /// `visible(text)` cut to `max` characters, marking the cut.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use airlock_redact::{PathDecision, PathPolicy};
 use serde::Deserialize;
 
 use crate::ToolError;
@@ -46,12 +47,19 @@ pub trait CommandRunner: Send + std::fmt::Debug {
 }
 
 /// Runs each command through `airlock sandbox` (a separate process): the
-/// workspace writable, no network, the policy's limits.
+/// workspace writable, no network, the policy's limits, and the files the
+/// file tools may never read hidden (each shows empty, each folder empty).
 #[derive(Debug, Clone)]
 pub struct SandboxRunner {
     program: PathBuf,
     max_output: u64,
+    never_read: PathPolicy,
 }
+
+/// Never-read paths one command may hide at most: each is a mount. Past it
+/// the command is refused (a folder in `.airlockignore` is one mount for all
+/// that it holds).
+const MAX_HIDDEN: usize = 2000;
 
 /// `airlock sandbox`'s exit status when the timeout killed the command.
 const EXIT_TIMEOUT: i32 = 124;
@@ -62,19 +70,70 @@ impl SandboxRunner {
     /// Runs commands with the `airlock` binary at `program`, keeping at most
     /// `max_output` bytes of each stream.
     pub fn new(program: impl Into<PathBuf>, max_output: u64) -> SandboxRunner {
-        SandboxRunner { program: program.into(), max_output }
+        SandboxRunner { program: program.into(), max_output, never_read: PathPolicy::defaults() }
     }
+
+    /// Hides what `policy` forbids reading (the session's, with the
+    /// workspace's `.airlockignore` as it was at the start) instead of the
+    /// built-in patterns alone.
+    pub fn hiding(mut self, policy: PathPolicy) -> SandboxRunner {
+        self.never_read = policy;
+        self
+    }
+}
+
+/// The paths under `root` that `policy` forbids reading: files, links and
+/// whole folders (a denied folder is not entered). A command can read what
+/// a file tool may not, unless its sandbox hides these; they are found again
+/// before every command, since the last one may have made some.
+pub fn never_read_paths(root: &Path, policy: &PathPolicy) -> Result<Vec<PathBuf>, String> {
+    let mut denied = Vec::new();
+    let walker = ignore::WalkBuilder::new(root).standard_filters(false).follow_links(false).build();
+    let mut skip: Vec<PathBuf> = Vec::new();
+    for entry in walker {
+        // An entry that cannot be read cannot be read by the command either.
+        let Ok(entry) = entry else { continue };
+        let path = entry.path();
+        if skip.iter().any(|s| path.starts_with(s)) {
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(root) else { continue };
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        if let PathDecision::Denied { .. } = policy.check(rel, is_dir) {
+            if is_dir {
+                skip.push(path.to_path_buf());
+            }
+            denied.push(path.to_path_buf());
+            if denied.len() > MAX_HIDDEN {
+                return Err(format!(
+                    "more than {MAX_HIDDEN} never-read files in {} to hide from the command\nhint: list the folders \
+                     that hold them in .airlockignore (a folder is hidden whole)",
+                    root.display()
+                ));
+            }
+        }
+    }
+    Ok(denied)
 }
 
 impl CommandRunner for SandboxRunner {
     fn run(&mut self, command: &str, cwd: &Path, timeout: Duration) -> Result<CommandResult, String> {
         let started = Instant::now();
-        let out = Command::new(&self.program)
+        let hidden = never_read_paths(cwd, &self.never_read)?;
+        let mut sandbox = Command::new(&self.program);
+        sandbox
             .arg("sandbox")
             .arg("--timeout")
             .arg(timeout.as_secs().max(1).to_string())
             .arg("--max-output")
-            .arg(self.max_output.to_string())
+            .arg(self.max_output.to_string());
+        for path in &hidden {
+            sandbox.arg("--deny-read").arg(path);
+        }
+        let out = sandbox
             .arg("--")
             .args(["sh", "-c", command])
             .current_dir(cwd)
@@ -194,6 +253,43 @@ mod tests {
         let (mut t, _, _dir) = tools(Err("the sandbox refused to run the command: no Landlock".into()));
         let out = t.call("run_command", &serde_json::json!({"command": "ls"}));
         assert!(out.is_error && out.content.contains("no Landlock"), "{}", out.content);
+    }
+
+    #[test]
+    fn never_read_files_are_found_at_any_depth_and_denied_folders_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for file in [
+            ".env",
+            "app/config/.env.local",
+            "certs/server.pem",
+            "deep/a/b/c/id_ed25519",
+            "private/one.txt",
+            "private/sub/two.pem",
+            ".env.example",
+            "src/main.rs",
+            "id_ed25519.pub",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        std::fs::write(root.join(".airlockignore"), "private/\n").unwrap();
+        std::os::unix::fs::symlink("/nonexistent", root.join("prod.env")).unwrap();
+        let policy = PathPolicy::with_patterns(&root, &[]).unwrap();
+        let mut found: Vec<String> = never_read_paths(&root, &policy)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+            .collect();
+        found.sort();
+        assert_eq!(
+            found,
+            [".env", "app/config/.env.local", "certs/server.pem", "deep/a/b/c/id_ed25519", "private", "prod.env"]
+        );
+        // Without the workspace's own file, the built-in patterns still hold.
+        let found = never_read_paths(&root, &PathPolicy::defaults()).unwrap();
+        assert!(found.contains(&root.join("private/sub/two.pem")) && !found.contains(&root.join("private")));
     }
 
     #[test]
