@@ -22,6 +22,12 @@ pub struct GatewayArgs {
     /// this user only). Overrides the configuration.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Let a server-side tool (one the vendor runs, outside the egress allowlist:
+    /// web_search, web_fetch, code_execution, mcp, mcp_servers, ...) through, by type
+    /// or family; repeatable. Added to the configuration's gateway.allow_server_tools.
+    /// Others are removed from requests and the removal recorded.
+    #[arg(long = "allow-server-tool", value_name = "TOOL")]
+    allow_server_tools: Vec<String>,
     /// The folder holding the audit log and the key file (default: $XDG_DATA_HOME/airlock).
     #[arg(long, value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
@@ -120,6 +126,7 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.listen = listen.parse()?;
     }
+    config.allow_server_tools.extend(args.allow_server_tools);
     if config.upstreams.is_empty() {
         bail!("{} names no [[upstream]]: the gateway would refuse every request", path.display());
     }

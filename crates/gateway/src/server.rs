@@ -990,7 +990,7 @@ trait Incoming: Send + 'static {
     fn refuse(io: &Self::Io);
 }
 
-const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 43\r\nretry-after: 1\r\nconnection: close\r\n\r\nthe gateway has too many open connections\n";
+const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 42\r\nretry-after: 1\r\nconnection: close\r\n\r\nthe gateway has too many open connections\n";
 
 impl Incoming for tokio::net::TcpListener {
     type Io = tokio::net::TcpStream;
@@ -1259,6 +1259,13 @@ mod tests {
         u.feed(br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#);
         u.finish();
         assert_eq!((u.input, u.output), (9, 12));
+    }
+
+    #[test]
+    fn the_full_answer_is_well_framed() {
+        let text = std::str::from_utf8(FULL).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}\r\n", body.len())), "{head}");
     }
 
     #[test]

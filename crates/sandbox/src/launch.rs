@@ -21,7 +21,7 @@ use std::ffi::{CString, OsString};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use airlock_policy::PathKind;
@@ -84,7 +84,7 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     }
     KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
-    let plan = plan::plan(spec, &plan::host_node)?;
+    let plan = plan::plan(spec, &crate::host::HostFs::new(crate::kernel::real_root()))?;
     let filter = match spec.bridges.is_empty() && spec.dns_log.is_none() {
         true => seccomp::program(&seccomp::rules()),
         false => seccomp::program(&seccomp::rules_with_loopback()),
@@ -965,7 +965,7 @@ impl WorkspaceLock {
         Ok(WorkspaceLock(dir))
     }
 
-    fn remove_placeholders_if_alone(self, created: &[(PathBuf, PathKind)]) {
+    fn remove_placeholders_if_alone(self, created: &[plan::Placeholder]) {
         if created.is_empty() {
             return;
         }
@@ -974,12 +974,12 @@ impl WorkspaceLock {
         if unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             return;
         }
-        for (path, kind) in created.iter().rev() {
+        for plan::Placeholder { path, kind, contents } in created.iter().rev() {
             match kind {
                 // Fails, and so keeps it, if anything was put inside.
                 PathKind::Dir => drop(std::fs::remove_dir(path)),
                 PathKind::File => {
-                    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                    if std::fs::read(path).is_ok_and(|now| now == contents.as_bytes()) {
                         drop(std::fs::remove_file(path));
                     }
                 }
@@ -988,15 +988,19 @@ impl WorkspaceLock {
     }
 }
 
-fn create_placeholders(plan: &Plan) -> Result<Vec<(PathBuf, PathKind)>, SandboxError> {
+fn create_placeholders(plan: &Plan) -> Result<Vec<plan::Placeholder>, SandboxError> {
     let mut created = Vec::new();
     for p in &plan.placeholders {
         let result = match p.kind {
             PathKind::Dir => std::fs::create_dir(&p.path),
-            PathKind::File => std::fs::OpenOptions::new().write(true).create_new(true).open(&p.path).map(drop),
+            PathKind::File => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&p.path)
+                .and_then(|mut f| io::Write::write_all(&mut f, p.contents.as_bytes())),
         };
         match result {
-            Ok(()) => created.push((p.path.clone(), p.kind)),
+            Ok(()) => created.push(p.clone()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
                 return Err(SandboxError::Placeholder { path: p.path.clone(), source });

@@ -56,6 +56,7 @@ fn attack(args: &[String]) -> Probe {
         "read-fd" => read_fd(num(1)? as i32),
         "append" => append(arg(1)?),
         "create" => create(arg(1)?),
+        "write" => write_executable(arg(1)?, arg(2)?),
         "symlink-read" => symlink_read(arg(1)?, arg(2)?),
         "hardlink-read" => hardlink_read(arg(1)?, arg(2)?),
         "hardlink-write" => hardlink_write(arg(1)?, arg(2)?),
@@ -153,6 +154,22 @@ fn append(path: &str) -> Probe {
     match opened.and_then(|mut f| f.write_all(b"ESCAPED\n")) {
         Ok(()) => Ok(Attack::Succeeded(format!("appended to {path}"))),
         Err(e) => blocked(&format!("append to {path}"), e),
+    }
+}
+
+/// Writes CONTENTS to PATH (mode 0755, so that a planted hook runs),
+/// creating its parent folders first; `\n` in CONTENTS is a newline.
+fn write_executable(path: &str, contents: &str) -> Probe {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = Path::new(path).parent()
+        && let Err(e) = std::fs::create_dir_all(parent)
+    {
+        return blocked(&format!("mkdir -p {}", parent.display()), e);
+    }
+    let opened = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o755).open(path);
+    match opened.and_then(|mut f| f.write_all(contents.replace("\\n", "\n").as_bytes())) {
+        Ok(()) => Ok(Attack::Succeeded(format!("wrote {path}"))),
+        Err(e) => blocked(&format!("write {path}"), e),
     }
 }
 
