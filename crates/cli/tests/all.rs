@@ -53,7 +53,10 @@ const CASES: &[(&str, CaseFn)] = &[
     ("a_submodules_config_and_hooks_are_read_only", fs::a_submodules_config_and_hooks_are_read_only),
     ("a_hooks_path_in_the_tree_is_read_only", fs::a_hooks_path_in_the_tree_is_read_only),
     ("git_commit_works_in_the_sandbox", fs::git_commit_works_in_the_sandbox),
-    ("root_only_files_in_readable_roots_are_hidden_from_root", fs::root_only_files_in_readable_roots_are_hidden_from_root),
+    (
+        "root_only_files_in_readable_roots_are_hidden_from_root",
+        fs::root_only_files_in_readable_roots_are_hidden_from_root,
+    ),
     ("cargo_registry_tokens_are_not_readable", fs::cargo_registry_tokens_are_not_readable),
     ("credential_files_in_readable_roots_are_hidden", fs::credential_files_in_readable_roots_are_hidden),
     // Processes.

@@ -605,7 +605,7 @@ mod tests {
             .project("[sandbox]\ndeny_read = []\nprotected = [\"ci/\", \".envrc\"]\n");
         let policy = fx.load().unwrap();
         let deny = &policy.sandbox.deny_read;
-        assert_eq!(deny.len(), 32 + 2, "defaults kept, duplicates not repeated: {deny:?}");
+        assert_eq!(deny.len(), 36 + 2, "defaults kept, duplicates not repeated: {deny:?}");
         let source_of = |path: &str| deny.iter().find(|d| d.value == Path::new(path)).map(|d| d.source.clone());
         assert_eq!(source_of("/home/u/.ssh"), Some(Source::Default));
         assert_eq!(source_of("/srv/secrets"), Some(fx.managed_source()));

@@ -381,6 +381,10 @@ const DEFAULT_DENY_READ: &[&str] = &[
     "~/.npmrc",
     "~/.pypirc",
     "~/.git-credentials",
+    "~/.gem/credentials",
+    "~/.local/share/gem/credentials",
+    "~/.config/containers/auth.json",
+    "~/.terraform.d/credentials.tfrc.json",
     "~/.config/git/credentials",
     "~/.vault-token",
     "~/.local/share/airlock",
@@ -533,7 +537,7 @@ mod tests {
             ["/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt"].map(Path::new)
         );
         assert_eq!(paths(&sandbox.toolchain_roots), ["/home/u/.cargo", "/home/u/.rustup"].map(Path::new));
-        assert_eq!(sandbox.deny_read.len(), 32);
+        assert_eq!(sandbox.deny_read.len(), 36);
         let deny = paths(&sandbox.deny_read);
         for expected in [
             "/home/u/.ssh",

@@ -72,6 +72,9 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
             MountOp::Devpts => "devpts      /dev/pts (a new instance)".to_string(),
             MountOp::MaskFile { path } => format!("hidden      {} (empty file){}", path.display(), why(path)),
             MountOp::MaskDir { path } => format!("hidden      {} (empty folder){}", path.display(), why(path)),
+            MountOp::Replace { path, .. } => {
+                format!("cleaned     {} (a copy without registry tokens){}", path.display(), why(path))
+            }
             MountOp::ReadOnly { path } => format!("sealed      {} (read-only once built)", path.display()),
         };
         let _ = writeln!(s, "  {line}");

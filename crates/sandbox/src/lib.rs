@@ -23,6 +23,7 @@ mod bridge;
 mod capture;
 mod cgroup;
 mod explain;
+pub mod host;
 pub mod kernel;
 mod launch;
 pub mod plan;

@@ -27,7 +27,7 @@ pub(crate) fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     mount(None::<&str>, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(|e| ("make mounts private", e))?;
     // Stage on a tmpfs: the host root moves to /oldroot, the new root is
     // assembled in /newroot, binding from /oldroot.
-    mount(Some("tmpfs"), STAGING, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=64k"))
+    mount(Some("tmpfs"), STAGING, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=0755,size=1m"))
         .map_err(|e| ("mount staging tmpfs", e))?;
     std::env::set_current_dir(STAGING).map_err(|e| ("chdir", e))?;
     for dir in ["newroot", "oldroot", "empty-dir"] {
@@ -39,8 +39,8 @@ pub(crate) fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     pivot_root(".", "oldroot").map_err(|e| ("pivot_root", e))?;
     std::env::set_current_dir("/").map_err(|e| ("chdir", e))?;
 
-    for op in &plan.mounts {
-        apply(op)?;
+    for (n, op) in plan.mounts.iter().enumerate() {
+        apply(op, n)?;
     }
     setattr("/newroot", false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))?;
 
@@ -53,7 +53,7 @@ pub(crate) fn build_root(plan: &Plan, cwd: &Path) -> Result<(), Step> {
     Ok(())
 }
 
-fn apply(op: &MountOp) -> Result<(), Step> {
+fn apply(op: &MountOp, n: usize) -> Result<(), Step> {
     let inside = |p: &Path| -> PathBuf { Path::new("/newroot").join(p.strip_prefix("/").unwrap_or(p)) };
     match op {
         MountOp::Bind { path, access } => {
@@ -136,6 +136,15 @@ fn apply(op: &MountOp) -> Result<(), Step> {
             mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
             setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
                 .map_err(|e| ("mask denied path", e))
+        }
+        MountOp::Replace { path, contents } => {
+            // The copy lives on the staging tmpfs, which stays alive under the bind.
+            let copy = format!("/replace-{n}");
+            std::fs::write(&copy, contents).map_err(|e| ("write cleaned copy", e))?;
+            let dst = inside(path);
+            mount(Some(&copy), &dst, None, libc::MS_BIND, None).map_err(|e| ("show cleaned copy", e))?;
+            setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+                .map_err(|e| ("show cleaned copy", e))
         }
         MountOp::ReadOnly { path } => {
             setattr(inside(path), false, MOUNT_ATTR_RDONLY).map_err(|e| ("make mount read-only", e))

@@ -279,3 +279,255 @@ pub fn a_host_terminal_is_unreachable() -> Verdict {
     assert!(!support::drain(&master).contains("ESCAPED"), "the sandbox wrote to a host terminal");
     Verdict::Passed
 }
+
+// --- git's control surface (issue 14, class 1) -------------------------------
+//
+// Each attack plants something that the user's next git command on the host
+// runs. Bare, the plant works and git runs it (it leaves a marker in the
+// case folder); sandboxed, the write is blocked and git runs nothing.
+
+/// The marker a planted git setting or hook leaves.
+fn pwned(case: &Case) -> std::path::PathBuf {
+    case.root.join("PWNED")
+}
+
+/// A git configuration whose fsmonitor hook (run by `git status`) leaves the marker.
+fn fsmonitor_config(case: &Case) -> String {
+    format!("[core]\n\tfsmonitor = \"touch {} #\"\n", pwned(case).display())
+}
+
+/// Runs git on the host in `dir` (relative to the workspace), as the user would after the session.
+fn host_git(case: &Case, dir: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = case.command("git");
+    cmd.current_dir(case.ws.join(dir)).args(args);
+    for (k, v) in [("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@t"), ("GIT_COMMITTER_NAME", "t")] {
+        cmd.env(k, v);
+    }
+    cmd.env("GIT_COMMITTER_EMAIL", "t@t").output().unwrap()
+}
+
+fn host_git_ok(case: &Case, dir: &str, args: &[&str]) {
+    let out = host_git(case, dir, args);
+    assert!(out.status.success(), "git {args:?} in {dir}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A workspace that is a git repository with one commit (identity in its config).
+fn git_repo() -> Case {
+    let case = Case::new();
+    host_git_ok(&case, ".", &["init", "-q", "-b", "main"]);
+    host_git_ok(&case, ".", &["config", "user.name", "t"]);
+    host_git_ok(&case, ".", &["config", "user.email", "t@t"]);
+    write(&case.ws.join("README"), "readme\n");
+    host_git_ok(&case, ".", &["add", "README"]);
+    host_git_ok(&case, ".", &["commit", "-qm", "init"]);
+    case
+}
+
+/// `git_repo` with `evil/`: a copy of its git folder whose config runs the marker.
+fn git_repo_with_evil_copy() -> Case {
+    let case = git_repo();
+    let cp = std::process::Command::new("cp").arg("-r").arg(case.ws.join(".git")).arg(case.ws.join("evil")).status();
+    assert!(cp.unwrap().success());
+    write(&case.ws.join("evil/config"), &fsmonitor_config(&case));
+    case
+}
+
+/// Bare, `attack` plants what `git GIT_ARGS` in `dir` then runs; sandboxed it
+/// is blocked and the same git command runs nothing.
+fn git_plant_is_blocked(setup: impl Fn() -> Case, attack: impl Fn(&Case) -> Vec<String>, dir: &str, git_args: &[&str]) {
+    let bare = setup();
+    bare.bare(&strs(&attack(&bare))).succeeded();
+    host_git(&bare, dir, git_args);
+    assert!(pwned(&bare).exists(), "bare, `git {git_args:?}` in {dir} should run what was planted");
+    let case = setup();
+    let run = case.sandboxed(&strs(&attack(&case)));
+    run.blocked();
+    let out = host_git(&case, dir, git_args);
+    assert!(
+        !pwned(&case).exists(),
+        "after the sandboxed attack, `git {git_args:?}` ran planted code:\n{run}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn git_commondir_cannot_be_redirected() -> Verdict {
+    git_plant_is_blocked(git_repo_with_evil_copy, |_| args!["write", ".git/commondir", "../evil\n"], ".", &["status"]);
+    // The placeholder that kept it read-only is gone again.
+    let case = git_repo();
+    case.sandboxed(&["read", "README"]).succeeded();
+    assert!(!case.ws.join(".git/commondir").exists(), "the commondir placeholder was left behind");
+    Verdict::Passed
+}
+
+pub fn a_worktrees_git_file_cannot_be_redirected() -> Verdict {
+    let setup = || {
+        let case = git_repo_with_evil_copy();
+        host_git_ok(&case, ".", &["worktree", "add", "-q", "wt"]);
+        case
+    };
+    git_plant_is_blocked(setup, |_| args!["write", "wt/.git", "gitdir: ../evil\n"], "wt", &["status"]);
+    // Nor can what it points at (the worktree's git folder) be redirected.
+    git_plant_is_blocked(
+        setup,
+        |_| args!["write", ".git/worktrees/wt/commondir", "../../../evil\n"],
+        "wt",
+        &["status"],
+    );
+    Verdict::Passed
+}
+
+pub fn a_nested_repositorys_config_is_read_only() -> Verdict {
+    let setup = || {
+        let case = git_repo();
+        host_git_ok(&case, ".", &["init", "-q", "vendor/sub"]);
+        case
+    };
+    git_plant_is_blocked(
+        setup,
+        |c| args!["write", "vendor/sub/.git/config", fsmonitor_config(c)],
+        "vendor/sub",
+        &["status"],
+    );
+    Verdict::Passed
+}
+
+pub fn a_submodules_config_and_hooks_are_read_only() -> Verdict {
+    let setup = || {
+        let case = git_repo();
+        let gitdir = case.ws.join(".git/modules/lib");
+        std::fs::create_dir_all(case.ws.join(".git/modules")).unwrap();
+        host_git_ok(&case, ".", &["init", "-q", &format!("--separate-git-dir={}", gitdir.display()), "lib"]);
+        host_git_ok(&case, "lib", &["config", "user.name", "t"]);
+        host_git_ok(&case, "lib", &["config", "user.email", "t@t"]);
+        case
+    };
+    git_plant_is_blocked(setup, |c| args!["write", ".git/modules/lib/config", fsmonitor_config(c)], "lib", &["status"]);
+    let hook = |c: &Case| {
+        args!["write", ".git/modules/lib/hooks/pre-commit", format!("#!/bin/sh\ntouch {}\n", pwned(c).display())]
+    };
+    git_plant_is_blocked(setup, hook, "lib", &["commit", "-q", "--allow-empty", "-m", "x"]);
+    Verdict::Passed
+}
+
+pub fn a_hooks_path_in_the_tree_is_read_only() -> Verdict {
+    // The husky layout: core.hooksPath names a folder in the tree that hides itself.
+    let setup = || {
+        let case = git_repo();
+        host_git_ok(&case, ".", &["config", "core.hooksPath", ".husky/_"]);
+        write(&case.ws.join(".husky/_/.gitignore"), "*\n");
+        case
+    };
+    let hook = |c: &Case| args!["write", ".husky/_/pre-commit", format!("#!/bin/sh\ntouch {}\n", pwned(c).display())];
+    git_plant_is_blocked(setup, hook, ".", &["commit", "-q", "--allow-empty", "-m", "x"]);
+    Verdict::Passed
+}
+
+/// What commits need stays writable: `git add` and `git commit` work inside.
+pub fn git_commit_works_in_the_sandbox() -> Verdict {
+    let case = git_repo();
+    let mut cmd = case.sandbox_command(&[]);
+    cmd.args(["sh", "-c", "echo new > new.txt && git add new.txt && git commit -q -m inside && git status --short"]);
+    let run = case.run(cmd, "sandboxed: git add && git commit".into());
+    run.exited(0);
+    let log = host_git(&case, ".", &["log", "--format=%s"]);
+    assert_eq!(String::from_utf8_lossy(&log.stdout), "inside\ninit\n", "{run}");
+    for placeholder in [".git/commondir", ".git/config.worktree"] {
+        assert!(!case.ws.join(placeholder).exists(), "{placeholder} was left behind");
+    }
+    Verdict::Passed
+}
+
+// --- secrets in readable roots (issue 14, class 11) --------------------------
+
+/// A folder under /etc for one case, removed when dropped.
+struct EtcDir(std::path::PathBuf);
+
+impl Drop for EtcDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Files only root may read, in /etc and in a `--read` folder: root reads
+/// them bare (as their owner); inside, a root caller sees what any user sees.
+pub fn root_only_files_in_readable_roots_are_hidden_from_root() -> Verdict {
+    if !support::is_root() {
+        return Verdict::Skipped("root-only files are unreadable to this user bare as well".into());
+    }
+    let etc = EtcDir(std::path::PathBuf::from("/etc").join(support::unique("airlock-escape")));
+    let plant = |dir: &Path| {
+        // The shapes of /etc/krb5.keytab, /etc/wireguard/ and /etc/letsencrypt/.
+        write(&dir.join("krb5.keytab"), HOST_SECRET);
+        chmod(&dir.join("krb5.keytab"), 0o600);
+        write(&dir.join("wireguard/wg0.conf"), HOST_SECRET);
+        chmod(&dir.join("wireguard/wg0.conf"), 0o644);
+        chmod(&dir.join("wireguard"), 0o700);
+        write(&dir.join("public.conf"), "public\n");
+    };
+    plant(&etc.0);
+    for file in ["krb5.keytab", "wireguard/wg0.conf"] {
+        must_block(Case::new, |_| args!["read", p(&etc.0.join(file)), HOST_SECRET]);
+    }
+    Case::new().sandboxed(&["read", &p(&etc.0.join("public.conf")), "public"]).succeeded();
+
+    let read_folder = |c: &Case| {
+        plant(&c.host.join("conf"));
+        c.host.join("conf")
+    };
+    for file in ["krb5.keytab", "wireguard/wg0.conf"] {
+        let bare = Case::new();
+        bare.bare(&["read", &p(&read_folder(&bare).join(file)), HOST_SECRET]).succeeded();
+        let case = Case::new();
+        let dir = read_folder(&case);
+        let mut cmd = case.sandbox_command(&["--read", &p(&dir)]);
+        cmd.args(["./probe", "probe", "read", &p(&dir.join(file)), HOST_SECRET]);
+        case.run(cmd, format!("sandboxed --read: read {file}")).blocked();
+    }
+    Verdict::Passed
+}
+
+/// Cargo's configuration shows without its registry tokens (and still shows the rest).
+pub fn cargo_registry_tokens_are_not_readable() -> Verdict {
+    const TOKEN: &str = "cio0123456789AIRLOCKTESTTOKEN";
+    let setup = || {
+        let case = Case::new();
+        let config = format!(
+            "[build]\njobs = 3\n\n[registry]\ntoken = \"{TOKEN}\"\n\n[registries.corp]\nindex = \"sparse+https://corp.example/\"\ntoken = \"{TOKEN}\"\n"
+        );
+        write(&case.home.join(".cargo/config.toml"), &config);
+        write(&case.home.join(".cargo/config"), &format!("[registry]\ntoken = \"{TOKEN}\"\n"));
+        case
+    };
+    must_block(setup, |c| args!["read", p(&c.home.join(".cargo/config.toml")), TOKEN]);
+    must_block(setup, |c| args!["read", p(&c.home.join(".cargo/config")), TOKEN]);
+    let case = setup();
+    case.sandboxed(&["read", &p(&case.home.join(".cargo/config.toml")), "jobs = 3"]).succeeded();
+    case.sandboxed(&["read", &p(&case.home.join(".cargo/config.toml")), "corp.example"]).succeeded();
+    Verdict::Passed
+}
+
+/// Package managers' credential files stay hidden even where home is readable.
+pub fn credential_files_in_readable_roots_are_hidden() -> Verdict {
+    for file in [
+        ".npmrc",
+        ".pypirc",
+        ".gem/credentials",
+        ".docker/config.json",
+        ".netrc",
+        ".git-credentials",
+        ".config/gh/hosts.yml",
+    ] {
+        let setup = || {
+            let case = Case::with_home_readable();
+            write(&case.home.join(file), HOST_SECRET);
+            case
+        };
+        must_block(setup, |c| args!["read", p(&c.home.join(file)), HOST_SECRET]);
+    }
+    Verdict::Passed
+}

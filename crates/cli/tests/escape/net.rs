@@ -201,3 +201,51 @@ pub fn a_host_on_another_network_is_unreachable() -> Verdict {
     must_block(Case::new, |_| args!["udp-send", target, "hello"]);
     Verdict::Passed
 }
+
+// --- host sockets under readable roots (issue 14, class 12) ------------------
+
+/// Connects to a socket bound at `path` (in the folder `read`, given to the
+/// sandbox with `--read`): bare the connection arrives, sandboxed it must not.
+fn socket_in_a_readable_folder_is_unreachable(read: &Path, path: &Path, flags: &[&str]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(path).unwrap();
+    let target = path.display().to_string();
+    Case::new().bare(&["unix-connect", &target]).succeeded();
+    assert!(unix_reached(&listener), "bare, the connection should arrive");
+    let case = Case::new();
+    let mut cmd = case.sandbox_command(flags);
+    cmd.args(["./probe", "probe", "unix-connect", &target]);
+    // Control: the folder itself is visible inside.
+    let mut ls = case.sandbox_command(flags);
+    ls.args(["./probe", "probe", "read", &read.join("visible.txt").display().to_string(), "visible"]);
+    case.run(ls, format!("sandboxed: read {}/visible.txt", read.display())).succeeded();
+    case.run(cmd, format!("sandboxed: unix-connect {target}")).blocked();
+    assert!(!unix_reached(&listener), "a connection from the sandbox reached {target}");
+}
+
+pub fn a_host_socket_in_a_read_folder_is_unreachable() -> Verdict {
+    let dir = HostTmpDir::new();
+    std::fs::write(dir.path.join("visible.txt"), "visible\n").unwrap();
+    let read = dir.path.display().to_string();
+    socket_in_a_readable_folder_is_unreachable(&dir.path, &dir.path.join("deep/er/agent.sock"), &["--read", &read]);
+    Verdict::Passed
+}
+
+/// A folder under /opt for one case, removed when dropped.
+struct OptDir(std::path::PathBuf);
+
+impl Drop for OptDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn a_host_socket_under_opt_is_unreachable() -> Verdict {
+    let dir = OptDir(Path::new("/opt").join(unique("airlock-escape")));
+    if std::fs::create_dir_all(&dir.0).is_err() {
+        return Verdict::Skipped("/opt is not writable for this user, so no socket can be put there".into());
+    }
+    std::fs::write(dir.0.join("visible.txt"), "visible\n").unwrap();
+    socket_in_a_readable_folder_is_unreachable(&dir.0, &dir.0.join("run/daemon.sock"), &[]);
+    Verdict::Passed
+}
