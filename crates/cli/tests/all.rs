@@ -111,6 +111,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("shared_anonymous_memory_hits_the_memory_limit", limits::shared_anonymous_memory_hits_the_memory_limit),
     ("a_memfd_hits_the_memory_limit", limits::a_memfd_hits_the_memory_limit),
     ("sysv_shared_memory_hits_the_memory_limit", limits::sysv_shared_memory_hits_the_memory_limit),
+    ("memory_is_capped_for_the_tree_or_per_process", limits::memory_is_capped_for_the_tree_or_per_process),
     ("the_private_tmpfs_mounts_fit_in_the_memory_budget", limits::the_private_tmpfs_mounts_fit_in_the_memory_budget),
     ("node_and_a_mapped_model_work_by_default", limits::node_and_a_mapped_model_work_by_default),
     ),

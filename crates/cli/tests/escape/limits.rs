@@ -127,3 +127,56 @@ pub fn node_and_a_mapped_model_work_by_default() -> Verdict {
     assert!(run.code == Some(0) && run.stdout.contains("node ok"), "node failed under the default limits:\n{run}");
     Verdict::Passed
 }
+
+/// How the memory budget is enforced, seen from inside: as root, a memory
+/// cgroup made for this run (capped at the budget, removed afterwards); as
+/// a user without a delegated cgroup, each process's address space.
+pub fn memory_is_capped_for_the_tree_or_per_process() -> Verdict {
+    use std::io::BufRead;
+    let case = limited("memory_mb = 64")();
+    let mut cmd = case.sandbox_command(&[]);
+    cmd.args(["/bin/sh", "-c", "cat /proc/self/cgroup /proc/self/limits; echo; read _ || true"]);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = crate::support::HostProcess::spawn(cmd);
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    // v1: `N:memory:PATH` under /sys/fs/cgroup/memory; v2: `0::PATH` under /sys/fs/cgroup.
+    let ours = |path: &str| path.rsplit('/').next().is_some_and(|n| n.starts_with("airlock-"));
+    let cgroup = lines.iter().find_map(|l| {
+        let v1 = l.split_once(":memory:").map(|(_, p)| ("/sys/fs/cgroup/memory", p, "memory.limit_in_bytes"));
+        let v2 = l.strip_prefix("0::").map(|p| ("/sys/fs/cgroup", p, "memory.max"));
+        v1.or(v2).filter(|(_, p, _)| ours(p))
+    });
+    let address_space = lines.iter().find(|l| l.starts_with("Max address space")).cloned().unwrap_or_default();
+    // Closing stdin ends the command, and so the run, normally.
+    let finish = |mut child: crate::support::HostProcess| {
+        drop(child.child.stdin.take());
+        assert!(child.child.wait().unwrap().success(), "the sandboxed shell failed");
+    };
+    let Some((root, cgroup, limit_file)) = cgroup else {
+        finish(child);
+        let expected = (4 * 64 * MIB).to_string();
+        let fields: Vec<&str> = address_space.split_whitespace().collect();
+        let ok = fields.get(3) == Some(&expected.as_str());
+        assert!(ok, "no memory cgroup and no RLIMIT_AS of 4 x 64 MiB:\n{lines:#?}");
+        return Verdict::SandboxOnly("no memory cgroup can be made here: checked RLIMIT_AS = 4 x memory_mb".into());
+    };
+    let dir = std::path::Path::new(root).join(cgroup.trim_start_matches('/'));
+    let limit = std::fs::read_to_string(dir.join(limit_file)).unwrap();
+    assert_eq!(limit.trim(), (64 * MIB).to_string(), "the cgroup {} is not capped at the budget", dir.display());
+    assert!(address_space.contains("unlimited"), "RLIMIT_AS is set under a cgroup: {address_space}");
+    finish(child);
+    // Removal waits for the tree to leave: give it the time it may take.
+    let start = std::time::Instant::now();
+    while dir.exists() && start.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "the run's memory cgroup {} was left behind", dir.display());
+    Verdict::Passed
+}
