@@ -31,6 +31,8 @@ pub(crate) struct Word {
     pub literal: bool,
     /// `NAME=value` with an unquoted name: an assignment where a command may start.
     assignment: bool,
+    /// Quoted in part: then never a reserved word (`"for"` is a command named `for`).
+    quoted: bool,
 }
 
 /// A command line the parser does not understand, or refuses to guess about.
@@ -208,7 +210,7 @@ impl Parser {
                     if skipping {
                         continue;
                     }
-                    if current.iter().all(|w| w.assignment) && word.literal && !word.assignment {
+                    if current.iter().all(|w| w.assignment) && word.literal && !word.quoted && !word.assignment {
                         match word.text.as_str() {
                             // Reserved words where a command starts: the command follows.
                             "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "!" | "{" | "}" | "fi"
@@ -434,7 +436,7 @@ impl Parser {
             && !text.is_empty()
             && text.chars().all(|c| c.is_ascii_digit())
             && matches!(self.peek(), Some('<' | '>'));
-        Ok((Word { text, literal, assignment }, io_number))
+        Ok((Word { text, literal, assignment, quoted }, io_number))
     }
 
     /// An expansion at `$`: `true` when it expands to something unknown here
@@ -645,7 +647,12 @@ fn normalize(mut words: Vec<Word>, depth: usize, out: &mut Vec<Part>) -> Result<
             }
             Ok(i) if i >= words.len() => {
                 wrapper(out, words.len());
-                out.push(Part::Run(vec![Word { text: "echo".into(), literal: true, assignment: false }]));
+                out.push(Part::Run(vec![Word {
+                    text: "echo".into(),
+                    literal: true,
+                    assignment: false,
+                    quoted: false,
+                }]));
             }
             Ok(i) => {
                 wrapper(out, i);
@@ -693,6 +700,11 @@ fn normalize(mut words: Vec<Word>, depth: usize, out: &mut Vec<Part>) -> Result<
         }
         "git" => {
             out.push(git_command(words));
+            Ok(())
+        }
+        // They change what a later name runs (`alias c=curl`, bash's `hash -p /usr/bin/curl c`).
+        "alias" | "hash" => {
+            out.push(Part::Unknown(format!("`{name}` may change what a later command name runs")));
             Ok(())
         }
         _ => {
@@ -939,6 +951,10 @@ mod tests {
         assert!(shown("$CMD x")[0].starts_with("unknown:"));
         assert!(shown("cur? x")[0].starts_with("unknown:"));
         assert!(shown("{curl,x}")[0].starts_with("unknown:"));
+        // Quoted, a reserved word is a command name: what follows is its argument, not hidden.
+        assert_eq!(programs("\\for curl x"), ["for"]);
+        assert_eq!(programs("\"if\" curl"), ["if"]);
+        assert!(shown("alias c=curl\nc x")[0].starts_with("unknown:"));
     }
 
     #[test]
@@ -1005,6 +1021,22 @@ mod tests {
         assert!(shown("git --config-env=alias.p=X p")[0].starts_with("unknown:"));
         assert!(shown("git -x push")[0].starts_with("unknown:"));
         assert_eq!(shown("git $SUB"), ["git ?$SUB"]);
+    }
+
+    #[test]
+    fn any_input_is_parsed_or_refused_without_a_panic() {
+        let alphabet: Vec<char> = "ab c'\"\\$(){}`;&|<>\n#=*-~!".chars().collect();
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            for _ in 0..(seed >> 59) as usize + 1 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            let _ = parts(&text);
+            let _ = parts(&format!("sh -c '{text}'"));
+        }
     }
 
     #[test]
