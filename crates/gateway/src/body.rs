@@ -261,6 +261,34 @@ fn walk(
             }
         }
         Value::Object(map) => {
+            // Keys are strings that leave too: a secret used as a key (in a
+            // tool's arguments, say) is replaced like any other.
+            let renamed: Vec<(String, String)> = map
+                .keys()
+                .filter_map(|key| {
+                    let out = redactor.redact(key);
+                    if out.report.is_empty() {
+                        return None;
+                    }
+                    path.push(Step::Key(out.text.clone()));
+                    let field = pointer(path);
+                    path.pop();
+                    for r in out.report {
+                        notes.push(RedactionNote {
+                            rule: r.rule_id,
+                            field: field.clone(),
+                            placeholder: r.placeholder,
+                            secret_sha256: r.secret_sha256,
+                        });
+                    }
+                    Some((key.clone(), out.text))
+                })
+                .collect();
+            for (old, new) in renamed {
+                if let Some(item) = map.remove(&old) {
+                    map.insert(new, item);
+                }
+            }
             for (key, item) in map.iter_mut() {
                 path.push(Step::Key(key.clone()));
                 walk(item, schema, path, redactor, notes);
@@ -393,6 +421,18 @@ mod tests {
         assert!(is_protocol_field(r, &p(&["input", "3", "call_id"]), "call_AbC123"));
         assert!(is_protocol_field(r, &p(&["tools", "0", "type"]), "web_search_preview_2025_03_11"));
         assert!(!is_protocol_field(Schema::OpenaiChat, &p(&["input", "3", "call_id"]), "call_AbC123"), "other schema");
+    }
+
+    #[test]
+    fn a_secret_used_as_a_key_is_redacted_and_noted() {
+        let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {KEY: {"nested": true}}}]}]});
+        let out = scrub(&serde_json::to_vec(&body).unwrap(), Schema::AnthropicMessages, &[], &mut redactor()).unwrap();
+        let text = String::from_utf8(out.body).unwrap();
+        assert!(!text.contains(KEY), "{text}");
+        assert!(text.contains("\"nested\":true"), "the value stays under the new key: {text}");
+        assert_eq!(out.notes.len(), 1);
+        assert!(out.notes[0].field.starts_with("/messages/0/content/0/input/"), "{:?}", out.notes);
     }
 
     #[test]
