@@ -437,6 +437,8 @@ mod tests {
 
     #[test]
     fn a_secret_in_the_model_name_is_redacted_and_noted() {
+        // The old rule left the model name alone, and recorded it as it was.
+        assert!(old_rule_skips("model"));
         let body = serde_json::json!({"model": format!("gpt-4o-{KEY}"), "messages": []});
         let out = scrub(&serde_json::to_vec(&body).unwrap(), Schema::OpenaiChat, &[], &mut redactor()).unwrap();
         assert!(!out.model.contains(KEY), "{}", out.model);

@@ -251,10 +251,16 @@ mod tests {
         assert_eq!(plan.dropped.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["session_id", "originator"]);
     }
 
+    /// The rule this replaced: these names passed with their values verbatim.
+    fn old_rule_forwards(name: &str) -> bool {
+        ["anthropic-version", "anthropic-beta", "accept", "openai-beta"].contains(&name)
+    }
+
     /// The old rule passed `accept` and `*-beta` verbatim: a secret rode along.
     #[test]
     fn a_secret_in_accept_or_a_beta_header_is_held_back() {
         let canary = "AKIAZ7Q3JXVB4HNW2KDE";
+        assert!(["accept", "anthropic-beta", "anthropic-version", "openai-beta"].iter().all(|n| old_rule_forwards(n)));
         let h = headers(&[
             ("accept", &format!("application/json, text/{canary}")),
             ("anthropic-beta", &format!("prompt-caching-2024-07-31,{canary}")),
