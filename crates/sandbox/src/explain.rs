@@ -143,7 +143,7 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
     let _ = writeln!(
         s,
         "  memory is capped for the whole tree (tmpfs included) by a memory cgroup where one can be made;\n  \
-         elsewhere per process: {} MiB of data, {} MiB of address space (shared memory included)",
+         elsewhere per process: {} MiB of data, {} MiB of address space (shared memory included), and no memfd",
         l.memory_bytes >> 20,
         l.address_space_bytes() >> 20
     );

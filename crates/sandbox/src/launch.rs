@@ -85,10 +85,12 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
     let plan = plan::plan(spec, &crate::host::HostFs::new(crate::kernel::real_root()))?;
-    let filter = match spec.bridges.is_empty() && spec.dns_log.is_none() {
-        true => seccomp::program(&seccomp::rules()),
-        false => seccomp::program(&seccomp::rules_with_loopback()),
+    let rules = match spec.bridges.is_empty() && spec.dns_log.is_none() {
+        true => seccomp::rules(),
+        false => seccomp::rules_with_loopback(),
     };
+    let filter = seccomp::program(&rules);
+    let filter_without_cgroup = seccomp::program(&seccomp::without_memory_cgroup(rules));
     // The bridge process needs no socket but Unix ones.
     let bridge_filter = seccomp::program(&seccomp::rules());
     let prepared = Prepared::new(spec, argv)?;
@@ -98,7 +100,7 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     let signals = Signals::block()?;
     let workspace_lock = WorkspaceLock::acquire(&spec.workspace)?;
     let created = create_placeholders(&plan)?;
-    let filters = Filters { command: &filter, bridge: &bridge_filter };
+    let filters = Filters { command: &filter, command_without_cgroup: &filter_without_cgroup, bridge: &bridge_filter };
     let result = run_prepared(spec, &plan, filters, &prepared, stdio, &signals);
     workspace_lock.remove_placeholders_if_alone(&created);
     result
@@ -204,6 +206,8 @@ impl Prepared {
 #[derive(Clone, Copy)]
 struct Filters<'a> {
     command: &'a [libc::sock_filter],
+    /// The command's, where no memory cgroup limits the tree.
+    command_without_cgroup: &'a [libc::sock_filter],
     bridge: &'a [libc::sock_filter],
 }
 
@@ -234,6 +238,10 @@ fn run_prepared(
     let address_space = match memory {
         Some(_) => None,
         None => Some(spec.limits.address_space_bytes()),
+    };
+    let filters = match memory {
+        Some(_) => filters,
+        None => Filters { command: filters.command_without_cgroup, ..filters },
     };
     // Init waits on this before it starts the command, so that the cgroups
     // are joined before any process they limit exists.

@@ -215,6 +215,16 @@ pub fn rules_with_loopback() -> Vec<Rule> {
         .collect()
 }
 
+/// `rules` for a sandbox whose tree no memory cgroup limits: `memfd_create`
+/// also fails, with `ENOSYS` so that callers fall back to a file in `/dev/shm`
+/// or `/tmp` (whose tmpfs sizes are within the budget). What is written into
+/// a memfd with `write` lies in no process's address space, so without a
+/// cgroup nothing else would count it.
+pub fn without_memory_cgroup(mut rules: Vec<Rule>) -> Vec<Rule> {
+    rules.push(Rule::NotImplemented(libc::SYS_memfd_create, "memfd_create", "a file in /dev/shm"));
+    rules
+}
+
 /// Compiles the rule table into a classic BPF program for `seccomp(2)`.
 pub fn program(rules: &[Rule]) -> Vec<libc::sock_filter> {
     let mut p = Vec::with_capacity(rules.len() * 3 + 8);
@@ -582,6 +592,16 @@ mod tests {
         assert_eq!(shmget(512 << 20), Verdict::Errno(libc::ENOSPC));
         assert_eq!(shmget(1 << 32), Verdict::Errno(libc::ENOSPC), "a size in the high word alone");
         assert_eq!(shmget((1 << 32) | 16), Verdict::Errno(libc::ENOSPC));
+    }
+
+    #[test]
+    fn without_a_memory_cgroup_memfd_is_not_implemented_and_nothing_else_changes() {
+        let prog = program(&without_memory_cgroup(rules()));
+        let memfd = run(&prog, AUDIT_ARCH, libc::SYS_memfd_create as u32, [0; 6]);
+        assert_eq!(memfd, Verdict::Errno(libc::ENOSYS));
+        assert_eq!(eval(libc::SYS_memfd_create, [0; 6]), Verdict::Allow, "a cgroup counts memfd pages");
+        assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_ptrace as u32, [0; 6]), Verdict::Errno(libc::EPERM));
+        assert_eq!(without_memory_cgroup(rules()).len(), rules().len() + 1);
     }
 
     #[test]

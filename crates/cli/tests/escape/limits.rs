@@ -81,6 +81,16 @@ pub fn a_memfd_hits_the_memory_limit() -> Verdict {
     Verdict::Passed
 }
 
+/// What is written into a memfd with write(2) lies in no address space:
+/// eight of 64 MiB are 512 MiB under a 64 MiB budget. A cgroup counts it;
+/// without one, memfd_create is not available.
+pub fn memfds_filled_by_write_hit_the_memory_limit() -> Verdict {
+    let setup = limited("memory_mb = 64");
+    setup().bare(&["memfd-write", "8", "64"]).succeeded();
+    blocked_or_oom_killed(&setup().sandboxed(&["memfd-write", "8", "64"]));
+    Verdict::Passed
+}
+
 /// Detached System V segments stay in memory where no process's address
 /// space counts them: eight of 64 MiB are 512 MiB under a 64 MiB budget.
 pub fn sysv_shared_memory_hits_the_memory_limit() -> Verdict {

@@ -94,14 +94,15 @@ fn attack(args: &[String]) -> Probe {
         "euid" => euid(),
         "fork-bomb" => fork_bomb(num(1)?),
         "alloc" => alloc(num(1)?),
-        "write-big" => write_big(arg(1)?, num(2)?),
         "alloc-shared" => alloc_shared(num(1)?),
         "memfd" => memfd(num(1)?),
         "sysv-shm" => sysv_shm(num(1)?, num(2)?),
+        "memfd-write" => memfd_write(num(1)?, num(2)?),
         "map-file" => map_file(arg(1)?),
         "setuid-chmod" => setuid_chmod(arg(1)?, arg(2)?),
         "setuid-create" => setuid_create(arg(1)?, arg(2)?),
         "file-cap" => file_cap(arg(1)?),
+        "write-big" => write_big(arg(1)?, num(2)?),
         "daemon" => daemon(arg(1)?, num(2)?, num(3)?),
         "spew" => spew(num(1)?),
         "hold" => hold(num(1)?),
@@ -561,23 +562,6 @@ fn alloc(mb: u64) -> Probe {
     Ok(Attack::Succeeded(format!("{mb} MiB mapped and touched")))
 }
 
-/// Writes MB MiB to PATH, one MiB at a time.
-fn write_big(path: &str, mb: u64) -> Probe {
-    // SIGXFSZ would kill the probe: ignore it and see EFBIG instead.
-    // SAFETY: setting a signal disposition.
-    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    let mut file = std::fs::File::create(path).map_err(|e| format!("create {path}: {e}"))?;
-    let chunk = vec![b'x'; 1024 * 1024];
-    for i in 0..mb {
-        if let Err(e) = file.write_all(&chunk) {
-            return blocked(&format!("write MiB {} of {mb}", i + 1), e);
-        }
-    }
-    Ok(Attack::Succeeded(format!("wrote {mb} MiB to {path}")))
-}
-
-/// Leaves behind a grandchild in its own session that appends to BEAT every
-/// 50 ms for BEAT_MS, then waits PARENT_MS and exits.
 /// Touches every page of a shared mapping of LEN bytes at `p`.
 fn touch_shared(p: *mut libc::c_void, len: usize, what: &str) -> Probe {
     if p == libc::MAP_FAILED {
@@ -619,6 +603,31 @@ fn memfd(mb: u64) -> Probe {
     let p =
         unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0) };
     touch_shared(p, len, &format!("{mb} MiB memfd"))
+}
+
+/// Makes COUNT memfds and writes MB MiB into each with write(2), holding
+/// them all: their pages lie in no process's address space.
+fn memfd_write(count: u64, mb: u64) -> Probe {
+    // SAFETY: setting a signal disposition (EFBIG instead of SIGXFSZ).
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let chunk = vec![b'x'; 1024 * 1024];
+    let mut held = Vec::new();
+    for i in 0..count {
+        // SAFETY: a valid name; the returned fd is ours.
+        let fd = unsafe { libc::memfd_create(c"probe".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return blocked(&format!("memfd_create {} of {count}", i + 1), errno());
+        }
+        // SAFETY: `fd` was just returned to us and is owned by nothing else.
+        let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        for j in 0..mb {
+            if let Err(e) = file.write_all(&chunk) {
+                return blocked(&format!("write MiB {} of memfd {}", j + 1, i + 1), e);
+            }
+        }
+        held.push(file);
+    }
+    Ok(Attack::Succeeded(format!("{count} memfds of {mb} MiB held at once")))
 }
 
 /// Makes COUNT System V shared memory segments of MB MiB, touching each
@@ -780,6 +789,23 @@ fn file_cap(path: &str) -> Probe {
     }
 }
 
+/// Writes MB MiB to PATH, one MiB at a time.
+fn write_big(path: &str, mb: u64) -> Probe {
+    // SIGXFSZ would kill the probe: ignore it and see EFBIG instead.
+    // SAFETY: setting a signal disposition.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let mut file = std::fs::File::create(path).map_err(|e| format!("create {path}: {e}"))?;
+    let chunk = vec![b'x'; 1024 * 1024];
+    for i in 0..mb {
+        if let Err(e) = file.write_all(&chunk) {
+            return blocked(&format!("write MiB {} of {mb}", i + 1), e);
+        }
+    }
+    Ok(Attack::Succeeded(format!("wrote {mb} MiB to {path}")))
+}
+
+/// Leaves behind a grandchild in its own session that appends to BEAT every
+/// 50 ms for BEAT_MS, then waits PARENT_MS and exits.
 fn daemon(beat: &str, beat_ms: u64, parent_ms: u64) -> Probe {
     let path = CString::new(beat).map_err(|e| e.to_string())?;
     // SAFETY: the probe is single-threaded; the children use only libc calls.
