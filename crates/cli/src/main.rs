@@ -293,7 +293,8 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     }
 
     if args.explain {
-        let plan = airlock_sandbox::plan::plan(&spec, &airlock_sandbox::plan::host_node)?;
+        let host = airlock_sandbox::host::HostFs::new(airlock_sandbox::kernel::real_root());
+        let plan = airlock_sandbox::plan::plan(&spec, &host)?;
         print!("{}", airlock_sandbox::explain(&spec, &plan, &KernelSupport::probe(), &policy));
         return Ok(ExitCode::SUCCESS);
     }
