@@ -58,6 +58,39 @@ impl Source {
     }
 }
 
+/// The fields of an entry that people select by, read from its canonical
+/// bytes (which its leaf hash covers and `verify` checks), not from the
+/// store's columns, which nothing covers: a report that trusted the
+/// `session` column could be made to lose an event moved to another session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryHeader {
+    /// Its session.
+    pub session: String,
+    /// Its kind.
+    pub kind: String,
+    /// When it was appended (ms since the epoch).
+    pub time_ms: i64,
+    /// Who appended it.
+    pub source: Source,
+}
+
+impl EntryHeader {
+    /// Reads an entry's header; `None` when the bytes are not an entry
+    /// (`verify` names such an entry).
+    pub fn parse(entry: &[u8]) -> Option<EntryHeader> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            session: String,
+            kind: String,
+            time_ms: i64,
+            source: Option<serde_json::Value>,
+        }
+        let raw: Raw = serde_json::from_slice(entry).ok()?;
+        let source = if raw.source.is_none() { Source::Session } else { Source::External };
+        Some(EntryHeader { session: raw.session, kind: raw.kind, time_ms: raw.time_ms, source })
+    }
+}
+
 /// What [`AuditLog::prune`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {

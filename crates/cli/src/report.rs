@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use airlock_audit::event::Event;
-use airlock_audit::log::{Source, Tamper, Verified, verify_kept};
+use airlock_audit::log::{EntryHeader, Source, Tamper, Verified, verify_kept};
 use airlock_audit::note::Signer;
 use airlock_audit::store::{Durability, Filter, SqliteStore, Store};
 use anyhow::{Context as _, Result, bail};
@@ -101,16 +101,20 @@ pub fn build(dir: Option<PathBuf>, session: &str) -> Result<Report> {
     }
     let store = SqliteStore::open(&p.db, Durability::Durable)?;
     let mut entries = Vec::new();
-    let filter = Filter { session: Some(session.to_string()), ..Filter::default() };
-    store.list(&filter, &mut |e| {
-        entries.push(Entry {
-            index: e.index,
-            time_ms: e.time_ms,
-            kind: e.kind.to_string(),
-            payload: e.payload.map(<[u8]>::to_vec),
-            external: Source::of_entry(e.entry) == Source::External,
-            missing: false,
-        });
+    // The session is read from each entry's own bytes (covered by its leaf
+    // hash), not from the store's session column, which nothing covers: an
+    // event moved to another session by editing the column stays here.
+    store.list(&Filter::default(), &mut |e| {
+        if let Some(header) = EntryHeader::parse(e.entry).filter(|h| h.session == session) {
+            entries.push(Entry {
+                index: e.index,
+                time_ms: header.time_ms,
+                kind: header.kind,
+                payload: e.payload.map(<[u8]>::to_vec),
+                external: header.source == Source::External,
+                missing: false,
+            });
+        }
         true
     })?;
     if entries.is_empty() {
