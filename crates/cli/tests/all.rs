@@ -52,6 +52,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("a_nested_repositorys_config_is_read_only", fs::a_nested_repositorys_config_is_read_only),
     ("a_submodules_config_and_hooks_are_read_only", fs::a_submodules_config_and_hooks_are_read_only),
     ("a_hooks_path_in_the_tree_is_read_only", fs::a_hooks_path_in_the_tree_is_read_only),
+    ("git_config_included_from_the_tree_is_read_only", fs::git_config_included_from_the_tree_is_read_only),
     ("git_commit_works_in_the_sandbox", fs::git_commit_works_in_the_sandbox),
     (
         "root_only_files_in_readable_roots_are_hidden_from_root",

@@ -422,6 +422,21 @@ pub fn a_hooks_path_in_the_tree_is_read_only() -> Verdict {
     Verdict::Passed
 }
 
+pub fn git_config_included_from_the_tree_is_read_only() -> Verdict {
+    // One include that exists and one that does not yet: both are read by git.
+    let setup = || {
+        let case = git_repo();
+        host_git_ok(&case, ".", &["config", "include.path", "../team.gitconfig"]);
+        host_git_ok(&case, ".", &["config", "includeIf.onbranch:main.path", "../later.gitconfig"]);
+        write(&case.ws.join("team.gitconfig"), "[user]\n\tname = t\n");
+        case
+    };
+    for file in ["team.gitconfig", "later.gitconfig"] {
+        git_plant_is_blocked(setup, |c| args!["write", file, fsmonitor_config(c)], ".", &["status"]);
+    }
+    Verdict::Passed
+}
+
 /// What commits need stays writable: `git add` and `git commit` work inside.
 pub fn git_commit_works_in_the_sandbox() -> Verdict {
     let case = git_repo();
