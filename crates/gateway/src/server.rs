@@ -279,10 +279,15 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
             // A session's broker has one caller: anything else knocking on
             // it is that session's business, and goes on its record.
             if let Auth::Session { .. } = &gw.auth {
+                // Its size is worth waiting for only while few such requests are.
+                let bytes = match InFlight::enter(&gw, "unauthenticated") {
+                    Some(_counted) => body_size(body, gw.config.max_request_bytes, gw.config.body_timeout).await,
+                    None => 0,
+                };
                 let event = Event::BlockedEgress {
                     destination: format!("broker:{} {}", parts.method, shown_path(&path)),
                     reason: why.into(),
-                    bytes: body_size(body, gw.config.max_request_bytes, gw.config.body_timeout).await,
+                    bytes,
                 };
                 if let Err(e) = gw.record("unauthenticated", event).await {
                     return audit_down(api, &e);
@@ -290,6 +295,23 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
             }
             return error(api, StatusCode::UNAUTHORIZED, "authentication_error", why);
         }
+    };
+    // Per key, for every route: one caller cannot take every connection,
+    // upstream slot and task there is (a body read is bounded in time, not
+    // in number, without this).
+    let Some(in_flight) = InFlight::enter(&gw, &caller.name) else {
+        tracing::warn!(principal = caller.name, limit = gw.config.max_requests_per_key, "too many requests in flight");
+        let mut response = error(
+            api,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            format!(
+                "{} already has {} requests in flight, the gateway's limit per key (gateway.max_requests_per_key)",
+                caller.name, gw.config.max_requests_per_key
+            ),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
     };
     if path == "/v1/models" && parts.method == Method::GET {
         return models(&gw);
@@ -310,21 +332,6 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     if parts.method != Method::POST {
         return error(api, StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", format!("{path} takes POST"));
     }
-    // Per key: one caller cannot take every upstream slot and task there is.
-    let Some(in_flight) = InFlight::enter(&gw, &caller.name) else {
-        tracing::warn!(principal = caller.name, limit = gw.config.max_requests_per_key, "too many requests in flight");
-        let mut response = error(
-            api,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            format!(
-                "{} already has {} requests in flight, the gateway's limit per key (gateway.max_requests_per_key)",
-                caller.name, gw.config.max_requests_per_key
-            ),
-        );
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
-    };
     let read = http_body_util::Limited::new(body, gw.config.max_request_bytes).collect();
     let read = match gw.config.body_timeout {
         Some(limit) => match tokio::time::timeout(limit, read).await {

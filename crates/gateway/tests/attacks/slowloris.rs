@@ -213,3 +213,31 @@ async fn one_key_cannot_hold_more_than_its_share_of_requests() {
     }
     assert!(freed, "a finished request kept its slot");
 }
+
+/// A key holder's slow bodies count against its share on every route, not
+/// only the model routes (the old server read them for as long as they took).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_on_any_route_count_against_the_key() {
+    let env = Env::start_tuned(true, |c| c.max_requests_per_key = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(env.gateway).await.unwrap();
+        let head = format!(
+            "POST /api/telemetry HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 100\r\n\r\n"
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        held.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = env.post("/v1/chat/completions", chat("gpt-4o", "hi")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let other = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", env.gateway))
+        .bearer_auth(CI_KEY)
+        .json(&chat("gpt-4o-mini", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200, "another key is served");
+    drop(held);
+}
