@@ -541,7 +541,8 @@ fn summary(v: &serde_json::Value) -> String {
 
 /// Cuts `text` to `max` characters, marking the cut, and keeps it on one line.
 fn clip(text: &str, max: usize) -> String {
-    let one_line: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    // Event strings come from the agent: one sanitiser for every front end.
+    let one_line = airlock_redact::terminal::one_line(text);
     if one_line.chars().count() <= max {
         return one_line;
     }
