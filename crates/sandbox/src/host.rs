@@ -39,9 +39,12 @@ impl HostFs {
     /// in `st_mode & S_IFMT`); `visit` returns whether to descend into a folder.
     /// Raw `getdents64` on one reused buffer and no stat unless the listing
     /// lacks the type: a tree of thousands of folders is read in milliseconds.
-    fn walk(&self, dir: &Path, visit: &mut Visit) {
+    /// Returns the folders beneath `dir` that could not be listed.
+    fn walk(&self, dir: &Path, visit: &mut Visit) -> Vec<PathBuf> {
+        let mut unlistable = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
-        let mut stack = vec![dir.to_path_buf()];
+        let start = dir.to_path_buf();
+        let mut stack = vec![start.clone()];
         while let Some(dir) = stack.pop() {
             let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else { continue };
             // SAFETY: a valid C string; the fd is ours and closed below.
@@ -49,6 +52,9 @@ impl HostFs {
                 libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             };
             if fd < 0 {
+                if dir != start {
+                    unlistable.push(dir);
+                }
                 continue;
             }
             // SAFETY: a new fd we own.
@@ -95,6 +101,7 @@ impl HostFs {
                 }
             }
         }
+        unlistable
     }
 }
 
@@ -142,7 +149,8 @@ impl Host for HostFs {
 
     fn git_entries(&self, dir: &Path) -> Vec<(PathBuf, Node)> {
         let mut found = Vec::new();
-        self.walk(dir, &mut |_, dir, name, kind| {
+        // A folder this user cannot list holds no repository this user works in.
+        let _unlistable = self.walk(dir, &mut |_, dir, name, kind| {
             if name != b".git" {
                 return true;
             }
@@ -162,7 +170,7 @@ impl Host for HostFs {
     fn exposed(&self, root: &Path, skip: &[PathBuf]) -> Vec<(PathBuf, Exposed)> {
         let mut found = Vec::new();
         let root_caller = self.root_caller;
-        self.walk(root, &mut |dirfd, dir, name, kind| {
+        let unlistable = self.walk(root, &mut |dirfd, dir, name, kind| {
             if kind == libc::S_IFLNK {
                 return false;
             }
@@ -187,6 +195,9 @@ impl Host for HostFs {
                 None => true,
             }
         });
+        // What cannot be listed may still be entered: a socket in it is
+        // reachable by name, and the walk cannot see it, so it is hidden whole.
+        found.extend(unlistable.into_iter().map(|dir| (dir, Exposed::PrivateDir)));
         found
     }
 }
@@ -238,6 +249,25 @@ mod tests {
                 start.elapsed() - mid
             );
         }
+    }
+
+    /// A folder that can be entered but not listed may hide a socket: the
+    /// walk hides the folder whole where it cannot look inside.
+    #[test]
+    fn a_socket_in_a_folder_that_cannot_be_listed_is_hidden() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hidden = dir.path().join("x");
+        fs::create_dir(&hidden).unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(hidden.join("s.sock")).unwrap();
+        fs::set_permissions(&hidden, fs::Permissions::from_mode(0o311)).unwrap();
+        let found = HostFs::new(false).exposed(dir.path(), &[]);
+        fs::set_permissions(&hidden, fs::Permissions::from_mode(0o755)).unwrap();
+        // Root lists it anyway and finds the socket; anyone else hides the folder.
+        assert!(
+            found == [(hidden.clone(), Exposed::PrivateDir)] || found == [(hidden.join("s.sock"), Exposed::Endpoint)],
+            "{found:?}"
+        );
     }
 
     #[test]
