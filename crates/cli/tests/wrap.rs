@@ -432,6 +432,8 @@ fn every_change_in_the_workspace_is_on_the_record() {
          ln -s /etc/passwd link\n\
          python3 -c \"import os; s=os.stat('big.bin'); f=open('big.bin','r+b'); f.seek(1000); f.write(b'b'); f.close(); os.utime('big.bin', ns=(s.st_atime_ns, s.st_mtime_ns))\"\n\
          printf '[core]\\n\\tfsmonitor = \"touch /tmp/pwned\"\\n' >> sub/.git/config 2>/dev/null\n\
+         mkdir -p wt fake && echo 'gitdir: ../fake' > wt/.git 2>/dev/null\n\
+         printf '[core]\\n\\tfsmonitor = evil\\n' > fake/config\n\
          true\n",
     )
     .unwrap();
@@ -445,12 +447,21 @@ fn every_change_in_the_workspace_is_on_the_record() {
         assert!(changed.contains(&path), "{path} is not on the record: {changed:?}");
     }
     // Whether the sandbox let it through or not, a changed git control file
-    // is flagged apart and named on the terminal.
+    // is flagged apart and named on the terminal: a nested repository's
+    // configuration, a `.git` file, and the folder it names.
+    let flagged = violations(&entries, "workspace.git_control");
+    let mut through = Vec::new();
     if std::fs::read(f.repo.join("sub/.git/config")).unwrap() != config_before {
-        assert!(changed.contains(&"sub/.git/config"), "{changed:?}");
-        let flagged = violations(&entries, "workspace.git_control");
-        assert!(flagged.iter().any(|d| d.contains("sub/.git/config")), "{flagged:?}");
-        assert!(stderr.contains("a git control file changed") && stderr.contains("sub/.git/config"), "{stderr}");
+        through.push("sub/.git/config");
+    }
+    if f.repo.join("wt/.git").exists() {
+        through.extend(["wt/.git", "fake/config"]);
+    }
+    eprintln!("git control changes the sandbox let through: {through:?}");
+    for path in through {
+        assert!(changed.contains(&path), "{path}: {changed:?}");
+        assert!(flagged.iter().any(|d| d.contains(path)), "{path} is not flagged: {flagged:?}");
+        assert!(stderr.contains("a git control file changed") && stderr.contains(path), "{stderr}");
     }
 }
 

@@ -627,3 +627,39 @@ mod tests {
         assert_eq!(c.git_control, [".husky/_/pre-commit", "fake/config"]);
     }
 }
+
+/// The cost on a big tree: `AIRLOCK_SNAPSHOT_TREE=/some/tree cargo test -p
+/// airlock-core --release --lib snapshot_cost -- --ignored --nocapture`.
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    #[test]
+    #[ignore = "measures a tree named by AIRLOCK_SNAPSHOT_TREE"]
+    #[allow(clippy::print_stderr)]
+    fn snapshot_cost() {
+        let Some(tree) = std::env::var_os("AIRLOCK_SNAPSHOT_TREE") else { return };
+        let tree = PathBuf::from(tree);
+        let started = Instant::now();
+        let first = Snapshot::take(&tree, Duration::from_secs(600));
+        let full = started.elapsed();
+        let bytes: u64 = first.entries.values().filter(|s| s.kind == Kind::File).map(|s| s.size).sum();
+        let started = Instant::now();
+        let again = Snapshot::take_after(&tree, &first, Duration::from_secs(600));
+        let stat_only = started.elapsed();
+        let started = Instant::now();
+        let changes = first.changes(&again, "");
+        let compare = started.elapsed();
+        eprintln!(
+            "{} entries, {} MB: first snapshot (every byte hashed) {:?}, unread {}; second (untouched ones by \
+             metadata) {:?}; comparison {:?}, {} changes",
+            first.len(),
+            bytes / 1_000_000,
+            full,
+            first.unread(),
+            stat_only,
+            compare,
+            changes.events.len()
+        );
+    }
+}
