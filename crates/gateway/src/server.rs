@@ -1048,6 +1048,9 @@ struct Connection {
     /// Guarded by the table's lock: requests in progress.
     active: Mutex<usize>,
     evicted: std::sync::atomic::AtomicBool,
+    /// Guarded by the table's lock: its task has ended (a request's guard
+    /// can outlive it, and must not make it idle again).
+    ended: Mutex<bool>,
 }
 
 /// Whether a new connection gets in, and what makes room for it: a pure
@@ -1121,13 +1124,15 @@ impl Connections {
         *active = active.saturating_sub(1);
         let idle = *active == 0;
         drop(active);
-        if idle && !connection.evicted.load(std::sync::atomic::Ordering::SeqCst) {
+        let gone = connection.evicted.load(std::sync::atomic::Ordering::SeqCst) || *lock(&connection.ended);
+        if idle && !gone {
             Self::make_idle(&mut state, connection);
         }
     }
 
     fn closed(&self, connection: &Arc<Connection>) {
         let mut state = lock(&self.state);
+        *lock(&connection.ended) = true;
         if let Some(key) = lock(&connection.idle_since).take() {
             state.idle.remove(&key);
         }
@@ -1294,5 +1299,14 @@ mod tests {
         assert!(table.admit(2).is_some(), "idle again: it makes room");
         table.closed(&first);
         assert_eq!(lock(&table.state).open, 2);
+        // A connection that ends mid-request is not made idle by the request's end.
+        let busy = table.admit(3).unwrap();
+        table.request_started(&busy);
+        table.closed(&busy);
+        table.request_ended(&busy);
+        assert!(
+            lock(&table.state).idle.values().all(|c| !Arc::ptr_eq(c, &busy)),
+            "a closed connection came back as idle"
+        );
     }
 }
