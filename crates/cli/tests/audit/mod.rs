@@ -108,6 +108,11 @@ pub fn audit_export_verifies_without_airlock() -> Verdict {
     // Each `audit append` signed its entry; a session's writer signs on a
     // timer, so its newest entry may be unsigned yet, and is left out.
     log.session_writer().append("s3", &[serde_json::from_str(COMMAND).unwrap()]).unwrap();
+    // `verify` says so: a warning, or a failure when signing is required.
+    let warned = log.run(&["verify"], None);
+    assert!(warned.status.success(), "{}", stdout(&warned));
+    assert!(stderr(&warned).contains("the newest 1 entries are after the latest checkpoint"), "{}", stderr(&warned));
+    assert_eq!(log.run(&["verify", "--require-signed"], None).status.code(), Some(1));
     let out = log.dir.join("export");
     let exported = log.run(&["export", "--out", out.to_str().unwrap()], None);
     assert!(exported.status.success());
