@@ -77,7 +77,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     };
     match &args.output {
         Some(path) => {
-            std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
+            // Often written into the workspace, where an agent could have left a link.
+            airlock_core::beneath::write_nofollow(path, rendered.as_bytes(), 0o644)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("airlock report: wrote {}", path.display());
         }
         None => {
