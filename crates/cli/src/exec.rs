@@ -353,12 +353,15 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         .current_dir(&cx.workspace)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start the worker ({})", exe.display()))?;
     let (Some(to_worker), Some(from_worker)) = (worker.stdin.take(), worker.stdout.take()) else {
         bail!("the worker's pipes are missing");
     };
+    // The worker runs model output: what it writes for the person reaches the
+    // terminal only through the sanitiser.
+    let worker_stderr = worker.stderr.take().map(|e| std::thread::spawn(move || relay_sanitised(e, std::io::stderr())));
     // If anything below fails, the worker goes too (it sees its input close).
     let mut worker = KillOnDrop(Some(worker));
 
@@ -464,6 +467,9 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         let _ = worker.kill();
     }
     let status = worker.wait().context("cannot wait for the worker")?;
+    if let Some(relay) = worker_stderr {
+        let _ = relay.join();
+    }
 
     if let Some((runtime, stop, task)) = broker {
         let _ = stop.send(());
@@ -580,6 +586,25 @@ fn private_folder(path: &Path, uid: u32) -> std::result::Result<(), String> {
         return Err(format!("it is open to others (mode {:o})", meta.mode() & 0o7777));
     }
     Ok(())
+}
+
+/// Copies `from` to `to` (stderr) line by line, each line made safe for a
+/// terminal (a line longer than 64 KiB is passed on in parts).
+fn relay_sanitised(from: impl std::io::Read, mut to: impl Write) {
+    use std::io::BufRead;
+    let mut from = BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match std::io::Read::take(&mut from, 64 * 1024).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                let _ = to.write_all(airlock_redact::terminal::sanitize(&text).as_bytes());
+                let _ = to.flush();
+            }
+        }
+    }
 }
 
 pub(crate) struct KillOnDrop(pub(crate) Option<std::process::Child>);
@@ -710,5 +735,23 @@ impl Output {
             }
             None => eprintln!("airlock: {}", safe(reason)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_stderr_reaches_the_terminal_sanitised() {
+        let from = "airlock worker: model said \x1b]52;c;eA==\x07\x1b]0;t\x07\u{9b}2J\nnext line\r\n".to_string()
+            + &"x".repeat(70_000)
+            + "\x1b[2J";
+        let mut to = Vec::new();
+        relay_sanitised(from.as_bytes(), &mut to);
+        let shown = String::from_utf8(to).unwrap();
+        assert!(!shown.contains('\x1b') && !shown.contains('\x07') && !shown.contains('\u{9b}'), "{shown:?}");
+        assert!(shown.starts_with("airlock worker: model said \u{FFFD}]52;c;eA==\u{FFFD}"), "{shown:?}");
+        assert!(shown.contains("\nnext line\n") && shown.ends_with("\u{FFFD}[2J"));
     }
 }
