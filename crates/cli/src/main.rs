@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use airlock_policy::{Context, Layer, NetworkMode, Policy, PolicyFiles};
+use airlock_redact::terminal::sanitize as safe;
 use airlock_sandbox::{EXIT_REFUSED, EXIT_TIMEOUT, KernelSupport, SandboxSpec, Status, Stdio};
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -216,7 +217,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("airlock: {e:#}");
+            // Errors name paths of the workspace, whose names the repository chose.
+            eprintln!("airlock: {}", safe(&format!("{e:#}")));
             let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
                 Some(se) => se.exit_code() as u8,
                 None if e.downcast_ref::<airlock_policy::PolicyError>().is_some() => EXIT_USAGE,
@@ -230,7 +232,7 @@ fn main() -> ExitCode {
 /// A supervisor (`exec`, `wrap`) that could not run: the sandbox's own exit
 /// status when it refused (125), else 2.
 fn supervisor_failed(command: &str, e: &anyhow::Error) -> ExitCode {
-    eprintln!("airlock {command}: {e:#}");
+    eprintln!("airlock {command}: {}", safe(&format!("{e:#}")));
     match e.downcast_ref::<airlock_sandbox::SandboxError>() {
         Some(se) => ExitCode::from(se.exit_code() as u8),
         None => ExitCode::from(EXIT_USAGE),

@@ -577,3 +577,22 @@ fn never_read_files_are_hidden_from_commands() {
     // Hidden, not changed: the files are still there outside.
     assert_eq!(std::fs::read_to_string(f.repo.join(".env")).unwrap(), "MARKER_ENV_7f3a\n");
 }
+
+/// Class 14: an error naming a path the repository chose printed the
+/// name raw (a file name can hold any byte but `/` and NUL).
+#[test]
+fn an_error_naming_a_hostile_path_is_printed_sanitised() {
+    let f = Fixture::new(&[]);
+    let out = Command::new(airlock())
+        .args(["sandbox", "--read", "missing\x1b]0;pwned\x07\x1b[2J", "--", "true"])
+        .current_dir(&f.repo)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &f.home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("missing\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}[2J"), "{stderr:?}");
+    assert!(!stderr.contains('\x1b') && !stderr.contains('\x07'), "{stderr:?}");
+}
