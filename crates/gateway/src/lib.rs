@@ -2,6 +2,14 @@
 //! where it is authenticated, checked against the configured upstreams,
 //! redacted, recorded in the audit log before it leaves (or refused if it
 //! cannot be recorded), forwarded, and its answer streamed back and recorded.
+//!
+//! What leaves is only what was looked at: the body with every string
+//! scanned but protocol fields at their known places ([`body`]), server-side
+//! tools removed unless the policy names them ([`server_tools`]), headers
+//! from an allowlist with validated values and no query string
+//! ([`forwarded`]); every change is a note on the request's record. The
+//! server bounds slow clients ([`server`]: header and body timeouts, a
+//! connection cap, requests in flight per key).
 #![deny(missing_docs)]
 
 pub mod body;
