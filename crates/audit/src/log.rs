@@ -281,11 +281,16 @@ impl<S: Store> AuditLog<S> {
     /// watermark is signed in a checkpoint before anything is deleted, so a
     /// payload missing above it is tampering that `verify` names.
     pub fn prune(&mut self, before_ms: i64) -> Result<Pruned, AuditError> {
+        // The time is read from the entries' own bytes, not from the store's
+        // time column, which nothing covers and which could be edited to
+        // make a prune take more than the person asked for.
         let mut first_kept = self.frontier.size();
-        let since = Filter { since_ms: Some(before_ms), ..Filter::default() };
-        self.store.list(&since, &mut |e| {
-            first_kept = e.index;
-            false
+        self.store.scan(0, &mut |e| match EntryHeader::parse(e.entry) {
+            Some(header) if header.time_ms < before_ms => true,
+            _ => {
+                first_kept = e.index;
+                false
+            }
         })?;
         let below = first_kept.max(self.pruned_below);
         self.pruned_below = below;
@@ -452,6 +457,13 @@ impl<S: Store> AuditLog<S> {
 
     /// Signs and stores a checkpoint of the current tree. Returns the note.
     pub fn checkpoint(&mut self) -> Result<String, AuditError> {
+        // Another process may have pruned since this log was opened: carry
+        // its watermark forward, so a checkpoint of the same size never
+        // replaces the prune's note with one that forgets it.
+        if let Some((_, note)) = self.store.latest_checkpoint()? {
+            let stored = unchecked(&note).map_or(0, |c| pruned_below(&c));
+            self.pruned_below = self.pruned_below.max(stored);
+        }
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size: self.frontier.size(),

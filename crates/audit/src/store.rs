@@ -139,6 +139,10 @@ pub trait Store {
     fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError>;
     /// Every checkpoint, by size.
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError>;
+    /// The checkpoint of the largest size, if any.
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self.checkpoints()?.pop())
+    }
     /// Deletes payloads recorded before `time_ms`; leaves stay. Returns how
     /// many. It leaves no signed watermark, so `verify` then reports the
     /// payloads as missing: use [`crate::log::AuditLog::prune`].
@@ -341,6 +345,15 @@ impl Store for SqliteStore {
             .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.conn
+            .query_row("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     fn prune_payloads(&mut self, before_ms: i64) -> Result<u64, StoreError> {

@@ -505,6 +505,27 @@ fn two_writers_on_one_database_both_append() {
     assert_eq!((v.entries, v.unsigned_tail), (5, 0));
 }
 
+/// A prune run while a session's writer is open: the writer's next
+/// checkpoint (of the same size) must not replace the watermark.
+fn a_prune_beside_a_running_writer_keeps_its_watermark() {
+    let fx = Fixture::filled(5);
+    let mut session = fx.log(1000);
+    session.append("s1", &[event(5)]).unwrap();
+    fx.log(1000).prune(i64::MAX).unwrap();
+    // Same size as the prune's checkpoint: INSERT OR REPLACE.
+    session.checkpoint().unwrap();
+    assert!(fx.latest_checkpoint().contains("airlock-pruned-below 6"), "{}", fx.latest_checkpoint());
+    assert_eq!(fx.verify(&[]).unwrap().pruned_below, 6);
+}
+
+/// The prune's cut is found from the entries' own times, not the time column.
+fn a_prune_follows_the_entries_times_not_the_column() {
+    let fx = Fixture::filled(5);
+    fx.sql().execute("UPDATE entries SET time_ms = 0", []).unwrap();
+    let pruned = fx.log(1000).prune(1).unwrap();
+    assert_eq!(pruned, airlock_audit::log::Pruned { below: 0, payloads: 0 });
+}
+
 /// Class 15: the database and its -wal/-shm are 0600, the folder 0700; a
 /// loose folder of ours is narrowed, a link in place of the database refused.
 fn the_database_is_private() {
@@ -859,6 +880,8 @@ fn main() {
         ("external_entries_are_marked_and_the_mark_is_covered", external_entries_are_marked_and_the_mark_is_covered),
         ("an_external_append_to_a_finished_session_is_refused", an_external_append_to_a_finished_session_is_refused),
         ("the_database_is_private", the_database_is_private),
+        ("a_prune_beside_a_running_writer_keeps_its_watermark", a_prune_beside_a_running_writer_keeps_its_watermark),
+        ("a_prune_follows_the_entries_times_not_the_column", a_prune_follows_the_entries_times_not_the_column),
         ("two_writers_on_one_database_both_append", two_writers_on_one_database_both_append),
         (
             "a_writer_signs_its_tail_and_keeps_it_outside_the_database",
