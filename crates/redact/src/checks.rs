@@ -296,6 +296,24 @@ pub(crate) fn passes(check: Check, matched: &[u8], secret: &[u8]) -> bool {
         }
         Check::Jwt => !secret.starts_with(JWT_IO_SAMPLE_HEADER_PAYLOAD.as_bytes()),
         Check::Keyed => keyed_value_ok(secret),
+        Check::KeyAssignment => {
+            // `key` names anything (i18n keys, cache keys, public keys), so this asks more
+            // than `generic-secret`: long, letters and digits mixed, high entropy, and a key
+            // that is not about public or identifying material.
+            let key = assignment_key(matched).to_ascii_lowercase();
+            let has = |needle: &[u8]| key.windows(needle.len()).any(|w| w == needle);
+            let letters = secret.iter().filter(|c| c.is_ascii_alphabetic()).count();
+            let digits = secret.iter().filter(|c| c.is_ascii_digit()).count();
+            !(has(b"public") || has(b"pub_") || has(b"pubkey") || has(b"cache") || has(b"i18n") || has(b"idempotency"))
+                && secret.len() >= 20
+                && letters >= 4
+                && digits >= 2
+                && !secret.contains(&b'.')
+                && !is_digest_or_uuid(secret)
+                && !common_value_rejects(secret)
+                && char_classes(secret) >= 2
+                && shannon_entropy(secret) >= 3.5
+        }
         Check::BasicAuth => basic_credentials(secret).is_some(),
         Check::NamedPassword => {
             // `curl -u user:password` reports `user:password`; `.netrc` reports the password.

@@ -621,5 +621,15 @@ pub(crate) fn keyed_rules() -> Vec<Rule> {
         ),
         keyed("yandex-keyed-token", "Yandex Cloud static access key", "yandex", &["yandex"], "YC[a-z0-9_-]{38}"),
         keyed("zendesk-secret-key", "Zendesk API token", "zendesk", &["zendesk"], "[a-z0-9]{40}"),
+        // Unknown providers under a bare `key` (`var key = "…"`, `"key": "…"`): the generic
+        // rule's key words do not include `key` alone. Keywords include the punctuation after
+        // `key`, so `get(&key)` in ordinary code costs nothing.
+        Rule::new(
+            "key-assignment",
+            "long random value quoted under a key named `key` or `…Key`",
+            r#"(?i)\b[a-z0-9_.-]*key["'`]?\]?[ \t]*(?::=|=>|=|:)[ \t]*["'`]([A-Za-z0-9+/_=-]{20,200})["'`]"#,
+        )
+        .with_keywords(&["key\"", "key'", "key`", "key =", "key=", "key:", "key :"])
+        .tiered(Tier::Generic, Scope::Line, Check::KeyAssignment),
     ]
 }

@@ -58,6 +58,8 @@ pub(crate) enum Check {
     BasicAuth,
     /// A password after `machine … password` (`.netrc`) or `curl -u user:password`.
     NamedPassword,
+    /// A quoted value under a bare `key` (`var key = "…"`): only long, random-looking values.
+    KeyAssignment,
 }
 
 impl Check {

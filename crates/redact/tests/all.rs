@@ -554,6 +554,9 @@ fn issue14_misses() -> Vec<(&'static str, String, String)> {
     let heroku = uuid(7);
     v.push(("Heroku API key", format!("HEROKU_API_KEY={heroku}\n"), heroku.clone()));
     v.push(("Heroku key in YAML", format!("heroku_key: {heroku}\n"), heroku));
+    let unknown = format!("acme_live_{}9", fake(ALNUM, 30, 10));
+    v.push(("unknown provider in var key", format!("var key = \"{unknown}\";\n"), unknown.clone()));
+    v.push(("unknown provider in \"key\":", format!("{{\"key\": \"{unknown}\"}}"), unknown));
     let hrku = format!("HRKU-AA{}", fake(ALNUM, 58, 8));
     v.push(("Heroku HRKU- key", format!("const KEY = \"{hrku}\"\n"), hrku));
     v

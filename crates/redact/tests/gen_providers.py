@@ -302,6 +302,19 @@ def contexts(c, r, s):
     lines += ["curl -u user:password https://example.com", "curl -u $USER:$TOKEN https://x", "curl -u admin: https://x",
               "curl --user \"${CREDS}\" https://x"]
     c.add_file("providers/contexts/curl.sh", "\n".join(lines) + "\n", labels)
+    # Unknown providers' keys under a bare `key` (no provider name, no generic key word).
+    lines, labels = [], []
+    for tpl in ['var key = "{v}";', '  "key": "{v}",', "const clientKey = '{v}'", "licenseKey: \"{v}\"",
+                "client = Acme(key=\"{v}\")", "ACME_KEY = '{v}'", "$config['key'] = '{v}';"]:
+        v = r.choice(["acme_live_", "zk-", "", "tk_"]) + s(ALNUM, r.randrange(24, 40))
+        while sum(ch.isdigit() for ch in v) < 2 or sum(ch.isalpha() for ch in v) < 4:
+            v = s(ALNUM, 32)
+        lines.append(tpl.format(v=v))
+        labels.append(("key-assignment", v, "plain", {}))
+    lines += ['  "key": "settings.notifications.emailDigestFrequency",', '"publicKey": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE' + s(B64, 40) + '"',
+              'cacheKey: "v1-deps-linux-' + s(HEX, 12) + '"', '"key": "' + s(HEX, 40) + '",', 'key = "' + uuid(r) + '"',
+              '<li key="navigation-item-primary-dropdown">', '"key": "ArrowUpArrowDownEnterEscape"', 'var key = "xxxxxxxxxxxxxxxxxxxxxxxx"']
+    c.add_file("providers/contexts/key-assignment.js", "\n".join(lines) + "\n", labels)
     # NuGet.config
     for i in range(3):
         pw = s(ALNUM, r.randrange(16, 32))
