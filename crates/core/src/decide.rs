@@ -389,6 +389,7 @@ mod tests {
             ("git --git-dir=.git push origin", "git push"),
             ("git --no-pager --work-tree . push", "git push"),
             ("git $SUB origin", "git push"),
+            ("/usr/lib/git-core/git-push origin", "git push"),
         ] {
             let d = cmd(&rules, c);
             assert_eq!(d.decision, Decision::Deny, "{c}: {}", d.source);

@@ -702,6 +702,14 @@ fn normalize(mut words: Vec<Word>, depth: usize, out: &mut Vec<Part>) -> Result<
             out.push(git_command(words));
             Ok(())
         }
+        // git's own programs (`/usr/lib/git-core/git-push`) are its subcommands.
+        git if git.len() > 4 && git.starts_with("git-") => {
+            let mut normal = vec![Word { text: "git".into(), literal: true, assignment: false, quoted: false }];
+            normal.push(Word { text: git[4..].to_string(), literal: true, assignment: false, quoted: false });
+            normal.extend(words.into_iter().skip(1));
+            out.push(Part::Run(normal));
+            Ok(())
+        }
         // They change what a later name runs (`alias c=curl`, bash's `hash -p /usr/bin/curl c`).
         "alias" | "hash" => {
             out.push(Part::Unknown(format!("`{name}` may change what a later command name runs")));
@@ -1021,6 +1029,7 @@ mod tests {
         assert!(shown("git --config-env=alias.p=X p")[0].starts_with("unknown:"));
         assert!(shown("git -x push")[0].starts_with("unknown:"));
         assert_eq!(shown("git $SUB"), ["git ?$SUB"]);
+        assert_eq!(shown("/usr/lib/git-core/git-push origin"), ["git push origin"]);
     }
 
     #[test]
