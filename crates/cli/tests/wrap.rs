@@ -309,7 +309,12 @@ fn state_dir(f: &Fixture, profile: &str, repo: &Path) -> PathBuf {
     use sha2::Digest;
     use std::os::unix::ffi::OsStrExt;
     let key = hex::encode(&sha2::Sha256::digest(repo.canonicalize().unwrap().as_os_str().as_bytes())[..16]);
-    f.home.join(".local/share/airlock-wrap").join(profile).join(key)
+    let shared = f.home.join(".local/share/airlock-wrap").join(profile);
+    match shared.join(&key).exists() {
+        true => shared.join(key),
+        // Where a build before per-workspace state kept it (to show the attacks on it).
+        false => shared,
+    }
 }
 
 /// A profile of the user's own with a state folder and a file written there at every start.
@@ -360,7 +365,7 @@ fn a_link_left_in_the_state_folder_does_not_redirect_the_next_starts_write() {
     std::fs::write(bare.path().join("link"), "overwritten").unwrap();
     assert_eq!(std::fs::read_to_string(bare.path().join("target")).unwrap(), "overwritten");
 
-    std::fs::write(f.repo.join("agent.sh"), "cat \"$HOME/.agent/config.toml\" > seen.txt\n").unwrap();
+    std::fs::write(f.repo.join("agent.sh"), "cat \"$HOME/.agent/config.toml\" > seen.txt; true\n").unwrap();
     let (code, stderr) = f.wrap(&upstream, &["--profile", "linky", "--quiet"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "the user's own", "the start wrote through the link");
