@@ -664,8 +664,8 @@ fn finish_bridge(bridge: libc::pid_t, finish: RawFd) {
 }
 
 /// Forks the bridge process and waits until it is confined and serving, so
-/// that the command never runs beside a bridge that failed.
-fn start_bridge(inside: &Inside, bridges: bridge::Network) {
+/// that the command never runs beside a bridge that failed. Returns its pid.
+fn start_bridge(inside: &Inside, bridges: bridge::Network) -> libc::pid_t {
     let status_fd = inside.status_fd;
     let mut ready = [0; 2];
     // SAFETY: valid array of two ints.
@@ -697,6 +697,7 @@ fn start_bridge(inside: &Inside, bridges: bridge::Network) {
         // SAFETY: leaving init; the command was never started.
         unsafe { libc::_exit(125) }
     }
+    pid
 }
 
 /// The bridge process: stdio to /dev/null, every layer the command gets but
