@@ -406,6 +406,16 @@ pub(crate) mod tests {
             "let hf_model_name_for_the_configuration = 1;",
             "task-runner disk-usage ask_user",
             "msg.send(); sg.config",
+            // Contexts added for issue 14, in their harmless forms.
+            "git@github.com:org/repo.git and https://user@example.com/ and http://localhost:8080/x",
+            "Authorization: Basic dXNlcjpwYXNzd29yZA==",
+            "Basic authentication is configured below.",
+            "let value = cache.get(&key);",
+            "\"key\": \"settings.notifications.emailDigestFrequency\",",
+            "The machine learning model needs a password manager.",
+            "heroku_region = \"us-east-1\"",
+            "curl -u $USER:$TOKEN https://example.com",
+            "\"auths\": {\"https://index.docker.io/v1/\": {}}, \"auth\": \"\"",
         ]
     }
 

@@ -521,6 +521,30 @@ mod tests {
     }
 
     #[test]
+    fn basic_credentials_need_a_real_password() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(basic_credentials(b64("ci-bot:Zx9vQ2mN7pL4kR8s").as_bytes()).is_some());
+        // Cut short (a log line) but with the password's start: still credentials.
+        let cut = b64("ci-bot:Zx9vQ2mN7pL4kR8sQ2mN7pL4");
+        assert!(basic_credentials(&cut.as_bytes()[..cut.len() - 3]).is_some());
+        for not in ["user:password", "admin:", "no colon at all", "alice:${PASSWORD}", "bob:xxxxxxxxxxxx"] {
+            assert!(basic_credentials(b64(not).as_bytes()).is_none(), "{not}");
+        }
+        assert!(basic_credentials(b"authentication").is_none());
+    }
+
+    #[test]
+    fn named_passwords_reject_references_and_defaults() {
+        let ok = |s: &str| passes(Check::NamedPassword, s.as_bytes(), s.as_bytes());
+        assert!(ok("deploy:Zx9vQ2mN7pL4kR8s"));
+        assert!(ok(":Zx9vQ2mN7pL4kR8s") && ok("Zx9vQ2mN7pL4kR8s:"));
+        for not in ["user:password", "me:$TOKEN", "x:%NUGET_PASSWORD%", "a:ab", "u:<password>"] {
+            assert!(!ok(not), "{not}");
+        }
+    }
+
+    #[test]
     fn github_checksum_round_trip() {
         let random = "abcdefghijklmnopqrstuvwxyz0123";
         let tail = github_checksum(random.as_bytes());

@@ -5,10 +5,16 @@
 //! a session, and a [`Redaction`] report records what was replaced (by hash, never the secret).
 //!
 //! - [`RuleSet`] is rules as data: [`RuleSet::builtin`] (ids such as `aws-access-key-id`,
-//!   `github-pat`, `private-key`, `generic-secret`, `dotenv-secret`) and gitleaks v8 imports.
+//!   `github-pat`, `private-key`, `generic-secret`, `dotenv-secret`, a rule for every provider
+//!   gitleaks' default configuration covers such as `digitalocean-token` and `shopify-token`,
+//!   and contexts: `url-credentials`, `basic-auth`, `docker-config-auth`, `netrc-password`,
+//!   `key-assignment`) and gitleaks v8 imports.
 //! - [`Scanner`] compiles a rule set once: one Aho-Corasick pass over all rules' keywords picks
 //!   where each rule's regex runs, so most of the text is never touched by a regex. It also
-//!   looks one level into base64, URL-encoded and JSON-escaped text.
+//!   looks one level into base64, URL-encoded and JSON-escaped text, and decodes UTF-16.
+//!   [`Scanner::scan`] is for reports and prefers precision (a token whose checksum fails is
+//!   a fixture); [`Scanner::scan_for_redaction`], which [`Redactor`] uses on everything bound
+//!   for a model, prefers recall and redacts such a token anyway.
 //! - [`StreamRedactor`] redacts chunked text without splitting a secret across chunks.
 //! - [`PathPolicy`] decides which files must never be read into a model's context at all.
 //!
