@@ -122,6 +122,13 @@ struct SandboxArgs {
     /// socket SOCKET outside (lookups that bypass the broker's proxy are still seen).
     #[arg(long, value_name = "SOCKET")]
     dns_log: Option<PathBuf>,
+    /// For airlock's own worker only: let openat2 through (its file tools confine paths with it).
+    #[arg(long, hide = true)]
+    worker_openat2: bool,
+    /// Let the command reach this Unix socket of yours, which lies in a --read folder (every other
+    /// socket and named pipe in the readable folders is hidden).
+    #[arg(long = "socket", value_name = "PATH")]
+    socket: Vec<PathBuf>,
     /// Print what would be enforced, and why, instead of running.
     #[arg(long)]
     explain: bool,
@@ -285,6 +292,10 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     spec.deny_read.dedup();
     spec.bridges = args.bridge.clone();
     spec.dns_log = args.dns_log.clone();
+    spec.allow_openat2 = args.worker_openat2;
+    for socket in &args.socket {
+        spec.sockets.push(std::fs::canonicalize(socket).with_context(|| format!("--socket {}", socket.display()))?);
+    }
     if args.private_home {
         spec.home_view = Some(std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?);
     }

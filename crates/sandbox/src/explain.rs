@@ -114,10 +114,7 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
     if let Some(log) = &spec.dns_log {
         let _ = writeln!(s, "  name lookups: answered REFUSED on 127.0.0.1:53, each name sent to {}", log.display());
     }
-    let rules = match spec.bridges.is_empty() && spec.dns_log.is_none() {
-        true => seccomp::rules(),
-        false => seccomp::rules_with_loopback(),
-    };
+    let rules = seccomp::rules_for(spec);
     for rule in rules {
         let _ = writeln!(s, "  {}", rule.describe());
     }

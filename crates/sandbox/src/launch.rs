@@ -85,10 +85,7 @@ pub fn run(spec: &SandboxSpec, argv: &[OsString], stdio: Stdio) -> Result<Outcom
     KernelSupport::probe().check().map_err(SandboxError::Unavailable)?;
     ensure_single_threaded()?;
     let plan = plan::plan(spec, &crate::host::HostFs::new(crate::kernel::real_root()))?;
-    let rules = match spec.bridges.is_empty() && spec.dns_log.is_none() {
-        true => seccomp::rules(),
-        false => seccomp::rules_with_loopback(),
-    };
+    let rules = seccomp::rules_for(spec);
     let filter = seccomp::program(&rules);
     let filter_without_cgroup = seccomp::program(&seccomp::without_memory_cgroup(rules));
     // The bridge process needs no socket but Unix ones.
@@ -647,12 +644,12 @@ fn init_main(inside: &Inside) -> ! {
     }
 }
 
-/// Tells the bridge the command is gone and gives it a moment (at most two
-/// seconds) to put the lookups still waiting on the record.
+/// Tells the bridge the command is gone and gives it a moment (at most
+/// `bridge::FINISH_WAIT_SECS`) to put the lookups still waiting on the record.
 fn finish_bridge(bridge: libc::pid_t, finish: RawFd) {
     // SAFETY: closing our own pipe end.
     unsafe { libc::close(finish) };
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(bridge::FINISH_WAIT_SECS);
     while Instant::now() < deadline {
         let mut status = 0;
         // SAFETY: plain waitpid on our own child, without blocking.

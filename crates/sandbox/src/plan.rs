@@ -313,6 +313,10 @@ pub fn plan(spec: &SandboxSpec, host: &dyn Host) -> Result<Plan, SandboxError> {
             if denied(&path) || bound.iter().any(|b| b.starts_with(&path)) {
                 continue;
             }
+            // A socket the caller hands over on purpose (its own broker).
+            if exposed == Exposed::Endpoint && spec.sockets.contains(&path) {
+                continue;
+            }
             mounts.push(match exposed {
                 Exposed::PrivateDir => MountOp::MaskDir { path },
                 Exposed::PrivateFile | Exposed::Endpoint => MountOp::MaskFile { path },
@@ -863,6 +867,8 @@ mod tests {
             home_view: None,
             home_binds: vec![],
             dns_log: None,
+            allow_openat2: false,
+            sockets: vec![],
         }
     }
 
@@ -1274,6 +1280,12 @@ mod tests {
             !plan.mounts.iter().any(|m| m.path().starts_with("/home/u/.cargo/registry")),
             "cargo's registry is not walked"
         );
+        // A socket handed over on purpose (the caller's broker) shows; a
+        // private file of that name would still be hidden from root.
+        s.sockets = vec!["/opt/app/run.sock".into(), "/etc/krb5.keytab".into()];
+        let plan = super::plan(&s, &host).unwrap();
+        assert!(!plan.mounts.iter().any(|m| m.path() == Path::new("/opt/app/run.sock")));
+        assert!(plan.mounts.contains(&MountOp::MaskFile { path: "/etc/krb5.keytab".into() }));
     }
 
     #[test]

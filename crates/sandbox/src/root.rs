@@ -127,13 +127,21 @@ fn apply(op: &MountOp, n: usize) -> Result<(), Step> {
         }
         MountOp::MaskFile { path } => {
             let dst = inside(path);
-            mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
+            match mount(Some("/empty-file"), &dst, None, libc::MS_BIND, None) {
+                // Gone since it was planned (a build's lock file, say): nothing is left to hide.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                other => other.map_err(|e| ("mask denied path", e))?,
+            }
             setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
                 .map_err(|e| ("mask denied path", e))
         }
         MountOp::MaskDir { path } => {
             let dst = inside(path);
-            mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None).map_err(|e| ("mask denied path", e))?;
+            match mount(Some("/empty-dir"), &dst, None, libc::MS_BIND, None) {
+                // Gone since it was planned (a build's lock file, say): nothing is left to hide.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+                other => other.map_err(|e| ("mask denied path", e))?,
+            }
             setattr(&dst, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
                 .map_err(|e| ("mask denied path", e))
         }

@@ -215,6 +215,27 @@ pub fn rules_with_loopback() -> Vec<Rule> {
         .collect()
 }
 
+/// The table for `spec`: IP sockets only where the sandbox has its own
+/// loopback to reach (bridges, the name-lookup log), `openat2` only where
+/// the spec allows it (airlock's own worker).
+pub fn rules_for(spec: &crate::SandboxSpec) -> Vec<Rule> {
+    table(!spec.bridges.is_empty() || spec.dns_log.is_some(), spec.allow_openat2)
+}
+
+fn table(loopback: bool, openat2: bool) -> Vec<Rule> {
+    let rules = match loopback {
+        false => rules(),
+        true => rules_with_loopback(),
+    };
+    match openat2 {
+        true => rules
+            .into_iter()
+            .filter(|r| !matches!(r, Rule::NotImplemented(nr, _, _) if *nr == libc::SYS_openat2))
+            .collect(),
+        false => rules,
+    }
+}
+
 /// `rules` for a sandbox whose tree no memory cgroup limits: `memfd_create`
 /// also fails, with `ENOSYS` so that callers fall back to a file in `/dev/shm`
 /// or `/tmp` (whose tmpfs sizes are within the budget). What is written into
@@ -478,6 +499,21 @@ mod tests {
         }
         for nr in [libc::SYS_ptrace, libc::SYS_io_uring_setup, libc::SYS_bpf, libc::SYS_mount, libc::SYS_keyctl] {
             assert_eq!(eval(nr, [0; 6]), Verdict::Errno(libc::EPERM));
+        }
+    }
+
+    #[test]
+    fn openat2_passes_only_for_the_worker() {
+        for loopback in [false, true] {
+            let command = program(&table(loopback, false));
+            let worker = program(&table(loopback, true));
+            let openat2 = |prog: &[libc::sock_filter]| run(prog, AUDIT_ARCH, libc::SYS_openat2 as u32, [0; 6]);
+            assert_eq!(openat2(&command), Verdict::Errno(libc::ENOSYS));
+            assert_eq!(openat2(&worker), Verdict::Allow);
+            // Everything else stays as it is: one rule fewer, the setuid rules kept.
+            assert_eq!(table(loopback, true).len() + 1, table(loopback, false).len());
+            let chmod = run(&worker, AUDIT_ARCH, libc::SYS_fchmodat as u32, [0, 0, 0o4755, 0, 0, 0]);
+            assert_eq!(chmod, Verdict::Errno(libc::EPERM));
         }
     }
 

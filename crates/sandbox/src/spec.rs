@@ -44,6 +44,16 @@ pub struct SandboxSpec {
     /// outside, so that a lookup that bypasses the proxy is still seen. The
     /// host's `/etc/resolv.conf` is hidden, which points resolvers there.
     pub dns_log: Option<PathBuf>,
+    /// Let `openat2` through. Only for airlock's own worker: its file tools
+    /// confine every path with `RESOLVE_BENEATH`, and it runs no program
+    /// from outside (its commands run in sandboxes of their own, without
+    /// this). Elsewhere `openat2` fails with `ENOSYS`, because the filter
+    /// cannot read the mode it creates files with (see `seccomp::rules`).
+    pub allow_openat2: bool,
+    /// Unix sockets of the caller's that the command may reach through a
+    /// readable root (airlock's broker for its own worker): every other
+    /// socket or pipe in a walked root is masked. Canonical paths.
+    pub sockets: Vec<PathBuf>,
 }
 
 /// A TCP port on the sandbox's own loopback whose connections are carried to
@@ -230,6 +240,8 @@ impl SandboxSpec {
             home_view: None,
             home_binds: Vec::new(),
             dns_log: None,
+            allow_openat2: false,
+            sockets: Vec::new(),
         })
     }
 }
