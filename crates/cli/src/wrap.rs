@@ -693,6 +693,7 @@ fn record_lookups(
     let flag = done.clone();
     let thread = std::thread::Builder::new().name("dns-log".into()).spawn(move || {
         let mut seen = std::collections::HashSet::new();
+        let mut repeats: u64 = 0;
         // A name is at most 253 bytes, each escaped as up to four.
         let mut buf = [0u8; 2048];
         loop {
@@ -704,8 +705,9 @@ fn record_lookups(
                 let got = if first { socket.recv(&mut buf) } else { recv_now(&socket, &mut buf) };
                 first = false;
                 let Ok(n) = got else { break };
-                if let Some(event) = lookup_event(&buf[..n], &mut seen) {
-                    events.push(event);
+                match lookup_event(&buf[..n], &mut seen) {
+                    Some(event) => events.push(event),
+                    None => repeats += 1,
                 }
             }
             if !events.is_empty() {
@@ -713,6 +715,17 @@ fn record_lookups(
                     tracing::error!("lookups could not be recorded: {e}");
                 }
             } else if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                // Names are recorded once; how often they were asked again is counted.
+                if repeats > 0 {
+                    let event = Event::BlockedEgress {
+                        destination: "dns:(repeated names)".into(),
+                        reason: format!("{repeats} more lookups of names already recorded, each answered REFUSED"),
+                        bytes: 0,
+                    };
+                    if let Err(e) = audit.append(&session, vec![event]) {
+                        tracing::error!("lookups could not be recorded: {e}");
+                    }
+                }
                 return;
             }
         }

@@ -376,8 +376,7 @@ pub(crate) fn serve(network: Network) -> ! {
         if finish.is_some() {
             if fds[i].revents != 0 {
                 if let Some(d) = &mut dns {
-                    while answer_lookup(d, &mut query) {}
-                    tell_dropped(d);
+                    finish_lookups(d, &mut query);
                 }
                 // SAFETY: leaving the bridge process; the command is gone.
                 unsafe { libc::_exit(0) }
@@ -440,21 +439,36 @@ const SO_MEMINFO: libc::c_int = 55;
 const LOOKUPS_PER_WAKE: usize = 64;
 /// How long telling one name may wait for the recorder before it is counted
 /// as dropped instead.
-const LOG_TIMEOUT_SECS: libc::time_t = 2;
+const LOG_TIMEOUT_SECS: libc::time_t = 1;
+/// After the command exits, how long the lookups still waiting are told one
+/// by one (init waits [`FINISH_WAIT_SECS`]; a last send may take
+/// [`LOG_TIMEOUT_SECS`] more, and the count one more).
+const FINISH_TELLING_SECS: u64 = 2;
+/// How long init waits for the bridge to finish.
+pub(crate) const FINISH_WAIT_SECS: u64 = 5;
 
 /// Answers the waiting lookups with REFUSED, each after its name is handed
 /// to the recorder: a name is on its way to the record before the process
 /// that looked it up hears back (and before it can exit).
 fn answer_lookups(dns: &mut Dns, buf: &mut [u8; 512]) {
     for _ in 0..LOOKUPS_PER_WAKE {
-        if !answer_lookup(dns, buf) {
+        if !answer_lookup(dns, buf, true) {
             return;
         }
     }
 }
 
-/// One lookup; false when none was waiting.
-fn answer_lookup(dns: &mut Dns, buf: &mut [u8; 512]) -> bool {
+/// After the command is gone: the lookups still waiting are told for as
+/// long as init waits (less a margin), the rest counted; then the count.
+fn finish_lookups(dns: &mut Dns, buf: &mut [u8; 512]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(FINISH_TELLING_SECS);
+    while answer_lookup(dns, buf, std::time::Instant::now() < deadline) {}
+    tell_dropped(dns);
+}
+
+/// One lookup, told and answered (`tell`) or only counted; false when none
+/// was waiting.
+fn answer_lookup(dns: &mut Dns, buf: &mut [u8; 512], tell_it: bool) -> bool {
     // SAFETY: sockaddr_in is plain data; recvmsg fills at most its size.
     let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
@@ -480,6 +494,10 @@ fn answer_lookup(dns: &mut Dns, buf: &mut [u8; 512]) -> bool {
     let Some((name, reply)) = refuse(&buf[..n as usize]) else {
         return true;
     };
+    if !tell_it {
+        dns.dropped += 1;
+        return true;
+    }
     tell(dns, &name);
     // SAFETY: sending our own buffer back to the address it came from.
     unsafe {
