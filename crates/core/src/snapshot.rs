@@ -134,6 +134,7 @@ impl Snapshot {
     /// What changed from `self` to `after`, paths prefixed by `prefix`
     /// (empty for a workspace; `~/.claude/` for an agent's state folder).
     pub fn changes(&self, after: &Snapshot, prefix: &str) -> Changes {
+        let now_snapshot = after;
         let mut changed: Vec<(&Path, String, String)> = Vec::new();
         let mut not_compared = 0;
         for (path, before) in &self.entries {
@@ -162,7 +163,12 @@ impl Snapshot {
         let mut flagged = Vec::new();
         for (path, before, after) in changed {
             let shown = format!("{prefix}{}", path.display());
-            if is_git_control(path, &control_roots) {
+            // An inert file made or removed (the sandbox's own placeholders
+            // over git's control files are such: empty, or a `commondir`
+            // naming its own folder) holds nothing git could run.
+            let inert_before = self.entries.get(path).is_none_or(|s| inert(path, s, None));
+            let inert_after = after_seen(now_snapshot, path).is_none_or(|s| inert(path, s, Some(now_snapshot)));
+            if !(inert_before && inert_after) && is_git_control(path, &control_roots) {
                 flagged.push(Event::PolicyViolation {
                     rule: GIT_CONTROL_RULE.into(),
                     detail: format!(
@@ -190,6 +196,26 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// Whether an entry can carry nothing git would obey: an empty file, or a
+/// `commondir` that names its own folder (`.`), read from `now` when given.
+fn inert(path: &Path, seen: &Seen, now: Option<&Snapshot>) -> bool {
+    if seen.kind != Kind::File {
+        return false;
+    }
+    if seen.size == 0 {
+        return true;
+    }
+    let commondir = path.file_name().is_some_and(|n| n == "commondir");
+    match now {
+        Some(snap) if commondir && seen.size <= 3 => snap.read_small(path).is_some_and(|t| t.trim() == "."),
+        _ => false,
+    }
+}
+
+fn after_seen<'a>(after: &'a Snapshot, path: &Path) -> Option<&'a Seen> {
+    after.entries.get(path)
 }
 
 fn or_none(digest: &str) -> &str {
@@ -611,6 +637,28 @@ mod tests {
         ] {
             assert!(!control(p), "{p}");
         }
+    }
+
+    #[test]
+    fn an_empty_placeholder_is_recorded_but_not_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        let before = Snapshot::take(ws, LONG);
+        write(ws, ".git/config", "");
+        write(ws, ".git/hooks/pre-commit", "x");
+        let c = before.changes(&Snapshot::take_after(ws, &before, LONG), "");
+        assert_eq!(changed(&c).len(), 2);
+        assert_eq!(c.git_control, [".git/hooks/pre-commit"]);
+        let before = Snapshot::take(ws, LONG);
+        write(ws, ".git/commondir", ".\n");
+        write(ws, "sub/.git/commondir", "../..\n");
+        let c = before.changes(&Snapshot::take_after(ws, &before, LONG), "");
+        assert_eq!(c.git_control, ["sub/.git/commondir"]);
+        // Emptying a real one is flagged.
+        let before = Snapshot::take(ws, LONG);
+        write(ws, ".git/hooks/pre-commit", "");
+        let c = before.changes(&Snapshot::take_after(ws, &before, LONG), "");
+        assert_eq!(c.git_control, [".git/hooks/pre-commit"]);
     }
 
     #[test]
