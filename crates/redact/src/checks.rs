@@ -324,6 +324,12 @@ pub(crate) fn passes(check: Check, matched: &[u8], secret: &[u8]) -> bool {
                 None => secret,
             };
             let password = password.strip_prefix(b"'").or_else(|| password.strip_prefix(b"\"")).unwrap_or(password);
+            // `-u 1000:1000` (docker, sudo): a uid and gid, not credentials.
+            let numeric = |v: &[u8]| !v.is_empty() && v.iter().all(u8::is_ascii_digit);
+            let user = secret.iter().position(|&c| c == b':').map_or(&secret[..0], |p| &secret[..p]);
+            if numeric(user) && numeric(password) {
+                return false;
+            }
             let lower = password.to_ascii_lowercase();
             password.len() >= 3
                 && !DEFAULT_CREDENTIALS.iter().any(|w| lower == w.as_bytes())
@@ -539,7 +545,7 @@ mod tests {
         let ok = |s: &str| passes(Check::NamedPassword, s.as_bytes(), s.as_bytes());
         assert!(ok("deploy:Zx9vQ2mN7pL4kR8s"));
         assert!(ok(":Zx9vQ2mN7pL4kR8s") && ok("Zx9vQ2mN7pL4kR8s:"));
-        for not in ["user:password", "me:$TOKEN", "x:%NUGET_PASSWORD%", "a:ab", "u:<password>"] {
+        for not in ["user:password", "me:$TOKEN", "x:%NUGET_PASSWORD%", "a:ab", "u:<password>", "1000:1000"] {
             assert!(!ok(not), "{not}");
         }
     }

@@ -357,16 +357,25 @@ pub(crate) fn token_rules() -> Vec<Rule> {
             "curl-user-password",
             "credentials on a curl command line (`curl -u user:password`)",
             concat!(
-                r#"(?:\bcurl\b[^\n]{0,512}?[ \t](?:-u|--user)|(?:^|[ \t])--user)(?:[ \t]+|=)"#,
+                r#"(?m)(?:\bcurl\b[^\n]{0,512}?[ \t](?:-u|--user)|^[ \t]*(?:-u|--user)|[ \t]--user)(?:[ \t]+|=)"#,
                 r#"(?:"([^"\s$]{0,64}:[^"\s]{0,128})"|'([^'\s$]{0,64}:[^'\s]{0,128})'|([^\s:"'$]{1,64}:(?:'[^'\s]{3,128}'|"[^"\s]{3,128}"|[^\s"']{3,128})))"#,
             ),
-            &["curl", "--user"],
+            &["curl", "--user", "-u "],
         )
         .tiered(Tier::Specific, Scope::Line, Check::NamedPassword),
+        // `apikey: <uuid>`, `X-Octopus-ApiKey: …`: an HTTP header naming an API key. The
+        // generic rule skips UUIDs (usually identifiers); under this header they are keys.
+        Rule::new(
+            "api-key-header",
+            "API key in an HTTP header (`apikey:`, `X-Api-Key:`, `X-…-ApiKey:`)",
+            r#"(?im)(?:^|[\s"'])(?:x-[a-z0-9-]*)?api-?key["']?[ \t]*:[ \t]*["']?([A-Za-z0-9._~+/-]{16,200})(?:["'\s,;]|$)"#,
+        )
+        .with_keywords(&["apikey", "api-key"])
+        .tiered(Tier::Contextual, Scope::Line, Check::Keyed),
         Rule::new(
             "authorization-bearer",
             "opaque bearer token in an Authorization header",
-            r#"(?i)\bauthorization["']?[ \t]*[:=][ \t]*["']?(?:bearer|token|api-token|apikey|api-key)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"#,
+            r#"(?i)\bauthorization["']?[ \t]*[:=][ \t]*["']?(?:(?:bearer|token|api-token|apikey|api-key)[ \t]+)?([A-Za-z0-9._~+/-]{16,}=*)"#,
         )
         .with_keywords(&["authorization"])
         .tiered(Tier::Contextual, Scope::Line, Check::Keyed),

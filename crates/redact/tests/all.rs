@@ -418,11 +418,12 @@ const NOT_SECRETS: &[&str] = &[
 ];
 
 /// gitleaks' own literal test strings (`tests/gitleaks/samples.jsonl`): the outbound redactor
-/// catches at least 94% of the true positives of secret rules, and `scan` flags at most a fifth
-/// of the false positives. Known misses (13 of 244 at the time of writing): `ABSK…EXAMPLE…`
-/// (a placeholder by our rules), Basic values cut short or without a password, an
-/// `Authorization:` header with no scheme, `apikey:`/`X-…-ApiKey:` headers holding a UUID,
-/// `--user "{a}":"{b}"`, and Vault's pre-1.10 `s.` tokens.
+/// catches at least 95% of the true positives of secret rules (235 of 244 at the time of
+/// writing; the rules before issue 14 caught 134), and `scan` flags at most a fifth of the false
+/// positives. Known misses: `ABSK…EXAMPLE…` (a placeholder by our rules), Basic values without
+/// a password, cut short mid-character or not decoding to text, `Authorization: sha256~…`,
+/// `--user "{a}":"{b}"`, a 16-hex `Token:` header (too little entropy for the generic rule),
+/// the `"type": "service_account"` line alone, and Vault's pre-1.10 `s.` tokens.
 #[test]
 fn gitleaks_test_strings_true_positives_are_redacted() {
     let scanner = Scanner::builtin();
@@ -464,7 +465,7 @@ fn gitleaks_test_strings_true_positives_are_redacted() {
         "gitleaks true positives caught: {tp_caught}/{tp_total} (the rules before issue 14: {tp_caught_before}); false positives flagged by scan: {fp_flagged}/{fp_total}"
     );
     println!("missed:\n{}\nflagged:\n{}", missed.join("\n"), flagged.join("\n"));
-    assert!(tp_caught * 100 >= tp_total * 94, "caught {tp_caught} of {tp_total}; missed:\n{}", missed.join("\n"));
+    assert!(tp_caught * 100 >= tp_total * 95, "caught {tp_caught} of {tp_total}; missed:\n{}", missed.join("\n"));
     assert!(fp_flagged * 5 <= fp_total, "scan flags {fp_flagged} of {fp_total} gitleaks false positives");
 }
 

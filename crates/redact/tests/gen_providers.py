@@ -332,6 +332,13 @@ def contexts(c, r, s):
         t = s(ALNUM, r.randrange(24, 48))
         lines.append(tpl.format(t=t))
         labels.append(("authorization-bearer", t, "plain", {}))
+    for tpl in ["-H \"apikey: {u}\"", "X-Api-Key: {t}", "curl -H 'X-Octopus-ApiKey: {u}' https://octopus.acme.net/api"]:
+        v = tpl.format(u=uuid(r), t=s(ALNUM, 32))
+        sec = v.split(": ", 1)[1].split("'")[0].split('"')[0]
+        lines.append(v)
+        labels.append(("api-key-header", sec, "plain", {}))
+    lines += ["X-Api-Key: ${API_KEY}", "apikey: my-service-api-key-name", "api-key: <your api key>",
+              "Authorization: required_for_all_admin_endpoints"]
     lines += ["Authorization: Bearer $TOKEN", "Authorization: Bearer <token>", "authorization: bearer ${{ secrets.X }}",
               "Authorization: Bearer undefined_value_here"]
     c.add_file("providers/contexts/http-headers.txt", "\n".join(lines) + "\n", labels)
