@@ -485,7 +485,13 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     if !start_events.is_empty() {
         audit.append(&session, std::mem::take(&mut start_events))?;
     }
-    let before = airlock_core::snapshot::Snapshot::take(&cx.workspace, SNAPSHOT_BUDGET);
+    // What the last session here left: files untouched since are not read again.
+    let saved_snapshot = state_manifest(&state).with_extension("workspace.json");
+    let previous = std::fs::read(&saved_snapshot)
+        .map(|b| airlock_core::snapshot::Snapshot::from_json(&b, &cx.workspace))
+        .unwrap_or_default();
+    let before = airlock_core::snapshot::Snapshot::take_after(&cx.workspace, &previous, SNAPSHOT_BUDGET);
+    drop(previous);
 
     // The broker and the proxy: the only code of this session that opens a connection.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -612,6 +618,14 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
         events.extend(b.changes(a, shown).events);
     }
     // What this session leaves, for the next start to compare against.
+    if let (Some(bytes), Some(parent)) = (after.to_json(), saved_snapshot.parent()) {
+        let saved = std::fs::create_dir_all(parent)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(airlock_core::beneath::write_nofollow(&saved_snapshot, &bytes, 0o600)?));
+        if let Err(e) = saved {
+            tracing::warn!("the workspace's snapshot could not be kept for the next session: {e}");
+        }
+    }
     if !state_folders.is_empty() {
         let left = serde_json::to_vec(&digests_of(&state_after))?;
         if let Err(e) = airlock_core::beneath::write_nofollow(&manifest, &left, 0o600) {

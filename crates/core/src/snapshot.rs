@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 pub const GIT_CONTROL_RULE: &str = "workspace.git_control";
 
 /// One entry's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Seen {
     kind: Kind,
     mode: u32,
@@ -51,7 +51,7 @@ struct Seen {
     digest: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Kind {
     File,
     Symlink,
@@ -73,7 +73,7 @@ impl Seen {
 
 /// A folder's entries at one moment (directories themselves are not listed;
 /// what they hold is).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// The folder walked (to read git's pointer files).
     root: PathBuf,
@@ -109,6 +109,24 @@ impl Snapshot {
         let mut snap = Snapshot { root: root.to_path_buf(), ..Snapshot::default() };
         walk(root, Path::new(""), previous, deadline, &mut snap);
         snap
+    }
+
+    /// Saved for a later run, so that its first snapshot reads only what
+    /// changed since (`None` when a path is not UTF-8).
+    pub fn to_json(&self) -> Option<Vec<u8>> {
+        serde_json::to_vec(self).ok()
+    }
+
+    /// One saved by [`Snapshot::to_json`], for `root`; an empty one (every
+    /// file read again) when it is damaged or was taken of another folder.
+    /// Used only as `previous` of [`Snapshot::take_after`]: a saved digest is
+    /// kept only for a file whose inode, size, mode and times (`ctime`
+    /// included) are unchanged since.
+    pub fn from_json(bytes: &[u8], root: &Path) -> Snapshot {
+        match serde_json::from_slice::<Snapshot>(bytes) {
+            Ok(snap) if snap.root == root => snap,
+            _ => Snapshot::default(),
+        }
     }
 
     /// How many entries it holds.
@@ -637,6 +655,21 @@ mod tests {
         ] {
             assert!(!control(p), "{p}");
         }
+    }
+
+    #[test]
+    fn a_saved_snapshot_spares_reading_and_still_sees_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        write(ws, "a", "1");
+        write(ws, "b", "2");
+        let saved = Snapshot::take(ws, LONG).to_json().unwrap();
+        write(ws, "b", "3");
+        // No time to read anything: only the changed file is unread.
+        let now = Snapshot::take_after(ws, &Snapshot::from_json(&saved, ws), Duration::ZERO);
+        assert_eq!(now.unread(), 1);
+        assert!(Snapshot::from_json(&saved, Path::new("/elsewhere")).is_empty());
+        assert!(Snapshot::from_json(b"garbage", ws).is_empty());
     }
 
     #[test]
