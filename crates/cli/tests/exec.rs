@@ -597,10 +597,7 @@ fn what_a_command_changes_is_on_the_record() {
     let config_before = std::fs::read(f.repo.join("sub/.git/config")).unwrap();
     let command = "echo b >> secret.local; mkdir -p build && echo o > build/out; ln -s keep.txt link; rm keep.txt; \
                    printf '[core]\\n\\tfsmonitor = evil\\n' >> sub/.git/config 2>/dev/null; true";
-    let model = ScriptedModel::start(vec![
-        Turn::call("run_command", json!({"command": command})),
-        Turn::text("done"),
-    ]);
+    let model = ScriptedModel::start(vec![Turn::call("run_command", json!({"command": command})), Turn::text("done")]);
     let ran = exec(&f, &model, &["--grant", "run_command", "build it"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let entries = audit(&f);
