@@ -214,6 +214,16 @@ pub fn scrub(
     Ok(Scrubbed { body, notes, model, stream, stripped })
 }
 
+/// One note per replacement made in the string at `field`.
+fn note_all(notes: &mut Vec<RedactionNote>, field: &str, report: Vec<airlock_redact::Redaction>) {
+    notes.extend(report.into_iter().map(|r| RedactionNote {
+        rule: r.rule_id,
+        field: field.to_string(),
+        placeholder: r.placeholder,
+        secret_sha256: r.secret_sha256,
+    }));
+}
+
 /// A JSON pointer (RFC 6901) for `path`.
 pub fn pointer(path: &[Step]) -> String {
     let mut out = String::new();
@@ -241,15 +251,7 @@ fn walk(
             }
             let out = redactor.redact(text);
             if !out.report.is_empty() {
-                let field = pointer(path);
-                for r in out.report {
-                    notes.push(RedactionNote {
-                        rule: r.rule_id,
-                        field: field.clone(),
-                        placeholder: r.placeholder,
-                        secret_sha256: r.secret_sha256,
-                    });
-                }
+                note_all(notes, &pointer(path), out.report);
                 *text = out.text;
             }
         }
@@ -271,16 +273,8 @@ fn walk(
                         return None;
                     }
                     path.push(Step::Key(out.text.clone()));
-                    let field = pointer(path);
+                    note_all(notes, &pointer(path), out.report);
                     path.pop();
-                    for r in out.report {
-                        notes.push(RedactionNote {
-                            rule: r.rule_id,
-                            field: field.clone(),
-                            placeholder: r.placeholder,
-                            secret_sha256: r.secret_sha256,
-                        });
-                    }
                     Some((key.clone(), out.text))
                 })
                 .collect();
