@@ -24,7 +24,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use airlock_policy::PathKind;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, Scope,
@@ -981,15 +980,7 @@ impl WorkspaceLock {
             return;
         }
         for plan::Placeholder { path, kind, contents } in created.iter().rev() {
-            match kind {
-                // Fails, and so keeps it, if anything was put inside.
-                PathKind::Dir => drop(std::fs::remove_dir(path)),
-                PathKind::File => {
-                    if std::fs::read(path).is_ok_and(|now| now == contents.as_bytes()) {
-                        drop(std::fs::remove_file(path));
-                    }
-                }
-            }
+            crate::placeholder::remove_if_unchanged(path, *kind, contents.as_bytes());
         }
     }
 }
@@ -997,15 +988,7 @@ impl WorkspaceLock {
 fn create_placeholders(plan: &Plan) -> Result<Vec<plan::Placeholder>, SandboxError> {
     let mut created = Vec::new();
     for p in &plan.placeholders {
-        let result = match p.kind {
-            PathKind::Dir => std::fs::create_dir(&p.path),
-            PathKind::File => std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&p.path)
-                .and_then(|mut f| io::Write::write_all(&mut f, p.contents.as_bytes())),
-        };
-        match result {
+        match crate::placeholder::create(&p.path, p.kind, p.contents.as_bytes()) {
             Ok(()) => created.push(p.clone()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {

@@ -26,6 +26,7 @@ mod explain;
 pub mod host;
 pub mod kernel;
 mod launch;
+mod placeholder;
 pub mod plan;
 mod root;
 pub mod seccomp;
