@@ -330,11 +330,12 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         }
         Route::Embedded { .. } => None,
     };
+    // The model file itself, not its folder: a readable folder is walked,
+    // and for a root caller what in it is not world-readable (the store's
+    // files are 0600) is hidden; a root that is a file is shown as it is.
     let visible = match &route {
         Route::Broker { .. } => run_dir.clone(),
-        Route::Embedded { path, .. } => {
-            path.parent().ok_or_else(|| anyhow!("{} has no folder", path.display()))?.to_path_buf()
-        }
+        Route::Embedded { path, .. } => path.clone(),
     };
 
     // The worker starts first: its sandbox is built while this process opens
