@@ -1,0 +1,1 @@
+//! The prompt editor (to be written).

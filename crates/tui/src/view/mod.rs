@@ -1,0 +1,1 @@
+//! Views of a session (to be written).
