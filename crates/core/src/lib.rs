@@ -15,6 +15,7 @@
 pub mod beneath;
 pub mod decide;
 pub mod ipc;
+pub mod rewind;
 pub mod session;
 pub mod snapshot;
 pub mod supervisor;

@@ -43,6 +43,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod exit;
 mod error;
 mod file;
 mod layering;

@@ -1,0 +1,1 @@
+//! Per-turn workspace checkpoints for rewind (to be written).

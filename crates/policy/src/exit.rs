@@ -1,0 +1,1 @@
+//! Exit statuses shared by every airlock command (to be filled).
