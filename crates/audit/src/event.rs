@@ -75,6 +75,9 @@ pub enum Event {
         decision: String,
         /// What decided: a rule id, a human, or a mode.
         decided_by: String,
+        /// When a person decided: who, where, when, and what they were shown.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval: Option<Approval>,
     },
     /// A command that ran.
     Command {
@@ -148,6 +151,20 @@ pub enum Event {
         /// How long it was open.
         duration_ms: u64,
     },
+    /// The workspace and the conversation were set back to a checkpoint
+    /// taken before a turn (`/rewind`).
+    Rewind {
+        /// The checkpoint restored.
+        checkpoint: String,
+        /// Its label (`turn 3`).
+        label: String,
+        /// Files written back.
+        restored: u64,
+        /// Files removed (created after the checkpoint).
+        removed: u64,
+        /// Messages of the conversation kept.
+        messages_kept: u64,
+    },
     /// A record from outside (`airlock audit append`: hooks, CI pipelines).
     External {
         /// Who sent it.
@@ -172,6 +189,7 @@ impl Event {
             Event::BlockedEgress { .. } => "blocked_egress",
             Event::EgressOpen { .. } => "egress_open",
             Event::EgressClose { .. } => "egress_close",
+            Event::Rewind { .. } => "rewind",
             Event::External { .. } => "external",
         }
     }
@@ -194,6 +212,31 @@ pub struct RedactionNote {
     pub placeholder: String,
     /// SHA-256 of the secret.
     pub secret_sha256: String,
+}
+
+/// A person's answer to an approval, with its provenance: the supervisor
+/// (never the agent's worker) showed the call and took the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// `once`, `session`, `project` or `deny`.
+    pub answer: String,
+    /// Who answered: the user's name.
+    pub person: String,
+    /// Their uid.
+    pub uid: u64,
+    /// Where: the terminal (`/dev/pts/3`), or the editor for ACP.
+    pub terminal: String,
+    /// When, in Unix milliseconds.
+    pub time_ms: i64,
+    /// SHA-256 of exactly what the person was shown.
+    pub shown_digest: String,
+    /// What the rule for the session or project covers (`cargo test`), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// The person's note to the model, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Why a value has no canonical form.

@@ -700,6 +700,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
                 d.bytes_down += bytes_down;
             }
             Event::External { .. } => external_events += 1,
+            Event::Rewind { .. } => {}
         }
     }
 

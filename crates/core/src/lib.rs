@@ -79,6 +79,7 @@ pub fn tool_call_event(name: &str, arguments: &serde_json::Value, decided: &Deci
         argument_digest: digest(arguments),
         decision: decided.decision.as_str().into(),
         decided_by: decided.source.clone(),
+        approval: None,
     }
 }
 
