@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::workspace::{Workspace, sha256_hex, show};
-use crate::{FileChange, ToolError};
+use crate::{FileChange, Preview, ToolError};
 
 /// At most this many lines of `old_string` are scored per window, bounding the search cost.
 const SCORED_LINES: usize = 20;
@@ -25,6 +25,41 @@ pub(crate) struct EditArgs {
 }
 
 pub(crate) fn edit_file(ws: &Workspace, args: EditArgs) -> Result<(String, FileChange), ToolError> {
+    let (target, bytes, mode, edited) = prepare(ws, &args)?;
+    target.write_atomic(edited.text.as_bytes(), Some(mode))?;
+    let (minus, plus) = (line_count(&args.old_string), line_count(&args.new_string));
+    let summary = match edited.lines.as_slice() {
+        [line] => format!("edited {}: replaced 1 occurrence at line {line} (-{minus} +{plus} lines)", target.shown),
+        lines => format!(
+            "edited {}: replaced {} occurrences at lines {} (-{minus} +{plus} lines each)",
+            target.shown,
+            lines.len(),
+            list(lines)
+        ),
+    };
+    let change = FileChange {
+        path: show(&target.resolved),
+        before_sha256: Some(sha256_hex(&bytes)),
+        after_sha256: Some(sha256_hex(edited.text.as_bytes())),
+    };
+    Ok((summary, change))
+}
+
+/// What `edit_file` would make of the file, without writing it: for an approval.
+pub(crate) fn preview(ws: &Workspace, args: EditArgs) -> Result<Preview, ToolError> {
+    let (target, bytes, _, edited) = prepare(ws, &args)?;
+    Ok(Preview {
+        path: show(&target.resolved),
+        before: String::from_utf8_lossy(&bytes).into_owned(),
+        after: edited.text,
+    })
+}
+
+/// The target, its content and mode, and the edit applied to it in memory.
+fn prepare(
+    ws: &Workspace,
+    args: &EditArgs,
+) -> Result<(crate::workspace::WriteTarget, Vec<u8>, u32, Edited), ToolError> {
     if args.old_string.is_empty() {
         return Err(ToolError::EmptyOldString);
     }
@@ -55,23 +90,7 @@ pub(crate) fn edit_file(ws: &Workspace, args: EditArgs) -> Result<(String, FileC
             return Err(ToolError::EditAmbiguous { path: target.shown, count: lines.len(), lines: list(&lines) });
         }
     };
-    target.write_atomic(edited.text.as_bytes(), Some(mode))?;
-    let (minus, plus) = (line_count(&args.old_string), line_count(&args.new_string));
-    let summary = match edited.lines.as_slice() {
-        [line] => format!("edited {}: replaced 1 occurrence at line {line} (-{minus} +{plus} lines)", target.shown),
-        lines => format!(
-            "edited {}: replaced {} occurrences at lines {} (-{minus} +{plus} lines each)",
-            target.shown,
-            lines.len(),
-            list(lines)
-        ),
-    };
-    let change = FileChange {
-        path: show(&target.resolved),
-        before_sha256: Some(sha256_hex(&bytes)),
-        after_sha256: Some(sha256_hex(edited.text.as_bytes())),
-    };
-    Ok((summary, change))
+    Ok((target, bytes, mode, edited))
 }
 
 /// The file after the edit, and the first line of each replaced occurrence.

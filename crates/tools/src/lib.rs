@@ -100,6 +100,18 @@ pub struct FileChange {
     pub after_sha256: Option<String>,
 }
 
+/// A file as a tool call would leave it, before the call runs: what a
+/// person approving the call is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// Relative to the workspace root (as resolved).
+    pub path: String,
+    /// The content now (empty when the file does not exist; invalid UTF-8 replaced).
+    pub before: String,
+    /// The content after the call.
+    pub after: String,
+}
+
 /// The tools of one session: the workspace and the todo list.
 #[derive(Debug)]
 pub struct Tools {
@@ -152,6 +164,20 @@ impl Tools {
                 is_error: true,
                 changed: None,
             },
+        }
+    }
+
+    /// What `edit_file` or `write_file` would change, without changing it;
+    /// `None` for the other tools. Arguments are checked as for [`Tools::call`].
+    pub fn preview(&self, name: &str, arguments: &Value) -> Option<Result<Preview, ToolError>> {
+        let spec = self.specs.iter().find(|s| s.name == name)?;
+        let checked = schema::validate(&spec.parameters, arguments)
+            .map_err(|message| ToolError::InvalidArguments { tool: name.to_string(), message });
+        let ws = &self.workspace;
+        match name {
+            "edit_file" => Some(checked.and_then(|()| edit::preview(ws, parse(name, arguments)?))),
+            "write_file" => Some(checked.and_then(|()| write::preview(ws, parse(name, arguments)?))),
+            _ => None,
         }
     }
 

@@ -661,3 +661,40 @@ mod schemas {
         assert!(total < 3000, "all tool specs are {total} bytes; every byte is prefill on a CPU");
     }
 }
+
+mod preview {
+    use super::*;
+
+    #[test]
+    fn an_edit_is_shown_as_it_would_be_without_being_made() {
+        let mut f = fixture(&[("a.txt", "one\ntwo\n")]);
+        let p = f.tools.preview("edit_file", &json!({"path": "a.txt", "old_string": "two", "new_string": "2"}));
+        let p = p.unwrap().unwrap();
+        assert_eq!((p.path.as_str(), p.before.as_str(), p.after.as_str()), ("a.txt", "one\ntwo\n", "one\n2\n"));
+        assert_eq!(f.read("a.txt"), "one\ntwo\n", "a preview writes nothing");
+        let p = f.tools.preview("write_file", &json!({"path": "new/b.txt", "content": "hi"})).unwrap().unwrap();
+        assert_eq!((p.before.as_str(), p.after.as_str()), ("", "hi"));
+        assert!(!f.path("new").exists());
+        assert!(f.tools.preview("read_file", &json!({"path": "a.txt"})).is_none());
+        // What the edit itself would refuse, the preview refuses too.
+        f.symlink("/etc/passwd", "link");
+        let through_link = f.tools.preview("write_file", &json!({"path": "link", "content": "x"})).unwrap();
+        assert!(
+            through_link.is_err() || through_link.is_ok_and(|p| !p.before.contains("root:")),
+            "never read through a link"
+        );
+        assert!(
+            f.tools
+                .preview("edit_file", &json!({"path": "missing", "old_string": "a", "new_string": "b"}))
+                .unwrap()
+                .is_err()
+        );
+        assert!(
+            f.tools
+                .preview("edit_file", &json!({"path": "../x", "old_string": "a", "new_string": "b"}))
+                .unwrap()
+                .is_err()
+        );
+        let _ = f.ok("read_file", json!({"path": "a.txt"}));
+    }
+}
