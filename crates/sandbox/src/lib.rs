@@ -42,14 +42,14 @@ pub use launch::{Outcome, Status, Stdio, run};
 pub use spec::{Bridge, DEFAULT_ENV_ALLOWLIST, Limits, Protected, SandboxSpec, clean_env, is_loader_variable};
 
 /// Exit status of `airlock sandbox` when the command ran past its timeout.
-pub const EXIT_TIMEOUT: i32 = 124;
+pub const EXIT_TIMEOUT: i32 = airlock_policy::exit::TIMEOUT;
 /// Exit status when the sandbox refused to run (a layer is unavailable or
 /// failed to apply).
-pub const EXIT_REFUSED: i32 = 125;
+pub const EXIT_REFUSED: i32 = airlock_policy::exit::REFUSED;
 /// Exit status when the command was found but could not be executed.
-pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+pub const EXIT_NOT_EXECUTABLE: i32 = airlock_policy::exit::NOT_EXECUTABLE;
 /// Exit status when the command was not found.
-pub const EXIT_NOT_FOUND: i32 = 127;
+pub const EXIT_NOT_FOUND: i32 = airlock_policy::exit::NOT_FOUND;
 
 /// Why a command could not be run in the sandbox.
 #[derive(Debug, thiserror::Error)]

@@ -62,9 +62,9 @@ pub struct SandboxRunner {
 const MAX_HIDDEN: usize = 2000;
 
 /// `airlock sandbox`'s exit status when the timeout killed the command.
-const EXIT_TIMEOUT: i32 = 124;
+const EXIT_TIMEOUT: i32 = airlock_policy::exit::TIMEOUT;
 /// `airlock sandbox`'s exit status when it refused to run.
-const EXIT_REFUSED: i32 = 125;
+const EXIT_REFUSED: i32 = airlock_policy::exit::REFUSED;
 
 impl SandboxRunner {
     /// Runs commands with the `airlock` binary at `program`, keeping at most

@@ -1,1 +1,0 @@
-//! The prompt editor (to be written).
