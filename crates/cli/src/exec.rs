@@ -189,7 +189,7 @@ fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
     let (mut config, origin) = match &args.endpoint {
         Some(url) => {
             let api = match args.api {
-                Api::Openai => ApiStyle::Openai,
+                Api::Openai => ApiStyle::OpenAi,
                 Api::Anthropic => ApiStyle::Anthropic,
             };
             (endpoint_config(url, api, args.api_key_env.as_deref())?, "--endpoint".to_string())
@@ -223,7 +223,7 @@ fn upstreams(args: &ExecArgs) -> Result<(GatewayConfig, String, Api)> {
     };
     let upstream = config.route(&model).ok_or_else(|| anyhow!("{origin} has no upstream for model {model:?}"))?;
     let api = match upstream.api {
-        ApiStyle::Openai => Api::Openai,
+        ApiStyle::OpenAi => Api::Openai,
         ApiStyle::Anthropic => Api::Anthropic,
     };
     // The broker's egress proxy is not this session's business.
@@ -432,7 +432,11 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         task,
         history,
         model,
-        api: api.name().into(),
+        api: match api {
+            Api::Openai => airlock_model::ApiStyle::OpenAi,
+            Api::Anthropic => airlock_model::ApiStyle::Anthropic,
+        },
+        interactive: false,
         broker: socket.display().to_string(),
         max_turns: args.max_turns,
         max_tokens: args.max_tokens,

@@ -110,7 +110,7 @@ enum WrapApi {
 impl WrapApi {
     fn style(self) -> ApiStyle {
         match self {
-            WrapApi::Openai => ApiStyle::Openai,
+            WrapApi::Openai => ApiStyle::OpenAi,
             WrapApi::Anthropic => ApiStyle::Anthropic,
         }
     }

@@ -10,7 +10,7 @@
 use std::io::{BufRead, Write};
 
 use airlock_audit::event::Event;
-use airlock_model::Message;
+use airlock_model::{ApiStyle, Message};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -29,8 +29,8 @@ pub struct Start {
     pub history: Vec<Message>,
     /// The model's name.
     pub model: String,
-    /// `openai` or `anthropic`: the wire API the worker speaks to the broker.
-    pub api: String,
+    /// The wire API the worker speaks to the broker.
+    pub api: ApiStyle,
     /// The broker's Unix socket.
     pub broker: String,
     /// Model turns at most.
@@ -43,6 +43,10 @@ pub struct Start {
     pub commands: bool,
     /// Run this GGUF in the worker instead of asking the broker.
     pub embedded: Option<Embedded>,
+    /// A person is present: after each turn the worker asks for the next
+    /// prompt ([`Up::Next`]) instead of exiting.
+    #[serde(default)]
+    pub interactive: bool,
 }
 
 /// The embedded model the worker loads (the supervisor checked its digest).
@@ -63,6 +67,8 @@ pub struct Embedded {
 pub enum Up {
     /// Decide a tool call (and record the decision).
     Decide {
+        /// The call's id (as the model gave it).
+        id: String,
         /// The tool.
         name: String,
         /// Its arguments.
@@ -90,6 +96,9 @@ pub enum Up {
         /// What went wrong.
         error: String,
     },
+    /// The turn is over: the worker waits for the person's next prompt
+    /// (answered by [`Down::Prompt`] or [`Down::End`]).
+    Next,
 }
 
 /// The supervisor's answer.
@@ -102,9 +111,25 @@ pub enum Down {
         decision: Decision,
         /// What decided.
         source: String,
+        /// The person's note to the model, with a denial.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// Done (recorded, or noted).
     Ok,
+    /// Noted, and the person interrupted the turn: stop it.
+    Interrupt,
+    /// The person's next message.
+    Prompt {
+        /// The message.
+        text: String,
+        /// The conversation to continue from instead of the worker's own
+        /// (after a rewind, `/clear` or `/compact`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history: Option<Vec<Message>>,
+    },
+    /// The session is over: the worker exits.
+    End,
     /// A command's outcome.
     Ran {
         /// Its exit status; `None` when killed.
@@ -181,7 +206,8 @@ mod tests {
     #[test]
     fn messages_round_trip_as_single_lines() {
         let ups = [
-            Up::Decide { name: "read_file".into(), arguments: serde_json::json!({"path": "a\nb"}) },
+            Up::Next,
+            Up::Decide { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "a\nb"}) },
             Up::Record { event: Event::FileChange { path: "x".into(), before: String::new(), after: "ab".into() } },
             Up::Run { command: "cargo test".into(), timeout_secs: 60 },
             Up::Progress { progress: Progress::TurnStart { turn: 1 } },

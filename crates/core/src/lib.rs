@@ -34,11 +34,16 @@ pub use decide::{Decided, Decision, Rules, decide, decide_path};
 pub trait Host: Send {
     /// Decides a tool call and puts the decision on the record before
     /// anything runs; an error stops the loop.
-    fn decide(&mut self, name: &str, arguments: &serde_json::Value) -> Result<Decided, String>;
+    fn decide(&mut self, id: &str, name: &str, arguments: &serde_json::Value) -> Result<Decided, String>;
     /// Records `event`; an error stops the loop.
     fn record(&mut self, event: Event) -> Result<(), String>;
     /// Reports progress (for a person, a script, and the transcript).
     fn progress(&mut self, progress: Progress) -> Result<(), String>;
+    /// The person's note with the last denial, if they wrote one: the
+    /// model gets it with the refusal.
+    fn denial_note(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Where a [`LocalHost`] keeps its records.
@@ -57,7 +62,7 @@ pub struct LocalHost<R: Recorder> {
 }
 
 impl<R: Recorder> Host for LocalHost<R> {
-    fn decide(&mut self, name: &str, arguments: &serde_json::Value) -> Result<Decided, String> {
+    fn decide(&mut self, _id: &str, name: &str, arguments: &serde_json::Value) -> Result<Decided, String> {
         let decided = decide(&self.rules, name, arguments);
         self.recorder.record(tool_call_event(name, arguments, &decided))?;
         Ok(decided)
@@ -415,8 +420,17 @@ impl<H: Host> Agent<H> {
                     name: call.name.clone(),
                     arguments: call.arguments.clone(),
                 })?;
+                if cancel.is_cancelled() {
+                    // Every call of the answer gets a result, or the next request is invalid.
+                    let content = "not run: the user interrupted the turn".to_string();
+                    self.push(
+                        &mut messages,
+                        Message::ToolResult { call_id: call.id.clone(), content, is_error: true },
+                    )?;
+                    continue;
+                }
                 // Decided and on the record before anything runs.
-                let decided = self.host.decide(&call.name, &call.arguments).map_err(AgentError::Record)?;
+                let decided = self.host.decide(&call.id, &call.name, &call.arguments).map_err(AgentError::Record)?;
                 self.progress(Progress::Decision {
                     id: call.id.clone(),
                     decision: decided.decision.as_str().into(),
@@ -436,7 +450,13 @@ impl<H: Host> Agent<H> {
                     }
                     (out.content, out.is_error)
                 } else {
-                    (format!("denied by policy ({}); do not retry this call", decided.source), true)
+                    match self.host.denial_note() {
+                        Some(note) => (format!("denied by the user ({}): {note}", decided.source), true),
+                        None if decided.source.starts_with("person:") => {
+                            (format!("denied by the user ({}); do not retry this call", decided.source), true)
+                        }
+                        None => (format!("denied by policy ({}); do not retry this call", decided.source), true),
+                    }
                 };
                 self.progress(Progress::ToolResult {
                     id: call.id.clone(),

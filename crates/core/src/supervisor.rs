@@ -115,7 +115,7 @@ impl Supervisor<'_> {
                 }
             };
             let down = match up {
-                Up::Decide { name, arguments } => {
+                Up::Decide { id: _, name, arguments } => {
                     let decided = decide_path(&self.paths, &self.workspace, &name, &arguments)
                         .unwrap_or_else(|| decide(&self.rules, &name, &arguments));
                     match self.append(tool_call_event(&name, &arguments, &decided), &mut served) {
@@ -126,7 +126,7 @@ impl Supervisor<'_> {
                             {
                                 allowed.push(command.to_string());
                             }
-                            Down::Decided { decision: decided.decision, source: decided.source }
+                            Down::Decided { decision: decided.decision, source: decided.source, note: None }
                         }
                         Err(error) => Down::Refused { error },
                     }
@@ -173,6 +173,7 @@ impl Supervisor<'_> {
                     served.failed = Some(error);
                     Down::Ok
                 }
+                Up::Next => Down::End,
             };
             if ipc::write(&mut to_worker, &down).is_err() {
                 // The worker is gone; what it left unanswered did not happen.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use airlock_audit::event::Event;
 use airlock_model::embedded::{Engine, EngineOptions};
-use airlock_model::{ApiStyle, CancelToken, Client, Endpoint, Model};
+use airlock_model::{CancelToken, Client, Endpoint, Model};
 use airlock_tools::{CommandResult, CommandRunner, PathPolicy, Tools, Workspace};
 use serde_json::Value;
 
@@ -57,29 +57,52 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Channel<BufReader<Stdin>, Stdout>> {
 }
 
 /// The supervisor, as the loop's [`Host`].
-struct PipeHost(Shared);
+struct PipeHost {
+    channel: Shared,
+    /// The current turn's token: the person's interrupt cancels it.
+    cancel: CancelToken,
+    /// The person's note with the last denial.
+    note: Option<String>,
+}
 
 impl Host for PipeHost {
-    fn decide(&mut self, name: &str, arguments: &Value) -> Result<Decided, String> {
-        match lock(&self.0).ask(&Up::Decide { name: name.into(), arguments: arguments.clone() })? {
-            Down::Decided { decision, source } => Ok(Decided { decision, source }),
+    fn decide(&mut self, id: &str, name: &str, arguments: &Value) -> Result<Decided, String> {
+        let up = Up::Decide { id: id.into(), name: name.into(), arguments: arguments.clone() };
+        match lock(&self.channel).ask(&up)? {
+            Down::Decided { decision, source, note } => {
+                self.note = note;
+                Ok(Decided { decision, source })
+            }
             Down::Refused { error } => Err(error),
             other => Err(format!("the supervisor answered {other:?} to a decision")),
         }
     }
 
     fn record(&mut self, event: Event) -> Result<(), String> {
-        ok(lock(&self.0).ask(&Up::Record { event })?)
+        ok(lock(&self.channel).ask(&Up::Record { event })?, &self.cancel)
     }
 
     fn progress(&mut self, progress: Progress) -> Result<(), String> {
-        ok(lock(&self.0).ask(&Up::Progress { progress })?)
+        // The supervisor made the decision and reports it itself: a
+        // decision from this side would be a forgery.
+        if let Progress::Decision { .. } = progress {
+            return Ok(());
+        }
+        ok(lock(&self.channel).ask(&Up::Progress { progress })?, &self.cancel)
+    }
+
+    fn denial_note(&mut self) -> Option<String> {
+        self.note.take()
     }
 }
 
-fn ok(down: Down) -> Result<(), String> {
+fn ok(down: Down, cancel: &CancelToken) -> Result<(), String> {
     match down {
         Down::Ok => Ok(()),
+        Down::Interrupt => {
+            cancel.cancel();
+            Ok(())
+        }
         Down::Refused { error } => Err(error),
         other => Err(format!("the supervisor answered {other:?}")),
     }
@@ -141,11 +164,7 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
             let (broker, folder) =
                 ipc::socket_path(Path::new(&start.broker)).map_err(|e| format!("the broker's socket: {e}"))?;
             std::mem::forget(folder);
-            let style = match start.api.as_str() {
-                "openai" => ApiStyle::OpenAi,
-                "anthropic" => ApiStyle::Anthropic,
-                other => return Err(format!("unknown API style {other:?}")),
-            };
+            let style = start.api;
             let client = Client::new(Endpoint {
                 style,
                 // The broker routes by model; the host name is only for the Host header.
@@ -163,7 +182,7 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
         client,
         model: start.model.clone(),
         tools,
-        host: PipeHost(Arc::clone(shared)),
+        host: PipeHost { channel: Arc::clone(shared), cancel: CancelToken::new(), note: None },
         budget: Budget {
             max_turns: start.max_turns,
             max_tokens: start.max_tokens,
@@ -174,6 +193,25 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let cancel = CancelToken::new();
-    runtime.block_on(agent.resume(start.history, &start.task, &cancel)).map(|_| ()).map_err(|e| e.to_string())
+    let mut history = start.history;
+    let mut task = start.task;
+    loop {
+        let cancel = CancelToken::new();
+        agent.host.cancel = cancel.clone();
+        let outcome = runtime.block_on(agent.resume(history, &task, &cancel)).map_err(|e| e.to_string())?;
+        if !start.interactive {
+            return Ok(());
+        }
+        history = outcome.messages;
+        match lock(shared).ask(&Up::Next)? {
+            Down::Prompt { text, history: replaced } => {
+                task = text;
+                if let Some(replaced) = replaced {
+                    history = replaced;
+                }
+            }
+            Down::End => return Ok(()),
+            other => return Err(format!("the supervisor answered {other:?} to the end of a turn")),
+        }
+    }
 }

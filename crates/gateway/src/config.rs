@@ -32,15 +32,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// Which wire API an upstream speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApiStyle {
-    /// OpenAI: `/v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/models`.
-    Openai,
-    /// Anthropic: `/v1/messages`, `/v1/messages/count_tokens`.
-    Anthropic,
-}
+/// Which wire API an upstream speaks (OpenAI: `/v1/chat/completions`,
+/// `/v1/responses`, `/v1/embeddings`, `/v1/models`; Anthropic: `/v1/messages`,
+/// `/v1/messages/count_tokens`).
+pub use airlock_model::ApiStyle;
 
 /// Where the gateway listens.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -132,7 +132,7 @@ pub fn plan_headers(headers: &HeaderMap, api: ApiStyle, allow_server_tools: &[St
                 }
                 (!kept.is_empty()).then(|| kept.join(","))
             }
-            ("openai-beta", ApiStyle::Openai) => {
+            ("openai-beta", ApiStyle::OpenAi) => {
                 let tokens: Vec<&str> = text.split(',').map(str::trim).collect();
                 if tokens.iter().all(|t| is_openai_beta(t)) {
                     Some(tokens.join(","))
@@ -246,7 +246,7 @@ mod tests {
             ("originator", "codex_exec"),
             ("accept", "text/event-stream"),
         ]);
-        let plan = plan_headers(&codex, ApiStyle::Openai, &[]);
+        let plan = plan_headers(&codex, ApiStyle::OpenAi, &[]);
         assert_eq!(plan.forward.len(), 2);
         assert_eq!(plan.dropped.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["session_id", "originator"]);
     }
@@ -298,8 +298,8 @@ mod tests {
     #[test]
     fn query_strings_are_refused_but_claude_codes_constant() {
         assert_eq!(check_query(ApiStyle::Anthropic, Some("beta=true")), Ok(Some("beta=true")));
-        assert_eq!(check_query(ApiStyle::Openai, None), Ok(None));
-        let err = check_query(ApiStyle::Openai, Some("key=AKIAZ7Q3JXVB4HNW2KDE")).unwrap_err();
+        assert_eq!(check_query(ApiStyle::OpenAi, None), Ok(None));
+        let err = check_query(ApiStyle::OpenAi, Some("key=AKIAZ7Q3JXVB4HNW2KDE")).unwrap_err();
         assert_eq!(err.bytes, 24);
         assert!(!err.to_string().contains("AKIA"));
         assert!(check_query(ApiStyle::Anthropic, Some("beta=true&x=1")).is_err());

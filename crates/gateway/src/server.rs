@@ -137,7 +137,7 @@ impl Route {
 
     fn api(self) -> ApiStyle {
         match self {
-            Route::Chat | Route::Responses | Route::Embeddings => ApiStyle::Openai,
+            Route::Chat | Route::Responses | Route::Embeddings => ApiStyle::OpenAi,
             Route::Messages | Route::CountTokens => ApiStyle::Anthropic,
         }
     }
@@ -185,7 +185,7 @@ fn key_of(
 fn error(api: ApiStyle, status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     let message = message.into();
     let body = match api {
-        ApiStyle::Openai => serde_json::json!({"error": {"message": message, "type": kind, "code": status.as_u16()}}),
+        ApiStyle::OpenAi => serde_json::json!({"error": {"message": message, "type": kind, "code": status.as_u16()}}),
         ApiStyle::Anthropic => serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
     };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
@@ -271,7 +271,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     if (path == "/healthz" || path == "/") && matches!(parts.method, Method::GET | Method::HEAD) {
         return (StatusCode::OK, "ok\n").into_response();
     }
-    let api = if path.starts_with("/v1/messages") { ApiStyle::Anthropic } else { ApiStyle::Openai };
+    let api = if path.starts_with("/v1/messages") { ApiStyle::Anthropic } else { ApiStyle::OpenAi };
     let caller = match gw.principal(peer, &parts.headers) {
         Ok(p) => p,
         Err(why) => {
@@ -740,7 +740,7 @@ fn internal(api: ApiStyle) -> Response {
 fn credentials(request: reqwest::RequestBuilder, upstream: &Upstream) -> reqwest::RequestBuilder {
     match (&upstream.api_key, upstream.api) {
         (None, _) => request,
-        (Some(key), ApiStyle::Openai) => request.bearer_auth(key),
+        (Some(key), ApiStyle::OpenAi) => request.bearer_auth(key),
         (Some(key), ApiStyle::Anthropic) => request.header("x-api-key", key),
     }
 }

@@ -25,10 +25,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How much of an error response's body is read.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Which wire format the server speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which wire format the server speaks: the one definition every crate
+/// uses (the gateway's configuration, the worker's start line, the CLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ApiStyle {
     /// `POST /v1/chat/completions` (OpenAI, llama.cpp, vLLM, Ollama, LM Studio, …).
+    #[serde(rename = "openai")]
     OpenAi,
     /// `POST /v1/messages` (Anthropic).
     Anthropic,
