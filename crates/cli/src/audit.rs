@@ -1,6 +1,6 @@
 //! `airlock audit …`: the tamper-evident log from the command line.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,6 +9,8 @@ use airlock_audit::latest::LatestCheckpoint;
 use airlock_audit::log::{AuditLog, CheckpointEvery, Tamper, verify_kept};
 use airlock_audit::note::{Signer, Verifier, load_or_create_signer};
 use airlock_audit::store::{Durability, Filter, SqliteStore, Store, private_folder};
+use airlock_policy::exit;
+use airlock_redact::terminal::sanitize;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 
@@ -150,7 +152,6 @@ fn key_name() -> String {
 
 /// The 32-byte key for the payloads' keyed hashes, 0600 beside the signing key.
 fn mac_key(path: &Path) -> Result<[u8; 32]> {
-    use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Ok(bytes) = std::fs::read(path) {
         let mode = std::fs::metadata(path)?.permissions().mode();
@@ -209,11 +210,13 @@ pub(crate) fn kept_checkpoint(p: &Paths) -> Result<Option<String>> {
 
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let p = paths(args.dir)?;
+    // Fallible writes: a reader gone (`| head`) ends the command quietly in main.
+    let mut out = std::io::stdout().lock();
     match args.command {
         AuditCommand::Key => {
             private_folder(&p.dir)?;
             let signer = load_or_create_signer(&p.signer, &key_name())?;
-            println!("{}", signer.verifier().to_key_string());
+            writeln!(out, "{}", signer.verifier().to_key_string())?;
         }
         AuditCommand::Append { session } => {
             let mut input = String::new();
@@ -221,11 +224,11 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let event: Event = serde_json::from_str(&input).context("the event on standard input")?;
             let mut log = open_log(&p)?;
             let index = log.append_external(&session, std::slice::from_ref(&event))?;
-            println!("{index}");
+            writeln!(out, "{index}")?;
         }
         AuditCommand::Checkpoint => {
             let mut log = open_log(&p)?;
-            print!("{}", log.checkpoint()?);
+            write!(out, "{}", log.checkpoint()?)?;
         }
         AuditCommand::Verify { key, checkpoints, require_signed } => {
             let verifier = match key {
@@ -248,12 +251,13 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let kept = kept_checkpoint(&p)?;
             match verify_kept(&store, &verifier, &origin(), mac.as_ref(), &retained, kept.as_deref())? {
                 Ok(v) => {
-                    println!(
+                    writeln!(
+                        out,
                         "ok: {} entries, {} checkpoints, {} payloads checked; {} entries not yet in a checkpoint",
                         v.entries, v.checkpoints, v.payloads, v.unsigned_tail
-                    );
+                    )?;
                     if v.pruned_below > 0 {
-                        println!("pruned (signed): the payloads of entries 0 to {}", v.pruned_below - 1);
+                        writeln!(out, "pruned (signed): the payloads of entries 0 to {}", v.pruned_below - 1)?;
                     }
                     if kept.is_none() && v.checkpoints > 0 {
                         eprintln!(
@@ -271,16 +275,17 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                             v.unsigned_tail
                         );
                         if require_signed {
-                            return Ok(ExitCode::from(1));
+                            return Ok(exit::exit_code(exit::FOUND));
                         }
                     }
                 }
                 Err(tamper) => {
-                    println!("TAMPERED: {tamper}");
+                    // What was found names sessions and paths from the log.
+                    writeln!(out, "TAMPERED: {}", sanitize(&tamper.to_string()))?;
                     if let Some(hint) = tamper_hint(&tamper, &p) {
-                        println!("{hint}");
+                        writeln!(out, "{}", sanitize(&hint))?;
                     }
-                    return Ok(ExitCode::from(1));
+                    return Ok(exit::exit_code(exit::FOUND));
                 }
             }
         }
@@ -299,13 +304,14 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         AuditCommand::Export { out } => {
             let store = open_store(&p)?;
             let done = airlock_audit::export::export(&store, &out)?;
-            println!(
+            writeln!(
+                std::io::stdout().lock(),
                 "exported {} entries, {} checkpoints and {} tiles to {}",
                 done.size,
                 done.checkpoints,
                 done.tiles,
                 out.display()
-            );
+            )?;
             if done.unsigned_tail > 0 {
                 eprintln!(
                     "note: {} newer entries are not in a checkpoint yet and were left out\n\
@@ -336,7 +342,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                 })?;
             }
             let hashes: Vec<String> = proof.iter().map(hex::encode).collect();
-            println!("{}", serde_json::json!({"index": index, "size": size, "proof": hashes}));
+            writeln!(out, "{}", serde_json::json!({"index": index, "size": size, "proof": hashes}))?;
         }
         AuditCommand::Consistency { old, new } => {
             let log = open_log(&p)?;
@@ -349,7 +355,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                 })?;
             }
             let hashes: Vec<String> = proof.iter().map(hex::encode).collect();
-            println!("{}", serde_json::json!({"old": old, "new": new, "proof": hashes}));
+            writeln!(out, "{}", serde_json::json!({"old": old, "new": new, "proof": hashes}))?;
         }
         AuditCommand::Prune { before } => {
             let ms = date_ms(&before)?;
@@ -358,13 +364,15 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             }
             let mut log = open_log(&p)?;
             let pruned = log.prune(ms)?;
-            println!(
+            writeln!(
+                out,
                 "pruned {} payloads recorded before {before} (signed: entries below {} may have none); every entry \
                  and proof stays",
                 pruned.payloads, pruned.below
-            );
+            )?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -416,7 +424,6 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Prints entries as a table or as JSON Lines.
 fn show(store: &SqliteStore, filter: &Filter, json: bool) -> Result<()> {
-    use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failure = None;
     if !json {
@@ -464,17 +471,12 @@ fn show(store: &SqliteStore, filter: &Filter, json: bool) -> Result<()> {
             }
         }
     })?;
+    // A closed pipe (`| head`) stops the listing; main ends it quietly.
     if let Some(err) = failure {
-        // A closed pipe (`| head`) is not an error.
-        if err.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(err.into());
-        }
-        return Ok(());
+        return Err(err.into());
     }
-    match out.flush() {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
-        _ => Ok(()),
-    }
+    out.flush()?;
+    Ok(())
 }
 
 /// One line saying what an event was, for the table.

@@ -1,6 +1,7 @@
 //! `airlock gateway`: the egress broker (a Unix socket for one user) or the
 //! team gateway (TCP, API keys), and its keys.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -82,10 +83,11 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     let key_file = audit_paths.dir.join("gateway-keys.json");
     if let Some(GatewayCommand::Key(cmd)) = args.command {
         let mut store = KeyStore::open(&key_file)?;
+        let mut out = std::io::stdout().lock();
         match cmd {
             KeyCommand::Add { name, models } => {
                 let key = store.add(&name, &models)?;
-                println!("{key}");
+                writeln!(out, "{key}")?;
                 eprintln!(
                     "the key for {name} is shown only now; the gateway keeps its SHA-256 in {}",
                     key_file.display()
@@ -97,17 +99,18 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
                         Some(ms) => format!("revoked {}", crate::audit::iso_time(ms)),
                         None => "live".into(),
                     };
-                    println!(
+                    writeln!(
+                        out,
                         "{}\t{}\tcreated {}\t{state}",
                         k.name,
                         &k.sha256[..12],
                         crate::audit::iso_time(k.created_ms)
-                    );
+                    )?;
                 }
             }
             KeyCommand::Revoke { name } => {
                 store.revoke(&name)?;
-                println!("revoked the key of {name}; a running gateway refuses it from its next request");
+                writeln!(out, "revoked the key of {name}; a running gateway refuses it from its next request")?;
             }
         }
         return Ok(ExitCode::SUCCESS);

@@ -1,7 +1,14 @@
 //! `airlock`: the command-line front end. Parsing arguments and printing
 //! are done here and nowhere else.
-// The front end is the one place that prints.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//!
+//! One way out: every command returns `Result<ExitCode>`, and [`main`] turns
+//! an error into one message (`airlock: ...`, hints last) and one exit status
+//! (see [`ending`]). Data goes to standard output through fallible writes
+//! (never `println!`, which panics when a reader such as `head` has gone);
+//! such a closed pipe ends the command quietly with status 0.
+// The front end is the one place that prints to stderr; stdout is written
+// through `writeln!` so that a closed pipe is an error, not a panic.
+#![allow(clippy::print_stderr)]
 
 mod audit;
 mod exec;
@@ -16,14 +23,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use airlock_policy::exit;
 use airlock_policy::{Context, Layer, NetworkMode, Policy, PolicyFiles};
-use airlock_redact::terminal::sanitize as safe;
-use airlock_sandbox::{EXIT_REFUSED, EXIT_TIMEOUT, KernelSupport, SandboxSpec, Status, Stdio};
+use airlock_sandbox::{KernelSupport, SandboxSpec, Status, Stdio};
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
-
-/// Exit status for invalid arguments or an invalid policy.
-const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -167,83 +171,128 @@ enum LayerArg {
 }
 
 fn main() -> ExitCode {
-    if let Err(e) = airlock_sandbox::harden_current_process() {
-        eprintln!("airlock: cannot harden the process: {e}");
-        return ExitCode::from(EXIT_REFUSED as u8);
-    }
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Sandbox(args) => sandbox(args),
-        Command::Policy(cmd) => policy(cmd),
-        Command::Gateway(args) => match gateway::run(args) {
-            Err(e) => {
-                eprintln!("airlock gateway: {e:#}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            ok => ok,
-        },
-        Command::Exec(args) => return exec::run(args).unwrap_or_else(|e| supervisor_failed("exec", &e)),
-        Command::Worker => match airlock_core::worker::main() {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(e) => {
-                eprintln!("airlock worker: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        Command::Wrap(args) => return wrap::run(args).unwrap_or_else(|e| supervisor_failed("wrap", &e)),
-        Command::Model(args) => match model::run(args) {
-            Err(e) => {
-                eprintln!("airlock model: {e:#}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            ok => ok,
-        },
-        Command::Scan(args) => match scan::run(args) {
-            Err(e) => {
-                eprintln!("airlock scan: {e:#}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            ok => ok,
-        },
-        Command::Report(args) => match report::run(args) {
-            Err(e) => {
-                eprintln!("airlock report: {e:#}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            ok => ok,
-        },
-        // Any audit failure is 2: 0 and 1 are verify's answers.
-        Command::Audit(args) => match audit::run(args) {
-            Err(e) => {
-                eprintln!("airlock: {e:#}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            ok => ok,
-        },
-    };
-    match result {
+    match run() {
         Ok(code) => code,
-        Err(e) => {
-            // Errors name paths of the workspace, whose names the repository chose.
-            eprintln!("airlock: {}", safe(&format!("{e:#}")));
-            let code = match e.downcast_ref::<airlock_sandbox::SandboxError>() {
-                Some(se) => se.exit_code() as u8,
-                None if e.downcast_ref::<airlock_policy::PolicyError>().is_some() => EXIT_USAGE,
-                None => EXIT_REFUSED as u8,
-            };
-            ExitCode::from(code)
-        }
+        Err(e) => match ending(&e, stdout_is_closed()) {
+            Ending::Quiet => ExitCode::SUCCESS,
+            Ending::Failed { status, message } => {
+                eprintln!("{message}");
+                exit::exit_code(status)
+            }
+        },
     }
 }
 
-/// A supervisor (`exec`, `wrap`) that could not run: the sandbox's own exit
-/// status when it refused (125), else 2.
-fn supervisor_failed(command: &str, e: &anyhow::Error) -> ExitCode {
-    eprintln!("airlock {command}: {}", safe(&format!("{e:#}")));
-    match e.downcast_ref::<airlock_sandbox::SandboxError>() {
-        Some(se) => ExitCode::from(se.exit_code() as u8),
-        None => ExitCode::from(EXIT_USAGE),
+/// Hardens the process, parses the command line (clap exits by itself: 2 for
+/// a bad command line, 0 for `--help` and `--version`) and runs the command.
+fn run() -> Result<ExitCode> {
+    airlock_sandbox::harden_current_process()
+        .map_err(|e| exit::WithStatus::new(exit::REFUSED, anyhow!(e).context("cannot harden the process")))?;
+    let cli = Cli::parse();
+    dispatch(cli.command)
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Sandbox(args) => sandbox(args),
+        Command::Policy(cmd) => policy(cmd),
+        Command::Gateway(args) => gateway::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::Worker => airlock_core::worker::main()
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| exit::WithStatus::new(exit::WORKER, anyhow!(e).context("the worker stopped")).into()),
+        Command::Wrap(args) => wrap::run(args),
+        Command::Model(args) => model::run(args),
+        Command::Scan(args) => scan::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Audit(args) => audit::run(args),
     }
+}
+
+/// How a command that returned an error ends.
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    /// Standard output's reader went away (`airlock scan | head -1`): as
+    /// for any Unix filter, that is not an error.
+    Quiet,
+    /// One message for stderr, and the exit status.
+    Failed { status: i32, message: String },
+}
+
+/// The one place where an error becomes a message and an exit status.
+///
+/// A broken pipe ends quietly with 0 only when standard output itself is
+/// the closed pipe (`stdout_closed`): a broken pipe to the worker or a model
+/// server is a failure, and must not read as success. The status is the
+/// first one the chain carries ([`exit::WithStatus`], a sandbox refusal,
+/// 125-127), else [`exit::USAGE`].
+fn ending(e: &anyhow::Error, stdout_closed: bool) -> Ending {
+    if stdout_closed && e.chain().any(is_broken_pipe) {
+        return Ending::Quiet;
+    }
+    let status = e
+        .chain()
+        .find_map(|cause| {
+            if let Some(w) = cause.downcast_ref::<exit::WithStatus>() {
+                Some(w.status())
+            } else if let Some(se) = cause.downcast_ref::<airlock_sandbox::SandboxError>() {
+                Some(se.exit_code())
+            } else {
+                cause.downcast_ref::<airlock_policy::PolicyError>().map(|_| exit::USAGE)
+            }
+        })
+        .unwrap_or(exit::USAGE);
+    Ending::Failed { status, message: message(e) }
+}
+
+fn is_broken_pipe(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let kind = match (cause.downcast_ref::<std::io::Error>(), cause.downcast_ref::<serde_json::Error>()) {
+        (Some(io), _) => Some(io.kind()),
+        (None, Some(json)) => json.io_error_kind(),
+        (None, None) => None,
+    };
+    kind == Some(std::io::ErrorKind::BrokenPipe)
+}
+
+/// `airlock: ` and the error's chain joined by `: ` on one line, then each
+/// `hint:` line found anywhere in the chain, so that a hint given by an
+/// inner error is not buried in the middle. Sanitised: errors name paths of
+/// the workspace and text from files, which the repository chose.
+fn message(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let mut kept = Vec::new();
+        for line in text.lines() {
+            if line.trim_start().starts_with("hint:") {
+                hints.push(line.trim_start().to_string());
+            } else {
+                kept.push(line);
+            }
+        }
+        let kept = kept.join("\n").trim().to_string();
+        // A cause that only repeats the end of the message adds nothing.
+        if !kept.is_empty() && !parts.last().is_some_and(|last| last.ends_with(&kept)) {
+            parts.push(kept);
+        }
+    }
+    hints.dedup();
+    let mut out = format!("airlock: {}", parts.join(": "));
+    for hint in hints {
+        out.push('\n');
+        out.push_str(&hint);
+    }
+    airlock_redact::terminal::sanitize(&out).into_owned()
+}
+
+/// Whether standard output is a pipe or socket whose reader has gone:
+/// `poll` reports POLLERR (pipe) or POLLHUP (socket) for it.
+fn stdout_is_closed() -> bool {
+    let mut fd = libc::pollfd { fd: libc::STDOUT_FILENO, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd, and a zero timeout: poll only reports.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 fn context() -> Result<Context> {
@@ -308,7 +357,9 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     if args.explain {
         let host = airlock_sandbox::host::HostFs::new(airlock_sandbox::kernel::real_root());
         let plan = airlock_sandbox::plan::plan(&spec, &host)?;
-        print!("{}", airlock_sandbox::explain(&spec, &plan, &KernelSupport::probe(), &policy));
+        let mut out = std::io::stdout().lock();
+        write!(out, "{}", airlock_sandbox::explain(&spec, &plan, &KernelSupport::probe(), &policy))?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
     if args.command.is_empty() {
@@ -325,15 +376,15 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         let _ = std::io::stderr().write_all(&outcome.stderr.to_bytes_marked());
     }
     match outcome.status {
-        Status::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Status::Exited(code) => Ok(exit::exit_code(code)),
         Status::Interrupted(signal) => {
             eprintln!("airlock: interrupted by signal {signal}: killed the command and all its processes");
-            Ok(ExitCode::from((128 + signal).clamp(0, 255) as u8))
+            Ok(exit::exit_code(exit::signal(signal)))
         }
         Status::TimedOut => {
             let secs = spec.limits.timeout.map_or(0, |t| t.as_secs());
             eprintln!("airlock: killed the command and all its processes after the {secs} s timeout");
-            Ok(ExitCode::from(EXIT_TIMEOUT as u8))
+            Ok(exit::exit_code(exit::TIMEOUT))
         }
     }
 }
@@ -350,13 +401,14 @@ fn run_unsandboxed(policy: &Policy, command: &[OsString]) -> Result<ExitCode> {
         "airlock: WARNING: running `{}` WITHOUT any sandbox (--unsafe-no-sandbox)",
         Path::new(&command[0]).display()
     );
-    let status = std::process::Command::new(&command[0])
-        .args(&command[1..])
-        .status()
-        .with_context(|| format!("cannot run {}", Path::new(&command[0]).display()))?;
+    let status = std::process::Command::new(&command[0]).args(&command[1..]).status().map_err(|e| {
+        // As a shell (and the sandbox) says it: 127 not found, 126 not executable.
+        let status = if e.kind() == std::io::ErrorKind::NotFound { exit::NOT_FOUND } else { exit::NOT_EXECUTABLE };
+        exit::WithStatus::new(status, anyhow!(e).context(format!("cannot run {}", Path::new(&command[0]).display())))
+    })?;
     use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    let code = status.code().unwrap_or_else(|| exit::signal(status.signal().unwrap_or(0)));
+    Ok(exit::exit_code(code))
 }
 
 fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
@@ -365,7 +417,9 @@ fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
         PolicyCommand::Show => {
             let files = PolicyFiles::discover(&cx.workspace, &|name| std::env::var(name).ok());
             let policy = Policy::load(&files, &cx)?;
-            print!("{}", policy.render());
+            let mut out = std::io::stdout().lock();
+            write!(out, "{}", policy.render())?;
+            out.flush()?;
         }
         PolicyCommand::Check { file, layer } => {
             let layer = match layer {
@@ -374,7 +428,7 @@ fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
                 LayerArg::Project => Layer::Project,
             };
             airlock_policy::check_file(&file, layer, &cx)?;
-            println!("{}: ok", file.display());
+            writeln!(std::io::stdout().lock(), "{}: ok", file.display())?;
         }
     }
     Ok(ExitCode::SUCCESS)

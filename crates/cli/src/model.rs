@@ -1,12 +1,13 @@
 //! `airlock model pull|list|rm|info`: the local store of GGUF models for the embedded engine.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use airlock_model::gguf::{self, GgufInfo};
 use airlock_model::store::{ModelEntry, ModelStore, PullEvent, PullOptions, Source, default_root};
+use airlock_redact::terminal::one_line;
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -61,7 +62,8 @@ pub fn run(args: ModelArgs) -> Result<ExitCode> {
         ModelCommand::List => list(&store)?,
         ModelCommand::Rm { name } => {
             let removed = store.remove(&name)?;
-            println!("removed {} ({}, sha256 {})", removed.name, megabytes(removed.size), removed.sha256);
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "removed {} ({}, sha256 {})", removed.name, megabytes(removed.size), removed.sha256)?;
         }
         ModelCommand::Info { name_or_path, verify } => info(&store, &name_or_path, verify)?,
     }
@@ -73,13 +75,14 @@ fn pull(store: &ModelStore, spec: &str) -> Result<()> {
     let mut meter = Meter::new();
     let pulled = store.pull_with(&source, &PullOptions::from_env(), &mut |event| meter.show(event))?;
     meter.finish();
+    let mut out = std::io::stdout().lock();
     for p in pulled {
         let m = &p.entry;
         if p.already_present {
-            println!("{} is already in the store (sha256 {})", m.name, m.sha256);
+            writeln!(out, "{} is already in the store (sha256 {})", one_line(&m.name), m.sha256)?;
         } else {
-            let arch = m.architecture.as_deref().unwrap_or("no architecture");
-            println!("added {} ({}, {arch}, sha256 {})", m.name, megabytes(m.size), m.sha256);
+            let arch = one_line(m.architecture.as_deref().unwrap_or("no architecture"));
+            writeln!(out, "added {} ({}, {arch}, sha256 {})", one_line(&m.name), megabytes(m.size), m.sha256)?;
         }
         // Kept, since the store holds what was asked for; but say now that it will not load.
         if let Ok((_, info)) = store.info(&m.name)
@@ -107,6 +110,8 @@ fn list(store: &ModelStore) -> Result<()> {
                 m.sha256.chars().take(12).collect(),
                 m.source.clone(),
             ]
+            // Names and architectures come from the files.
+            .map(|cell| one_line(&cell))
         })
         .collect();
     let header = ["NAME", "SIZE", "ARCH", "SHA256", "SOURCE"].map(String::from);
@@ -116,15 +121,17 @@ fn list(store: &ModelStore) -> Result<()> {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let mut out = std::io::stdout().lock();
     for row in std::iter::once(&header).chain(&rows) {
         let [name, size, arch, sha, source] = row;
-        println!(
+        writeln!(
+            out,
             "{name:<nw$}  {size:>sw$}  {arch:<aw$}  {sha:<hw$}  {source}",
             nw = widths[0],
             sw = widths[1],
             aw = widths[2],
             hw = widths[3]
-        );
+        )?;
     }
     Ok(())
 }
@@ -187,8 +194,10 @@ fn info(store: &ModelStore, name_or_path: &str, verify: bool) -> Result<()> {
         lines.push(("added", e.added.clone()));
     }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    let mut out = std::io::stdout().lock();
     for (key, value) in lines {
-        println!("{:<width$} {value}", format!("{key}:"));
+        // Names, the template and the architecture come from the file.
+        writeln!(out, "{:<width$} {}", format!("{key}:"), one_line(&value))?;
     }
     Ok(())
 }

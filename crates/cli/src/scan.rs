@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use airlock_policy::exit;
+use airlock_redact::terminal::one_line;
 use airlock_redact::{Encoding, RuleSet, Scanner};
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
@@ -94,6 +96,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     };
     tally.records.sort_by(|a, b| a.path.cmp(&b.path).then(a.offset.cmp(&b.offset)));
 
+    // Errors propagate: a reader gone (`| head`) ends the scan quietly in main.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match args.format {
         Format::Text => {
@@ -105,7 +108,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
                 writeln!(
                     out,
                     "{}:{}:{}: {}{encoded} [{} bytes, sha256 {}]",
-                    r.path,
+                    one_line(&r.path),
                     r.line,
                     r.column,
                     r.rule,
@@ -126,10 +129,10 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     out.flush()?;
 
     for path in &tally.skipped {
-        eprintln!("airlock scan: skipped {path}: larger than --max-file-size {}", args.max_file_size);
+        eprintln!("airlock scan: skipped {}: larger than --max-file-size {}", one_line(path), args.max_file_size);
     }
     for e in &tally.errors {
-        eprintln!("airlock scan: {e}");
+        eprintln!("airlock scan: {}", one_line(e));
     }
     let files_with: std::collections::BTreeSet<&str> = tally.records.iter().map(|r| r.path.as_str()).collect();
     let secs = started.elapsed().as_secs_f64();
@@ -144,9 +147,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     );
     if !tally.errors.is_empty() {
         eprintln!("airlock scan: the scan is incomplete: {} files could not be read", tally.errors.len());
-        return Ok(ExitCode::from(2));
+        return Ok(exit::exit_code(exit::USAGE));
     }
-    Ok(ExitCode::from(if tally.records.is_empty() { 0 } else { 1 }))
+    Ok(exit::exit_code(if tally.records.is_empty() { exit::SUCCESS } else { exit::FOUND }))
 }
 
 /// The rules: built-in unless --no-builtin, plus every --rules file.

@@ -130,7 +130,7 @@ fn errors_exit_2_and_say_what_is_wrong() {
     ] {
         let out = airlock(&store, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&out).starts_with("airlock model: "), "{}", stderr(&out));
+        assert!(stderr(&out).starts_with("airlock: "), "{}", stderr(&out));
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
     assert!(!store.join("page.gguf").exists());
