@@ -77,6 +77,31 @@ pub enum PolicyError {
         hint: String,
     },
 
+    /// The user config could not be edited; it is unchanged.
+    #[error("{}: {message}\nhint: {hint}", path.display())]
+    ConfigWrite {
+        /// The user config.
+        path: PathBuf,
+        /// Why not.
+        message: String,
+        /// How to fix it.
+        hint: String,
+    },
+
+    /// The edited user config could not be written; the old file is unchanged.
+    #[error(
+        "could not write {}: {}\nhint: check that the folder is writable by you",
+        path.display(),
+        source.kind()
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A command-line override was malformed or went above a ceiling.
     #[error("command line: {key}: {message}\nhint: {hint}")]
     CommandLine {

@@ -1,6 +1,7 @@
 //! One policy file: its TOML schema, and its values validated and placed
 //! (line and column) but not yet layered.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::Problem;
+use crate::rules::{Mode, Permission, RuleKind, parse_command_prefix, parse_tool_name};
 use crate::values::{parse_domain, parse_protected, resolve_root};
 use crate::{Context, Layer, LimitKey, NetworkMode, PolicyError, ProtectedPath, Source};
 
@@ -22,6 +24,34 @@ struct RawFile {
     network: RawNetwork,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    tools: RawRules,
+    #[serde(default)]
+    commands: RawRules,
+    #[serde(default)]
+    agent: RawAgent,
+    /// Rules for one workspace, keyed by its absolute path (user config only).
+    #[serde(default)]
+    workspace: BTreeMap<Spanned<String>, RawWorkspace>,
+}
+
+/// `name = "allow" | "ask" | "deny"`, and `default`.
+type RawRules = BTreeMap<Spanned<String>, Spanned<Permission>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    default_mode: Option<Spanned<Mode>>,
+    modes: Option<Spanned<Vec<Mode>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    #[serde(default)]
+    tools: RawRules,
+    #[serde(default)]
+    commands: RawRules,
 }
 
 type RawList = Option<Vec<Spanned<String>>>;
@@ -92,6 +122,36 @@ pub(crate) struct LayerFile {
     pub(crate) network_mode: Option<Entry<NetworkMode>>,
     pub(crate) allow_domains: Option<Vec<Entry<String>>>,
     pub(crate) limits: Vec<(LimitKey, Entry<u64>)>,
+    pub(crate) rules: RuleSet,
+    pub(crate) default_mode: Option<Entry<Mode>>,
+    pub(crate) modes: Option<Entry<Vec<Mode>>>,
+    pub(crate) workspaces: Vec<WorkspaceRules>,
+}
+
+/// The `[tools]` and `[commands]` of a file, or of one of its workspace sections.
+#[derive(Debug, Default)]
+pub(crate) struct RuleSet {
+    /// Tool rules then command rules, each in file order; positions are the keys'.
+    pub(crate) rules: Vec<(RuleKind, Entry<(String, Permission)>)>,
+    pub(crate) default_tool: Option<Entry<Permission>>,
+    pub(crate) default_command: Option<Entry<Permission>>,
+}
+
+impl RuleSet {
+    pub(crate) fn default_of(&self, kind: RuleKind) -> Option<&Entry<Permission>> {
+        match kind {
+            RuleKind::Tool => self.default_tool.as_ref(),
+            RuleKind::Command => self.default_command.as_ref(),
+        }
+    }
+}
+
+/// `[workspace."/abs/path".tools]` and `.commands`: rules that apply only
+/// when that folder is the workspace.
+#[derive(Debug)]
+pub(crate) struct WorkspaceRules {
+    pub(crate) path: PathBuf,
+    pub(crate) rules: RuleSet,
 }
 
 impl LayerFile {
@@ -131,7 +191,53 @@ impl LayerFile {
                 limit_entries.push((key, entry));
             }
         }
+        let rules = file.rule_set(raw.tools, raw.commands, "")?;
+        let mut workspaces = Vec::new();
+        for (key, section) in raw.workspace {
+            let at = file.pos(key.span());
+            // A repository cannot choose rules for itself, and an
+            // administrator's rules apply everywhere.
+            if layer != Layer::User {
+                return Err(located(
+                    path,
+                    at,
+                    "workspace",
+                    Problem::invalid(
+                        "rules for one workspace belong in the user config",
+                        "move this section to your user config ($XDG_CONFIG_HOME/airlock/config.toml)",
+                    ),
+                ));
+            }
+            let folder = resolve_root(Path::new(key.get_ref()), &cx.home, None)
+                .map_err(|problem| located(path, at, "workspace", problem))?;
+            let rules = file.rule_set(section.tools, section.commands, "workspace.")?;
+            workspaces.push(WorkspaceRules { path: folder, rules });
+        }
+        let modes = raw
+            .agent
+            .modes
+            .map(|v| {
+                file.entry("agent.modes", v, |list| {
+                    let modes: Vec<Mode> = Mode::ALL.into_iter().filter(|m| list.contains(m)).collect();
+                    if modes.is_empty() {
+                        return Err(Problem::invalid(
+                            "no mode is allowed",
+                            "allow at least one mode, such as [\"plan\"] for read-only sessions",
+                        ));
+                    }
+                    Ok(modes)
+                })
+            })
+            .transpose()?;
         Ok(LayerFile {
+            rules,
+            default_mode: raw
+                .agent
+                .default_mode
+                .map(|v| file.entry("agent.default_mode", v, |m| Ok(*m)))
+                .transpose()?,
+            modes,
+            workspaces,
             path: path.to_owned(),
             source: layer.source(path),
             writable_roots: roots("sandbox.writable_roots", sandbox.writable_roots)?,
@@ -212,6 +318,48 @@ impl FileText<'_> {
         }
     }
 
+    /// `[tools]` and `[commands]`; `prefix` is `workspace.` inside a workspace section.
+    fn rule_set(&self, tools: RawRules, commands: RawRules, prefix: &str) -> Result<RuleSet, PolicyError> {
+        let mut set = RuleSet::default();
+        for (kind, table) in [(RuleKind::Tool, tools), (RuleKind::Command, commands)] {
+            let mut entries: Vec<(RuleKind, Entry<(String, Permission)>)> = Vec::new();
+            // In file order, so that a repeated rule is reported where it repeats.
+            let mut table: Vec<_> = table.into_iter().collect();
+            table.sort_by_key(|(key, _)| key.span().start);
+            for (key, value) in table {
+                let at = self.pos(key.span());
+                let permission = *value.get_ref();
+                if key.get_ref() == "default" {
+                    let entry = Some(Entry { value: permission, at });
+                    match kind {
+                        RuleKind::Tool => set.default_tool = entry,
+                        RuleKind::Command => set.default_command = entry,
+                    }
+                    continue;
+                }
+                let parsed = match kind {
+                    RuleKind::Tool => parse_tool_name(key.get_ref()),
+                    RuleKind::Command => parse_command_prefix(key.get_ref()),
+                };
+                let name = parsed.map_err(|problem| located(self.path, at, rule_key(kind, prefix), problem))?;
+                if let Some((_, earlier)) = entries.iter().find(|(_, e)| e.value.0 == name) {
+                    return Err(located(
+                        self.path,
+                        at,
+                        rule_key(kind, prefix),
+                        Problem::invalid(
+                            format!("\"{name}\" is already set at line {}", earlier.at.line),
+                            "keep one rule per prefix; prefixes are compared word by word",
+                        ),
+                    ));
+                }
+                entries.push((kind, Entry { value: (name, permission), at }));
+            }
+            set.rules.extend(entries);
+        }
+        Ok(set)
+    }
+
     fn entries<T>(
         &self,
         key: &'static str,
@@ -222,13 +370,23 @@ impl FileText<'_> {
     }
 }
 
+fn rule_key(kind: RuleKind, prefix: &str) -> &'static str {
+    match (kind, prefix.is_empty()) {
+        (RuleKind::Tool, true) => "tools",
+        (RuleKind::Command, true) => "commands",
+        (RuleKind::Tool, false) => "workspace.tools",
+        (RuleKind::Command, false) => "workspace.commands",
+    }
+}
+
 fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> PolicyError {
     let at = Pos::of(text, error.span().map_or(0, |span| span.start));
     let message = error.message().trim_end().to_owned();
     let hint = if message.starts_with("unknown field") {
         "check the spelling; unknown keys are errors so that a typo cannot leave a setting wider than meant"
     } else {
-        "the file is TOML with the tables [sandbox], [network] and [limits]; see `airlock policy show` for every key"
+        "the file is TOML with the tables [sandbox], [network], [limits], [tools], [commands] and [agent]; \
+         see `airlock policy show` for every key"
     };
     PolicyError::Parse { path: path.to_owned(), line: at.line, column: at.column, message, hint: hint.to_owned() }
 }

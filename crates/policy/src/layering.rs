@@ -9,8 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Problem;
-use crate::file::{Entry, LayerFile, check_limit};
-use crate::values::{domain_allows, resolve_root};
+use crate::file::{Entry, LayerFile, RuleSet, check_limit};
+use crate::rules::{DefaultRule, Mode, Origin, Permission, Position, Rule, RuleKind, ToolRules, binding};
+use crate::values::{domain_allows, normalize, resolve_root};
 use crate::{LimitKey, NetworkMode, Policy, PolicyError, Source, Sourced};
 
 const WRITABLE_ROOTS: &str = "sandbox.writable_roots";
@@ -19,6 +20,8 @@ const TOOLCHAIN_ROOTS: &str = "sandbox.toolchain_roots";
 const ALLOW_UNSAFE: &str = "sandbox.allow_unsafe_no_sandbox";
 const NETWORK_MODE: &str = "network.mode";
 const ALLOW_DOMAINS: &str = "network.allow_domains";
+const MODES: &str = "agent.modes";
+const DEFAULT_MODE: &str = "agent.default_mode";
 
 /// Which source last replaced each list that a layer replaces as a whole.
 /// Needed because an empty list has no entries to carry a source.
@@ -51,6 +54,27 @@ pub(crate) struct Ceiling {
     network_mode: Option<Sourced<NetworkMode>>,
     allow_unsafe_no_sandbox: Option<Sourced<bool>>,
     limits: [Option<Sourced<u64>>; 7],
+    /// Tool and command rules that bind; a rule or default missing here is free.
+    rules: RuleCeiling,
+    modes: Option<Sourced<Vec<Mode>>>,
+    default_mode: Option<Sourced<Mode>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RuleCeiling {
+    tools: Vec<Rule>,
+    commands: Vec<Rule>,
+    default_tool: Option<DefaultRule>,
+    default_command: Option<DefaultRule>,
+}
+
+impl RuleCeiling {
+    fn of(&self, kind: RuleKind) -> (&[Rule], Option<&DefaultRule>) {
+        match kind {
+            RuleKind::Tool => (&self.tools, self.default_tool.as_ref()),
+            RuleKind::Command => (&self.commands, self.default_command.as_ref()),
+        }
+    }
 }
 
 impl Ceiling {
@@ -72,6 +96,14 @@ impl Ceiling {
             network_mode: Some(policy.network.mode.clone()),
             allow_unsafe_no_sandbox: Some(sandbox.allow_unsafe_no_sandbox.clone()),
             limits: LimitKey::ALL.map(|key| Some(policy.limits.get(key).clone())),
+            rules: RuleCeiling {
+                tools: policy.rules.tools.clone(),
+                commands: policy.rules.commands.clone(),
+                default_tool: Some(policy.rules.default_tool.clone()),
+                default_command: Some(policy.rules.default_command.clone()),
+            },
+            modes: Some(policy.agent.modes.clone()),
+            default_mode: Some(policy.agent.default_mode.clone()),
         }
     }
 
@@ -89,6 +121,22 @@ impl Ceiling {
                 let is_set = layer.limits.iter().any(|(k, _)| *k == key);
                 all.limits[key as usize].clone().filter(|_| is_set)
             }),
+            // Managed policy was applied over the defaults alone, so what
+            // carries its source is what it set.
+            rules: {
+                let by_layer = |rules: &ToolRules, kind| -> Vec<Rule> {
+                    rules.of(kind).iter().filter(|r| r.origin.source == layer.source).cloned().collect()
+                };
+                let default = |d: &DefaultRule| Some(d.clone()).filter(|d| d.origin.source == layer.source);
+                RuleCeiling {
+                    tools: by_layer(&policy.rules, RuleKind::Tool),
+                    commands: by_layer(&policy.rules, RuleKind::Command),
+                    default_tool: default(&policy.rules.default_tool),
+                    default_command: default(&policy.rules.default_command),
+                }
+            },
+            modes: all.modes.filter(|_| layer.modes.is_some()),
+            default_mode: all.default_mode.filter(|_| layer.default_mode.is_some()),
         }
     }
 }
@@ -206,7 +254,176 @@ fn apply(policy: &mut Policy, file: &LayerFile, rules: &Rules<'_>) -> Result<(),
             .map_err(|p| file.error(entry.at, key.name(), p))?;
         *policy.limits.get_mut(*key) = Sourced::new(entry.value, source.clone());
     }
+
+    apply_rules(&mut policy.rules, &file.rules, file, &ceiling.rules)?;
+    // Rules for one workspace are the layer's own rules, only here.
+    let workspace = normalize(&policy.context.workspace);
+    for section in file.workspaces.iter().filter(|w| normalize(&w.path) == workspace) {
+        apply_rules(&mut policy.rules, &section.rules, file, &ceiling.rules)?;
+    }
+    apply_agent(policy, file, ceiling)
+}
+
+/// `[tools]` and `[commands]` (or a workspace's): each value may be at most
+/// as loose as the rule that binds it in `ceiling`.
+fn apply_rules(
+    rules: &mut ToolRules,
+    set: &RuleSet,
+    file: &LayerFile,
+    ceiling: &RuleCeiling,
+) -> Result<(), PolicyError> {
+    let origin = |at: crate::file::Pos| Origin {
+        source: file.source.clone(),
+        at: Some(Position { line: at.line, column: at.column }),
+    };
+    for kind in [RuleKind::Tool, RuleKind::Command] {
+        let (_, bound_default) = ceiling.of(kind);
+        if let Some(entry) = set.default_of(kind) {
+            if let Some(bound) = bound_default {
+                let what = format!("{}.default", kind.table());
+                check_rule("default", entry.value, (what, bound.permission, &bound.origin))
+                    .map_err(|p| file.error(entry.at, kind.table(), p))?;
+            }
+            *rules.of_mut(kind).1 = DefaultRule { permission: entry.value, origin: origin(entry.at) };
+        }
+    }
+    for (kind, entry) in &set.rules {
+        let (pattern, permission) = &entry.value;
+        let (bound_rules, bound_default) = ceiling.of(*kind);
+        if let Some(bound) = binding(*kind, pattern, bound_rules, bound_default) {
+            check_rule(pattern, *permission, bound).map_err(|p| file.error(entry.at, kind.table(), p))?;
+        }
+        let rule = Rule { pattern: pattern.clone(), permission: *permission, origin: origin(entry.at) };
+        let (list, _) = rules.of_mut(*kind);
+        match list.iter_mut().find(|r| r.pattern == *pattern) {
+            Some(existing) => *existing = rule,
+            None => list.push(rule),
+        }
+    }
     Ok(())
+}
+
+fn check_rule(pattern: &str, permission: Permission, bound: (String, Permission, &Origin)) -> Result<(), Problem> {
+    let (what, bound_permission, bound_origin) = bound;
+    if permission.tightness() >= bound_permission.tightness() {
+        return Ok(());
+    }
+    Err(Problem::widening(
+        format!("\"{pattern}\" = \"{permission}\" is looser than \"{bound_permission}\" ({what}, from {bound_origin})"),
+        format!(
+            "this layer may only tighten rules (allow, then ask, then deny): use {}, or remove the line; {}",
+            if bound_permission == Permission::Deny {
+                "\"deny\"".to_owned()
+            } else {
+                format!("\"{bound_permission}\" or \"deny\"")
+            },
+            remedy(&bound_origin.source)
+        ),
+        &bound_origin.source,
+    ))
+}
+
+/// `[agent]`: modes may only be removed, the default mode may only move
+/// towards `plan`, and the default must remain an allowed mode.
+fn apply_agent(policy: &mut Policy, file: &LayerFile, ceiling: &Ceiling) -> Result<(), PolicyError> {
+    let source = &file.source;
+    let agent = &mut policy.agent;
+    if let Some(entry) = &file.modes {
+        if let Some(bound) = &ceiling.modes
+            && let Some(extra) = entry.value.iter().find(|m| !bound.value.contains(m))
+        {
+            let problem = Problem::widening(
+                format!("allows \"{extra}\", which {} does not allow ({})", bound.source, list(&bound.value)),
+                format!("this layer may only remove modes; {}", remedy(&bound.source)),
+                &bound.source,
+            );
+            return Err(file.error(entry.at, MODES, problem));
+        }
+        agent.modes = Sourced::new(entry.value.clone(), source.clone());
+    }
+    if let Some(entry) = &file.default_mode {
+        if let Some(bound) = &ceiling.default_mode
+            && entry.value.latitude() > bound.value.latitude()
+        {
+            let problem = Problem::widening(
+                format!(
+                    "sets \"{}\", which runs more without asking than \"{}\" from {}",
+                    entry.value, bound.value, bound.source
+                ),
+                format!(
+                    "this layer may only choose a stricter default mode (auto, edits, ask, plan); \
+                     choose one at the command line with --mode instead; {}",
+                    remedy(&bound.source)
+                ),
+                &bound.source,
+            );
+            return Err(file.error(entry.at, DEFAULT_MODE, problem));
+        }
+        agent.default_mode = Sourced::new(entry.value, source.clone());
+    }
+    if agent.allows(agent.default_mode.value) {
+        return Ok(());
+    }
+    let mode = agent.default_mode.value;
+    let allowed = list(&agent.modes.value);
+    match (&file.default_mode, &file.modes) {
+        (Some(entry), _) => {
+            let message =
+                format!("\"{mode}\" is not one of the allowed modes ({allowed}, from {})", agent.modes.source);
+            let hint = "set agent.default_mode to one of the allowed modes";
+            let problem = if agent.modes.source == *source {
+                Problem::invalid(message, hint)
+            } else {
+                Problem::widening(message, format!("{hint}; {}", remedy(&agent.modes.source)), &agent.modes.source)
+            };
+            Err(file.error(entry.at, DEFAULT_MODE, problem))
+        }
+        (None, Some(entry)) => Err(file.error(
+            entry.at,
+            MODES,
+            Problem::invalid(
+                format!(
+                    "leaves out \"{mode}\", the agent.default_mode from {} (allowed: {allowed})",
+                    agent.default_mode.source
+                ),
+                "also set agent.default_mode in this file, to one of the allowed modes",
+            ),
+        )),
+        // Neither was set by this layer, so the layers above were consistent.
+        (None, None) => Ok(()),
+    }
+}
+
+fn list(modes: &[Mode]) -> String {
+    let names: Vec<String> = modes.iter().map(|m| format!("\"{m}\"")).collect();
+    format!("[{}]", names.join(", "))
+}
+
+/// Whether the user config may say `pattern = permission`: only what
+/// managed policy set binds it.
+pub(crate) fn check_user_rule(
+    policy: &Policy,
+    kind: RuleKind,
+    pattern: &str,
+    permission: Permission,
+) -> Result<(), Problem> {
+    let (rules, default) = policy.managed_ceiling.rules.of(kind);
+    match binding(kind, pattern, rules, default) {
+        Some(bound) => check_rule(pattern, permission, bound),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn check_mode_allowed(policy: &Policy, mode: Mode) -> Result<(), PolicyError> {
+    let modes = &policy.agent.modes;
+    if modes.value.contains(&mode) {
+        return Ok(());
+    }
+    Err(PolicyError::CommandLine {
+        key: MODES,
+        message: format!("mode \"{mode}\" is not allowed by {} (allowed: {})", modes.source, list(&modes.value)),
+        hint: format!("choose one of the allowed modes; {}", remedy(&modes.source)),
+    })
 }
 
 pub(crate) fn add_writable_root(policy: &mut Policy, path: &Path) -> Result<(), PolicyError> {
@@ -711,5 +928,271 @@ mod tests {
         assert_eq!(values(&again.network.allow_domains), values(&policy.network.allow_domains));
         assert_eq!(again.limits.timeout_secs.value, 60);
         assert_eq!(again.network.mode.value, NetworkMode::Proxy);
+    }
+
+    fn rule(policy: &Policy, kind: crate::RuleKind, pattern: &str) -> Option<(crate::Permission, String)> {
+        policy.rules.of(kind).iter().find(|r| r.pattern == pattern).map(|r| (r.permission, r.origin.to_string()))
+    }
+
+    #[test]
+    fn default_rules_are_the_built_in_layer() {
+        use crate::{Permission::*, RuleKind::*};
+        let policy = Fixture::new().load().unwrap();
+        let tools: Vec<_> = policy.rules.tools.iter().map(|r| (r.pattern.as_str(), r.permission)).collect();
+        assert_eq!(
+            tools,
+            [
+                ("read_file", Allow),
+                ("list_dir", Allow),
+                ("glob", Allow),
+                ("grep", Allow),
+                ("todo", Allow),
+                ("edit_file", Ask),
+                ("write_file", Ask),
+                ("run_command", Ask)
+            ]
+        );
+        let commands: Vec<_> = policy.rules.commands.iter().map(|r| (r.pattern.as_str(), r.permission)).collect();
+        assert_eq!(commands, [("git push", Deny), ("curl", Deny), ("wget", Deny), ("ssh", Deny), ("scp", Deny)]);
+        assert_eq!(policy.rules.default_tool.permission, Deny);
+        assert_eq!(policy.rules.default_command.permission, Ask);
+        assert_eq!(rule(&policy, Command, "curl").unwrap().1, "built-in default");
+        assert_eq!(policy.agent.default_mode.value, crate::Mode::Ask);
+        assert_eq!(policy.agent.modes.value, crate::Mode::ALL);
+    }
+
+    #[test]
+    fn rules_keep_their_file_line_and_column() {
+        use crate::{Permission::*, RuleKind::*};
+        let fx = Fixture::new()
+            .managed("[commands]\n\"npm publish\" = \"deny\"\n")
+            .user("# mine\n[tools]\nedit_file = \"allow\"\n[commands]\ndefault = \"deny\"\n  \"cargo   test\" = \"allow\"\n")
+            .project("[commands]\nmake = \"deny\"\n");
+        let policy = fx.load().unwrap();
+        let managed = fx.managed_source().to_string();
+        let user = fx.user_source().to_string();
+        assert_eq!(rule(&policy, Command, "npm publish"), Some((Deny, format!("{managed}:2:1"))));
+        assert_eq!(rule(&policy, Tool, "edit_file"), Some((Allow, format!("{user}:3:1"))));
+        assert_eq!(rule(&policy, Command, "cargo test"), Some((Allow, format!("{user}:6:3"))), "normalized");
+        assert_eq!(policy.rules.default_command.origin.to_string(), format!("{user}:5:1"));
+        assert_eq!(rule(&policy, Command, "make").unwrap().1, format!("{}:2:1", fx.project_source()));
+        let lines = policy.rules_with_sources();
+        let curl = lines.iter().find(|l| l.pattern == Some("curl")).unwrap();
+        assert_eq!((curl.kind, curl.permission, curl.origin.to_string()), (Command, Deny, "built-in default".into()));
+        assert_eq!(lines.iter().filter(|l| l.pattern.is_none()).count(), 2, "both defaults are listed");
+
+        let shown = policy.render();
+        assert!(shown.contains(&format!("\"npm publish\" = \"deny\" # {managed}:2:1")), "{shown}");
+        assert!(shown.contains("[tools]\ndefault = \"deny\" # built-in default\nread_file"), "{shown}");
+        assert!(shown.contains(&format!("edit_file = \"allow\" # {user}:3:1")), "{shown}");
+        assert!(shown.contains("[agent]\ndefault_mode = \"ask\" # built-in default\n"), "{shown}");
+        assert!(shown.contains("modes = [\"ask\", \"edits\", \"plan\", \"auto\"] # built-in default"), "{shown}");
+        // The output reloads to the same rules.
+        let again = Fixture::new().managed(&shown).load().unwrap();
+        let strip = |p: &Policy| -> Vec<(String, crate::Permission)> {
+            p.rules.tools.iter().chain(&p.rules.commands).map(|r| (r.pattern.clone(), r.permission)).collect()
+        };
+        assert_eq!(strip(&again), strip(&policy));
+        assert_eq!(again.rules.default_command.permission, Deny);
+    }
+
+    #[test]
+    fn project_may_tighten_rules_and_add_ask_or_deny() {
+        use crate::{Permission::*, RuleKind::*};
+        let fx = Fixture::new().project(
+            "[tools]\nread_file = \"ask\"\nrun_command = \"deny\"\n\
+             [commands]\ndefault = \"deny\"\n\"rm -rf\" = \"deny\"\nmake = \"ask\"\n\"git push --force\" = \"deny\"\n",
+        );
+        let policy = fx.load().unwrap();
+        assert_eq!(rule(&policy, Tool, "read_file").unwrap().0, Ask);
+        assert_eq!(rule(&policy, Tool, "run_command").unwrap().0, Deny);
+        assert_eq!(rule(&policy, Command, "rm -rf").unwrap().0, Deny);
+        assert_eq!(rule(&policy, Command, "make").unwrap().0, Ask);
+        assert_eq!(policy.rules.default_command.permission, Deny);
+    }
+
+    #[test]
+    fn project_cannot_loosen_a_rule_or_a_default() {
+        let fx = Fixture::new().project("[tools]\nedit_file = \"allow\"\n");
+        let text = fx.widening(&fx.project_source(), "tools", &Source::Default);
+        assert!(text.contains(":2:1: tools \"edit_file\" = \"allow\" is looser than \"ask\""), "{text}");
+
+        // An allow rule for a new command loosens the default (ask).
+        let fx = Fixture::new().project("[commands]\n\"cargo test\" = \"allow\"\n");
+        let text = fx.widening(&fx.project_source(), "commands", &Source::Default);
+        assert!(text.contains("(commands.default, from built-in default)"), "{text}");
+
+        // A longer prefix would win over the deny rule it extends.
+        let fx = Fixture::new().project("[commands]\n\"git push --dry-run\" = \"ask\"\n");
+        let text = fx.widening(&fx.project_source(), "commands", &Source::Default);
+        assert!(text.contains("looser than \"deny\" (commands \"git push\""), "{text}");
+
+        let fx = Fixture::new().project("[commands]\ncurl = \"ask\"\n");
+        fx.widening(&fx.project_source(), "commands", &Source::Default);
+        let fx = Fixture::new().project("[tools]\ndefault = \"ask\"\n");
+        fx.widening(&fx.project_source(), "tools", &Source::Default);
+        let fx = Fixture::new().project("[tools]\nweb_fetch = \"ask\"\n");
+        fx.widening(&fx.project_source(), "tools", &Source::Default);
+
+        // What the user config allowed binds the project as well.
+        let fx = Fixture::new()
+            .user("[commands]\ncargo = \"allow\"\n\"cargo publish\" = \"deny\"\n")
+            .project("[commands]\n\"cargo publish --dry-run\" = \"allow\"\n");
+        let text = fx.widening(&fx.project_source(), "commands", &fx.user_source());
+        assert!(text.contains(&format!("(commands \"cargo publish\", from {}:3:1)", fx.user_source())), "{text}");
+    }
+
+    #[test]
+    fn user_may_change_rules_managed_left_alone_and_only_tighten_the_rest() {
+        use crate::{Permission::*, RuleKind::*};
+        let fx = Fixture::new().managed("[commands]\n\"git push\" = \"deny\"\ndocker = \"ask\"\n").user(
+            "[commands]\ncurl = \"allow\"\ngit = \"allow\"\ndocker = \"deny\"\n[tools]\nwrite_file = \"allow\"\n",
+        );
+        let policy = fx.load().unwrap();
+        assert_eq!(rule(&policy, Command, "curl").unwrap().0, Allow, "a built-in rule managed did not set");
+        assert_eq!(rule(&policy, Command, "git").unwrap().0, Allow, "a shorter prefix does not loosen `git push`");
+        assert_eq!(rule(&policy, Command, "git push").unwrap().0, Deny);
+        assert_eq!(rule(&policy, Command, "docker").unwrap().0, Deny);
+        assert_eq!(rule(&policy, Tool, "write_file").unwrap().0, Allow);
+
+        let fx = Fixture::new()
+            .managed("[commands]\n\"git push\" = \"deny\"\n")
+            .user("[commands]\n\"git push\" = \"ask\"\n");
+        let text = fx.widening(&fx.user_source(), "commands", &fx.managed_source());
+        assert!(text.contains("only an administrator can widen"), "{text}");
+
+        let fx = Fixture::new().managed("[commands]\ndefault = \"deny\"\n").user("[commands]\nmake = \"allow\"\n");
+        let text = fx.widening(&fx.user_source(), "commands", &fx.managed_source());
+        assert!(text.contains("(commands.default, from managed policy"), "{text}");
+
+        let fx = Fixture::new().managed("[tools]\nrun_command = \"deny\"\n").user("[tools]\nrun_command = \"ask\"\n");
+        fx.widening(&fx.user_source(), "tools", &fx.managed_source());
+    }
+
+    #[test]
+    fn rule_keys_are_checked() {
+        let fx = Fixture::new().user("[tools]\n\"git push\" = \"allow\"\n");
+        let err = fx.load().unwrap_err();
+        assert!(matches!(err, PolicyError::Invalid { key: "tools", line: 2, column: 1, .. }), "{err}");
+        let fx = Fixture::new().user("[commands]\n\"  \" = \"deny\"\n");
+        assert!(fx.load().unwrap_err().to_string().contains("the command prefix is empty"));
+        let fx = Fixture::new().user("[commands]\n\"a b\" = \"deny\"\n\"a  b\" = \"ask\"\n");
+        assert!(fx.load().unwrap_err().to_string().contains("\"a b\" is already set at line 2"));
+        let fx = Fixture::new().user("[commands]\nmake = \"yes\"\n");
+        assert!(fx.load().unwrap_err().to_string().contains("unknown variant `yes`"));
+    }
+
+    #[test]
+    fn managed_may_forbid_a_mode_and_lower_layers_may_only_remove_more() {
+        use crate::Mode::*;
+        let fx = Fixture::new().managed("[agent]\nmodes = [\"plan\", \"ask\", \"edits\"]\n");
+        let policy = fx.load().unwrap();
+        assert_eq!(policy.agent.modes.value, [Ask, Edits, Plan], "in the order of Mode::ALL");
+        assert!(!policy.agent.allows(Auto));
+        let err = policy.check_mode(Auto).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("command line: agent.modes: mode \"auto\" is not allowed by managed policy"),
+            "{text}"
+        );
+        policy.check_mode(Plan).unwrap();
+
+        let fx = Fixture::new()
+            .managed("[agent]\nmodes = [\"plan\", \"ask\"]\n")
+            .user("[agent]\nmodes = [\"ask\", \"auto\"]\n");
+        let text = fx.widening(&fx.user_source(), "agent.modes", &fx.managed_source());
+        assert!(text.contains("allows \"auto\", which managed policy"), "{text}");
+
+        let fx = Fixture::new()
+            .user("[agent]\nmodes = [\"ask\", \"plan\"]\n")
+            .project("[agent]\nmodes = [\"auto\", \"ask\"]\n");
+        fx.widening(&fx.project_source(), "agent.modes", &fx.user_source());
+
+        let fx = Fixture::new().project("[agent]\nmodes = [\"plan\", \"ask\"]\n");
+        assert_eq!(fx.load().unwrap().agent.modes.value, [Ask, Plan]);
+        let fx = Fixture::new().project("[agent]\nmodes = []\n");
+        assert!(fx.load().unwrap_err().to_string().contains("no mode is allowed"));
+        assert!("[agent]\nmodes = [\"fast\"]\n".parse::<toml::Table>().is_ok());
+        let fx = Fixture::new().user("[agent]\nmodes = [\"fast\"]\n");
+        assert!(fx.load().unwrap_err().to_string().contains("unknown variant `fast`"));
+    }
+
+    #[test]
+    fn a_default_mode_that_is_not_allowed_is_an_error_naming_it() {
+        let fx =
+            Fixture::new().managed("[agent]\nmodes = [\"ask\", \"plan\"]\n").user("[agent]\ndefault_mode = \"auto\"\n");
+        let err = fx.load().unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, PolicyError::Widening { key: "agent.default_mode", line: 2, column: 16, .. }), "{text}");
+        assert!(
+            text.contains("\"auto\" is not one of the allowed modes ([\"ask\", \"plan\"], from managed policy"),
+            "{text}"
+        );
+
+        // In one file: the default must be among the modes it allows.
+        let fx = Fixture::new().managed("[agent]\nmodes = [\"plan\"]\n");
+        let err = fx.load().unwrap_err();
+        assert!(matches!(err, PolicyError::Invalid { key: "agent.modes", .. }), "{err}");
+        assert!(err.to_string().contains("leaves out \"ask\", the agent.default_mode from built-in default"), "{err}");
+        let fx = Fixture::new().managed("[agent]\nmodes = [\"plan\"]\ndefault_mode = \"plan\"\n");
+        assert_eq!(fx.load().unwrap().agent.default_mode.value, crate::Mode::Plan);
+
+        // A project that removes the default mode must choose another.
+        let fx = Fixture::new().project("[agent]\nmodes = [\"plan\"]\n");
+        assert!(fx.load().is_err());
+        let fx = Fixture::new().project("[agent]\nmodes = [\"plan\"]\ndefault_mode = \"plan\"\n");
+        assert_eq!(fx.load().unwrap().agent.default_mode.source, fx.project_source());
+    }
+
+    #[test]
+    fn a_project_cannot_make_auto_the_default() {
+        let fx = Fixture::new().project("[agent]\ndefault_mode = \"auto\"\n");
+        let text = fx.widening(&fx.project_source(), "agent.default_mode", &Source::Default);
+        assert!(text.contains("sets \"auto\", which runs more without asking than \"ask\""), "{text}");
+        // The user may; a managed default binds the user the same way.
+        let fx = Fixture::new().user("[agent]\ndefault_mode = \"auto\"\n");
+        assert_eq!(fx.load().unwrap().agent.default_mode.value, crate::Mode::Auto);
+        let fx =
+            Fixture::new().managed("[agent]\ndefault_mode = \"plan\"\n").user("[agent]\ndefault_mode = \"edits\"\n");
+        fx.widening(&fx.user_source(), "agent.default_mode", &fx.managed_source());
+    }
+
+    #[test]
+    fn a_workspace_section_applies_only_to_its_workspace() {
+        use crate::{Permission::*, RuleKind::*};
+        let user = "[commands]\nmake = \"deny\"\n\
+                    [workspace.\"/home/u/work\".commands]\n\"cargo test\" = \"allow\"\nmake = \"allow\"\n\
+                    [workspace.\"~/other\".tools]\nedit_file = \"allow\"\n";
+        let fx = Fixture::new().user(user);
+        let policy = fx.load().unwrap();
+        assert_eq!(rule(&policy, Command, "cargo test"), Some((Allow, format!("{}:4:1", fx.user_source()))));
+        assert_eq!(rule(&policy, Command, "make").unwrap().0, Allow, "the workspace's rule overrides the user's");
+        assert_eq!(rule(&policy, Tool, "edit_file").unwrap().0, Ask, "another workspace's rule does not apply");
+
+        let mut fx = Fixture::new().user(user);
+        fx.cx.workspace = PathBuf::from("/home/u/other/");
+        let policy = fx.load().unwrap();
+        assert_eq!(rule(&policy, Tool, "edit_file").unwrap().0, Allow);
+        assert_eq!(rule(&policy, Command, "cargo test"), None);
+        assert_eq!(rule(&policy, Command, "make").unwrap().0, Deny);
+    }
+
+    #[test]
+    fn a_workspace_section_is_a_user_rule_under_managed_ceilings() {
+        let fx = Fixture::new()
+            .managed("[commands]\ncargo = \"deny\"\n")
+            .user("[workspace.\"/home/u/work\".commands]\n\"cargo test\" = \"allow\"\n");
+        let text = fx.widening(&fx.user_source(), "commands", &fx.managed_source());
+        assert!(text.contains(":2:1: commands \"cargo test\" = \"allow\""), "{text}");
+        // Not in the managed policy or a project, and only absolute paths.
+        let fx = Fixture::new().project("[workspace.\"/home/u/work\".commands]\nmake = \"deny\"\n");
+        let err = fx.load().unwrap_err();
+        assert!(err.to_string().contains("rules for one workspace belong in the user config"), "{err}");
+        let fx = Fixture::new().managed("[workspace.\"/x\".tools]\ngrep = \"deny\"\n");
+        assert!(matches!(fx.load().unwrap_err(), PolicyError::Invalid { key: "workspace", line: 1, .. }));
+        let fx = Fixture::new().user("[workspace.\"work\".tools]\ngrep = \"deny\"\n");
+        assert!(fx.load().unwrap_err().to_string().contains("\"work\" is a relative path"));
+        let fx = Fixture::new().user("[workspace.\"/w\".limits]\ncpu_secs = 1\n");
+        assert!(fx.load().unwrap_err().to_string().contains("unknown field `limits`"));
     }
 }

@@ -18,6 +18,15 @@
 //! error can name both the file that tried to widen and the one it may not
 //! exceed.
 //!
+//! Besides the sandbox, the network and the limits, the layers decide tool
+//! calls: `[tools]` (a tool name, or `default`) and `[commands]` (a command
+//! prefix on whole words, or `default`) say `"allow"`, `"ask"` or `"deny"`,
+//! and tighten in that order; `[agent]` sets `default_mode` and the `modes`
+//! a person may choose (a lower layer may only remove modes). The user config
+//! may hold `[workspace."/abs/path".tools]` and `.commands`, applied as its
+//! own rules only in that workspace; [`add_workspace_rule`] writes them
+//! ("allow for this project") without touching the person's other settings.
+//!
 //! ```
 //! use std::path::Path;
 //! use airlock_policy::{Context, NetworkMode, Policy, PolicyFiles, Source};
@@ -43,12 +52,14 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod exit;
 mod error;
+pub mod exit;
 mod file;
 mod layering;
 mod render;
+mod rules;
 mod values;
+mod write;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -58,6 +69,10 @@ use serde::Deserialize;
 pub use error::PolicyError;
 use file::LayerFile;
 use layering::{Ceiling, ListSources};
+pub use rules::{
+    AgentPolicy, DefaultRule, Mode, Origin, Permission, Position, Rule, RuleKind, RuleLine, ToolRules, UnknownMode,
+};
+pub use write::add_workspace_rule;
 
 /// Where a value of the effective policy came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,6 +367,10 @@ pub struct Policy {
     pub network: NetworkPolicy,
     /// Resource limits.
     pub limits: Limits,
+    /// Allow, ask or deny per tool and per command prefix.
+    pub rules: ToolRules,
+    /// Permission modes.
+    pub agent: AgentPolicy,
     /// The values managed policy set: ceilings for command-line overrides.
     managed_ceiling: Ceiling,
     /// Which source last replaced each replaceable list, even if it is empty.
@@ -450,6 +469,8 @@ impl Policy {
                 output_bytes: limit(LimitKey::OutputBytes),
                 tmp_size_mb: limit(LimitKey::TmpSizeMb),
             },
+            rules: ToolRules::defaults(),
+            agent: AgentPolicy::defaults(),
             managed_ceiling: Ceiling::default(),
             list_sources: ListSources::default(),
             context: cx.clone(),
@@ -499,6 +520,18 @@ impl Policy {
     /// managed policy.
     pub fn set_timeout_secs(&mut self, secs: u64) -> Result<(), PolicyError> {
         layering::set_timeout_secs(self, secs)
+    }
+
+    /// `--mode MODE` (or a mode chosen during a session): refused unless
+    /// `[agent] modes` allows it.
+    pub fn check_mode(&self, mode: Mode) -> Result<(), PolicyError> {
+        layering::check_mode_allowed(self, mode)
+    }
+
+    /// Every tool and command rule in force with where it came from (file
+    /// and line:column), defaults first, for `/permissions`.
+    pub fn rules_with_sources(&self) -> Vec<RuleLine<'_>> {
+        self.rules.in_force()
     }
 
     /// The effective policy as TOML, each value followed by a `# <source>`

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::rules::{Origin, RuleKind};
 use crate::{LimitKey, PathKind, Policy, Source, Sourced};
 
 pub(crate) fn render(policy: &Policy) -> String {
@@ -34,6 +35,30 @@ pub(crate) fn render(policy: &Policy) -> String {
         let limit = policy.limits.get(key);
         lines.push(format!("{} = {} {}", key.field(), limit.value, comment(&limit.source)));
     }
+
+    for kind in [RuleKind::Tool, RuleKind::Command] {
+        lines.extend([String::new(), format!("[{}]", kind.table())]);
+        let default = policy.rules.default_of(kind);
+        lines.push(format!("default = {} {}", quote(default.permission.as_str()), origin(&default.origin)));
+        for rule in policy.rules.of(kind) {
+            lines.push(format!(
+                "{} = {} {}",
+                key(&rule.pattern),
+                quote(rule.permission.as_str()),
+                origin(&rule.origin)
+            ));
+        }
+    }
+
+    lines.extend([String::new(), "[agent]".to_owned()]);
+    let agent = &policy.agent;
+    lines.push(format!(
+        "default_mode = {} {}",
+        quote(agent.default_mode.value.as_str()),
+        comment(&agent.default_mode.source)
+    ));
+    let modes: Vec<String> = agent.modes.value.iter().map(|m| quote(m.as_str())).collect();
+    lines.push(format!("modes = [{}] {}", modes.join(", "), comment(&agent.modes.source)));
     lines.push(String::new());
     lines.join("\n")
 }
@@ -63,6 +88,18 @@ fn list<T>(
 fn comment(source: &Source) -> String {
     let text: String = source.to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
     format!("# {text}")
+}
+
+/// Like [`comment`], with the line and column when the rule came from a file.
+fn origin(origin: &Origin) -> String {
+    let text: String = origin.to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    format!("# {text}")
+}
+
+/// A TOML key: bare when it can be, quoted otherwise.
+fn key(s: &str) -> String {
+    let bare = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare { s.to_owned() } else { quote(s) }
 }
 
 /// A TOML basic string.
