@@ -1,12 +1,19 @@
 //! Decisions on tool calls: allow, ask or deny per tool, per command prefix,
 //! and whose rule it was. Pure: the same rules and call give the same answer.
+//!
+//! The rules come from policy ([`Rules::from_policy`]); a permission [`Mode`]
+//! applies on top of them ([`decide_in_mode`]), and so do what the
+//! invocation granted (`--grant`) and what a person approved for the session
+//! ([`Rules::allow_for_session`]). A deny rule always wins.
 
 use std::path::{Component, Path, PathBuf};
 
+use airlock_policy::{Permission, Policy};
 use airlock_tools::{PathDecision, PathPolicy};
 use shell::{Part, Word};
 
 mod shell;
+pub use airlock_policy::Mode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,6 +40,67 @@ impl Decision {
     }
 }
 
+impl From<Permission> for Decision {
+    fn from(permission: Permission) -> Decision {
+        match permission {
+            Permission::Allow => Decision::Allow,
+            Permission::Ask => Decision::Ask,
+            Permission::Deny => Decision::Deny,
+        }
+    }
+}
+
+/// Something a person approved for the rest of the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A tool, such as `edit_file`; `run_command` covers every command that
+    /// can be parsed.
+    Tool(String),
+    /// A command prefix on whole words, such as `cargo test`.
+    Prefix(String),
+    /// This command line and no other.
+    Exact(String),
+}
+
+impl Grant {
+    /// As it appears in a decision's source, after `approved:session:`.
+    pub fn label(&self) -> String {
+        match self {
+            Grant::Tool(name) | Grant::Prefix(name) => name.clone(),
+            Grant::Exact(command) => format!("exact:{command}"),
+        }
+    }
+}
+
+/// What a rule in [`Rules::in_force`] is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// Tools without a rule.
+    DefaultTool,
+    /// A tool.
+    Tool(String),
+    /// Commands no prefix matches.
+    DefaultCommand,
+    /// A command prefix.
+    Command(String),
+    /// Granted by the invocation (`--grant`): a tool or a command prefix.
+    Granted(String),
+    /// Approved by a person for this session.
+    Session(Grant),
+}
+
+/// One rule in force and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInForce {
+    /// What it is about.
+    pub subject: Subject,
+    /// What it says; grants and approvals turn an ask into allow.
+    pub decision: Decision,
+    /// `built-in default`, `managed policy /etc/airlock/policy.toml:4:1`,
+    /// `command line (--grant)`, `approved for this session`.
+    pub source: String,
+}
+
 /// The rules of a session.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -48,37 +116,120 @@ pub struct Rules {
     pub headless: bool,
     /// Tool names or command prefixes the invocation granted (they turn `Ask` into `Allow`).
     pub granted: Vec<String>,
+    /// What a person approved for this session (it turns `Ask` into `Allow`).
+    pub session: Vec<Grant>,
+    /// Where the rules above came from, for [`Rules::in_force`]; a rule
+    /// without an entry is a built-in default.
+    pub origins: Vec<(Subject, String)>,
 }
 
 impl Default for Rules {
-    /// Reading is allowed, writing and commands are asked, `git push` and
-    /// network tools are denied.
+    /// The built-in policy layer: reading is allowed, writing and commands
+    /// are asked, `git push` and network tools are denied.
     fn default() -> Rules {
-        let d = |s: &str, d| (s.to_string(), d);
+        let mut rules = Rules::from_tool_rules(&airlock_policy::ToolRules::defaults());
+        rules.origins.clear();
+        rules
+    }
+}
+
+const BUILT_IN: &str = "built-in default";
+
+impl Rules {
+    /// The rules in force under `policy` (every layer applied), headless
+    /// until the caller says a person is present.
+    pub fn from_policy(policy: &Policy) -> Rules {
+        Rules::from_tool_rules(&policy.rules)
+    }
+
+    fn from_tool_rules(rules: &airlock_policy::ToolRules) -> Rules {
+        let list = |list: &[airlock_policy::Rule]| -> Vec<(String, Decision)> {
+            list.iter().map(|r| (r.pattern.clone(), r.permission.into())).collect()
+        };
+        let mut origins = vec![
+            (Subject::DefaultTool, rules.default_tool.origin.to_string()),
+            (Subject::DefaultCommand, rules.default_command.origin.to_string()),
+        ];
+        origins.extend(rules.tools.iter().map(|r| (Subject::Tool(r.pattern.clone()), r.origin.to_string())));
+        origins.extend(rules.commands.iter().map(|r| (Subject::Command(r.pattern.clone()), r.origin.to_string())));
         Rules {
-            tools: vec![
-                d("read_file", Decision::Allow),
-                d("list_dir", Decision::Allow),
-                d("glob", Decision::Allow),
-                d("grep", Decision::Allow),
-                d("todo", Decision::Allow),
-                d("edit_file", Decision::Ask),
-                d("write_file", Decision::Ask),
-                d("run_command", Decision::Ask),
-            ],
-            commands: vec![
-                d("git push", Decision::Deny),
-                d("curl", Decision::Deny),
-                d("wget", Decision::Deny),
-                d("ssh", Decision::Deny),
-                d("scp", Decision::Deny),
-            ],
-            default_tool: Decision::Deny,
-            default_command: Decision::Ask,
+            tools: list(&rules.tools),
+            commands: list(&rules.commands),
+            default_tool: rules.default_tool.permission.into(),
+            default_command: rules.default_command.permission.into(),
             headless: true,
             granted: Vec::new(),
+            session: Vec::new(),
+            origins,
         }
     }
+
+    /// "Allow for this session": later calls that `what` covers and that
+    /// the rules would ask about are allowed, with the source
+    /// `approved:session:LABEL`. Deny rules still win, a compound command
+    /// needs every part covered, and what cannot be parsed is never covered.
+    pub fn allow_for_session(&mut self, what: Grant) {
+        let what = match what {
+            Grant::Prefix(prefix) => Grant::Prefix(prefix.split_whitespace().collect::<Vec<_>>().join(" ")),
+            Grant::Exact(command) => Grant::Exact(command.trim().to_owned()),
+            tool @ Grant::Tool(_) => tool,
+        };
+        let empty = match &what {
+            Grant::Tool(s) | Grant::Prefix(s) | Grant::Exact(s) => s.is_empty(),
+        };
+        if !empty && !self.session.contains(&what) {
+            self.session.push(what);
+        }
+    }
+
+    /// Every rule in force with where it came from, for `/permissions`: the
+    /// tool default and rules, the command default and rules, then grants
+    /// and approvals.
+    pub fn in_force(&self) -> Vec<RuleInForce> {
+        let origin = |subject: &Subject| {
+            self.origins.iter().find(|(s, _)| s == subject).map_or_else(|| BUILT_IN.to_owned(), |(_, o)| o.clone())
+        };
+        let mut out = Vec::new();
+        let mut push = |subject: Subject, decision: Decision| {
+            let source = origin(&subject);
+            out.push(RuleInForce { subject, decision, source });
+        };
+        push(Subject::DefaultTool, self.default_tool);
+        for (tool, d) in &self.tools {
+            push(Subject::Tool(tool.clone()), *d);
+        }
+        push(Subject::DefaultCommand, self.default_command);
+        for (prefix, d) in &self.commands {
+            push(Subject::Command(prefix.clone()), *d);
+        }
+        for granted in &self.granted {
+            out.push(RuleInForce {
+                subject: Subject::Granted(granted.clone()),
+                decision: Decision::Allow,
+                source: "command line (--grant)".to_owned(),
+            });
+        }
+        for grant in &self.session {
+            out.push(RuleInForce {
+                subject: Subject::Session(grant.clone()),
+                decision: Decision::Allow,
+                source: "approved for this session".to_owned(),
+            });
+        }
+        out
+    }
+}
+
+/// The modes a person may choose under `policy` (`[agent] modes`), in
+/// [`Mode::ALL`] order; never empty.
+pub fn allowed_modes(policy: &Policy) -> Vec<Mode> {
+    policy.agent.modes.value.clone()
+}
+
+/// The mode a session starts in under `policy` (`[agent] default_mode`);
+/// always one of [`allowed_modes`].
+pub fn default_mode(policy: &Policy) -> Mode {
+    policy.agent.default_mode.value
 }
 
 /// A decision and what made it, for the audit log.
@@ -87,12 +238,19 @@ pub struct Decided {
     /// Allow or deny (an `Ask` is resolved before this).
     pub decision: Decision,
     /// `rule:tool:NAME`, `rule:command:PREFIX`, `default:tool`, `default:command`,
-    /// `granted:...` or `mode:headless`.
+    /// `granted:...`, `approved:session:...`, `mode:headless (...)`,
+    /// `mode:plan (...)`, `mode:edits (...)` or `mode:auto (...)`.
     pub source: String,
 }
 
-/// Decides a tool call. An `Ask` in headless mode is denied unless granted;
-/// with a person present it stays `Ask` for the caller to resolve.
+/// Tools that only read: the only ones `plan` mode runs.
+const READ_ONLY_TOOLS: &[&str] = &["read_file", "list_dir", "glob", "grep", "todo"];
+
+/// Tools that change files in the workspace: `edits` mode runs them without asking.
+const EDIT_TOOLS: &[&str] = &["edit_file", "write_file"];
+
+/// Decides a tool call in [`Mode::Ask`]. An `Ask` in headless mode is denied
+/// unless granted; with a person present it stays `Ask` for the caller to resolve.
 ///
 /// A command is decided on what it runs ([`shell::parts`]): every simple
 /// command of it, wrappers (`env`, `timeout 5`, `sh -c`) and folders
@@ -101,43 +259,78 @@ pub struct Decided {
 /// parsed, or a program only known when the shell runs (`$CMD`), is asked
 /// about and never granted.
 pub fn decide(rules: &Rules, tool: &str, arguments: &Value) -> Decided {
+    decide_in_mode(rules, Mode::Ask, tool, arguments)
+}
+
+/// Decides a tool call under a permission mode, in this order:
+///
+/// 1. what the rules deny is denied, whatever the mode;
+/// 2. `plan` denies every tool but the read-only ones (`mode:plan (...)`);
+/// 3. what the rules allow is allowed;
+/// 4. an ask covered by `--grant` or a session approval is allowed;
+/// 5. `edits` allows the edit tools, `auto` allows the rest, except what
+///    cannot be known (`shell:undecidable`), which stays an ask;
+/// 6. headless, an ask is denied; otherwise it stays `Ask`, for the caller
+///    to put to a person.
+pub fn decide_in_mode(rules: &Rules, mode: Mode, tool: &str, arguments: &Value) -> Decided {
     let (decision, source) = match rules.tools.iter().find(|(t, _)| t == tool) {
         Some((_, d)) => (*d, format!("rule:tool:{tool}")),
         None => (rules.default_tool, "default:tool".to_string()),
     };
-    if tool == "run_command" && decision != Decision::Deny {
-        let command = arguments.get("command").and_then(Value::as_str).unwrap_or_default();
-        return decide_command(rules, decision, source, command);
+    let command = (tool == "run_command").then(|| arguments.get("command").and_then(Value::as_str).unwrap_or_default());
+    // `None` for a command line that cannot be parsed.
+    let mut parts = None;
+    let (decision, source) = match command {
+        Some(line) if decision != Decision::Deny => match shell::parts(line) {
+            Ok(p) => {
+                let decided = by_command_rules(rules, decision, source, &p);
+                parts = Some(p);
+                decided
+            }
+            Err(e) => (Decision::Ask, format!("shell:undecidable ({e})")),
+        },
+        _ => (decision, source),
+    };
+    let decided = |decision, source| Decided { decision, source };
+    if decision == Decision::Deny {
+        return decided(Decision::Deny, source);
     }
-    if decision == Decision::Ask {
-        if rules.granted.iter().any(|g| g == tool) {
-            return Decided { decision: Decision::Allow, source: format!("granted:{tool}") };
-        }
-        if rules.headless {
-            return Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") };
-        }
+    if mode == Mode::Plan && !READ_ONLY_TOOLS.contains(&tool) {
+        let says = decision.as_str();
+        return decided(Decision::Deny, format!("mode:plan (read-only; {source} says {says})"));
     }
-    Decided { decision, source }
+    if decision == Decision::Allow {
+        return decided(Decision::Allow, source);
+    }
+    let covered = match command {
+        Some(line) => parts.as_deref().and_then(|p| granted_command(rules, line, p)),
+        None => granted_tool(rules, tool),
+    };
+    if let Some(grants) = covered {
+        return decided(Decision::Allow, grants);
+    }
+    let undecidable = source.starts_with("shell:");
+    match mode {
+        Mode::Edits if EDIT_TOOLS.contains(&tool) => {
+            return decided(Decision::Allow, format!("mode:edits ({source} says ask)"));
+        }
+        Mode::Auto if !undecidable => return decided(Decision::Allow, format!("mode:auto ({source} says ask)")),
+        _ => {}
+    }
+    if rules.headless {
+        return decided(Decision::Deny, format!("mode:headless ({source} says ask)"));
+    }
+    decided(Decision::Ask, source)
 }
 
-/// `run_command` with the tool's own decision (`Allow` or `Ask`) and its source.
-fn decide_command(rules: &Rules, tool_decision: Decision, tool_source: String, command: &str) -> Decided {
-    let parts = match shell::parts(command) {
-        Ok(parts) => parts,
-        Err(e) => {
-            let source = format!("shell:undecidable ({e})");
-            return if rules.headless {
-                Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") }
-            } else {
-                Decided { decision: Decision::Ask, source }
-            };
-        }
-    };
+/// `run_command` with the tool's own decision (`Allow` or `Ask`) and its
+/// source, then the command rules over each part.
+fn by_command_rules(rules: &Rules, tool_decision: Decision, tool_source: String, parts: &[Part]) -> (Decision, String) {
     let compound = parts.iter().filter(|p| !matches!(p, Part::Wrapper(_))).count() > 1;
     let mut decision = tool_decision;
     let mut source = tool_source;
     let mut worst: Option<(Decision, String)> = None;
-    for part in &parts {
+    for part in parts {
         let (d, why) = match part {
             Part::Run(words) => match command_rule(rules, words) {
                 Some((prefix, d)) => (d, format!("rule:command:{prefix}")),
@@ -162,38 +355,72 @@ fn decide_command(rules: &Rules, tool_decision: Decision, tool_source: String, c
         decision = worst;
         source = why;
     }
-    if decision == Decision::Ask {
-        if let Some(grants) = granted_command(rules, &parts) {
-            return Decided { decision: Decision::Allow, source: format!("granted:{grants}") };
-        }
-        if rules.headless {
-            return Decided { decision: Decision::Deny, source: format!("mode:headless ({source} says ask)") };
-        }
+    (decision, source)
+}
+
+/// `granted:TOOL` or `approved:session:TOOL` when the invocation or a person
+/// granted a tool that is not `run_command`.
+fn granted_tool(rules: &Rules, tool: &str) -> Option<String> {
+    if rules.granted.iter().any(|g| g == tool) {
+        return Some(format!("granted:{tool}"));
     }
-    Decided { decision, source }
+    rules.session.iter().any(|g| *g == Grant::Tool(tool.to_owned())).then(|| format!("approved:session:{tool}"))
 }
 
 /// The grants that cover every part of a command (`--grant "cargo test"`
 /// covers `cargo test -p x`, and `cargo test && cargo fmt` only if
 /// `cargo fmt` is granted too; `--grant run_command` covers any command that
-/// can be parsed), joined with `+`; `None` if a part is not covered or
-/// cannot be known.
-fn granted_command(rules: &Rules, parts: &[Part]) -> Option<String> {
+/// can be parsed), as `granted:A+B`, `approved:session:A+B`, or both joined
+/// with `+`; `None` if a part is not covered or cannot be known. A session
+/// approval of the exact line covers it whole.
+fn granted_command(rules: &Rules, line: &str, parts: &[Part]) -> Option<String> {
     if parts.iter().any(|p| matches!(p, Part::Unknown(_))) {
         return None;
     }
     if rules.granted.iter().any(|g| g == "run_command") {
-        return Some("run_command".into());
+        return Some("granted:run_command".into());
     }
-    let mut used: Vec<&str> = Vec::new();
+    let session_tool = Grant::Tool("run_command".into());
+    if rules.session.contains(&session_tool) {
+        return Some("approved:session:run_command".into());
+    }
+    if let Some(exact) = rules.session.iter().find(|g| matches!(g, Grant::Exact(e) if e == line.trim())) {
+        return Some(format!("approved:session:{}", exact.label()));
+    }
+    let mut by_invocation: Vec<&str> = Vec::new();
+    let mut by_person: Vec<String> = Vec::new();
     for part in parts {
         let Part::Run(words) = part else { continue };
-        let grant = rules.granted.iter().find(|g| prefix_matches(g, words, false))?;
-        if !used.contains(&grant.as_str()) {
-            used.push(grant);
+        if let Some(grant) = rules.granted.iter().find(|g| prefix_matches(g, words, false)) {
+            if !by_invocation.contains(&grant.as_str()) {
+                by_invocation.push(grant);
+            }
+            continue;
+        }
+        let approval = rules.session.iter().find(|g| match g {
+            Grant::Prefix(prefix) => prefix_matches(prefix, words, false),
+            Grant::Exact(exact) => exact_matches(exact, words),
+            Grant::Tool(_) => false,
+        })?;
+        let label = approval.label();
+        if !by_person.contains(&label) {
+            by_person.push(label);
         }
     }
-    if used.is_empty() { None } else { Some(used.join("+")) }
+    let mut sources = Vec::new();
+    if !by_invocation.is_empty() {
+        sources.push(format!("granted:{}", by_invocation.join("+")));
+    }
+    if !by_person.is_empty() {
+        sources.push(format!("approved:session:{}", by_person.join("+")));
+    }
+    if sources.is_empty() { None } else { Some(sources.join("+")) }
+}
+
+/// Whether a simple command's words are exactly `exact`'s, all literal.
+fn exact_matches(exact: &str, words: &[Word]) -> bool {
+    let e: Vec<&str> = exact.split_whitespace().collect();
+    e.len() == words.len() && prefix_matches(exact, words, false)
 }
 
 /// Tools that take a `path`, and whether it names a folder.
@@ -439,5 +666,208 @@ mod tests {
         rules.commands.push(("cargo test".into(), Decision::Ask));
         assert_eq!(cmd(&rules, "cargo test").source, "granted:cargo test");
         assert_eq!(cmd(&rules, "git push").decision, Decision::Deny);
+    }
+
+    fn person() -> Rules {
+        Rules { headless: false, ..Rules::default() }
+    }
+
+    fn in_mode(rules: &Rules, mode: Mode, tool: &str) -> Decided {
+        decide_in_mode(rules, mode, tool, &serde_json::json!({ "path": "src/lib.rs" }))
+    }
+
+    fn cmd_in(rules: &Rules, mode: Mode, c: &str) -> Decided {
+        decide_in_mode(rules, mode, "run_command", &serde_json::json!({ "command": c }))
+    }
+
+    fn allow(source: &str) -> Decided {
+        Decided { decision: Decision::Allow, source: source.into() }
+    }
+
+    fn deny(source: &str) -> Decided {
+        Decided { decision: Decision::Deny, source: source.into() }
+    }
+
+    #[test]
+    fn ask_mode_is_the_rules_unchanged() {
+        let rules = person();
+        for (tool, args) in [
+            ("read_file", serde_json::json!({})),
+            ("edit_file", serde_json::json!({})),
+            ("format_disk", serde_json::json!({})),
+            ("run_command", serde_json::json!({ "command": "cargo test && curl x" })),
+            ("run_command", serde_json::json!({ "command": "$CMD" })),
+        ] {
+            assert_eq!(decide_in_mode(&rules, Mode::Ask, tool, &args), decide(&rules, tool, &args), "{tool}");
+        }
+        assert_eq!(
+            in_mode(&rules, Mode::Ask, "edit_file"),
+            Decided { decision: Decision::Ask, source: "rule:tool:edit_file".into() }
+        );
+    }
+
+    #[test]
+    fn plan_mode_refuses_edits_and_commands_naming_the_mode() {
+        let mut rules = person();
+        assert_eq!(
+            in_mode(&rules, Mode::Plan, "edit_file"),
+            deny("mode:plan (read-only; rule:tool:edit_file says ask)")
+        );
+        assert_eq!(in_mode(&rules, Mode::Plan, "write_file").decision, Decision::Deny);
+        assert_eq!(cmd_in(&rules, Mode::Plan, "ls").source, "mode:plan (read-only; rule:tool:run_command says ask)");
+        for tool in ["read_file", "list_dir", "glob", "grep", "todo"] {
+            assert_eq!(in_mode(&rules, Mode::Plan, tool), allow(&format!("rule:tool:{tool}")));
+        }
+        // Neither an allow rule, a grant nor a session approval lifts it.
+        rules.tools.retain(|(t, _)| t != "edit_file");
+        rules.tools.push(("edit_file".into(), Decision::Allow));
+        rules.granted.push("run_command".into());
+        rules.allow_for_session(Grant::Tool("write_file".into()));
+        assert_eq!(
+            in_mode(&rules, Mode::Plan, "edit_file"),
+            deny("mode:plan (read-only; rule:tool:edit_file says allow)")
+        );
+        assert_eq!(in_mode(&rules, Mode::Plan, "write_file").decision, Decision::Deny);
+        assert_eq!(cmd_in(&rules, Mode::Plan, "cargo test").decision, Decision::Deny);
+        // A deny rule keeps its own source.
+        assert_eq!(cmd_in(&rules, Mode::Plan, "curl x"), deny("rule:command:curl"));
+        // A tool policy allows but that is not known to be read-only is refused too.
+        rules.tools.push(("web_fetch".into(), Decision::Allow));
+        assert!(in_mode(&rules, Mode::Plan, "web_fetch").source.starts_with("mode:plan"));
+    }
+
+    #[test]
+    fn edits_mode_frees_edits_but_not_commands() {
+        let rules = person();
+        assert_eq!(in_mode(&rules, Mode::Edits, "edit_file"), allow("mode:edits (rule:tool:edit_file says ask)"));
+        assert_eq!(in_mode(&rules, Mode::Edits, "write_file"), allow("mode:edits (rule:tool:write_file says ask)"));
+        assert_eq!(cmd_in(&rules, Mode::Edits, "cargo test").decision, Decision::Ask);
+        assert_eq!(in_mode(&rules, Mode::Edits, "format_disk"), deny("default:tool"));
+        // A deny rule on an edit tool wins.
+        let mut strict = rules.clone();
+        strict.tools.retain(|(t, _)| t != "write_file");
+        strict.tools.push(("write_file".into(), Decision::Deny));
+        assert_eq!(in_mode(&strict, Mode::Edits, "write_file"), deny("rule:tool:write_file"));
+        // Headless, edits still run; commands are denied as before.
+        let headless = Rules::default();
+        assert_eq!(in_mode(&headless, Mode::Edits, "edit_file").decision, Decision::Allow);
+        assert!(cmd_in(&headless, Mode::Edits, "ls").source.starts_with("mode:headless"));
+    }
+
+    #[test]
+    fn auto_mode_runs_what_asks_but_never_loosens_a_deny() {
+        let rules = person();
+        assert_eq!(cmd_in(&rules, Mode::Auto, "cargo test"), allow("mode:auto (rule:tool:run_command says ask)"));
+        assert_eq!(in_mode(&rules, Mode::Auto, "edit_file"), allow("mode:auto (rule:tool:edit_file says ask)"));
+        assert_eq!(in_mode(&rules, Mode::Auto, "format_disk"), deny("default:tool"));
+        for (c, rule) in [
+            ("git push origin main", "rule:command:git push"),
+            ("env curl http://x", "rule:command:curl"),
+            ("sh -c 'wget x'", "rule:command:wget"),
+        ] {
+            assert_eq!(cmd_in(&rules, Mode::Auto, c), deny(rule), "{c}");
+        }
+        // Compound: one denied part denies the whole command.
+        let mixed = cmd_in(&rules, Mode::Auto, "cargo test && ssh host");
+        assert_eq!(mixed, deny("rule:command:ssh (in a compound command)"));
+        assert_eq!(
+            cmd_in(&rules, Mode::Auto, "cargo build && cargo test"),
+            allow("mode:auto (rule:tool:run_command says ask)")
+        );
+        // What cannot be known is still put to a person, or denied headless.
+        assert_eq!(cmd_in(&rules, Mode::Auto, "$CMD x").decision, Decision::Ask);
+        assert_eq!(cmd_in(&rules, Mode::Auto, "echo 'open").decision, Decision::Ask);
+        assert_eq!(cmd_in(&Rules::default(), Mode::Auto, "$CMD x").decision, Decision::Deny);
+        let tool_denied = Rules { tools: vec![("run_command".into(), Decision::Deny)], ..person() };
+        assert_eq!(cmd_in(&tool_denied, Mode::Auto, "ls"), deny("rule:tool:run_command"));
+    }
+
+    #[test]
+    fn session_approvals_turn_asks_into_allows() {
+        let mut rules = person();
+        rules.allow_for_session(Grant::Prefix("  cargo   test ".into()));
+        rules.allow_for_session(Grant::Tool("edit_file".into()));
+        rules.allow_for_session(Grant::Exact("python3 t.py > out.txt".into()));
+        rules.allow_for_session(Grant::Prefix("cargo test".into()));
+        rules.allow_for_session(Grant::Prefix(" ".into()));
+        assert_eq!(rules.session.len(), 3, "normalized, deduplicated, empty dropped: {:?}", rules.session);
+
+        assert_eq!(cmd(&rules, "cargo test -p x"), allow("approved:session:cargo test"));
+        assert_eq!(cmd(&rules, "cargo testy").decision, Decision::Ask, "whole words");
+        assert_eq!(in_mode(&rules, Mode::Ask, "edit_file"), allow("approved:session:edit_file"));
+        assert_eq!(in_mode(&rules, Mode::Ask, "write_file").decision, Decision::Ask);
+        assert_eq!(cmd(&rules, " python3 t.py > out.txt"), allow("approved:session:exact:python3 t.py > out.txt"));
+        assert_eq!(cmd(&rules, "python3 t.py").decision, Decision::Ask, "an exact approval is not a prefix");
+        assert_eq!(cmd(&rules, "python3 t.py -v").decision, Decision::Ask);
+        // Compound: every part covered, or it is asked.
+        assert_eq!(cmd(&rules, "cargo test && python3 t.py -v").decision, Decision::Ask);
+        rules.allow_for_session(Grant::Exact("cargo fmt".into()));
+        assert_eq!(cmd(&rules, "cargo fmt && cargo test -q"), allow("approved:session:exact:cargo fmt+cargo test"));
+        // Deny rules still win; what cannot be known is never covered.
+        assert_eq!(cmd(&rules, "cargo test && curl x").decision, Decision::Deny);
+        assert_eq!(cmd(&rules, "cargo test $(curl x)").decision, Decision::Deny);
+        assert_eq!(cmd(&rules, "cargo $T").decision, Decision::Ask, "an expansion is not the approved word");
+        // With a --grant, both are named.
+        rules.granted.push("make".into());
+        assert_eq!(cmd(&rules, "make && cargo test"), allow("granted:make+approved:session:cargo test"));
+
+        let mut any = person();
+        any.allow_for_session(Grant::Tool("run_command".into()));
+        assert_eq!(cmd(&any, "ls -la | wc -l"), allow("approved:session:run_command"));
+        assert_eq!(cmd(&any, "ls; curl x").decision, Decision::Deny);
+        assert_eq!(cmd(&any, "$CMD").decision, Decision::Ask);
+        // An approval also lets a headless session run it.
+        let mut headless = Rules::default();
+        headless.allow_for_session(Grant::Prefix("cargo test".into()));
+        assert_eq!(cmd(&headless, "cargo test").source, "approved:session:cargo test");
+    }
+
+    #[test]
+    fn rules_from_policy_follow_the_layers() {
+        let cx = airlock_policy::Context { home: "/home/u".into(), workspace: "/home/u/work".into() };
+        let defaults = Rules::from_policy(&Policy::defaults(&cx));
+        let built_in = Rules::default();
+        assert_eq!(defaults.tools, built_in.tools);
+        assert_eq!(defaults.commands, built_in.commands);
+        assert_eq!((defaults.default_tool, defaults.default_command), (Decision::Deny, Decision::Ask));
+        assert!(defaults.headless);
+        assert_eq!(allowed_modes(&Policy::defaults(&cx)), Mode::ALL);
+        assert_eq!(default_mode(&Policy::defaults(&cx)), Mode::Ask);
+
+        let dir = tempfile::tempdir().unwrap();
+        let managed = dir.path().join("policy.toml");
+        fs_err_write(&managed, "[commands]\n\"cargo publish\" = \"deny\"\n[tools]\nrun_command = \"allow\"\n");
+        let files = airlock_policy::PolicyFiles {
+            managed: managed.clone(),
+            user: None,
+            project: dir.path().join("project.toml"),
+        };
+        let policy = Policy::load(&files, &cx).unwrap();
+        let rules = Rules { headless: false, ..Rules::from_policy(&policy) };
+        assert_eq!(cmd(&rules, "cargo publish --dry-run"), deny("rule:command:cargo publish"));
+        assert_eq!(cmd(&rules, "ls").decision, Decision::Ask, "tool allows, default command asks");
+
+        let mut rules = rules;
+        rules.granted.push("make".into());
+        rules.allow_for_session(Grant::Prefix("cargo test".into()));
+        let lines = rules.in_force();
+        let find = |subject: Subject| lines.iter().find(|l| l.subject == subject).unwrap().clone();
+        let publish = find(Subject::Command("cargo publish".into()));
+        assert_eq!(publish.decision, Decision::Deny);
+        assert_eq!(publish.source, format!("managed policy {}:2:1", managed.display()));
+        assert_eq!(
+            find(Subject::Tool("run_command".into())).source,
+            format!("managed policy {}:4:1", managed.display())
+        );
+        assert_eq!(find(Subject::Command("curl".into())).source, "built-in default");
+        assert_eq!(find(Subject::DefaultTool).decision, Decision::Deny);
+        assert_eq!(find(Subject::Granted("make".into())).source, "command line (--grant)");
+        let session = find(Subject::Session(Grant::Prefix("cargo test".into())));
+        assert_eq!((session.decision, session.source.as_str()), (Decision::Allow, "approved for this session"));
+        assert_eq!(Rules::default().in_force().len(), 2 + 8 + 5);
+    }
+
+    fn fs_err_write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
     }
 }
