@@ -256,9 +256,16 @@ fn apply(policy: &mut Policy, file: &LayerFile, rules: &Rules<'_>) -> Result<(),
     }
 
     apply_rules(&mut policy.rules, &file.rules, file, &ceiling.rules)?;
-    // Rules for one workspace are the layer's own rules, only here.
+    // Rules for one workspace are the layer's own rules, only here. The
+    // writer records the canonical path; the workspace may be given through
+    // a link.
     let workspace = normalize(&policy.context.workspace);
-    for section in file.workspaces.iter().filter(|w| normalize(&w.path) == workspace) {
+    let canonical = if file.workspaces.is_empty() { None } else { std::fs::canonicalize(&workspace).ok() };
+    let here = |path: &Path| {
+        let path = normalize(path);
+        path == workspace || canonical.as_ref().is_some_and(|c| *c == path)
+    };
+    for section in file.workspaces.iter().filter(|w| here(&w.path)) {
         apply_rules(&mut policy.rules, &section.rules, file, &ceiling.rules)?;
     }
     apply_agent(policy, file, ceiling)
@@ -1175,6 +1182,19 @@ mod tests {
         assert_eq!(rule(&policy, Tool, "edit_file").unwrap().0, Allow);
         assert_eq!(rule(&policy, Command, "cargo test"), None);
         assert_eq!(rule(&policy, Command, "make").unwrap().0, Deny);
+    }
+
+    #[test]
+    fn a_workspace_reached_through_a_link_gets_its_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = fs_err::canonicalize(dir.path()).unwrap().join("real");
+        fs_err::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut fx = Fixture::new().user(&format!("[workspace.\"{}\".tools]\nedit_file = \"allow\"\n", real.display()));
+        fx.cx.workspace = link;
+        let policy = fx.load().unwrap();
+        assert_eq!(rule(&policy, crate::RuleKind::Tool, "edit_file").unwrap().0, crate::Permission::Allow);
     }
 
     #[test]
