@@ -220,6 +220,44 @@ impl Rules {
     }
 }
 
+/// What an approval panel can offer to allow for the rest of the session,
+/// narrowest first: for a command, this exact line, then the prefix of each
+/// program it runs (the program and, when the next word looks like a
+/// subcommand such as `test` in `cargo test -p x`, that word too); for any
+/// other tool, the tool. Empty for a command that cannot be parsed or runs a
+/// program only known when the shell runs, since no approval covers those.
+pub fn session_grants(tool: &str, arguments: &Value) -> Vec<Grant> {
+    if tool != "run_command" {
+        return vec![Grant::Tool(tool.to_owned())];
+    }
+    let line = arguments.get("command").and_then(Value::as_str).unwrap_or_default().trim();
+    let Ok(parts) = shell::parts(line) else {
+        return Vec::new();
+    };
+    if line.is_empty() || parts.iter().any(|p| matches!(p, Part::Unknown(_))) {
+        return Vec::new();
+    }
+    let mut grants = vec![Grant::Exact(line.to_owned())];
+    for part in &parts {
+        let Part::Run(words) = part else { continue };
+        let Some(program) = words.first().filter(|w| w.literal) else { continue };
+        let subcommand = words.get(1).filter(|w| {
+            w.literal
+                && w.text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && w.text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':'))
+        });
+        let prefix = match subcommand {
+            Some(sub) => format!("{} {}", program.text, sub.text),
+            None => program.text.clone(),
+        };
+        let grant = Grant::Prefix(prefix);
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    grants
+}
+
 /// The modes a person may choose under `policy` (`[agent] modes`), in
 /// [`Mode::ALL`] order; never empty.
 pub fn allowed_modes(policy: &Policy) -> Vec<Mode> {
@@ -421,6 +459,13 @@ fn granted_command(rules: &Rules, line: &str, parts: &[Part]) -> Option<String> 
 fn exact_matches(exact: &str, words: &[Word]) -> bool {
     let e: Vec<&str> = exact.split_whitespace().collect();
     e.len() == words.len() && prefix_matches(exact, words, false)
+}
+
+/// The programs a command line runs, each as the words the shell would pass
+/// (quotes removed, expansions as written): what a person approving the
+/// command is shown beside the line itself.
+pub fn programs(command: &str) -> Result<Vec<Vec<String>>, String> {
+    shell::argvs(command).map_err(|e| e.to_string())
 }
 
 /// Tools that take a `path`, and whether it names a folder.
@@ -869,5 +914,35 @@ mod tests {
 
     fn fs_err_write(path: &Path, text: &str) {
         std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn session_grants_offer_the_exact_line_then_each_prefix() {
+        let offer = |c: &str| session_grants("run_command", &serde_json::json!({ "command": c }));
+        let p = |s: &str| Grant::Prefix(s.into());
+        assert_eq!(offer(" cargo test -p x "), [Grant::Exact("cargo test -p x".into()), p("cargo test")]);
+        assert_eq!(offer("python3 t.py")[1..], [p("python3")]);
+        assert_eq!(offer("ls -la | wc -l")[1..], [p("ls"), p("wc")]);
+        assert_eq!(offer("git -C . commit -m x")[1..], [p("git commit")]);
+        assert_eq!(offer("timeout 5 make check && make check")[1..], [p("make check")]);
+        assert!(offer("$CMD x").is_empty());
+        assert!(offer("echo 'open").is_empty());
+        assert!(offer("").is_empty());
+        assert_eq!(session_grants("edit_file", &Value::Null), [Grant::Tool("edit_file".into())]);
+
+        // The exact line alone covers the call; so do all its prefixes together.
+        for c in ["cargo test -p x", "ls -la | wc -l", "git -C . commit -m x"] {
+            let offered = offer(c);
+            let mut exact = person();
+            exact.allow_for_session(offered[0].clone());
+            let mut prefixes = person();
+            for grant in &offered[1..] {
+                prefixes.allow_for_session(grant.clone());
+            }
+            for rules in [exact, prefixes] {
+                let d = cmd(&rules, c);
+                assert_eq!(d.decision, Decision::Allow, "{c} with {:?}: {}", rules.session, d.source);
+            }
+        }
     }
 }
