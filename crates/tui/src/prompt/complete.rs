@@ -76,7 +76,8 @@ pub(crate) fn match_commands<'a>(commands: &'a [SlashCommand], partial: &str) ->
 /// matched in memory on each keystroke.
 ///
 /// Listing a large tree takes a while; until it is done, completion offers
-/// what has been listed so far, so a keystroke never waits for the disk.
+/// the previous listing (nothing at first), so a keystroke never waits for
+/// the disk. [`refresh`](Self::refresh) lists again after a turn.
 #[derive(Debug, Clone)]
 pub struct WorkspaceFiles {
     root: PathBuf,
@@ -89,6 +90,8 @@ struct Index {
     /// each with its lowercase form for matching.
     paths: Vec<(String, String)>,
     done: bool,
+    /// Counts listings started: only the newest may publish its result.
+    generation: u64,
 }
 
 impl WorkspaceFiles {
@@ -103,15 +106,18 @@ impl WorkspaceFiles {
     pub fn refresh(&self) {
         let root = self.root.clone();
         let index = Arc::clone(&self.index);
-        if let Ok(mut guard) = self.index.0.lock() {
+        let generation = {
+            let mut guard = self.index.0.lock().unwrap_or_else(PoisonError::into_inner);
             guard.done = false;
-        }
+            guard.generation += 1;
+            guard.generation
+        };
         let spawned = std::thread::Builder::new()
             .name("airlock-workspace-files".into())
-            .spawn(move || build_index(&root, &index));
+            .spawn(move || build_index(&root, &index, generation));
         if spawned.is_err() {
             // No thread to be had: list now rather than offer nothing.
-            build_index(&self.root, &self.index);
+            build_index(&self.root, &self.index, generation);
         }
     }
 
@@ -126,7 +132,7 @@ impl WorkspaceFiles {
     }
 }
 
-fn build_index(root: &Path, index: &(Mutex<Index>, Condvar)) {
+fn build_index(root: &Path, index: &(Mutex<Index>, Condvar), generation: u64) {
     let mut paths = Vec::new();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(true)
@@ -155,9 +161,12 @@ fn build_index(root: &Path, index: &(Mutex<Index>, Condvar)) {
     paths.sort();
     let (lock, ready) = index;
     let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-    guard.paths = paths;
-    guard.done = true;
-    ready.notify_all();
+    // A listing started later is newer than this one: let it publish.
+    if guard.generation == generation {
+        guard.paths = paths;
+        guard.done = true;
+        ready.notify_all();
+    }
 }
 
 impl PathCompleter for WorkspaceFiles {

@@ -4,6 +4,11 @@
 /// How many prompts are kept (the oldest go first).
 pub const HISTORY_CAP: usize = 1_000;
 
+/// The longest prompt kept, in bytes. A prompt with a large paste is not
+/// worth recalling, and keeping it would make the file and every Ctrl-R
+/// keystroke cost what the paste does.
+pub const HISTORY_ENTRY_MAX_BYTES: usize = 16 * 1024;
+
 /// Previous prompts, oldest first, and where a walk through them stands.
 #[derive(Debug, Default)]
 pub(crate) struct History {
@@ -21,7 +26,7 @@ impl History {
     /// [`HISTORY_CAP`].
     pub fn load(&mut self, entries: Vec<String>) {
         self.entries = entries;
-        self.entries.retain(|e| !e.trim().is_empty());
+        self.entries.retain(|e| !e.trim().is_empty() && e.len() <= HISTORY_ENTRY_MAX_BYTES);
         self.entries.dedup();
         self.trim();
         self.walk = None;
@@ -30,7 +35,10 @@ impl History {
     /// Adds a submitted prompt (not an empty one, nor a repeat of the last).
     pub fn push(&mut self, entry: &str) {
         self.walk = None;
-        if entry.trim().is_empty() || self.entries.last().is_some_and(|last| last == entry) {
+        if entry.trim().is_empty()
+            || entry.len() > HISTORY_ENTRY_MAX_BYTES
+            || self.entries.last().is_some_and(|last| last == entry)
+        {
             return;
         }
         self.entries.push(entry.to_string());
@@ -139,6 +147,7 @@ mod tests {
         h.push("a");
         h.push("a");
         h.push("  ");
+        h.push(&"x".repeat(HISTORY_ENTRY_MAX_BYTES + 1));
         assert_eq!(h.entries(), ["a"]);
         for i in 0..HISTORY_CAP + 5 {
             h.push(&format!("p{i}"));

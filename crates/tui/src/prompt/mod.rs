@@ -45,7 +45,7 @@ use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use unicode_segmentation::UnicodeSegmentation;
 
 pub use complete::{MAX_CANDIDATES, MAX_INDEXED, PathCompleter, SlashCommand, WorkspaceFiles, default_commands};
-pub use history::{HISTORY_CAP, decode as decode_history, encode as encode_history};
+pub use history::{HISTORY_CAP, HISTORY_ENTRY_MAX_BYTES, decode as decode_history, encode as encode_history};
 
 use history::History;
 use layout::Kind;
@@ -252,7 +252,7 @@ impl Prompt {
 
     /// Replaces the history with `entries`, oldest first (as saved from
     /// [`history`](Self::history)); entries are sanitised and the newest
-    /// [`HISTORY_CAP`] kept.
+    /// [`HISTORY_CAP`] kept (of at most [`HISTORY_ENTRY_MAX_BYTES`] each).
     pub fn load_history(&mut self, entries: impl IntoIterator<Item = String>) {
         self.history.load(entries.into_iter().map(|e| sanitize_input(&e)).collect());
     }

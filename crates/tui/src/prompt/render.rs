@@ -94,6 +94,9 @@ impl Prompt {
     /// Where the terminal cursor goes when the prompt is drawn in `area`
     /// (for `frame.set_cursor_position`); `None` if it would fall outside.
     pub fn cursor_position(&self, area: Rect) -> Option<Position> {
+        if area.is_empty() {
+            return None;
+        }
         let placement = self.placement(area);
         let (row, col) = placement.cursor;
         let y = row.checked_sub(placement.top)?;

@@ -591,3 +591,80 @@ fn snapshot_search() {
     terminal.draw(|frame| frame.render_widget(&prompt, frame.area())).unwrap();
     insta::assert_snapshot!(terminal.backend());
 }
+
+#[test]
+fn a_long_candidate_list_scrolls_with_the_selection() {
+    let mut prompt = Prompt::new();
+    prompt.set_path_completer(|_: &str| (0..12).map(|i| format!("f{i:02}")).collect());
+    typed(&mut prompt, "@f");
+    assert_eq!(prompt.height(20), POPUP_ROWS as u16 + 1);
+    for _ in 0..9 {
+        prompt.handle(&key(KeyCode::Down));
+    }
+    let shown = screen(&prompt, 20);
+    let rows: Vec<&str> = shown.lines().collect();
+    assert_eq!(rows.len(), POPUP_ROWS + 1);
+    assert_eq!(rows[0], "  @f02");
+    assert_eq!(rows[POPUP_ROWS - 1], "› @f09");
+    // Up from the first wraps to the last.
+    for _ in 0..10 {
+        prompt.handle(&key(KeyCode::Up));
+    }
+    assert_eq!(screen(&prompt, 20).lines().nth(POPUP_ROWS - 1), Some("› @f11"));
+}
+
+#[test]
+fn arrows_choose_in_a_popup_instead_of_walking_history() {
+    let mut prompt = Prompt::new();
+    prompt.load_history(vec!["previous".to_string()]);
+    typed(&mut prompt, "/m");
+    prompt.handle(&key(KeyCode::Up));
+    assert_eq!(prompt.text(), "/m");
+    assert_eq!(enter(&mut prompt), PromptAction::Submit("/mode".into()), "Up from the first chose the last");
+}
+
+#[test]
+fn ctrl_p_and_ctrl_n_walk_history_like_the_arrows() {
+    let mut prompt = Prompt::new();
+    prompt.load_history(vec!["a".to_string(), "b".to_string()]);
+    prompt.handle(&ctrl('p'));
+    prompt.handle(&ctrl('p'));
+    assert_eq!(prompt.text(), "a");
+    prompt.handle(&ctrl('n'));
+    assert_eq!(prompt.text(), "b");
+}
+
+#[test]
+fn word_deletion_backwards_and_forwards() {
+    let mut prompt = Prompt::new();
+    typed(&mut prompt, "path/to/file.rs now");
+    prompt.handle(&with(KeyCode::Backspace, KeyModifiers::ALT));
+    assert_eq!(prompt.text(), "path/to/file.rs ");
+    prompt.handle(&with(KeyCode::Backspace, KeyModifiers::ALT));
+    assert_eq!(prompt.text(), "path/to/file.");
+    prompt.handle(&ctrl('w'));
+    assert!(prompt.is_empty(), "Ctrl-W deletes to whitespace: {:?}", prompt.text());
+    typed(&mut prompt, "one two");
+    prompt.handle(&ctrl('a'));
+    prompt.handle(&alt('d'));
+    assert_eq!(prompt.text(), " two");
+}
+
+#[test]
+fn search_takes_pastes_into_the_query_and_other_keys_accept() {
+    let mut prompt = searchable();
+    prompt.handle(&ctrl('r'));
+    prompt.handle(&Event::Paste("git\r\n".into()));
+    assert_eq!(screen(&prompt, 40), "› (search) 'git ': git status\n");
+    assert_eq!(prompt.handle(&key(KeyCode::BackTab)), PromptAction::CycleMode);
+    prompt.handle(&key(KeyCode::Home));
+    assert_eq!(prompt.text(), "git status");
+    assert_eq!(prompt.cursor(), 0, "Home acted on the accepted match");
+}
+
+#[test]
+fn an_empty_area_has_no_cursor() {
+    let prompt = Prompt::new();
+    assert_eq!(prompt.cursor_position(Rect::new(0, 0, 0, 0)), None);
+    assert_eq!(prompt.cursor_position(Rect::new(3, 7, 30, 1)), Some(Position::new(5, 7)));
+}
