@@ -133,4 +133,15 @@ mod tests {
     fn comments_stay_on_one_line() {
         assert_eq!(comment(&Source::User("/a\nb".into())), "# user config /a?b");
     }
+
+    #[test]
+    fn rule_keys_are_bare_only_when_toml_allows() {
+        assert_eq!(key("run_command"), "run_command");
+        assert_eq!(key("git push"), "\"git push\"");
+        assert_eq!(key("echo \"x\""), "\"echo \\\"x\\\"\"");
+        assert_eq!(key("a.b"), "\"a.b\"");
+        let line = format!("[commands]\n{} = \"deny\"\n", key("echo \"x\""));
+        let parsed: toml::Table = toml::from_str(&line).unwrap();
+        assert!(parsed["commands"].as_table().unwrap().contains_key("echo \"x\""));
+    }
 }

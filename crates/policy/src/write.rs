@@ -132,7 +132,17 @@ fn insert(
     let one = one.as_table_mut().ok_or_else(|| format!("`workspace.\"{workspace}\"` is not a table"))?;
     let rules = one.entry(table).or_insert_with(|| Item::Table(Table::new()));
     let rules = rules.as_table_mut().ok_or_else(|| format!("`workspace.\"{workspace}\".{table}` is not a table"))?;
-    rules.insert(pattern, toml_edit::value(permission.as_str()));
+    // An existing rule keeps its place and its comments; only the value changes.
+    match rules.get_mut(pattern).and_then(Item::as_value_mut) {
+        Some(value) => {
+            let decor = value.decor().clone();
+            *value = permission.as_str().into();
+            *value.decor_mut() = decor;
+        }
+        None => {
+            rules.insert(pattern, toml_edit::value(permission.as_str()));
+        }
+    }
     Ok(())
 }
 
@@ -296,5 +306,48 @@ mod tests {
         assert!(err.to_string().contains("`workspace` is not a table"), "{err}");
         let leftovers: Vec<_> = fs_err::read_dir(s.user().parent().unwrap()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn a_rule_already_there_is_changed_in_place() {
+        let s = setup();
+        let ws = s.cx.workspace.display().to_string();
+        fs_err::create_dir_all(s.user().parent().unwrap()).unwrap();
+        let before =
+            format!("[workspace.\"{ws}\".commands]\n# keep me\nmake = \"deny\" # was denied\nninja = \"ask\"\n");
+        fs_err::write(s.user(), &before).unwrap();
+        add_workspace_rule(s.user(), &s.policy(), RuleKind::Command, "make", Permission::Allow).unwrap();
+        let after = fs_err::read_to_string(s.user()).unwrap();
+        assert_eq!(after, before.replace("make = \"deny\"", "make = \"allow\""));
+        let policy = s.policy();
+        let make = policy.rules.commands.iter().find(|r| r.pattern == "make").unwrap();
+        assert_eq!(make.permission, Permission::Allow);
+    }
+
+    #[test]
+    fn the_folder_is_made_private_and_bad_patterns_are_refused() {
+        let s = setup();
+        let policy = s.policy();
+        add_workspace_rule(s.user(), &policy, RuleKind::Tool, "edit_file", Permission::Allow).unwrap();
+        assert_eq!(mode_of(s.user().parent().unwrap()), 0o700);
+        for (kind, bad) in [(RuleKind::Tool, "git push"), (RuleKind::Command, "  "), (RuleKind::Command, "a\nb")] {
+            let err = add_workspace_rule(s.user(), &policy, kind, bad, Permission::Allow).unwrap_err();
+            assert!(matches!(err, PolicyError::ConfigWrite { .. }), "{err}");
+            assert!(err.to_string().contains("\nhint: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_project_can_still_tighten_what_was_allowed_for_it() {
+        let s = setup();
+        add_workspace_rule(s.user(), &s.policy(), RuleKind::Command, "cargo", Permission::Allow).unwrap();
+        fs_err::create_dir_all(s.files.project.parent().unwrap()).unwrap();
+        fs_err::write(&s.files.project, "[commands]\n\"cargo publish\" = \"deny\"\n").unwrap();
+        let policy = s.policy();
+        let find = |p: &str| policy.rules.commands.iter().find(|r| r.pattern == p).unwrap().permission;
+        assert_eq!((find("cargo"), find("cargo publish")), (Permission::Allow, Permission::Deny));
+        // ...but not loosen what is under it.
+        fs_err::write(&s.files.project, "[commands]\n\"curl\" = \"allow\"\n").unwrap();
+        assert!(matches!(Policy::load(&s.files, &s.cx), Err(PolicyError::Widening { .. })));
     }
 }
