@@ -528,6 +528,20 @@ impl Policy {
         layering::check_mode_allowed(self, mode)
     }
 
+    /// Whether the user config may say `pattern = permission` (what
+    /// [`add_workspace_rule`] would write): refused when it would loosen
+    /// what managed policy set, so a front end can leave out "allow for this
+    /// project" where it cannot work. Nothing is read or written.
+    pub fn check_user_rule(&self, kind: RuleKind, pattern: &str, permission: Permission) -> Result<(), PolicyError> {
+        let key = kind.table();
+        let pattern = match kind {
+            RuleKind::Tool => rules::parse_tool_name(pattern),
+            RuleKind::Command => rules::parse_command_prefix(pattern),
+        }
+        .map_err(|p| p.on_command_line(key))?;
+        layering::check_user_rule(self, kind, &pattern, permission).map_err(|p| p.on_command_line(key))
+    }
+
     /// Every tool and command rule in force with where it came from (file
     /// and line:column), defaults first, for `/permissions`.
     pub fn rules_with_sources(&self) -> Vec<RuleLine<'_>> {

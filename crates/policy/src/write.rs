@@ -284,6 +284,12 @@ mod tests {
         assert!(text.contains("\"cargo test\" = \"allow\" is looser than \"deny\""), "{text}");
         assert!(text.contains(&s.files.managed.display().to_string()), "{text}");
         assert!(!s.user().exists(), "nothing written");
+        // The same answer before trying, for a front end deciding what to offer.
+        let policy = s.policy();
+        assert!(policy.check_user_rule(RuleKind::Command, "cargo  test", Permission::Allow).is_err());
+        assert!(policy.check_user_rule(RuleKind::Command, "cargo test", Permission::Deny).is_ok());
+        assert!(policy.check_user_rule(RuleKind::Command, "make", Permission::Allow).is_ok());
+        assert!(policy.check_user_rule(RuleKind::Tool, "not a tool", Permission::Deny).is_err());
     }
 
     #[test]
