@@ -945,4 +945,86 @@ mod tests {
             }
         }
     }
+
+    /// Whatever a project config says, if it loads, no call is decided more
+    /// loosely than without it: checked through `decide`, for every project
+    /// file of one or two rules drawn from a list meant to find holes
+    /// (longer prefixes under deny rules, shorter ones over them, defaults).
+    #[test]
+    fn no_project_config_that_loads_loosens_a_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let cx = airlock_policy::Context { home: "/home/u".into(), workspace: "/home/u/work".into() };
+        let user = dir.path().join("user.toml");
+        // A user config with rules of each kind for the project to try to undo.
+        std::fs::write(
+            &user,
+            "[commands]\ncargo = \"allow\"\n\"cargo publish\" = \"deny\"\n[tools]\nrun_command = \"allow\"\n",
+        )
+        .unwrap();
+        let files = airlock_policy::PolicyFiles {
+            managed: dir.path().join("none.toml"),
+            user: Some(user),
+            project: dir.path().join("project.toml"),
+        };
+        let base = Rules { headless: false, ..Rules::from_policy(&Policy::load(&files, &cx).unwrap()) };
+        let calls: Vec<(&str, &str)> = vec![
+            ("run_command", "git push"),
+            ("run_command", "git push --dry-run"),
+            ("run_command", "git status"),
+            ("run_command", "cargo test -p x"),
+            ("run_command", "cargo publish --dry-run"),
+            ("run_command", "cargo publish"),
+            ("run_command", "curl x"),
+            ("run_command", "ls && cargo build"),
+            ("run_command", "make check"),
+            ("edit_file", ""),
+            ("read_file", ""),
+            ("web_fetch", ""),
+        ];
+        let patterns = [
+            ("commands", "default"),
+            ("commands", "\"git\""),
+            ("commands", "\"git push --dry-run\""),
+            ("commands", "\"cargo\""),
+            ("commands", "\"cargo publish\""),
+            ("commands", "\"cargo publish --dry-run\""),
+            ("commands", "\"cargo test\""),
+            ("commands", "\"curl\""),
+            ("commands", "\"ls\""),
+            ("commands", "\"make\""),
+            ("tools", "default"),
+            ("tools", "run_command"),
+            ("tools", "edit_file"),
+            ("tools", "web_fetch"),
+        ];
+        let mut lines = Vec::new();
+        for (table, key) in patterns {
+            for permission in ["allow", "ask", "deny"] {
+                lines.push(format!("[{table}]\n{key} = \"{permission}\"\n"));
+            }
+        }
+        let (mut loaded, mut refused) = (0, 0);
+        for (i, a) in lines.iter().enumerate() {
+            for b in &lines[i..] {
+                let text = if a == b { a.clone() } else { format!("{a}{b}") };
+                std::fs::write(&files.project, &text).unwrap();
+                let Ok(policy) = Policy::load(&files, &cx) else {
+                    refused += 1;
+                    continue;
+                };
+                loaded += 1;
+                let rules = Rules { headless: false, ..Rules::from_policy(&policy) };
+                for (tool, command) in &calls {
+                    let args = serde_json::json!({ "command": command });
+                    let (before, after) = (decide(&base, tool, &args), decide(&rules, tool, &args));
+                    assert!(
+                        rank(after.decision) >= rank(before.decision),
+                        "{text}loosened {tool} {command:?}: {before:?} -> {after:?}"
+                    );
+                }
+            }
+        }
+        // Both outcomes happen, so the test covers something.
+        assert!(loaded > 50 && refused > 50, "loaded {loaded}, refused {refused}");
+    }
 }
