@@ -5,6 +5,7 @@
 //! never in the panel's yellow, so text that imitates the panel cannot look
 //! like it (tested in `tests/all.rs`, `forgery`).
 
+use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier, Style};
 
 /// The approval panel's border.
@@ -57,3 +58,38 @@ pub const ADDED: Style = Style::new().fg(Color::Green);
 pub const REMOVED: Style = Style::new().fg(Color::Red);
 /// A diff's hunk header.
 pub const HUNK: Style = Style::new().fg(Color::Cyan);
+
+/// Removes the colours from what was drawn in `buf`, for a terminal where
+/// `NO_COLOR` is set: the app calls it on each frame and on each buffer it
+/// inserts into the scrollback. Modifiers stay; a cell that had a background
+/// (the approval panel's title) is shown reversed instead, which model text
+/// never is, so the panel stays distinct.
+pub fn without_colors(buf: &mut Buffer) {
+    for cell in &mut buf.content {
+        if cell.bg != Color::Reset {
+            cell.modifier |= Modifier::REVERSED;
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+        cell.underline_color = Color::Reset;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::layout::Rect;
+    use ratatui::text::{Line, Span};
+
+    #[test]
+    fn without_colors_keeps_modifiers_and_marks_backgrounds() {
+        let mut buf = Buffer::empty(Rect::new(0, 0, 4, 1));
+        buf.set_line(0, 0, &Line::from(vec![Span::styled("a", PANEL_TITLE), Span::styled("b", KEYWORD)]), 4);
+        without_colors(&mut buf);
+        assert_eq!(buf[(0, 0)].fg, Color::Reset);
+        assert_eq!(buf[(0, 0)].bg, Color::Reset);
+        assert!(buf[(0, 0)].modifier.contains(Modifier::REVERSED | Modifier::BOLD));
+        assert_eq!(buf[(1, 0)].fg, Color::Reset);
+        assert!(!buf[(1, 0)].modifier.contains(Modifier::REVERSED));
+    }
+}

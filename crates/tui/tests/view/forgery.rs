@@ -4,7 +4,7 @@
 use airlock_tui::view::approval::ApprovalPanel;
 use airlock_tui::view::markdown::markdown;
 use airlock_tui::view::theme;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 
 use super::approval::command_request;
 use super::support::{buffer_of_lines, draw, text};
@@ -54,5 +54,18 @@ fn model_text_imitating_the_panel_differs_in_style() {
             assert_eq!(cell.style().bg, Some(ratatui::style::Color::Reset), "{text_in:?}");
         }
         assert!(!text(&buf).contains('\u{1b}'));
+    }
+}
+
+#[test]
+fn without_colours_the_panel_still_differs() {
+    let mut panel = draw(&ApprovalPanel::new(command_request()), 50, 14).buffer().clone();
+    theme::without_colors(&mut panel);
+    let title: Vec<_> = (0..50).map(|x| &panel[(x, 0)]).filter(|c| c.symbol() == "a").collect();
+    assert!(!title.is_empty() && title.iter().all(|c| c.modifier.contains(Modifier::REVERSED)));
+    for text_in in imitations() {
+        let mut buf = buffer_of_lines(&markdown(&text_in, 50), 50);
+        theme::without_colors(&mut buf);
+        assert!(buf.content().iter().all(|c| !c.modifier.contains(Modifier::REVERSED)), "{text_in:?}");
     }
 }
