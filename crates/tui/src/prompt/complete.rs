@@ -92,6 +92,9 @@ struct Index {
     done: bool,
     /// Counts listings started: only the newest may publish its result.
     generation: u64,
+    /// The last query (lowercase) and the indices of every path containing
+    /// it: a query typed on from it can only match among those.
+    last: Option<(String, Vec<usize>)>,
 }
 
 impl WorkspaceFiles {
@@ -164,6 +167,7 @@ fn build_index(root: &Path, index: &(Mutex<Index>, Condvar), generation: u64) {
     // A listing started later is newer than this one: let it publish.
     if guard.generation == generation {
         guard.paths = paths;
+        guard.last = None;
         guard.done = true;
         ready.notify_all();
     }
@@ -171,8 +175,19 @@ fn build_index(root: &Path, index: &(Mutex<Index>, Condvar), generation: u64) {
 
 impl PathCompleter for WorkspaceFiles {
     fn complete(&self, partial: &str) -> Vec<String> {
-        let guard = self.index.0.lock().unwrap_or_else(PoisonError::into_inner);
-        rank_paths(guard.paths.iter().map(|(p, l)| (p.as_str(), l.as_str())), partial)
+        let mut guard = self.index.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = &mut *guard;
+        let query = partial.to_lowercase();
+        let containing: Vec<usize> = match &index.last {
+            Some((last, within)) if query.contains(last.as_str()) => {
+                within.iter().copied().filter(|&i| index.paths[i].1.contains(&query)).collect()
+            }
+            _ => (0..index.paths.len()).filter(|&i| index.paths[i].1.contains(&query)).collect(),
+        };
+        let ranked =
+            rank_paths(containing.iter().map(|&i| (index.paths[i].0.as_str(), index.paths[i].1.as_str())), partial);
+        index.last = Some((query, containing));
+        ranked
     }
 }
 
@@ -184,22 +199,28 @@ pub(crate) fn rank_paths<'a>(paths: impl Iterator<Item = (&'a str, &'a str)>, pa
     let query = partial.to_lowercase();
     let mut ranked: Vec<(u8, usize, &str)> = Vec::new();
     for (path, lower) in paths {
-        let depth = path.trim_end_matches('/').matches('/').count();
         let rank = if query.is_empty() {
-            if depth == 0 { 0 } else { continue }
-        } else if lower.starts_with(&query) {
-            0
-        } else if lower.match_indices(&query).any(|(i, _)| lower[..i].ends_with('/')) {
-            1
-        } else if lower.contains(&query) {
-            2
+            let top_level = !path.trim_end_matches('/').contains('/');
+            if top_level { 0 } else { continue }
         } else {
-            continue;
+            match lower.find(&query) {
+                None => continue,
+                Some(0) => 0,
+                Some(_) if lower.match_indices(&query).any(|(i, _)| lower[..i].ends_with('/')) => 1,
+                Some(_) => 2,
+            }
         };
+        let depth = path.trim_end_matches('/').matches('/').count();
         ranked.push((rank, depth, path));
     }
+    // Only the best few are shown: select them in linear time rather than
+    // sort every match (a one-letter query matches most of a large tree).
+    if ranked.len() > MAX_CANDIDATES {
+        ranked.select_nth_unstable(MAX_CANDIDATES);
+        ranked.truncate(MAX_CANDIDATES);
+    }
     ranked.sort_unstable();
-    ranked.into_iter().take(MAX_CANDIDATES).map(|(_, _, p)| p.to_string()).collect()
+    ranked.into_iter().map(|(_, _, p)| p.to_string()).collect()
 }
 
 #[cfg(test)]

@@ -22,14 +22,13 @@ pub(crate) enum Kind {
 }
 
 /// The smallest piece the cursor can stand before or after: a grapheme, a
-/// tab, or a paste's placeholder.
+/// tab, or a paste's placeholder. It holds no text, so a layout can be kept
+/// while the text is unchanged; [`display`] finds what to draw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Atom<'a> {
+pub(crate) struct Atom {
     /// Byte range in the text.
     pub start: usize,
     pub end: usize,
-    /// What is drawn (a tab as spaces, a paste as its label).
-    pub display: Cow<'a, str>,
     /// Columns it takes.
     pub width: u16,
     pub kind: Kind,
@@ -37,6 +36,24 @@ pub(crate) struct Atom<'a> {
     pub breaks_after: bool,
     /// A hard line break (`\n`): never drawn, ends the row.
     pub newline: bool,
+    /// A tab, drawn as spaces.
+    pub tab: bool,
+}
+
+/// What `atom` of `source` draws: the grapheme, spaces for a tab, a paste's
+/// label, or nothing for a line break or a control character.
+pub(crate) fn display<'s>(atom: &Atom, source: &'s str, paste_label: &dyn Fn(char) -> Option<String>) -> Cow<'s, str> {
+    if atom.tab {
+        return Cow::Borrowed("    ");
+    }
+    let Some(text) = source.get(atom.start..atom.end) else { return Cow::Borrowed("") };
+    if atom.newline || text.contains(char::is_control) {
+        return Cow::Borrowed("");
+    }
+    if atom.kind == Kind::Paste {
+        return text.chars().next().and_then(paste_label).map_or(Cow::Borrowed(""), Cow::Owned);
+    }
+    Cow::Borrowed(text)
 }
 
 /// How many columns a tab takes: fixed, because a tab stop depends on where
@@ -46,38 +63,22 @@ const TAB_WIDTH: u16 = 4;
 /// Splits `text` (whose byte offsets start at `base`) into atoms of `kind`.
 /// `paste_label` names the placeholder of a paste marker character, or
 /// `None` for a character that is not one.
-pub(crate) fn atoms<'a>(
-    text: &'a str,
+pub(crate) fn atoms(
+    text: &str,
     base: usize,
     kind: Kind,
     paste_label: &dyn Fn(char) -> Option<String>,
-    out: &mut Vec<Atom<'a>>,
+    out: &mut Vec<Atom>,
 ) {
     for (offset, grapheme) in text.grapheme_indices(true) {
         let start = base + offset;
         let end = start + grapheme.len();
         if grapheme == "\n" || grapheme == "\r\n" {
-            out.push(Atom {
-                start,
-                end,
-                display: Cow::Borrowed(""),
-                width: 0,
-                kind,
-                breaks_after: true,
-                newline: true,
-            });
+            out.push(Atom { start, end, width: 0, kind, breaks_after: true, newline: true, tab: false });
             continue;
         }
         if grapheme == "\t" {
-            out.push(Atom {
-                start,
-                end,
-                display: Cow::Borrowed("    "),
-                width: TAB_WIDTH,
-                kind,
-                breaks_after: true,
-                newline: false,
-            });
+            out.push(Atom { start, end, width: TAB_WIDTH, kind, breaks_after: true, newline: false, tab: true });
             continue;
         }
         // A combining mark typed after a placeholder joins its grapheme: the
@@ -92,11 +93,11 @@ pub(crate) fn atoms<'a>(
                 out.push(Atom {
                     start: start + i,
                     end: start + i + c.len_utf8(),
-                    display: Cow::Owned(label),
                     width,
                     kind: Kind::Paste,
                     breaks_after: true,
                     newline: false,
+                    tab: false,
                 });
                 rest_start = i + c.len_utf8();
             }
@@ -107,7 +108,7 @@ pub(crate) fn atoms<'a>(
     }
 }
 
-fn push_text<'a>(grapheme: &'a str, start: usize, kind: Kind, out: &mut Vec<Atom<'a>>) {
+fn push_text(grapheme: &str, start: usize, kind: Kind, out: &mut Vec<Atom>) {
     // Control characters never reach the buffer (input is sanitised); a
     // stray one is drawn as nothing rather than passed to the terminal.
     let safe = !grapheme.contains(char::is_control);
@@ -115,18 +116,18 @@ fn push_text<'a>(grapheme: &'a str, start: usize, kind: Kind, out: &mut Vec<Atom
     out.push(Atom {
         start,
         end: start + grapheme.len(),
-        display: if safe { Cow::Borrowed(grapheme) } else { Cow::Borrowed("") },
         width,
         kind,
         breaks_after: grapheme.chars().all(char::is_whitespace),
         newline: false,
+        tab: false,
     });
 }
 
 /// One row on the screen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Row<'a> {
-    pub atoms: Vec<Atom<'a>>,
+pub(crate) struct Row {
+    pub atoms: Vec<Atom>,
     /// Byte offset where the row starts (the first atom's start, or where an
     /// empty row stands).
     pub start: usize,
@@ -139,7 +140,7 @@ pub(crate) struct Row<'a> {
 
 /// Atoms wrapped to rows of at most `width` columns, at whitespace where a
 /// row has some, else anywhere. Always at least one row.
-pub(crate) fn wrap<'a>(atoms: Vec<Atom<'a>>, start: usize, width: u16) -> Vec<Row<'a>> {
+pub(crate) fn wrap(atoms: Vec<Atom>, start: usize, width: u16) -> Vec<Row> {
     let width = width.max(1);
     let mut rows = vec![Row { start, end: start, ..Row::default() }];
     let mut col: u16 = 0;
@@ -156,7 +157,7 @@ pub(crate) fn wrap<'a>(atoms: Vec<Atom<'a>>, start: usize, width: u16) -> Vec<Ro
             continue;
         }
         if col.saturating_add(atom.width) > width && !row.atoms.is_empty() && atom.width > 0 {
-            let carried: Vec<Atom<'a>> = match last_break {
+            let carried: Vec<Atom> = match last_break {
                 Some(i) if i < row.atoms.len() => row.atoms.split_off(i),
                 _ => Vec::new(),
             };
@@ -182,7 +183,7 @@ pub(crate) fn wrap<'a>(atoms: Vec<Atom<'a>>, start: usize, width: u16) -> Vec<Ro
 /// The row and column of byte offset `cursor` (on an atom boundary). A
 /// cursor after a row that fills the width stands at the start of the row
 /// below, which may be one past the last (the caller makes room for it).
-pub(crate) fn cursor_cell(rows: &[Row<'_>], cursor: usize, width: u16) -> (usize, u16) {
+pub(crate) fn cursor_cell(rows: &[Row], cursor: usize, width: u16) -> (usize, u16) {
     let width = width.max(1);
     let mut found = (rows.len().saturating_sub(1), 0);
     for (i, row) in rows.iter().enumerate() {
@@ -197,7 +198,7 @@ pub(crate) fn cursor_cell(rows: &[Row<'_>], cursor: usize, width: u16) -> (usize
 }
 
 /// The byte offset in row `row` nearest to column `col` without passing it.
-pub(crate) fn offset_at(rows: &[Row<'_>], row: usize, col: u16) -> Option<usize> {
+pub(crate) fn offset_at(rows: &[Row], row: usize, col: u16) -> Option<usize> {
     let target = rows.get(row)?;
     let mut offset = target.start;
     let mut acc: u16 = 0;
@@ -218,7 +219,7 @@ pub(crate) fn offset_at(rows: &[Row<'_>], row: usize, col: u16) -> Option<usize>
 
 /// The number of rows `rows` takes with the cursor at `cursor`, counting a
 /// row the cursor alone stands on after a full last row.
-pub(crate) fn rows_with_cursor(rows: &[Row<'_>], cursor: usize, width: u16) -> usize {
+pub(crate) fn rows_with_cursor(rows: &[Row], cursor: usize, width: u16) -> usize {
     let (row, _) = cursor_cell(rows, cursor, width);
     rows.len().max(row + 1)
 }
@@ -227,34 +228,35 @@ pub(crate) fn rows_with_cursor(rows: &[Row<'_>], cursor: usize, width: u16) -> u
 mod tests {
     use super::*;
 
-    fn layout(text: &str, width: u16) -> Vec<Row<'_>> {
+    fn layout(text: &str, width: u16) -> Vec<Row> {
         let mut out = Vec::new();
         atoms(text, 0, Kind::Text, &|_| None, &mut out);
         wrap(out, 0, width)
     }
 
-    fn row_texts(rows: &[Row<'_>]) -> Vec<String> {
-        rows.iter().map(|r| r.atoms.iter().map(|a| a.display.as_ref()).collect()).collect()
+    fn row_texts(text: &str, rows: &[Row]) -> Vec<String> {
+        rows.iter().map(|r| r.atoms.iter().map(|a| display(a, text, &|_| None)).collect()).collect()
     }
 
     #[test]
     fn wraps_at_whitespace_and_keeps_newlines() {
-        let rows = layout("hello wide world\nnext", 9);
-        assert_eq!(row_texts(&rows), ["hello ", "wide ", "world", "next"]);
+        let text = "hello wide world\nnext";
+        let rows = layout(text, 9);
+        assert_eq!(row_texts(text, &rows), ["hello ", "wide ", "world", "next"]);
         assert!(rows[0].wrapped && rows[1].wrapped && !rows[2].wrapped);
     }
 
     #[test]
     fn a_word_longer_than_the_row_is_cut() {
         let rows = layout("abcdefghij", 4);
-        assert_eq!(row_texts(&rows), ["abcd", "efgh", "ij"]);
+        assert_eq!(row_texts("abcdefghij", &rows), ["abcd", "efgh", "ij"]);
     }
 
     #[test]
     fn wide_characters_never_straddle_a_row() {
         // Three columns: two CJK characters take four, so the second wraps.
         let rows = layout("日本", 3);
-        assert_eq!(row_texts(&rows), ["日", "本"]);
+        assert_eq!(row_texts("日本", &rows), ["日", "本"]);
         assert_eq!(cursor_cell(&rows, "日".len(), 3), (1, 0));
         assert_eq!(cursor_cell(&rows, "日本".len(), 3), (1, 2));
     }

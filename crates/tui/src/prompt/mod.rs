@@ -37,8 +37,10 @@ mod history;
 mod layout;
 mod render;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -167,7 +169,7 @@ pub struct Prompt {
     /// Byte offset in `text`, always on a grapheme boundary.
     cursor: usize,
     /// Collapsed pastes by id; the text holds a marker character for each.
-    pastes: HashMap<u32, String>,
+    pastes: HashMap<u32, Paste>,
     next_paste: u32,
     /// The last killed text (Ctrl-K/U/W), for Ctrl-Y.
     kill: String,
@@ -187,6 +189,18 @@ pub struct Prompt {
     width: Cell<u16>,
     /// The first text row shown when the text is taller than `max_height`.
     scroll_top: Cell<usize>,
+    /// The last layout: (hash of the text, pastes, width) and its rows.
+    layout_cache: RefCell<Option<LayoutKey>>,
+}
+
+type LayoutKey = ((u64, usize, u16), Arc<Vec<layout::Row>>);
+
+/// A paste shown collapsed.
+#[derive(Debug)]
+struct Paste {
+    text: String,
+    /// `[pasted 2,431 chars, 80 lines]`, counted once.
+    label: String,
 }
 
 impl std::fmt::Debug for Prompt {
@@ -227,6 +241,7 @@ impl Prompt {
             max_height: DEFAULT_MAX_HEIGHT,
             width: Cell::new(80),
             scroll_top: Cell::new(0),
+            layout_cache: RefCell::new(None),
         }
     }
 
@@ -273,7 +288,7 @@ impl Prompt {
         let mut out = String::with_capacity(self.text.len());
         for c in self.text.chars() {
             match paste_id(c).and_then(|id| self.pastes.get(&id)) {
-                Some(paste) => out.push_str(paste),
+                Some(paste) => out.push_str(&paste.text),
                 None => out.push(c),
             }
         }
@@ -621,7 +636,8 @@ impl Prompt {
         let marker = char::from_u32(PASTE_MARKER_BASE + self.next_paste).filter(|&c| paste_id(c).is_some());
         match marker {
             Some(marker) if large => {
-                self.pastes.insert(self.next_paste, text);
+                let label = paste_label(&text);
+                self.pastes.insert(self.next_paste, Paste { text, label });
                 self.next_paste += 1;
                 self.insert_raw(marker.encode_utf8(&mut [0; 4]));
             }
@@ -743,12 +759,32 @@ impl Prompt {
         self.completion = None;
     }
 
-    /// The text's rows at `width` columns.
-    fn rows(&self, width: u16) -> Vec<layout::Row<'_>> {
+    /// The text's rows at `width` columns of text, kept until the text or
+    /// the width changes: a frame asks for them several times (its height,
+    /// the cursor, the drawing), and a keystroke that only moves the cursor
+    /// needs no new layout.
+    fn rows(&self, width: u16) -> Arc<Vec<layout::Row>> {
+        let mut hasher = DefaultHasher::new();
+        self.text.hash(&mut hasher);
+        let key = (hasher.finish(), self.pastes.len(), width);
+        if let Ok(cache) = self.layout_cache.try_borrow()
+            && let Some((cached_key, rows)) = cache.as_ref()
+            && *cached_key == key
+        {
+            return Arc::clone(rows);
+        }
         let mut atoms = Vec::new();
-        let label = |c: char| paste_id(c).map(|id| self.pastes.get(&id).map_or_else(String::new, |p| paste_label(p)));
-        layout::atoms(&self.text, 0, Kind::Text, &label, &mut atoms);
-        layout::wrap(atoms, 0, width)
+        layout::atoms(&self.text, 0, Kind::Text, &|c| self.paste_label_of(c), &mut atoms);
+        let rows = Arc::new(layout::wrap(atoms, 0, width));
+        if let Ok(mut cache) = self.layout_cache.try_borrow_mut() {
+            *cache = Some((key, Arc::clone(&rows)));
+        }
+        rows
+    }
+
+    /// The placeholder drawn for paste marker `c`, `None` for another character.
+    fn paste_label_of(&self, c: char) -> Option<String> {
+        paste_id(c).map(|id| self.pastes.get(&id).map_or_else(String::new, |p| p.label.clone()))
     }
 
     fn start_search(&mut self) -> PromptAction {

@@ -1,13 +1,15 @@
 //! Drawing the prompt: the completion popup or a hint above, then the text
 //! rows after a `› ` prefix. Everything depends on the width alone.
 
+use std::sync::Arc;
+
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::Widget;
 
 use super::layout::{self, Atom, Kind, Row};
-use super::{CompletionKind, POPUP_ROWS, Prompt, paste_id, paste_label};
+use super::{CompletionKind, POPUP_ROWS, Prompt};
 
 /// Drawn before the first row of text; later rows are indented to match.
 const PREFIX: &str = "› ";
@@ -22,8 +24,10 @@ pub(crate) fn text_width(width: u16) -> u16 {
 }
 
 /// The rows shown and where the cursor stands among them.
-struct Frame<'a> {
-    rows: Vec<Row<'a>>,
+struct Frame<'s> {
+    rows: Arc<Vec<Row>>,
+    /// The text the rows' byte offsets refer to.
+    source: &'s str,
     cursor: (usize, u16),
     /// Rows in all, counting one the cursor alone may stand on.
     total: usize,
@@ -34,42 +38,35 @@ impl Prompt {
     /// text, or a search line.
     fn with_frame<R>(&self, width: u16, f: impl FnOnce(&Frame<'_>) -> R) -> R {
         let text_width = text_width(width);
+        let Some(search) = &self.search else {
+            let rows = self.rows(text_width);
+            let cursor = layout::cursor_cell(&rows, self.cursor, text_width);
+            let total = layout::rows_with_cursor(&rows, self.cursor, text_width);
+            return f(&Frame { rows, source: &self.text, cursor, total });
+        };
+        let entry = search.matched.and_then(|m| self.history.get(m));
+        let failed = entry.is_none() && !search.query.is_empty();
+        let head = if failed { "(failed search) '" } else { "(search) '" };
+        let line = format!("{head}{}': {}", search.query, entry.unwrap_or(""));
+        let query_end = head.len() + search.query.len();
+        let entry_start = query_end + "': ".len();
         let mut atoms = Vec::new();
-        let (rows, cursor_offset) = if let Some(search) = &self.search {
-            let entry = search.matched.and_then(|m| self.history.get(m));
-            let failed = entry.is_none() && !search.query.is_empty();
-            let head = if failed { "(failed search) '" } else { "(search) '" };
-            let line = format!("{head}{}': {}", search.query, entry.unwrap_or(""));
-            let query_end = head.len() + search.query.len();
-            let entry_start = query_end + "': ".len();
-            // The line lives only in this call, so the frame is built here.
-            let mut local = Vec::new();
-            layout::atoms(&line[..head.len()], 0, Kind::Label, &|_| None, &mut local);
-            layout::atoms(&line[head.len()..query_end], head.len(), Kind::Text, &|_| None, &mut local);
-            layout::atoms(&line[query_end..entry_start], query_end, Kind::Label, &|_| None, &mut local);
-            let entry_text = &line[entry_start..];
-            let matched = match_range(entry_text, &search.query);
-            layout::atoms(entry_text, entry_start, Kind::Text, &|_| None, &mut local);
-            if let Some((from, to)) = matched {
-                for atom in &mut local {
-                    if atom.start >= entry_start + from && atom.end <= entry_start + to {
-                        atom.kind = Kind::Matched;
-                    }
+        layout::atoms(&line[..head.len()], 0, Kind::Label, &|_| None, &mut atoms);
+        layout::atoms(&line[head.len()..query_end], head.len(), Kind::Text, &|_| None, &mut atoms);
+        layout::atoms(&line[query_end..entry_start], query_end, Kind::Label, &|_| None, &mut atoms);
+        let entry_text = &line[entry_start..];
+        layout::atoms(entry_text, entry_start, Kind::Text, &|_| None, &mut atoms);
+        if let Some((from, to)) = match_range(entry_text, &search.query) {
+            for atom in &mut atoms {
+                if atom.start >= entry_start + from && atom.end <= entry_start + to {
+                    atom.kind = Kind::Matched;
                 }
             }
-            let rows = layout::wrap(local, 0, text_width);
-            let cursor = layout::cursor_cell(&rows, query_end, text_width);
-            let total = layout::rows_with_cursor(&rows, query_end, text_width);
-            return f(&Frame { rows, cursor, total });
-        } else {
-            let label =
-                |c: char| paste_id(c).map(|id| self.pastes.get(&id).map_or_else(String::new, |p| paste_label(p)));
-            layout::atoms(&self.text, 0, Kind::Text, &label, &mut atoms);
-            (layout::wrap(atoms, 0, text_width), self.cursor)
-        };
-        let cursor = layout::cursor_cell(&rows, cursor_offset, text_width);
-        let total = layout::rows_with_cursor(&rows, cursor_offset, text_width);
-        f(&Frame { rows, cursor, total })
+        }
+        let rows = layout::wrap(atoms, 0, text_width);
+        let cursor = layout::cursor_cell(&rows, query_end, text_width);
+        let total = layout::rows_with_cursor(&rows, query_end, text_width);
+        f(&Frame { rows: Arc::new(rows), source: &line, cursor, total })
     }
 
     /// Rows above the text: the popup's candidates, or a hint.
@@ -167,11 +164,13 @@ impl Prompt {
             buf.set_stringn(area.x + PREFIX_WIDTH, area.y, &self.placeholder, width, style);
             return;
         }
+        let label = |c: char| self.paste_label_of(c);
         self.with_frame(area.width, |frame| {
             for (y, row) in frame.rows.iter().skip(top).take(usize::from(area.height)).enumerate() {
                 let mut x = area.x + PREFIX_WIDTH;
                 for atom in &row.atoms {
-                    draw_atom(atom, x, area.y + y as u16, area.right(), buf);
+                    let display = layout::display(atom, frame.source, &label);
+                    draw_atom(atom, &display, x, area.y + y as u16, area.right(), buf);
                     x = x.saturating_add(atom.width);
                 }
             }
@@ -188,8 +187,8 @@ struct Placement {
     cursor: (usize, u16),
 }
 
-fn draw_atom(atom: &Atom<'_>, x: u16, y: u16, right: u16, buf: &mut Buffer) {
-    if x >= right || atom.display.is_empty() {
+fn draw_atom(atom: &Atom, display: &str, x: u16, y: u16, right: u16, buf: &mut Buffer) {
+    if x >= right || display.is_empty() {
         return;
     }
     let style = match atom.kind {
@@ -198,7 +197,7 @@ fn draw_atom(atom: &Atom<'_>, x: u16, y: u16, right: u16, buf: &mut Buffer) {
         Kind::Label => Style::new().add_modifier(Modifier::DIM),
         Kind::Matched => Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
     };
-    buf.set_stringn(x, y, &atom.display, usize::from(right - x), style);
+    buf.set_stringn(x, y, display, usize::from(right - x), style);
 }
 
 /// Byte range of the first case-insensitive occurrence of `query` in

@@ -668,3 +668,23 @@ fn an_empty_area_has_no_cursor() {
     assert_eq!(prompt.cursor_position(Rect::new(0, 0, 0, 0)), None);
     assert_eq!(prompt.cursor_position(Rect::new(3, 7, 30, 1)), Some(Position::new(5, 7)));
 }
+
+#[test]
+fn workspace_completion_narrows_and_widens_as_the_query_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    for path in ["main.md", "src/main.rs", "src/domain.rs", "docs/manual.md"] {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "x").unwrap();
+    }
+    let files = WorkspaceFiles::new(dir.path());
+    files.wait_until_listed();
+    let all_m = ["main.md", "docs/manual.md", "src/main.rs", "src/domain.rs"];
+    assert_eq!(files.complete("ma"), all_m);
+    assert_eq!(files.complete("main"), ["main.md", "src/main.rs", "src/domain.rs"]);
+    assert_eq!(files.complete("main.r"), ["src/main.rs", "src/domain.rs"]);
+    assert_eq!(files.complete("/main.r"), ["src/main.rs"]);
+    // Backspacing widens again: the narrowed set is not reused.
+    assert_eq!(files.complete("ma"), all_m);
+    assert_eq!(files.complete("SRC/MAIN"), ["src/main.rs"], "case is ignored");
+}
