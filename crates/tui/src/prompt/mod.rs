@@ -30,7 +30,20 @@
 //! accepts a completion, Up/Down choose one. Esc closes what is open, else
 //! asks to interrupt the turn. Ctrl-C clears the text, or (when empty) asks
 //! to interrupt and arms exit: a second Ctrl-C within a second exits.
-//! Shift+Tab cycles the permission mode.
+//! Shift+Tab cycles the permission mode. Keys the prompt has no use for
+//! return [`PromptAction::None`]; the app may take any key it wants first.
+//!
+//! The app loop's part:
+//! - enable bracketed paste (`crossterm::event::EnableBracketedPaste`):
+//!   without it a paste arrives as keys, and its first newline submits;
+//! - give the prompt an area `height(width)` rows high (the completion
+//!   popup or a hint is drawn in its top rows, above the text), render
+//!   `&prompt` there, and put the terminal cursor at
+//!   [`cursor_position`](Prompt::cursor_position);
+//! - redraw on anything but [`PromptAction::None`], and after a first
+//!   Ctrl-C call [`expire_exit_hint`](Prompt::expire_exit_hint) once the
+//!   [`EXIT_WINDOW`] has passed, to take the hint down;
+//! - load and save [`history`](Prompt::history) (see [`encode_history`]).
 
 mod complete;
 mod history;
@@ -289,6 +302,8 @@ impl Prompt {
         for c in self.text.chars() {
             match paste_id(c).and_then(|id| self.pastes.get(&id)) {
                 Some(paste) => out.push_str(&paste.text),
+                // A marker whose paste is gone stands for nothing.
+                None if paste_id(c).is_some() => {}
                 None => out.push(c),
             }
         }

@@ -688,3 +688,11 @@ fn workspace_completion_narrows_and_widens_as_the_query_changes() {
     assert_eq!(files.complete("ma"), all_m);
     assert_eq!(files.complete("SRC/MAIN"), ["src/main.rs"], "case is ignored");
 }
+
+#[test]
+fn the_prompt_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    let mut prompt = Prompt::new();
+    prompt.set_path_completer(fake_files);
+    send(&prompt);
+}
