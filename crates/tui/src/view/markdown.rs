@@ -65,6 +65,10 @@ struct Renderer {
     links: Vec<(String, usize)>,
     /// Whether a blank line goes before the next block.
     blank_before_next: bool,
+    /// Whether a block ended already (then the next one is separated from
+    /// it, even when it drew nothing: the closing fence of a code block
+    /// whose lines went to the scrollback while streaming).
+    after_block: bool,
 }
 
 impl Renderer {
@@ -79,6 +83,7 @@ impl Renderer {
             table: None,
             links: Vec::new(),
             blank_before_next: false,
+            after_block: false,
         }
     }
 
@@ -116,7 +121,7 @@ impl Renderer {
 
     /// A blank line between blocks, keeping quote bars.
     fn block_start(&mut self) {
-        if self.blank_before_next && !self.out.is_empty() {
+        if self.blank_before_next && (self.after_block || !self.out.is_empty()) {
             let bars: Vec<Span<'static>> = self
                 .containers
                 .iter()
@@ -272,7 +277,10 @@ impl Renderer {
                 self.blank_before_next = true;
             }
             TagEnd::CodeBlock => {
-                if let Some((language, code)) = self.code.take() {
+                // An empty block draws nothing (also the closing fence of a
+                // block whose lines went to the scrollback while streaming).
+                self.after_block = true;
+                if let Some((language, code)) = self.code.take().filter(|(_, code)| !code.is_empty()) {
                     let code = code.strip_suffix('\n').unwrap_or(&code);
                     for line in highlight(language, code) {
                         let (mut first, mut rest) = self.prefixes();
@@ -432,18 +440,30 @@ impl MarkdownStream {
         markdown(&self.text, width)
     }
 
-    /// Takes the leading blocks that later text cannot change (those before
-    /// a blank line outside a code fence, followed by a line that starts at
-    /// the margin) and renders them, ending with the blank line that
-    /// separates them from what follows. Empty when nothing is finished.
+    /// Takes what later text cannot change and renders it, for the
+    /// scrollback: the leading blocks that end before a blank line followed
+    /// by a line at the margin, or before a code fence at the margin (with
+    /// the blank line that separates them from what follows), and then the
+    /// complete lines of a code block still streaming (a long block scrolls
+    /// by instead of waiting for its closing fence; a comment or string
+    /// spanning the cut may lose its colour, never its text). Empty when
+    /// nothing is finished.
     pub fn take_finished(&mut self, width: u16) -> Vec<Line<'static>> {
-        let Some(cut) = finished_prefix(&self.text) else {
-            return Vec::new();
-        };
-        let done: String = self.text.drain(..cut).collect();
-        let mut lines = markdown(&done, width);
-        if !lines.is_empty() {
-            lines.push(Line::default());
+        let mut lines = Vec::new();
+        if let Some(cut) = finished_prefix(&self.text) {
+            let done: String = self.text.drain(..cut).collect();
+            lines = markdown(&done, width);
+            // The blank line between blocks, also after the closing fence of
+            // a code block whose lines were taken already (it draws nothing).
+            if !done.trim().is_empty() {
+                lines.push(Line::default());
+            }
+        }
+        if let Some(open) = open_fence(&self.text) {
+            let opener = self.text[..open.body_start].to_string();
+            let body: String = self.text.drain(open.body_start..open.body_end).collect();
+            let closing = open.marker.to_string().repeat(open.run);
+            lines.extend(markdown(&format!("{opener}{body}{closing}\n"), width));
         }
         lines
     }
@@ -457,9 +477,23 @@ impl MarkdownStream {
     }
 }
 
+/// The marker and length of the fence `line` (without its newline) opens
+/// or closes, if it is one (at most three spaces of indentation).
+fn fence_of(line: &str) -> Option<(char, usize)> {
+    let trimmed = line.trim_start();
+    if line.len() - trimmed.len() > 3 {
+        return None;
+    }
+    ['`', '~'].into_iter().find_map(|marker| {
+        let run = trimmed.chars().take_while(|&c| c == marker).count();
+        (run >= 3).then_some((marker, run))
+    })
+}
+
 /// The length of the longest prefix of `text` made of finished blocks: it
-/// ends at the start of a line that begins at the margin (not a space) and
-/// follows a blank line, outside any code fence.
+/// ends, outside any code fence, at the start of a line that begins at the
+/// margin (not a space) and follows a blank line, or at a fence at the
+/// margin (a fence ends a paragraph, a list and a quote before it).
 fn finished_prefix(text: &str) -> Option<usize> {
     let mut fence: Option<(char, usize)> = None;
     let mut previous_blank = false;
@@ -469,26 +503,55 @@ fn finished_prefix(text: &str) -> Option<usize> {
         let start = offset;
         offset += line.len();
         let body = line.trim_end_matches('\n');
-        let trimmed = body.trim_start();
-        let indent = body.len() - trimmed.len();
-        if fence.is_none() && previous_blank && start > 0 && body.chars().next().is_some_and(|c| !c.is_whitespace()) {
+        let at_margin = body.chars().next().is_some_and(|c| !c.is_whitespace());
+        let this_fence = fence_of(body);
+        if fence.is_none() && start > 0 && at_margin && (previous_blank || this_fence.is_some()) {
             cut = Some(start);
         }
-        if indent <= 3 {
-            for marker in ['`', '~'] {
-                let run = trimmed.chars().take_while(|&c| c == marker).count();
-                if run >= 3 {
-                    match fence {
-                        None => fence = Some((marker, run)),
-                        Some((m, n)) if m == marker && run >= n && trimmed[run..].trim().is_empty() => fence = None,
-                        Some(_) => {}
-                    }
-                }
+        if let Some((marker, run)) = this_fence {
+            match fence {
+                None => fence = Some((marker, run)),
+                Some((m, n)) if m == marker && run >= n && body.trim_start()[run..].trim().is_empty() => fence = None,
+                Some(_) => {}
             }
         }
         previous_blank = line.ends_with('\n') && body.trim().is_empty();
     }
     cut
+}
+
+/// A code block at the start of the text, still open, with complete lines.
+struct OpenFence {
+    marker: char,
+    run: usize,
+    /// Where its body starts (after the opening line).
+    body_start: usize,
+    /// Where its last complete line ends.
+    body_end: usize,
+}
+
+/// The code block `text` starts with, if it is still open and has complete
+/// lines after its opening line.
+fn open_fence(text: &str) -> Option<OpenFence> {
+    let mut lines = text.split_inclusive('\n');
+    let opener = lines.next().filter(|l| l.ends_with('\n'))?;
+    if !opener.starts_with(|c: char| !c.is_whitespace()) {
+        return None;
+    }
+    let (marker, run) = fence_of(opener.trim_end_matches('\n'))?;
+    let body_start = opener.len();
+    let mut body_end = body_start;
+    for line in lines {
+        let body = line.trim_end_matches('\n');
+        if fence_of(body).is_some_and(|(m, n)| m == marker && n >= run && body.trim_start()[n..].trim().is_empty()) {
+            return None;
+        }
+        if !line.ends_with('\n') {
+            break;
+        }
+        body_end += line.len();
+    }
+    (body_end > body_start).then_some(OpenFence { marker, run, body_start, body_end })
 }
 
 #[cfg(test)]
@@ -503,11 +566,29 @@ mod tests {
         assert_eq!(finished_prefix("a\n\n  b"), None, "an indented line may continue a list item");
         assert_eq!(finished_prefix("```\na\n\nb"), None, "inside a fence");
         assert_eq!(finished_prefix("```\na\n\nb\n```\n\nc"), Some(14));
+        assert_eq!(finished_prefix("Here:\n```rust\nx"), Some(6), "a fence ends the paragraph");
+        assert_eq!(finished_prefix("```rust\nx"), None);
+    }
+
+    #[test]
+    fn a_long_code_block_scrolls_by_while_it_streams() {
+        let mut s = MarkdownStream::new();
+        s.push("Here:\n```python\ndef f():\n    return 1\nprint(f(");
+        let taken = plain(&s.take_finished(40));
+        assert_eq!(taken, "Here:\n\n  def f():\n      return 1");
+        assert_eq!(s.pending(), "```python\nprint(f(");
+        assert_eq!(plain(&s.lines(40)), "  print(f(");
+        assert!(s.take_finished(40).is_empty(), "nothing new is complete");
+        s.push("))\n```\n\nDone.");
+        let rest = plain(&s.take_finished(40)) + "\n" + &plain(&s.finish(40));
+        assert_eq!(rest, "  print(f())\n\nDone.");
+        assert!(open_fence("```\na\n```\n").is_none(), "closed");
+        assert!(open_fence("```\na").is_none(), "no complete line");
     }
 
     #[test]
     fn a_stream_renders_like_the_whole_text() {
-        let answer = "# Plan\n\nFirst *this*.\n\n- one\n- two\n\n```rust\nfn main() {}\n```\n\nDone.";
+        let answer = "# Plan\n\nFirst *this*.\n\n- one\n- two\n\n```rust\nfn main() {}\n```\n\nDone.\nHere:\n~~~sh\nls\n\necho\n~~~\n> q";
         let mut s = MarkdownStream::new();
         let mut shown = Vec::new();
         for c in answer.chars() {

@@ -113,20 +113,24 @@ fn an_unclosed_fence_streams_as_code() {
 
 #[test]
 fn a_streamed_answer_ends_as_the_whole() {
-    let mut stream = MarkdownStream::new();
-    let mut scrollback = Vec::new();
-    // Deltas of 7 bytes (on char boundaries), as a server might send them.
-    let mut rest = ANSWER;
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(7);
-        while !rest.is_char_boundary(cut) {
-            cut += 1;
+    let answer = format!("{ANSWER}\nThen:\n```sh\n# a long script\nls\n\necho done\n```\nAnd *that* is all.\n");
+    for delta in [1, 3, 7, 64] {
+        let mut stream = MarkdownStream::new();
+        let mut scrollback = Vec::new();
+        let mut rest = answer.as_str();
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(delta);
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            stream.push(&rest[..cut]);
+            rest = &rest[cut..];
+            for line in stream.lines(80) {
+                assert!(line.width() <= 80);
+            }
+            scrollback.extend(stream.take_finished(80));
         }
-        stream.push(&rest[..cut]);
-        rest = &rest[cut..];
-        let _live = stream.lines(80);
-        scrollback.extend(stream.take_finished(80));
+        scrollback.extend(stream.finish(80));
+        assert_eq!(plain(&scrollback), plain(&markdown(&answer, 80)), "deltas of {delta} bytes");
     }
-    scrollback.extend(stream.finish(80));
-    assert_eq!(plain(&scrollback), plain(&markdown(ANSWER, 80)));
 }
