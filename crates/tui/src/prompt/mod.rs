@@ -566,11 +566,13 @@ impl Prompt {
             return;
         }
         self.dismissed = None;
-        if let Some(open) = &self.completion
+        if let Some(open) = &mut self.completion
             && open.kind == kind
             && open.start == start
             && open.query == query
         {
+            // Same candidates; the token may end elsewhere (Delete after the cursor).
+            open.end = end;
             return;
         }
         let items: Vec<(String, String)> = match kind {

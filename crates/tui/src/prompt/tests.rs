@@ -696,3 +696,124 @@ fn the_prompt_can_move_to_another_thread() {
     prompt.set_path_completer(fake_files);
     send(&prompt);
 }
+
+#[test]
+fn deleting_after_the_cursor_inside_a_command_keeps_completion_in_bounds() {
+    let mut prompt = Prompt::new();
+    typed(&mut prompt, "/model");
+    for _ in 0..3 {
+        prompt.handle(&key(KeyCode::Left));
+    }
+    prompt.handle(&key(KeyCode::Delete));
+    prompt.handle(&key(KeyCode::Delete));
+    assert_eq!(prompt.text(), "/mol");
+    // The token is "/mol" now, still completing "mo": the first is /model.
+    assert_eq!(enter(&mut prompt), PromptAction::Submit("/model".into()));
+    typed(&mut prompt, "@x /b");
+    prompt.set_path_completer(fake_files);
+    typed(&mut prompt, " @sxyz");
+    for _ in 0..3 {
+        prompt.handle(&key(KeyCode::Left));
+    }
+    for _ in 0..3 {
+        prompt.handle(&key(KeyCode::Delete));
+    }
+    prompt.handle(&key(KeyCode::Tab));
+    assert_eq!(prompt.text(), "@x /b @src/");
+}
+
+/// Thousands of random edits, pastes, searches and completions at random
+/// widths: nothing panics, the cursor stays on a character boundary inside
+/// the text, the drawing fits the height asked for, the cursor is inside
+/// the area, and nothing drawn is a control character.
+#[test]
+fn random_editing_keeps_every_invariant() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let keys: Vec<Event> = vec![
+        key(KeyCode::Char('a')),
+        key(KeyCode::Char(' ')),
+        key(KeyCode::Char('日')),
+        key(KeyCode::Char('@')),
+        key(KeyCode::Char('/')),
+        key(KeyCode::Char('\\')),
+        key(KeyCode::Char('\u{301}')),
+        key(KeyCode::Char('\u{1b}')),
+        key(KeyCode::Enter),
+        with(KeyCode::Enter, KeyModifiers::SHIFT),
+        key(KeyCode::Left),
+        key(KeyCode::Right),
+        key(KeyCode::Up),
+        key(KeyCode::Down),
+        key(KeyCode::Home),
+        key(KeyCode::End),
+        key(KeyCode::Backspace),
+        key(KeyCode::Delete),
+        key(KeyCode::Tab),
+        key(KeyCode::Esc),
+        key(KeyCode::BackTab),
+        ctrl('a'),
+        ctrl('e'),
+        ctrl('k'),
+        ctrl('u'),
+        ctrl('w'),
+        ctrl('y'),
+        ctrl('r'),
+        ctrl('c'),
+        alt('b'),
+        alt('f'),
+        alt('d'),
+        with(KeyCode::Backspace, KeyModifiers::ALT),
+        Event::Paste("x\ty\r\nz".into()),
+        Event::Paste("👩‍💻 e\u{301}\u{202e}\x1b[2J".into()),
+        Event::Paste("line\n".repeat(12)),
+        Event::Resize(10, 10),
+    ];
+    let mut prompt = Prompt::new();
+    prompt.set_max_height(4);
+    prompt.set_path_completer(fake_files);
+    prompt.load_history(vec!["a b".into(), "日本\nx".into(), "@src/main.rs".into()]);
+    let t0 = Instant::now();
+    let (mut submitted, mut cursors, mut searched, mut popups) = (0, 0, 0, 0);
+    for step in 0..20_000u64 {
+        let event = &keys[next(keys.len() as u64) as usize];
+        if let PromptAction::Submit(_) = prompt.handle_at(event, t0 + Duration::from_millis(step * 700)) {
+            submitted += 1;
+        }
+        searched += usize::from(prompt.search.is_some());
+        popups += usize::from(prompt.completion.is_some());
+        let text = prompt.text();
+        assert!(prompt.cursor() <= text.len() && text.is_char_boundary(prompt.cursor()), "step {step}: {prompt:?}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "step {step}: {text:?}");
+        if step % 7 == 0 {
+            let width = 1 + next(50) as u16;
+            let height = prompt.height(width);
+            assert!(height >= 1 && height <= 4 + POPUP_ROWS as u16, "step {step}: height {height}");
+            let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+            let mut cursor = None;
+            terminal
+                .draw(|frame| {
+                    frame.render_widget(&prompt, frame.area());
+                    cursor = prompt.cursor_position(frame.area());
+                })
+                .unwrap();
+            let area = Rect::new(0, 0, width, height);
+            if let Some(position) = cursor {
+                cursors += 1;
+                assert!(area.contains(position), "step {step}: {position:?} outside {area:?}");
+            }
+            let buffer = terminal.backend().buffer();
+            assert!(buffer.content().iter().all(|cell| !cell.symbol().contains(char::is_control)), "step {step}");
+        }
+    }
+    // The walk went through every kind of state, or it proved little.
+    assert!(
+        submitted > 100 && cursors > 1_000 && searched > 100 && popups > 100,
+        "{submitted} {cursors} {searched} {popups}"
+    );
+}
