@@ -817,3 +817,26 @@ fn random_editing_keeps_every_invariant() {
         "{submitted} {cursors} {searched} {popups}"
     );
 }
+
+fn snapshot_of(prompt: &Prompt, width: u16) -> TestBackend {
+    let mut terminal = Terminal::new(TestBackend::new(width, prompt.height(width))).unwrap();
+    terminal.draw(|frame| frame.render_widget(prompt, frame.area())).unwrap();
+    terminal.backend().clone()
+}
+
+#[test]
+fn snapshot_slash_commands() {
+    let mut prompt = Prompt::new();
+    typed(&mut prompt, "/");
+    insta::assert_snapshot!(snapshot_of(&prompt, 72));
+}
+
+#[test]
+fn snapshot_wide_text_wrapped() {
+    let mut prompt = Prompt::new();
+    prompt.handle(&ctrl('c'));
+    assert_eq!(prompt.height(24), 2, "the hint is up");
+    typed(&mut prompt, "日本語のテキストと絵文字 👩‍💻🎉 mixed with ASCII words\ttab");
+    assert_eq!(prompt.height(24), 3, "typing took the hint down");
+    insta::assert_snapshot!(snapshot_of(&prompt, 24));
+}
