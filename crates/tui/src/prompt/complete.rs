@@ -6,9 +6,10 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 /// Most candidates a completion offers.
 pub const MAX_CANDIDATES: usize = 50;
 
-/// Most paths the workspace index holds: past this the tree is too large
-/// for a list to help, and memory stays bounded.
-pub const MAX_INDEXED: usize = 200_000;
+/// Most paths the workspace index holds: past this (a home folder, say) the
+/// tree is too large for a list to help, and memory stays bounded (a few
+/// MiB).
+pub const MAX_INDEXED: usize = 100_000;
 
 /// Completes the partial path after an `@` (without the `@`) to workspace
 /// paths, best first; a directory ends with `/`. Called on a keystroke, so
@@ -87,14 +88,34 @@ pub struct WorkspaceFiles {
 #[derive(Debug, Default)]
 struct Index {
     /// Relative paths with `/` separators, directories ending with `/`,
-    /// each with its lowercase form for matching.
-    paths: Vec<(String, String)>,
+    /// sorted.
+    paths: Vec<IndexedPath>,
     done: bool,
     /// Counts listings started: only the newest may publish its result.
     generation: u64,
     /// The last query (lowercase) and the indices of every path containing
     /// it: a query typed on from it can only match among those.
-    last: Option<(String, Vec<usize>)>,
+    last: Option<(String, Vec<u32>)>,
+}
+
+/// A path and, only where it differs, its lowercase form (most paths are
+/// lowercase already: storing them once halves the index).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct IndexedPath {
+    path: Box<str>,
+    lower: Option<Box<str>>,
+}
+
+impl IndexedPath {
+    fn new(path: String) -> IndexedPath {
+        let lower = path.to_lowercase();
+        let lower = (lower != path).then(|| lower.into_boxed_str());
+        IndexedPath { path: path.into_boxed_str(), lower }
+    }
+
+    fn lower(&self) -> &str {
+        self.lower.as_deref().unwrap_or(&self.path)
+    }
 }
 
 impl WorkspaceFiles {
@@ -137,13 +158,8 @@ impl WorkspaceFiles {
 
 fn build_index(root: &Path, index: &(Mutex<Index>, Condvar), generation: u64) {
     let mut paths = Vec::new();
-    let walker = ignore::WalkBuilder::new(root)
-        .hidden(true)
-        .git_ignore(true)
-        .git_global(false)
-        .require_git(false)
-        .follow_links(false)
-        .build();
+    let walker =
+        ignore::WalkBuilder::new(root).hidden(true).git_ignore(true).require_git(false).follow_links(false).build();
     for entry in walker.flatten() {
         if paths.len() >= MAX_INDEXED {
             break;
@@ -158,8 +174,7 @@ fn build_index(root: &Path, index: &(Mutex<Index>, Condvar), generation: u64) {
         if entry.file_type().is_some_and(|t| t.is_dir()) {
             path.push('/');
         }
-        let lower = path.to_lowercase();
-        paths.push((path, lower));
+        paths.push(IndexedPath::new(path));
     }
     paths.sort();
     let (lock, ready) = index;
@@ -178,14 +193,17 @@ impl PathCompleter for WorkspaceFiles {
         let mut guard = self.index.0.lock().unwrap_or_else(PoisonError::into_inner);
         let index = &mut *guard;
         let query = partial.to_lowercase();
-        let containing: Vec<usize> = match &index.last {
-            Some((last, within)) if query.contains(last.as_str()) => {
-                within.iter().copied().filter(|&i| index.paths[i].1.contains(&query)).collect()
-            }
-            _ => (0..index.paths.len()).filter(|&i| index.paths[i].1.contains(&query)).collect(),
+        let paths = &index.paths;
+        let contains = |&i: &u32| paths.get(i as usize).is_some_and(|p| p.lower().contains(&query));
+        // Indices fit in u32: the index holds at most MAX_INDEXED paths.
+        let containing: Vec<u32> = match &index.last {
+            Some((last, within)) if query.contains(last.as_str()) => within.iter().copied().filter(contains).collect(),
+            _ => (0..paths.len() as u32).filter(contains).collect(),
         };
-        let ranked =
-            rank_paths(containing.iter().map(|&i| (index.paths[i].0.as_str(), index.paths[i].1.as_str())), partial);
+        let ranked = rank_paths(
+            containing.iter().filter_map(|&i| paths.get(i as usize)).map(|p| (&*p.path, p.lower())),
+            partial,
+        );
         index.last = Some((query, containing));
         ranked
     }
