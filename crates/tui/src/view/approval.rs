@@ -164,6 +164,9 @@ impl ApprovalPanel {
                     ));
                 }
                 out.push(Line::from(label("argv")));
+                if argv.is_empty() {
+                    out.push(Line::from(Span::styled("  (not parsed: it runs as written, with sh -c)", theme::DIM)));
+                }
                 for (i, words) in argv.iter().enumerate() {
                     let quoted: Vec<String> = words.iter().map(|w| quote(w)).collect();
                     let list = format!("[{}]", quoted.join(", "));
@@ -372,6 +375,14 @@ mod tests {
         assert_ne!(ApprovalPanel::new(other).shown_digest(80), panel.shown_digest(80), "argv is part of it");
         let typing = ApprovalPanel { note: Some("no".into()), ..panel.clone() };
         assert_eq!(typing.shown_digest(80), panel.shown_digest(80), "the note is recorded as itself");
+    }
+
+    #[test]
+    fn a_command_without_argv_says_so() {
+        let mut request = command();
+        request.action = ApprovalAction::Command { command: "case $x in a) ls;; esac".into(), argv: vec![], cwd: None };
+        let text = ApprovalPanel::new(request).shown_text(80);
+        assert!(text.contains("argv\n  (not parsed: it runs as written, with sh -c)"), "{text}");
     }
 
     #[test]

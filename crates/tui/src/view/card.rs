@@ -16,7 +16,7 @@
 use ratatui::text::{Line, Span};
 
 use super::diff::{diff_lines, diff_stats};
-use super::text::{clean, clean_line, spans_width, truncate, wrap, wrap_columns};
+use super::text::{clean, clean_line, clip, spans_width, truncate, wrap, wrap_columns};
 use super::theme;
 
 /// What a tool was asked to do (arguments as the model gave them; they are
@@ -213,7 +213,7 @@ impl ToolCard {
             }
             _ => {}
         }
-        out
+        clip(out, width)
     }
 
     /// A card for a tool without its own form: name and arguments in one line.

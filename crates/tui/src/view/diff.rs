@@ -7,7 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use similar::{ChangeTag, TextDiff};
 
-use super::text::{clean, wrap_columns};
+use super::text::{clean, clip, wrap_columns};
 use super::theme;
 
 /// Lines of context around each change.
@@ -72,7 +72,7 @@ pub fn diff_lines(before: &str, after: &str, width: u16, max_lines: Option<usize
         out.truncate(max);
         out.push(Line::from(Span::styled(format!("{:>gutter$} … {hidden} more lines", ""), theme::DIM)));
     }
-    out
+    clip(out, width as usize)
 }
 
 #[cfg(test)]

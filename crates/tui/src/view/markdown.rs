@@ -26,7 +26,7 @@ pub fn markdown(markdown: &str, width: u16) -> Vec<Line<'static>> {
         r.event(event);
     }
     r.flush();
-    r.out
+    text::clip(r.out, width as usize)
 }
 
 /// A block that holds other blocks.

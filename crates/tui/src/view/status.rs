@@ -1,9 +1,10 @@
 //! The status line: the model and where it runs, the permission mode,
 //! tokens and context, the session and the audit log's state.
 //!
-//! When the line is too narrow, the least important parts go first (the
-//! hint, the session id, the token count); the mode and an audit log that
-//! is not verifying are never dropped.
+//! When the line is too narrow, parts take shorter forms (the model's name
+//! cut, `audit 1,234 ✓ 12s`) and the least important go (the hint, the
+//! session id, the token count first); the mode and an audit log that is
+//! not verifying always stay.
 
 use std::time::Duration;
 
@@ -119,14 +120,36 @@ fn age(d: Duration) -> String {
     }
 }
 
+/// A part of the status line: how long it stays when the line is too
+/// narrow (higher stays longer; 100 never goes) and its forms, longest first.
+struct Part {
+    importance: u8,
+    forms: Vec<Span<'static>>,
+}
+
+fn part(importance: u8, style: Style, forms: Vec<String>) -> Part {
+    Part { importance, forms: forms.into_iter().map(|f| Span::styled(f, style)).collect() }
+}
+
+/// Parts this important or less are extras, shown only where the main
+/// parts leave room in their longest forms.
+const EXTRA: u8 = 30;
+
+/// `text` cut to `n` characters with `…`.
+fn shortened(text: &str, n: usize) -> String {
+    if text.chars().count() <= n { text.to_string() } else { text.chars().take(n - 1).chain(['…']).collect() }
+}
+
 impl StatusLine {
-    /// The parts of the line in order, each with how long it stays when
-    /// the line is too narrow (higher stays longer).
-    fn parts(&self) -> Vec<(u8, Vec<Span<'static>>)> {
+    /// The parts of the line in order.
+    fn parts(&self) -> Vec<Part> {
         let place = match &self.place {
-            ModelPlace::Embedded => "embedded".to_string(),
-            ModelPlace::SelfHosted { host } => format!("self-hosted {}", clean_line(host)),
-            ModelPlace::Cloud { vendor } => format!("cloud {}", clean_line(vendor)),
+            ModelPlace::Embedded => vec!["embedded".to_string()],
+            ModelPlace::SelfHosted { host } => {
+                let host = clean_line(host);
+                vec![format!("self-hosted {host}"), shortened(&host, 16)]
+            }
+            ModelPlace::Cloud { vendor } => vec![format!("cloud {}", clean_line(vendor))],
         };
         let context = match self.context_window {
             Some(w) => format!("ctx {}/{}", short_count(self.context_used), short_count(w)),
@@ -135,26 +158,33 @@ impl StatusLine {
         let session: String = clean_line(&self.session_id).chars().take(8).collect();
         let audit = match self.audit {
             AuditState::Recording { entries, since_checkpoint } => {
-                let checkpoint = match since_checkpoint {
-                    Some(d) => format!("checkpoint {} ago", age(d)),
-                    None => "no checkpoint yet".to_string(),
+                let (long, short) = match since_checkpoint {
+                    Some(d) => (format!("checkpoint {} ago", age(d)), format!("✓ {}", age(d))),
+                    None => ("no checkpoint yet".to_string(), "no checkpoint".to_string()),
                 };
-                (40, vec![Span::styled(format!("audit {} entries · {checkpoint}", thousands(entries)), theme::DIM)])
+                let entries = thousands(entries);
+                part(
+                    40,
+                    theme::DIM,
+                    vec![format!("audit {entries} entries · {long}"), format!("audit {entries} {short}")],
+                )
             }
-            AuditState::NotVerifying => (
+            AuditState::NotVerifying => part(
                 100,
-                vec![Span::styled("audit: NOT VERIFYING", Style::new().fg(Color::Red).add_modifier(Modifier::BOLD))],
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                vec!["audit: NOT VERIFYING".to_string()],
             ),
         };
+        let model = clean_line(&self.model);
         vec![
-            (90, vec![Span::styled(clean_line(&self.model), Style::new().add_modifier(Modifier::BOLD))]),
-            (70, vec![Span::raw(place)]),
-            (100, vec![Span::styled(self.mode.name(), self.mode.style())]),
-            (30, vec![Span::styled(format!("{} tokens", short_count(self.tokens_used)), theme::DIM)]),
-            (60, vec![Span::raw(context)]),
-            (20, vec![Span::styled(format!("session {session}"), theme::DIM)]),
+            part(90, Style::new().add_modifier(Modifier::BOLD), vec![model.clone(), shortened(&model, 16)]),
+            part(70, Style::new(), place),
+            part(100, self.mode.style(), vec![self.mode.name().to_string()]),
+            part(30, theme::DIM, vec![format!("{} tokens", short_count(self.tokens_used))]),
+            part(60, Style::new(), vec![context]),
+            part(20, theme::DIM, vec![format!("session {session}")]),
             audit,
-            (10, vec![Span::styled(clean_line(&self.hint), theme::DIM)]),
+            part(10, theme::DIM, vec![clean_line(&self.hint)]),
         ]
     }
 
@@ -162,26 +192,54 @@ impl StatusLine {
     pub fn line(&self, columns: u16) -> Line<'static> {
         let columns = columns as usize;
         let sep = " · ";
-        let mut parts = self.parts();
-        parts.retain(|(_, spans)| spans.iter().any(|s| !s.content.is_empty()));
-        let total = |parts: &[(u8, Vec<Span<'static>>)]| {
-            parts.iter().map(|(_, s)| s.iter().map(|s| width(&s.content)).sum::<usize>()).sum::<usize>()
-                + width(sep) * parts.len().saturating_sub(1)
+        let parts: Vec<Part> =
+            self.parts().into_iter().filter(|p| p.forms.iter().all(|f| !f.content.is_empty())).collect();
+        // The form each part is shown in (None: left out).
+        let mut shown: Vec<Option<usize>> = vec![None; parts.len()];
+        let total = |shown: &[Option<usize>]| {
+            let widths: Vec<usize> =
+                shown.iter().enumerate().filter_map(|(i, f)| f.map(|f| width(&parts[i].forms[f].content))).collect();
+            widths.iter().sum::<usize>() + width(sep) * widths.len().saturating_sub(1)
         };
-        while total(&parts) > columns {
-            let Some(lowest) = parts.iter().enumerate().filter(|(_, (p, _))| *p < 100).min_by_key(|(_, (p, _))| *p)
-            else {
-                break;
-            };
-            let i = lowest.0;
-            parts.remove(i);
+        let shortest = |i: usize| parts[i].forms.len() - 1;
+        let mut by_importance: Vec<usize> = (0..parts.len()).collect();
+        by_importance.sort_by_key(|&i| std::cmp::Reverse(parts[i].importance));
+        // What must stay; then, most important first, the other main parts
+        // in their short forms, then their long forms where they fit, then
+        // the extras (tokens, session, hint) where they fit.
+        for &i in &by_importance {
+            if parts[i].importance >= 100 {
+                shown[i] = Some(shortest(i));
+            }
+        }
+        let fits_with = |shown: &[Option<usize>], i: usize, f: usize| {
+            let mut trial = shown.to_vec();
+            trial[i] = Some(f);
+            total(&trial) <= columns
+        };
+        for &i in &by_importance {
+            if parts[i].importance < 100 && parts[i].importance > EXTRA && fits_with(&shown, i, shortest(i)) {
+                shown[i] = Some(shortest(i));
+            }
+        }
+        for &i in &by_importance {
+            if let Some(current) = shown[i] {
+                shown[i] = Some((0..current).find(|&f| fits_with(&shown, i, f)).unwrap_or(current));
+            }
+        }
+        for &i in &by_importance {
+            if parts[i].importance <= EXTRA {
+                shown[i] = (0..parts[i].forms.len()).find(|&f| fits_with(&shown, i, f));
+            }
         }
         let mut spans = Vec::new();
-        for (i, (_, part)) in parts.into_iter().enumerate() {
-            if i > 0 {
-                spans.push(Span::styled(sep, theme::DIM));
+        for (i, f) in shown.iter().enumerate() {
+            if let Some(f) = f {
+                if !spans.is_empty() {
+                    spans.push(Span::styled(sep, theme::DIM));
+                }
+                spans.push(parts[i].forms[*f].clone());
             }
-            spans.extend(part);
         }
         Line::from(truncate(&spans, columns))
     }

@@ -266,6 +266,27 @@ pub fn truncate(spans: &[Span<'_>], width: usize) -> Vec<Span<'static>> {
     to_spans(&kept)
 }
 
+/// `lines` cut to `width` columns where they are wider: what the layout
+/// functions produce only when the width cannot hold even their prefixes
+/// (a gutter, an indentation), so that no line is wider than the screen.
+pub fn clip(mut lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    for line in &mut lines {
+        if line.width() > width {
+            let glyphs = glyphs(&line.spans);
+            let mut used = 0;
+            let kept: Vec<Glyph> = glyphs
+                .into_iter()
+                .take_while(|g| {
+                    used += g.width;
+                    used <= width
+                })
+                .collect();
+            *line = Line::from(to_spans(&kept));
+        }
+    }
+    lines
+}
+
 /// `n` with thousands separated by commas: `1,234`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -282,6 +303,8 @@ pub fn thousands(n: u64) -> String {
 /// `n` in short form: `950`, `12.3k`, `128k`, `1.2M`.
 pub fn short_count(n: u64) -> String {
     fn scaled(n: u64, unit: u64, suffix: &str) -> String {
+        // In u128: `n * 10` must not overflow for the largest counts.
+        let (n, unit) = (u128::from(n), u128::from(unit));
         let tenths = (n * 10 + unit / 2) / unit;
         if tenths >= 1000 || tenths.is_multiple_of(10) {
             format!("{}{suffix}", (n + unit / 2) / unit)
@@ -356,5 +379,6 @@ mod tests {
         assert_eq!(short_count(1_000), "1k");
         assert_eq!(short_count(999_999), "1M");
         assert_eq!(short_count(1_250_000), "1.3M");
+        assert_eq!(short_count(u64::MAX), "18446744073710M");
     }
 }

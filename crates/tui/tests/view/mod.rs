@@ -7,4 +7,5 @@ mod cards;
 mod forgery;
 mod hostile;
 mod markdown;
+mod narrow;
 mod status;
