@@ -93,10 +93,15 @@ struct Index {
     done: bool,
     /// Counts listings started: only the newest may publish its result.
     generation: u64,
-    /// The last query (lowercase) and the indices of every path containing
-    /// it: a query typed on from it can only match among those.
-    last: Option<(String, Vec<u32>)>,
+    /// Recent queries (lowercase), newest last, each with the indices of
+    /// every path containing it: a query containing one of them can only
+    /// match among those, so typing on narrows a small set, and Backspace
+    /// finds the shorter query's set again.
+    recent: Vec<(String, Vec<u32>)>,
 }
+
+/// How many recent queries keep their matches.
+const RECENT_QUERIES: usize = 8;
 
 /// A path and, only where it differs, its lowercase form (most paths are
 /// lowercase already: storing them once halves the index).
@@ -182,7 +187,7 @@ fn build_index(root: &Path, index: &(Mutex<Index>, Condvar), generation: u64) {
     // A listing started later is newer than this one: let it publish.
     if guard.generation == generation {
         guard.paths = paths;
-        guard.last = None;
+        guard.recent.clear();
         guard.done = true;
         ready.notify_all();
     }
@@ -196,15 +201,29 @@ impl PathCompleter for WorkspaceFiles {
         let paths = &index.paths;
         let contains = |&i: &u32| paths.get(i as usize).is_some_and(|p| p.lower().contains(&query));
         // Indices fit in u32: the index holds at most MAX_INDEXED paths.
-        let containing: Vec<u32> = match &index.last {
-            Some((last, within)) if query.contains(last.as_str()) => within.iter().copied().filter(contains).collect(),
-            _ => (0..paths.len() as u32).filter(contains).collect(),
+        // The narrowest recent set that must hold every match.
+        let within = index
+            .recent
+            .iter()
+            .filter(|(recent, _)| query.contains(recent.as_str()))
+            .min_by_key(|(_, within)| within.len());
+        let containing: Vec<u32> = match within {
+            Some((recent, within)) if *recent == query => within.clone(),
+            Some((_, within)) => within.iter().copied().filter(contains).collect(),
+            None => (0..paths.len() as u32).filter(contains).collect(),
         };
         let ranked = rank_paths(
             containing.iter().filter_map(|&i| paths.get(i as usize)).map(|p| (&*p.path, p.lower())),
             partial,
         );
-        index.last = Some((query, containing));
+        // A set of every path saves nothing; the others are kept, newest last.
+        if containing.len() < paths.len() {
+            index.recent.retain(|(recent, _)| *recent != query);
+            if index.recent.len() >= RECENT_QUERIES {
+                index.recent.remove(0);
+            }
+            index.recent.push((query, containing));
+        }
         ranked
     }
 }
