@@ -69,6 +69,12 @@ pub(crate) fn parts(command: &str) -> Result<Vec<Part>, ShellError> {
     Ok(out)
 }
 
+/// Each simple command's words as the shell would pass them (quotes
+/// removed, expansions as written), assignments and redirections removed.
+pub(crate) fn argvs(command: &str) -> Result<Vec<Vec<String>>, ShellError> {
+    Ok(simple_commands(command, 0)?.into_iter().map(|words| words.into_iter().map(|w| w.text).collect()).collect())
+}
+
 /// The simple commands of a command line, assignments and redirections removed.
 fn simple_commands(command: &str, depth: usize) -> Result<Vec<Vec<Word>>, ShellError> {
     if depth > MAX_DEPTH {
