@@ -8,6 +8,9 @@
 use airlock_redact::terminal;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
+use std::borrow::Cow;
+
+use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Columns between tab stops when tabs are expanded.
@@ -81,30 +84,50 @@ pub fn plain(lines: &[Line<'_>]) -> String {
     out
 }
 
-/// One character with its style, the unit of layout.
+/// One grapheme (what a terminal draws in one cell, or two when wide) with
+/// its style: the unit of layout, measured as ratatui measures it when
+/// drawing, so that a line laid out for a width fits in it.
 #[derive(Clone, Copy)]
-struct Glyph {
-    c: char,
+struct Glyph<'a> {
+    text: &'a str,
     width: usize,
     style: Style,
 }
 
-fn glyphs(spans: &[Span<'_>]) -> Vec<Glyph> {
+impl Glyph<'_> {
+    fn is_newline(&self) -> bool {
+        self.text == "\n"
+    }
+
+    fn is_space(&self) -> bool {
+        self.text == " "
+    }
+}
+
+fn glyphs<'a>(spans: &'a [Span<'_>]) -> Vec<Glyph<'a>> {
     let mut out = Vec::new();
     for span in spans {
-        for c in span.content.chars() {
-            // A newline is a break; any other character without a width is
-            // something a terminal could act on: it never reaches a cell.
-            let c = if c == '\n' || c.width().is_some() { c } else { terminal::REPLACEMENT };
-            let c = if c == '\t' { ' ' } else { c };
-            out.push(Glyph { c, width: if c == '\n' { 0 } else { char_width(c) }, style: span.style });
+        for g in span.content.graphemes(true) {
+            // A newline is a break and a tab a space; anything else that a
+            // terminal could act on never reaches a cell.
+            let text = match g {
+                "\n" => g,
+                "\t" => " ",
+                g if matches!(terminal::sanitize(g), Cow::Owned(_)) => REPLACEMENT,
+                g => g,
+            };
+            let width = if text == "\n" { 0 } else { text.width() };
+            out.push(Glyph { text, width, style: span.style });
         }
     }
     out
 }
 
+/// U+FFFD as a string, for glyphs.
+const REPLACEMENT: &str = "\u{FFFD}";
+
 /// Consecutive glyphs of one style as spans.
-fn to_spans(glyphs: &[Glyph]) -> Vec<Span<'static>> {
+fn to_spans(glyphs: &[Glyph<'_>]) -> Vec<Span<'static>> {
     let mut spans: Vec<Span<'static>> = Vec::new();
     let mut text = String::new();
     let mut style: Option<Style> = None;
@@ -115,7 +138,7 @@ fn to_spans(glyphs: &[Glyph]) -> Vec<Span<'static>> {
             }
             style = Some(g.style);
         }
-        text.push(g.c);
+        text.push_str(g.text);
     }
     if let Some(s) = style {
         spans.push(Span::styled(text, s));
@@ -171,7 +194,7 @@ fn layout(
     let mut i = 0;
     while i < glyphs.len() {
         let g = glyphs[i];
-        if g.c == '\n' {
+        if g.is_newline() {
             rows.push(std::mem::take(&mut row));
             used = 0;
             continued = false;
@@ -188,9 +211,9 @@ fn layout(
             i += 1;
             continue;
         }
-        let is_space = g.c == ' ';
+        let is_space = g.is_space();
         let end =
-            glyphs[i..].iter().position(|h| h.c == '\n' || (h.c == ' ') != is_space).map_or(glyphs.len(), |n| i + n);
+            glyphs[i..].iter().position(|h| h.is_newline() || h.is_space() != is_space).map_or(glyphs.len(), |n| i + n);
         let run = &glyphs[i..end];
         let run_width: usize = run.iter().map(|g| g.width).sum();
         if is_space {
@@ -207,7 +230,7 @@ fn layout(
             row.extend_from_slice(run);
             used += run_width;
         } else if run_width <= avail_rest && !row.is_empty() {
-            while row.last().is_some_and(|g| g.c == ' ') {
+            while row.last().is_some_and(Glyph::is_space) {
                 row.pop();
             }
             rows.push(std::mem::take(&mut row));
@@ -228,7 +251,7 @@ fn layout(
         i = end;
     }
     if breaks == Breaks::Words {
-        while row.last().is_some_and(|g| g.c == ' ') {
+        while row.last().is_some_and(Glyph::is_space) {
             row.pop();
         }
     }
@@ -261,7 +284,7 @@ pub fn truncate(spans: &[Span<'_>], width: usize) -> Vec<Span<'static>> {
     }
     let style = glyphs.get(kept.len()).map(|g| g.style).unwrap_or_default();
     if width > 0 {
-        kept.push(Glyph { c: '…', width: 1, style });
+        kept.push(Glyph { text: "…", width: 1, style });
     }
     to_spans(&kept)
 }
@@ -272,16 +295,18 @@ pub fn truncate(spans: &[Span<'_>], width: usize) -> Vec<Span<'static>> {
 pub fn clip(mut lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
     for line in &mut lines {
         if line.width() > width {
-            let glyphs = glyphs(&line.spans);
-            let mut used = 0;
-            let kept: Vec<Glyph> = glyphs
-                .into_iter()
-                .take_while(|g| {
-                    used += g.width;
-                    used <= width
-                })
-                .collect();
-            *line = Line::from(to_spans(&kept));
+            let spans = {
+                let mut used = 0;
+                let kept: Vec<Glyph<'_>> = glyphs(&line.spans)
+                    .into_iter()
+                    .take_while(|g| {
+                        used += g.width;
+                        used <= width
+                    })
+                    .collect();
+                to_spans(&kept)
+            };
+            *line = Line::from(spans);
         }
     }
     lines
@@ -355,6 +380,19 @@ mod tests {
     fn controls_that_slip_through_never_reach_a_line() {
         let lines = wrap(&[Span::raw("a\x1b[2Jb\u{9b}c")], 80, &[], &[]);
         assert_eq!(plain(&lines), "a\u{FFFD}[2Jb\u{FFFD}c");
+    }
+
+    #[test]
+    fn graphemes_are_measured_as_ratatui_draws_them() {
+        // A heart with the emoji presentation selector takes two cells.
+        let lines = wrap(&[Span::raw("ab\u{2764}\u{FE0F}cd")], 3, &[], &[]);
+        assert_eq!(rows(&lines), ["ab", "\u{2764}\u{FE0F}c", "d"]);
+        // A combining accent stays with its letter.
+        let lines = wrap_columns(&[Span::raw("ae\u{301}b")], 2, &[], &[]);
+        assert_eq!(rows(&lines), ["ae\u{301}", "b"]);
+        for line in &lines {
+            assert!(line.width() <= 2);
+        }
     }
 
     #[test]
