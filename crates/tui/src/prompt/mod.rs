@@ -56,6 +56,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use airlock_redact::terminal::one_line;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -72,7 +73,8 @@ pub enum PromptAction {
     None,
     /// The prompt changed: draw it again (its height may have changed).
     Redraw,
-    /// The person sent this text (pastes expanded); the editor is empty again.
+    /// The person sent this text (pastes expanded, trailing whitespace
+    /// trimmed); the editor is empty again.
     Submit(String),
     /// Interrupt the running turn, if any (Esc with nothing open, or the
     /// first Ctrl-C on an empty prompt). The prompt may have changed: redraw.
@@ -513,7 +515,7 @@ impl Prompt {
                     // Enter on a command runs it, as the list suggests.
                     let (name, _) = completion.items.get(completion.selected)?.clone();
                     let rest = self.text[completion.end..].to_string();
-                    let submitted = format!("/{name}{rest}");
+                    let submitted = format!("/{name}{}", rest.trim_end());
                     self.history.push(&submitted);
                     self.clear();
                     Some(PromptAction::Submit(submitted))
@@ -581,15 +583,10 @@ impl Prompt {
                 .map(|c| (c.name.clone(), c.help.clone()))
                 .collect(),
             CompletionKind::Path => match &self.path_completer {
-                Some(completer) => completer
-                    .complete(&query)
-                    .into_iter()
-                    .map(|p| airlock_redact::terminal::one_line(&p))
-                    // What is typed already (a directory just accepted) is no choice.
-                    .filter(|p| *p != query)
-                    .take(MAX_CANDIDATES)
-                    .map(|p| (p, String::new()))
-                    .collect(),
+                Some(completer) => {
+                    let candidates = completer.complete(&query).into_iter().map(|p| one_line(&p));
+                    path_choices(candidates, &query).into_iter().map(|p| (p, String::new())).collect()
+                }
                 None => Vec::new(),
             },
         };
@@ -626,7 +623,9 @@ impl Prompt {
         if self.text.trim().is_empty() {
             return PromptAction::None;
         }
-        let submitted = self.expanded_text();
+        // Trailing blanks (the space after an accepted completion, a
+        // paste's last newline) mean nothing to the model.
+        let submitted = self.expanded_text().trim_end().to_string();
         self.history.push(&submitted);
         self.clear();
         PromptAction::Submit(submitted)
@@ -892,6 +891,19 @@ impl Prompt {
         }
         self.history.stop_walk();
     }
+}
+
+/// The candidates a popup offers for `query`: a directory already typed
+/// (just accepted) is no choice, while a file typed in full comes first, so
+/// that Enter takes it rather than a longer name that starts the same.
+fn path_choices(candidates: impl Iterator<Item = String>, query: &str) -> Vec<String> {
+    let mut choices: Vec<String> =
+        candidates.filter(|p| !(p == query && p.ends_with('/'))).take(MAX_CANDIDATES).collect();
+    if let Some(exact) = choices.iter().position(|p| p == query) {
+        let typed = choices.remove(exact);
+        choices.insert(0, typed);
+    }
+    choices
 }
 
 fn is_ctrl(key: &KeyEvent, c: char) -> bool {

@@ -298,7 +298,7 @@ fn a_killed_paste_can_be_yanked_back() {
     prompt.handle(&ctrl('c'));
     assert!(prompt.is_empty());
     prompt.handle(&ctrl('y'));
-    assert_eq!(enter(&mut prompt), PromptAction::Submit(big));
+    assert_eq!(enter(&mut prompt), PromptAction::Submit(big.trim_end().to_string()));
 }
 
 #[test]
@@ -839,4 +839,14 @@ fn snapshot_wide_text_wrapped() {
     typed(&mut prompt, "日本語のテキストと絵文字 👩‍💻🎉 mixed with ASCII words\ttab");
     assert_eq!(prompt.height(24), 3, "typing took the hint down");
     insta::assert_snapshot!(snapshot_of(&prompt, 24));
+}
+
+#[test]
+fn a_file_typed_in_full_is_what_enter_takes() {
+    let mut prompt = Prompt::new();
+    prompt.set_path_completer(|_: &str| vec!["src/main.rs.bak".to_string(), "src/main.rs".to_string()]);
+    typed(&mut prompt, "see @src/main.rs");
+    assert_eq!(enter(&mut prompt), PromptAction::Redraw);
+    assert_eq!(prompt.text(), "see @src/main.rs ");
+    assert_eq!(enter(&mut prompt), PromptAction::Submit("see @src/main.rs".into()));
 }
