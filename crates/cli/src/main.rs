@@ -433,3 +433,96 @@ fn policy(cmd: PolicyCommand) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(e: &anyhow::Error, stdout_closed: bool) -> (i32, String) {
+        match ending(e, stdout_closed) {
+            Ending::Failed { status, message } => (status, message),
+            Ending::Quiet => panic!("{e:#} ended quietly"),
+        }
+    }
+
+    fn broken_pipe() -> std::io::Error {
+        std::io::Error::from(std::io::ErrorKind::BrokenPipe)
+    }
+
+    #[test]
+    fn a_closed_stdout_ends_quietly_wherever_the_error_is_in_the_chain() {
+        let e = anyhow::Error::new(broken_pipe()).context("cannot print the findings");
+        assert_eq!(ending(&e, true), Ending::Quiet);
+        // serde_json keeps the io error's kind but not the error in its chain.
+        let json = serde_json::to_writer(BrokenWriter, &serde_json::json!({"a": 1})).unwrap_err();
+        assert_eq!(ending(&anyhow::Error::new(json), true), Ending::Quiet);
+    }
+
+    #[test]
+    fn a_broken_pipe_elsewhere_is_a_failure_not_success() {
+        // Standard output is fine: the pipe that broke was the worker's.
+        let e = anyhow::Error::new(broken_pipe()).context("cannot send the task to the worker");
+        let (status, message) = failed(&e, false);
+        assert_eq!(status, exit::USAGE);
+        assert!(message.starts_with("airlock: cannot send the task to the worker: "), "{message}");
+        // Standard output closed, but the error is not a broken pipe.
+        let (status, _) = failed(&anyhow!("no such session"), true);
+        assert_eq!(status, exit::USAGE);
+    }
+
+    #[test]
+    fn an_error_carrying_a_status_ends_with_it() {
+        let inner = anyhow!("the turn limit stopped the run");
+        let e = anyhow::Error::new(exit::WithStatus::new(exit::LIMIT, inner)).context("exec");
+        assert_eq!(failed(&e, false), (exit::LIMIT, "airlock: exec: the turn limit stopped the run".into()));
+        let refused = airlock_sandbox::SandboxError::Policy("landlock is unavailable".into());
+        assert_eq!(failed(&anyhow::Error::new(refused), false).0, exit::REFUSED);
+        assert_eq!(failed(&anyhow!("anything else"), false).0, exit::USAGE);
+    }
+
+    #[test]
+    fn hints_come_last_and_the_message_is_one_airlock_line() {
+        let e = anyhow!("there is no audit log at /x/audit.db\nhint: pass --dir").context("cannot show the log");
+        let (_, message) = failed(&e, false);
+        assert_eq!(message, "airlock: cannot show the log: there is no audit log at /x/audit.db\nhint: pass --dir");
+        assert_eq!(message.lines().filter(|l| l.starts_with("airlock:")).count(), 1);
+    }
+
+    #[test]
+    fn a_cause_repeated_by_its_parent_is_printed_once() {
+        #[derive(Debug)]
+        struct Wraps(std::io::Error);
+        impl std::fmt::Display for Wraps {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot read x: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wraps {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Wraps(std::io::Error::other("disk full")));
+        assert_eq!(failed(&e, false).1, "airlock: cannot read x: disk full");
+    }
+
+    #[test]
+    fn escape_sequences_in_an_error_do_not_reach_the_terminal() {
+        let e = anyhow!("cannot read src/\x1b]52;c;aGk=\x07evil.rs\nhint: check \u{202e}the name");
+        let (_, message) = failed(&e, false);
+        assert!(!message.contains('\x1b') && !message.contains('\x07') && !message.contains('\u{202e}'), "{message:?}");
+        assert!(message.ends_with("\nhint: check \u{FFFD}the name"), "{message:?}");
+    }
+
+    /// A writer whose reader has gone.
+    struct BrokenWriter;
+
+    impl std::io::Write for BrokenWriter {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(broken_pipe())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(broken_pipe())
+        }
+    }
+}

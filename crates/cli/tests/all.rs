@@ -17,6 +17,7 @@
 
 mod audit;
 mod escape;
+mod front;
 mod policy;
 mod probe;
 mod scan;
@@ -143,6 +144,12 @@ const CASES: &[(&str, CaseFn)] = &[
         scan::scan_reports_an_unreadable_file_as_an_incomplete_scan,
     ),
     ("scan_sarif_is_valid_sarif_2_1_0", scan::scan_sarif_is_valid_sarif_2_1_0),
+    // The command line itself: one error path, a closed pipe is not an error.
+    ("scan_into_a_pipe_closed_early_exits_0", front::scan_into_a_pipe_closed_early_exits_0),
+    ("audit_show_into_a_closed_pipe_exits_0", front::audit_show_into_a_closed_pipe_exits_0),
+    ("policy_show_into_a_closed_pipe_exits_0", front::policy_show_into_a_closed_pipe_exits_0),
+    ("an_error_is_one_airlock_line_and_exit_2", front::an_error_is_one_airlock_line_and_exit_2),
+    ("clap_keeps_its_own_statuses", front::clap_keeps_its_own_statuses),
     // The agent's tools.
     ("run_command_runs_confined_in_the_workspace", tools::run_command_runs_confined_in_the_workspace),
 ];
