@@ -7,6 +7,13 @@
 //! checked the way `airlock audit verify` checks it, over the whole log,
 //! because a report of a session in an edited log is no evidence at all.
 //!
+//! What is counted, grouped and decided is decided here, by pure functions
+//! ([`assemble`], then a view model per format: [`Report::page`],
+//! [`Report::text_view`]). The layout is in minijinja templates
+//! (`crates/cli/templates/`), embedded in the binary and rendered with no
+//! loader, a fuel limit, and a formatter that escapes every value for HTML
+//! or makes it visible on a terminal; no template can print a string raw.
+//!
 //! ```text
 //! airlock report 7f3a…                       # a summary on the terminal
 //! airlock report 7f3a… --output review.html  # the page (format from the extension)
@@ -24,6 +31,8 @@ use airlock_audit::note::Signer;
 use airlock_audit::store::{Durability, Filter, SqliteStore, Store};
 use anyhow::{Context as _, Result, bail};
 use clap::ValueEnum;
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::audit;
@@ -71,9 +80,9 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let format = args.format.unwrap_or_else(|| Format::for_path(args.output.as_deref()));
     let report = build(args.dir, &args.session)?;
     let rendered = match format {
-        Format::Text => report.text(),
+        Format::Text => report.render_text()?,
         Format::Json => format!("{:#}\n", report.json()),
-        Format::Html => report.html(),
+        Format::Html => report.render_html()?,
     };
     match &args.output {
         Some(path) => {
@@ -923,89 +932,199 @@ impl Report {
 }
 
 // ---------------------------------------------------------------------------
+// Templates
+
+/// The page: layout only, over [`Page`].
+const HTML_TEMPLATE: Template =
+    Template { name: "report.html.j2", source: include_str!("../templates/report.html.j2") };
+/// The terminal summary: layout only, over [`TextView`].
+const TEXT_TEMPLATE: Template = Template { name: "report.txt.j2", source: include_str!("../templates/report.txt.j2") };
+
+/// A template embedded in the binary: there is no loader, so nothing on disk
+/// (a workspace an agent wrote, say) can stand in for it.
+#[derive(Clone, Copy)]
+struct Template {
+    /// Its name, which also chooses its escaping ([`escaping_for`]).
+    name: &'static str,
+    source: &'static str,
+}
+
+/// Template instructions one rendering may run. The largest page (ten
+/// tables, each cut at [`HTML_ROWS`] rows) took 597,658, under a fifth
+/// (`the_largest_page_renders_within_the_fuel` checks a quarter); a
+/// template that loops away stops with an error instead of running on.
+const FUEL: u64 = 3_000_000;
+
+/// The escaping that marks a template for a terminal (handled by [`format_value`]).
+const TERMINAL: &str = "terminal";
+
+/// What a template's `{{ value }}` is escaped for, chosen by its name:
+/// HTML for `.html.j2`, the terminal for `.txt.j2`, and for anything else
+/// nothing, which [`format_value`] refuses.
+fn escaping_for(name: &str) -> AutoEscape {
+    if name.ends_with(".html.j2") {
+        AutoEscape::Html
+    } else if name.ends_with(".txt.j2") {
+        AutoEscape::Custom(TERMINAL)
+    } else {
+        AutoEscape::None
+    }
+}
+
+/// Writes one `{{ value }}`: made visible and escaped in HTML, made visible
+/// on a terminal. Safe strings pass only in HTML, and only macros make them
+/// there (from output this function escaped): the `safe` filter is gone. A
+/// template without escaping (`{% autoescape false %}`, or a name that is
+/// neither) is an error, not a page with raw strings in it.
+fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), minijinja::Error> {
+    if value.is_none() {
+        return Ok(());
+    }
+    let text = value.to_string();
+    let written = match state.auto_escape() {
+        AutoEscape::Html if value.is_safe() => out.write_str(&text),
+        AutoEscape::Html => out.write_str(&esc(&text)),
+        AutoEscape::Custom(TERMINAL) => out.write_str(&visible(&text)),
+        other => {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!(
+                    "report templates escape for HTML or a terminal; {other:?} would print strings from the log raw"
+                ),
+            ));
+        }
+    };
+    written.map_err(minijinja::Error::from)
+}
+
+/// The environment the report's templates render in: no loader, strict
+/// about undefined names (a misspelt field is an error, not a blank),
+/// bounded by `fuel` instructions, and without the filters that mark a string as
+/// markup (`safe`; `tojson`, whose output is marked safe but may hold `"`).
+fn environment(fuel: u64) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(escaping_for);
+    env.set_formatter(format_value);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(fuel));
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.remove_filter("safe");
+    env.remove_filter("tojson");
+    env
+}
+
+/// `template` rendered over `view`.
+fn render(template: Template, view: &impl Serialize) -> Result<String> {
+    render_with_fuel(template, view, FUEL)
+}
+
+/// `template` rendered over `view` with at most `fuel` instructions.
+fn render_with_fuel(template: Template, view: &impl Serialize, fuel: u64) -> Result<String> {
+    let mut env = environment(fuel);
+    env.add_template(template.name, template.source)
+        .with_context(|| format!("the embedded report template {} does not parse", template.name))?;
+    env.get_template(template.name)
+        .and_then(|t| t.render(view))
+        .with_context(|| format!("cannot render the report template {}", template.name))
+}
+
+// ---------------------------------------------------------------------------
 // Text
 
-/// Aligned columns, two spaces in, cut after [`TEXT_ROWS`] rows.
-fn text_table(out: &mut String, rows: &[Vec<String>], right: &[usize]) {
+/// What the terminal summary shows, every value clipped and every list
+/// aligned and cut: the template only places it.
+#[derive(Debug, Serialize)]
+struct TextView {
+    id: String,
+    verdict: String,
+    problem: Option<String>,
+    workspace: Option<String>,
+    /// `user@host (airlock VERSION)`.
+    user: Option<String>,
+    model: Option<String>,
+    time: String,
+    ended: Option<String>,
+    entries: String,
+    summary: String,
+    sections: Vec<TextSection>,
+    /// Entries not counted above, when there are any.
+    also: Option<String>,
+}
+
+/// One list of the summary.
+#[derive(Debug, Serialize)]
+struct TextSection {
+    /// `Commands: 2 (1 failed)`.
+    title: String,
+    /// What it is called when it is empty (`Commands: none` says more than
+    /// `Commands: 0 (0 failed)`).
+    name: String,
+    /// Its rows, aligned.
+    lines: Vec<String>,
+    /// Rows cut after [`TEXT_ROWS`].
+    more: usize,
+}
+
+/// `rows` as aligned columns, two spaces in, cut after [`TEXT_ROWS`] rows;
+/// and how many were cut. Columns in `right` are aligned right.
+fn text_table(rows: &[Vec<String>], right: &[usize]) -> (Vec<String>, usize) {
     let shown = &rows[..rows.len().min(TEXT_ROWS)];
     let columns = shown.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| shown.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
         .collect();
-    for row in shown {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            line.push_str("  ");
-            if right.contains(&c) {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            } else if c + 1 < row.len() {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
-            } else {
-                line.push_str(cell);
+    let lines = shown
+        .iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                let pad = widths[c].saturating_sub(cell.chars().count());
+                line.push_str("  ");
+                if right.contains(&c) {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                } else if c + 1 < row.len() {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad));
+                } else {
+                    line.push_str(cell);
+                }
             }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    if rows.len() > shown.len() {
-        out.push_str(&format!("  … and {} more\n", rows.len() - shown.len()));
-    }
+            line.trim_end().to_string()
+        })
+        .collect();
+    (lines, rows.len() - shown.len())
+}
+
+/// A list titled `title` (its name is what comes before the colon).
+fn text_section(title: String, rows: &[Vec<String>], right: &[usize]) -> TextSection {
+    let name = title.split(':').next().unwrap_or_default().to_string();
+    let (lines, more) = text_table(rows, right);
+    TextSection { title, name, lines, more }
 }
 
 impl Report {
-    /// A compact summary for a terminal: control characters in event
-    /// strings are replaced, long values clipped, long lists cut.
-    pub fn text(&self) -> String {
+    /// What the terminal summary shows: control characters in event strings
+    /// replaced, long values clipped, long lists cut.
+    fn text_view(&self) -> TextView {
         let s = &self.session;
         let m = &self.summary;
-        let mut out = String::new();
-        let field = |out: &mut String, name: &str, value: &str| out.push_str(&format!("{name:<11}{}\n", value));
-        out.push_str(&format!("airlock report: session {}\n", clip(&s.id, 80)));
-        field(&mut out, "Log", &self.verdict_line());
-        if let Some(problem) = &self.integrity.problem {
-            field(&mut out, "Problem", &clip(problem, 200));
-        }
-        if let Some(w) = &s.workspace {
-            field(&mut out, "Workspace", &clip(w, 100));
-        }
-        if let Some(u) = self.user_at_host() {
+        let user = self.user_at_host().map(|u| {
             let version =
                 s.airlock_version.as_deref().map(|v| format!(" (airlock {})", clip(v, 20))).unwrap_or_default();
-            field(&mut out, "User", &format!("{}{version}", clip(&u, 60)));
-        }
-        if let Some(e) = &s.model_endpoint {
-            field(&mut out, "Model", &clip(e, 100));
-        }
-        field(&mut out, "Time", &self.time_span());
-        if let Some(r) = &s.end_reason {
-            field(&mut out, "Ended", &clip(r, 100));
-        }
-        field(&mut out, "Entries", &format!("{} (log entries {}–{})", s.entries, s.first_index, s.last_index));
-        out.push('\n');
-        out.push_str(&format!(
-            "Summary: {} · {} out · {} · {} · {} · {}\n",
+            format!("{}{version}", clip(&u, 60))
+        });
+        let summary = format!(
+            "{} · {} out · {} · {} · {} · {}",
             count(m.model_requests, "model request", "model requests"),
             bytes(m.bytes_out),
             count(m.refused_destinations, "refused destination", "refused destinations"),
             count(m.redactions, "redaction", "redactions"),
             count(m.commands, "command", "commands"),
             count(m.file_changes, "file change", "file changes"),
-        ));
-
-        let section = |out: &mut String, title: String, rows: Vec<Vec<String>>, right: &[usize]| {
-            out.push('\n');
-            if rows.is_empty() {
-                // "Commands: 0 (0 failed)" says less than "Commands: none".
-                let name = title.split(':').next().unwrap_or_default();
-                out.push_str(&format!("{name}: none\n"));
-            } else {
-                out.push_str(&format!("{title}\n"));
-                text_table(out, &rows, right);
-            }
-        };
+        );
 
         let mut allowed: Vec<Vec<String>> = self
             .egress
@@ -1030,9 +1149,7 @@ impl Report {
                 format!("{} in / {} out tokens", d.input_tokens, d.output_tokens),
             ]
         }));
-        section(&mut out, "Destinations allowed".into(), allowed, &[]);
-
-        let refused = self
+        let refused: Vec<Vec<String>> = self
             .refused
             .iter()
             .map(|r| {
@@ -1043,19 +1160,14 @@ impl Report {
                 row
             })
             .collect();
-        section(&mut out, "Destinations refused".into(), refused, &[2]);
-
-        let routes = self
+        let routes: Vec<Vec<String>> = self
             .model_requests
             .iter()
             .map(|r| {
                 vec![clip(&r.route, 30), clip(&r.model, 40), count(r.requests, "request", "requests"), bytes(r.bytes)]
             })
             .collect();
-        let title = format!("Model requests: {} ({} sent)", m.model_requests, bytes(m.model_bytes_sent));
-        section(&mut out, title, routes, &[3]);
-
-        let redactions = self
+        let redactions: Vec<Vec<String>> = self
             .redactions
             .iter()
             .map(|r| {
@@ -1066,41 +1178,50 @@ impl Report {
                 ]
             })
             .collect();
-        section(&mut out, format!("Redactions by rule: {}", m.redactions), redactions, &[1]);
-
-        let tools = self
+        let tools: Vec<Vec<String>> = self
             .tool_calls
             .iter()
             .map(|t| vec![clip(&t.name, 30), clip(&t.decision, 10), clip(&t.decided_by, 50), format!("{}×", t.count)])
             .collect();
-        let title = format!(
-            "Tool calls: {} ({} allowed, {} denied, {} asked)",
-            m.tool_calls, m.tool_calls_allowed, m.tool_calls_denied, m.tool_calls_asked
-        );
-        section(&mut out, title, tools, &[3]);
-
-        let commands = self
+        let commands: Vec<Vec<String>> = self
             .commands
             .iter()
             .map(|c| vec![format!("exit {}", c.exit_status), duration(c.duration_ms), clip(&shell_words(&c.argv), 80)])
             .collect();
-        section(&mut out, format!("Commands: {} ({} failed)", m.commands, m.commands_failed), commands, &[1]);
-
-        let files = self
+        let files: Vec<Vec<String>> = self
             .file_changes
             .iter()
             .map(|f| {
                 vec![
-                    f.change.clone(),
+                    clip(&f.change, 10),
                     clip(&f.path, 60),
                     format!("{} → {}", short_digest(&f.before), short_digest(&f.after)),
                 ]
             })
             .collect();
-        section(&mut out, format!("File changes: {}", m.file_changes), files, &[]);
-
-        let violations = self.policy_violations.iter().map(|v| vec![clip(&v.rule, 40), clip(&v.detail, 80)]).collect();
-        section(&mut out, format!("Policy violations: {}", m.policy_violations), violations, &[]);
+        let violations: Vec<Vec<String>> =
+            self.policy_violations.iter().map(|v| vec![clip(&v.rule, 40), clip(&v.detail, 80)]).collect();
+        let sections = vec![
+            text_section("Destinations allowed".into(), &allowed, &[]),
+            text_section("Destinations refused".into(), &refused, &[2]),
+            text_section(
+                format!("Model requests: {} ({} sent)", m.model_requests, bytes(m.model_bytes_sent)),
+                &routes,
+                &[3],
+            ),
+            text_section(format!("Redactions by rule: {}", m.redactions), &redactions, &[1]),
+            text_section(
+                format!(
+                    "Tool calls: {} ({} allowed, {} denied, {} asked)",
+                    m.tool_calls, m.tool_calls_allowed, m.tool_calls_denied, m.tool_calls_asked
+                ),
+                &tools,
+                &[3],
+            ),
+            text_section(format!("Commands: {} ({} failed)", m.commands, m.commands_failed), &commands, &[1]),
+            text_section(format!("File changes: {}", m.file_changes), &files, &[]),
+            text_section(format!("Policy violations: {}", m.policy_violations), &violations, &[]),
+        ];
 
         let mut notes = Vec::new();
         if self.external_events > 0 {
@@ -1109,8 +1230,7 @@ impl Report {
         if self.pruned_payloads > 0 {
             notes.push(format!("{} pruned (not counted above)", count(self.pruned_payloads, "payload", "payloads")));
         }
-        if !self.unreadable.is_empty() {
-            let first = &self.unreadable[0];
+        if let Some(first) = self.unreadable.first() {
             notes.push(format!(
                 "{} unreadable (first: entry {}, {})",
                 count(self.unreadable.len() as u64, "entry", "entries"),
@@ -1118,10 +1238,35 @@ impl Report {
                 clip(&first.problem, 60)
             ));
         }
-        if !notes.is_empty() {
-            out.push_str(&format!("\nAlso: {}\n", notes.join("; ")));
+        TextView {
+            id: clip(&s.id, 80),
+            verdict: self.verdict_line(),
+            problem: self.integrity.problem.as_deref().map(|p| clip(p, 200)),
+            workspace: s.workspace.as_deref().map(|w| clip(w, 100)),
+            user,
+            model: s.model_endpoint.as_deref().map(|e| clip(e, 100)),
+            time: self.time_span(),
+            ended: s.end_reason.as_deref().map(|r| clip(r, 100)),
+            entries: format!("{} (log entries {}–{})", s.entries, s.first_index, s.last_index),
+            summary,
+            sections,
+            also: (!notes.is_empty()).then(|| notes.join("; ")),
         }
-        out
+    }
+
+    /// A compact summary for a terminal, from `report.txt.j2`: every string
+    /// from the log made visible ([`airlock_redact::terminal::one_line`]),
+    /// long values clipped, long lists cut.
+    pub fn render_text(&self) -> Result<String> {
+        render(TEXT_TEMPLATE, &self.text_view())
+    }
+
+    /// [`Report::render_text`] for callers without an error path: a failure
+    /// to render (a bug: the template is embedded and tested) is one line
+    /// that says so.
+    pub fn text(&self) -> String {
+        self.render_text()
+            .unwrap_or_else(|e| format!("airlock report: cannot show the report: {}\n", visible(&format!("{e:#}"))))
     }
 
     /// The whole report as JSON (every row; nothing is cut).
@@ -1135,7 +1280,8 @@ impl Report {
 // ---------------------------------------------------------------------------
 // HTML
 
-/// `text` made safe as HTML text or a quoted attribute value.
+/// `text` made visible, then safe as HTML text or a quoted attribute value:
+/// what [`format_value`] writes for every `{{ value }}` of the page.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in visible(text).chars() {
@@ -1151,627 +1297,667 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// A table cell. Only [`Cell::Html`] and [`Cell::NumHtml`] are inserted as
-/// is, and they are only ever built here from escaped parts.
+/// What the page shows, decided and formatted: `report.html.j2` only
+/// places it, and its formatter escapes every string.
+#[derive(Debug, Serialize)]
+struct Page {
+    id: String,
+    /// The log verifies.
+    ok: bool,
+    /// `ok` or `bad`: the header's and the verdict's colour.
+    state: &'static str,
+    /// Under the title: workspace, user, start.
+    sub: Vec<Sub>,
+    verdict: VerdictBox,
+    /// The warning at the top when the log does not verify.
+    alert: Option<Alert>,
+    session: Vec<Field>,
+    stats: Vec<Stat>,
+    integrity: IntegrityCard,
+    sections: Sections,
+    other: Option<Other>,
+    footer: Footer,
+}
+
+/// A piece of the line under the title.
+#[derive(Debug, Serialize)]
+struct Sub {
+    text: String,
+    code: bool,
+}
+
+/// The verdict box in the header.
+#[derive(Debug, Serialize)]
+struct VerdictBox {
+    headline: &'static str,
+    detail: String,
+}
+
+/// Why nothing on the page can be relied on.
+#[derive(Debug, Serialize)]
+struct Alert {
+    what: &'static str,
+    problem: String,
+}
+
+/// A name and a value in a grid.
+#[derive(Debug, Serialize)]
+struct Field {
+    name: &'static str,
+    /// `None`: shown as not recorded.
+    value: Option<String>,
+    code: bool,
+    /// Two columns wide.
+    wide: bool,
+}
+
+impl Field {
+    fn new(name: &'static str, value: Option<String>) -> Field {
+        Field { name, value, code: false, wide: false }
+    }
+
+    fn code(self) -> Field {
+        Field { code: true, ..self }
+    }
+
+    fn wide(self) -> Field {
+        Field { wide: true, ..self }
+    }
+}
+
+/// A headline number.
+#[derive(Debug, Serialize)]
+struct Stat {
+    /// The colour of its top border: `""`, `warn` or `quiet`.
+    tone: &'static str,
+    label: &'static str,
+    value: String,
+    note: String,
+}
+
+/// The integrity card: its verdict, then its fields.
+#[derive(Debug, Serialize)]
+struct IntegrityCard {
+    verdict: Pill,
+    fields: Vec<Field>,
+}
+
+/// A coloured label.
+#[derive(Debug, Serialize)]
+struct Pill {
+    tone: &'static str,
+    text: &'static str,
+}
+
+/// The page's section cards, each placed by name in the template.
+#[derive(Debug, Serialize)]
+struct Sections {
+    allowed: Section,
+    refused: Section,
+    models: Section,
+    redactions: Section,
+    tools: Section,
+    commands: Section,
+    files: Section,
+    violations: Section,
+}
+
+/// A section card: a heading with its main number and a detail, then its
+/// tables, or the line for nothing when it has none.
+#[derive(Debug, Serialize)]
+struct Section {
+    id: &'static str,
+    title: &'static str,
+    count: u64,
+    detail: String,
+    /// What it says when it has no rows.
+    empty: &'static str,
+    /// Only tables with rows.
+    tables: Vec<Table>,
+}
+
+impl Section {
+    fn new(id: &'static str, title: &'static str, count: u64, detail: String, empty: &'static str) -> Section {
+        Section { id, title, count, detail, empty, tables: Vec::new() }
+    }
+
+    /// This section with `table`, unless it has no rows.
+    fn with(mut self, table: Table) -> Section {
+        if !table.rows.is_empty() {
+            self.tables.push(table);
+        }
+        self
+    }
+}
+
+/// A table, cut after [`HTML_ROWS`] rows.
+#[derive(Debug, Serialize)]
+struct Table {
+    heading: Option<&'static str>,
+    columns: Vec<Column>,
+    rows: Vec<Vec<Cell>>,
+    /// Rows cut.
+    more: usize,
+}
+
+/// A column heading.
+#[derive(Debug, Serialize)]
+struct Column {
+    name: &'static str,
+    /// Numbers, aligned right.
+    num: bool,
+}
+
+impl Table {
+    /// A table with `headers` (a leading `#` marks a numeric column) and `rows`, cut after [`HTML_ROWS`].
+    fn new(headers: &[&'static str], mut rows: Vec<Vec<Cell>>) -> Table {
+        let columns = headers
+            .iter()
+            .map(|h| match h.strip_prefix('#') {
+                Some(name) => Column { name, num: true },
+                None => Column { name: h, num: false },
+            })
+            .collect();
+        let more = rows.len().saturating_sub(HTML_ROWS);
+        rows.truncate(HTML_ROWS);
+        Table { heading: None, columns, rows, more }
+    }
+
+    fn heading(self, heading: &'static str) -> Table {
+        Table { heading: Some(heading), ..self }
+    }
+}
+
+/// A table cell; the template picks its markup by `kind`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 enum Cell {
-    Text(String),
-    Code(String),
-    Num(String),
-    Html(String),
-    NumHtml(String),
+    Text {
+        text: String,
+    },
+    Code {
+        text: String,
+    },
+    Num {
+        text: String,
+    },
+    Pill {
+        tone: &'static str,
+        text: String,
+    },
+    /// The start of a digest, the whole digest on hover.
+    Digest {
+        full: String,
+        short: String,
+    },
+    /// A log entry's index, marked when verification found the problem there.
+    Entry {
+        index: u64,
+        edited: bool,
+    },
+}
+
+impl Cell {
+    fn text(text: &str) -> Cell {
+        Cell::Text { text: text.to_string() }
+    }
+
+    fn code(text: &str) -> Cell {
+        Cell::Code { text: text.to_string() }
+    }
+
+    fn num(text: impl ToString) -> Cell {
+        Cell::Num { text: text.to_string() }
+    }
+
+    fn pill(tone: &'static str, text: &str) -> Cell {
+        Cell::Pill { tone, text: text.to_string() }
+    }
+
+    fn digest(digest: &str) -> Cell {
+        Cell::Digest { full: digest.to_string(), short: short_digest(digest) }
+    }
+}
+
+/// Entries the sections do not count.
+#[derive(Debug, Serialize)]
+struct Other {
+    note: String,
+    table: Option<Table>,
+}
+
+/// Who made the page, when, from which log.
+#[derive(Debug, Serialize)]
+struct Footer {
+    generated_by: String,
+    generated_at: String,
+    log: String,
+}
+
+/// The colour of a tool call's decision.
+fn decision_tone(decision: &str) -> &'static str {
+    match decision {
+        "allow" => "good",
+        "deny" => "bad",
+        "ask" => "warn",
+        _ => "neutral",
+    }
+}
+
+/// The colour of a file change.
+fn change_tone(change: &str) -> &'static str {
+    match change {
+        "created" => "good",
+        "deleted" => "bad",
+        _ => "warn",
+    }
+}
+
+/// The colour of a command's exit status.
+fn exit_tone(status: i64) -> &'static str {
+    if status == 0 { "good" } else { "bad" }
+}
+
+/// A headline number's colour: `busy` when something is worth a look, else `calm`.
+fn stat_tone(worth_a_look: bool, busy: &'static str, calm: &'static str) -> &'static str {
+    if worth_a_look { busy } else { calm }
 }
 
 impl Report {
     /// A row's entry number, marked when verification found the problem there.
     fn entry_cell(&self, index: u64) -> Cell {
-        if self.integrity.problem_entry == Some(index) {
-            return Cell::NumHtml(format!("<span class=\"pill bad\">{}</span> {index}", esc("edited")));
-        }
-        Cell::Num(index.to_string())
+        Cell::Entry { index, edited: self.integrity.problem_entry == Some(index) }
     }
-}
 
-fn pill(kind: &str, text: &str) -> Cell {
-    Cell::Html(format!("<span class=\"pill {kind}\">{}</span>", esc(text)))
-}
-
-/// A table with `headers` (a leading `#` marks a numeric column), cut after [`HTML_ROWS`] rows.
-fn html_table(out: &mut String, headers: &[&str], rows: Vec<Vec<Cell>>) {
-    out.push_str("<table><thead><tr>");
-    for h in headers {
-        match h.strip_prefix('#') {
-            Some(h) => out.push_str(&format!("<th class=\"num\">{}</th>", esc(h))),
-            None => out.push_str(&format!("<th>{}</th>", esc(h))),
-        }
-    }
-    out.push_str("</tr></thead><tbody>");
-    let total = rows.len();
-    for row in rows.into_iter().take(HTML_ROWS) {
-        out.push_str("<tr>");
-        for cell in row {
-            match cell {
-                Cell::Text(t) => out.push_str(&format!("<td>{}</td>", esc(&t))),
-                Cell::Code(t) => out.push_str(&format!("<td><code>{}</code></td>", esc(&t))),
-                Cell::Num(t) => out.push_str(&format!("<td class=\"num\">{}</td>", esc(&t))),
-                Cell::Html(h) => out.push_str(&format!("<td>{h}</td>")),
-                Cell::NumHtml(h) => out.push_str(&format!("<td class=\"num\">{h}</td>")),
-            }
-        }
-        out.push_str("</tr>");
-    }
-    out.push_str("</tbody></table>");
-    if total > HTML_ROWS {
-        out.push_str(&format!(
-            "<p class=\"more\">… and {} more rows (the JSON report has them all)</p>",
-            total - HTML_ROWS
-        ));
-    }
-}
-
-/// What a section's heading says: a title, its main number and a detail.
-struct Heading<'a> {
-    id: &'a str,
-    title: &'a str,
-    count: u64,
-    detail: String,
-    /// What the section says when it has no rows.
-    empty: &'a str,
-}
-
-/// A section card: its heading, then `body` (its tables), or the line for
-/// nothing when it has no `rows`.
-fn html_section(out: &mut String, h: Heading<'_>, rows: usize, body: impl FnOnce(&mut String)) {
-    out.push_str(&format!(
-        "<section class=\"card\" id=\"{}\"><h2>{}<span class=\"count\">{}</span><span class=\"detail\">{}</span></h2>",
-        esc(h.id),
-        esc(h.title),
-        h.count,
-        esc(&h.detail)
-    ));
-    if rows == 0 {
-        out.push_str(&format!("<p class=\"empty\">{}</p>", esc(h.empty)));
-    } else {
-        body(out);
-    }
-    out.push_str("</section>");
-}
-
-const CSS: &str = r##"
-*{box-sizing:border-box}
-html{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-body{margin:0;background:#f2f4f7;color:#1d2433;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue","Liberation Sans",Arial,sans-serif}
-.wrap{max-width:1240px;margin:0 auto;padding:0 32px}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono","Liberation Mono",monospace;font-size:12.5px}
-header.top{background:#0f1b2d;color:#dfe6f0;padding:26px 0 28px;border-bottom:4px solid #2f6fdf}
-header.top.ok{border-bottom-color:#1f9d55}
-header.top.bad{border-bottom-color:#d64545}
-.brand{font-size:12px;letter-spacing:.16em;text-transform:uppercase;color:#8ea2bd;font-weight:600}
-.brand b{color:#fff;letter-spacing:.2em}
-.head{display:flex;justify-content:space-between;align-items:center;gap:28px;margin-top:12px}
-h1{margin:0;font-size:24px;font-weight:650;color:#fff;overflow-wrap:anywhere}
-h1 code{font-size:22px}
-.sub{margin:6px 0 0;color:#a9b7ca;overflow-wrap:anywhere}
-.verdict{display:flex;align-items:center;gap:14px;padding:12px 20px 12px 14px;border-radius:12px;flex-shrink:0;max-width:440px}
-.verdict.ok{background:#e3f5e9;color:#14532d;border:1px solid #8fd5a6}
-.verdict.bad{background:#fde8e8;color:#7f1d1d;border:1px solid #f0a3a3}
-.verdict svg{width:34px;height:34px;flex-shrink:0}
-.verdict strong{display:block;font-size:17px;letter-spacing:.01em}
-.verdict small{display:block;font-size:12px;opacity:.85}
-.alert{margin:22px 0 0;padding:14px 18px;border-radius:10px;background:#fdecec;border:1px solid #f3b8b8;border-left:6px solid #c62828;color:#7f1d1d}
-.alert strong{display:block;margin-bottom:2px}
-.card{background:#fff;border:1px solid #e0e5ec;border-radius:12px;padding:20px 24px;margin-top:20px;box-shadow:0 1px 2px rgba(16,24,40,.05)}
-dl.grid{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:14px 32px;margin:0}
-dl.grid dt{font-size:11px;text-transform:uppercase;letter-spacing:.08em;color:#6b7586;font-weight:600}
-dl.grid dd{margin:2px 0 0;overflow-wrap:anywhere}
-dl.grid .wide{grid-column:span 2}
-.stats{display:grid;grid-template-columns:repeat(6,minmax(0,1fr));gap:14px;margin-top:20px}
-.stat{background:#fff;border:1px solid #e0e5ec;border-radius:12px;padding:14px 16px 16px;border-top:4px solid #2f6fdf;box-shadow:0 1px 2px rgba(16,24,40,.05)}
-.stat.warn{border-top-color:#d98a06}
-.stat.alarm{border-top-color:#d64545}
-.stat.quiet{border-top-color:#b8c2d0}
-.stat .label{font-size:12.5px;color:#526070;font-weight:600;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.stat .value{font-size:30px;font-weight:700;line-height:1.2;margin-top:6px;font-variant-numeric:tabular-nums;color:#101828}
-.stat .note{font-size:12px;color:#6b7586;margin-top:2px}
-h2{font-size:16px;margin:0 0 14px;display:flex;align-items:center;gap:10px;color:#101828}
-h2 .count{font-size:12px;font-weight:600;background:#edf1f6;color:#475467;border-radius:999px;padding:1px 10px}
-h2 .detail{margin-left:auto;font-size:12.5px;font-weight:500;color:#6b7586}
-h3{font-size:11px;text-transform:uppercase;letter-spacing:.08em;color:#6b7586;margin:18px 0 6px;font-weight:600}
-h3:first-of-type{margin-top:0}
-table{width:100%;border-collapse:collapse}
-th{text-align:left;font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:#667085;font-weight:600;padding:8px 12px;border-bottom:1px solid #e0e5ec;background:#f7f9fb}
-td{padding:8px 12px;border-bottom:1px solid #edf0f4;vertical-align:top;overflow-wrap:anywhere}
-tbody tr:last-child td{border-bottom:0}
-tbody tr:nth-child(even) td{background:#fbfcfd}
-.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.pill{display:inline-block;padding:1px 9px;border-radius:999px;font-size:12px;font-weight:600;white-space:nowrap}
-.pill.good{background:#e3f5e9;color:#166534}
-.pill.bad{background:#fde8e8;color:#991b1b}
-.pill.warn{background:#fff3dc;color:#8a4b05}
-.pill.neutral{background:#edf1f6;color:#475467}
-.muted{color:#8a94a6}
-.empty{color:#8a94a6;margin:0}
-.more{color:#6b7586;font-size:12px;margin:10px 0 0}
-.two{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:20px}
-.two>.card{margin-top:20px}
-footer{color:#8a94a6;font-size:12px;padding:26px 32px 44px;max-width:1240px;margin:0 auto}
-@media (max-width:960px){.stats{grid-template-columns:repeat(3,minmax(0,1fr))}dl.grid{grid-template-columns:1fr 1fr}.two{grid-template-columns:1fr}.head{flex-direction:column;align-items:flex-start}}
-@media print{body{background:#fff}.card,.stat{box-shadow:none;break-inside:avoid}}
-"##;
-
-const ICON_OK: &str = r##"<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="12" r="11" fill="#1f9d55"/><path d="M7 12.5l3.2 3.2L17.5 8.5" fill="none" stroke="#fff" stroke-width="2.4" stroke-linecap="round" stroke-linejoin="round"/></svg>"##;
-const ICON_BAD: &str = r##"<svg viewBox="0 0 24 24" aria-hidden="true"><circle cx="12" cy="12" r="11" fill="#d64545"/><path d="M8 8l8 8M16 8l-8 8" fill="none" stroke="#fff" stroke-width="2.4" stroke-linecap="round"/></svg>"##;
-
-impl Report {
-    /// One self-contained page: inline CSS, no scripts, no external
-    /// resources (a Content-Security-Policy forbids them too), every event
-    /// string escaped.
-    pub fn html(&self) -> String {
+    /// What the page shows.
+    fn page(&self) -> Page {
         let s = &self.session;
         let m = &self.summary;
         let i = &self.integrity;
         let ok = i.verifies;
-        let mut out = String::with_capacity(32 * 1024);
-        out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-        // Defence in depth: were an event string ever inserted unescaped, it
-        // could still neither run nor fetch anything.
-        out.push_str(
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-        );
-        out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-        out.push_str(&format!("<title>airlock report · {}</title><style>{CSS}</style></head><body>", esc(&s.id)));
 
-        // Header: which session, and whether the evidence holds.
-        let state = if ok { "ok" } else { "bad" };
-        out.push_str(&format!("<header class=\"top {state}\"><div class=\"wrap\">"));
-        out.push_str("<div class=\"brand\"><b>airlock</b> · session evidence report</div><div class=\"head\"><div>");
-        out.push_str(&format!("<h1>Session <code>{}</code></h1>", esc(&s.id)));
         let mut sub = Vec::new();
         if let Some(w) = &s.workspace {
-            sub.push(format!("<code>{}</code>", esc(w)));
+            sub.push(Sub { text: w.clone(), code: true });
         }
         if let Some(u) = self.user_at_host() {
-            sub.push(esc(&u));
+            sub.push(Sub { text: u, code: false });
         }
-        sub.push(esc(&s.started_at));
-        out.push_str(&format!("<p class=\"sub\">{}</p></div>", sub.join(" · ")));
-        let (icon, headline, detail) = match i.verdict {
-            Verdict::Verified => (
-                ICON_OK,
-                "Log verifies",
-                format!(
+        sub.push(Sub { text: s.started_at.clone(), code: false });
+        let verdict = match i.verdict {
+            Verdict::Verified => VerdictBox {
+                headline: "Log verifies",
+                detail: format!(
                     "{} entries · {} · session {}",
                     i.log_entries,
                     count(i.checkpoints_checked, "checkpoint", "checkpoints"),
                     if i.session_signed { "signed" } else { "not yet signed" }
                 ),
-            ),
-            Verdict::Tampered => (ICON_BAD, "Log does NOT verify", "the log was changed after it was written".into()),
-            Verdict::Unverifiable => (ICON_BAD, "Log does NOT verify", "the log could not be checked".into()),
+            },
+            Verdict::Tampered => VerdictBox {
+                headline: "Log does NOT verify",
+                detail: "the log was changed after it was written".into(),
+            },
+            Verdict::Unverifiable => {
+                VerdictBox { headline: "Log does NOT verify", detail: "the log could not be checked".into() }
+            }
         };
-        out.push_str(&format!(
-            "<div class=\"verdict {state}\" id=\"verdict\">{icon}<div><strong>{}</strong><small>{}</small></div></div>",
-            esc(headline),
-            esc(&detail)
-        ));
-        out.push_str("</div></div></header><main class=\"wrap\">");
-
-        if let Some(problem) = &i.problem {
-            let what = match i.verdict {
+        let alert = i.problem.as_ref().map(|problem| Alert {
+            what: match i.verdict {
                 Verdict::Tampered => "This log has been tampered with. Nothing below can be relied on.",
                 _ => "This log could not be verified. Nothing below can be relied on.",
-            };
-            out.push_str(&format!(
-                "<div class=\"alert\" id=\"problem\"><strong>{}</strong>First problem found: {}</div>",
-                esc(what),
-                esc(problem)
-            ));
-        }
+            },
+            problem: problem.clone(),
+        });
 
-        // The session.
-        out.push_str("<section class=\"card\" id=\"session\"><dl class=\"grid\">");
-        let dd = |out: &mut String, name: &str, value: Option<String>, code: bool, wide: bool| {
-            let class = if wide { " class=\"wide\"" } else { "" };
-            let value = match value {
-                Some(v) if code => format!("<code>{}</code>", esc(&v)),
-                Some(v) => esc(&v),
-                None => "<span class=\"muted\">not recorded</span>".into(),
-            };
-            out.push_str(&format!("<div{class}><dt>{}</dt><dd>{value}</dd></div>", esc(name)));
-        };
-        dd(&mut out, "Workspace", s.workspace.clone(), true, true);
-        dd(&mut out, "User", self.user_at_host(), false, false);
-        dd(&mut out, "Model endpoint", s.model_endpoint.clone(), true, true);
-        dd(&mut out, "airlock version", s.airlock_version.clone(), false, false);
-        dd(&mut out, "Started", Some(s.started_at.clone()), false, false);
-        dd(&mut out, "Ended", s.ended_at.clone(), false, false);
-        dd(&mut out, "Duration", s.duration_ms.map(duration), false, false);
-        dd(&mut out, "End reason", s.end_reason.clone(), false, false);
-        dd(
-            &mut out,
-            "Entries",
-            Some(format!("{} (log entries {}–{})", s.entries, s.first_index, s.last_index)),
-            false,
-            false,
-        );
-        dd(&mut out, "Policy digest", s.policy_digest.as_deref().map(short_digest), true, false);
-        out.push_str("</dl></section>");
+        let session = vec![
+            Field::new("Workspace", s.workspace.clone()).code().wide(),
+            Field::new("User", self.user_at_host()),
+            Field::new("Model endpoint", s.model_endpoint.clone()).code().wide(),
+            Field::new("airlock version", s.airlock_version.clone()),
+            Field::new("Started", Some(s.started_at.clone())),
+            Field::new("Ended", s.ended_at.clone()),
+            Field::new("Duration", s.duration_ms.map(duration)),
+            Field::new("End reason", s.end_reason.clone()),
+            Field::new("Entries", Some(format!("{} (log entries {}–{})", s.entries, s.first_index, s.last_index))),
+            Field::new("Policy digest", s.policy_digest.as_deref().map(short_digest)).code(),
+        ];
 
-        // The headline numbers.
-        out.push_str("<section class=\"stats\" id=\"summary\">");
-        let stat = |out: &mut String, tone: &str, label: &str, value: String, note: String| {
-            out.push_str(&format!(
-                "<div class=\"stat {tone}\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"note\">{}</div></div>",
-                esc(label),
-                esc(&value),
-                esc(&note)
-            ));
-        };
-        let model_bytes_out = m.bytes_out - self.egress.iter().map(|e| e.bytes_up).sum::<u64>();
-        stat(
-            &mut out,
-            "",
-            "Model requests",
-            m.model_requests.to_string(),
-            format!("{} in / {} out tokens", m.input_tokens, m.output_tokens),
-        );
-        stat(
-            &mut out,
-            "",
-            "Bytes out",
-            bytes(m.bytes_out),
-            format!("model {} · egress {}", bytes(model_bytes_out), bytes(m.bytes_out - model_bytes_out)),
-        );
-        stat(
-            &mut out,
-            if m.refused_destinations > 0 { "warn" } else { "quiet" },
-            "Refused destinations",
-            m.refused_destinations.to_string(),
-            count(m.refused_attempts, "attempt", "attempts"),
-        );
-        stat(
-            &mut out,
-            if m.redactions > 0 { "warn" } else { "quiet" },
-            "Redactions",
-            m.redactions.to_string(),
-            count(self.redactions.len() as u64, "rule", "rules"),
-        );
-        stat(
-            &mut out,
-            if m.commands_failed > 0 { "warn" } else { "" },
-            "Commands",
-            m.commands.to_string(),
-            format!("{} failed", m.commands_failed),
-        );
-        stat(
-            &mut out,
-            "",
-            "File changes",
-            m.file_changes.to_string(),
-            format!("{} new · {} changed · {} deleted", m.files_created, m.files_modified, m.files_deleted),
-        );
-        out.push_str("</section>");
+        let egress_bytes_out = self.egress.iter().map(|e| e.bytes_up).sum::<u64>();
+        let model_bytes_out = m.bytes_out.saturating_sub(egress_bytes_out);
+        let stats = vec![
+            Stat {
+                tone: "",
+                label: "Model requests",
+                value: m.model_requests.to_string(),
+                note: format!("{} in / {} out tokens", m.input_tokens, m.output_tokens),
+            },
+            Stat {
+                tone: "",
+                label: "Bytes out",
+                value: bytes(m.bytes_out),
+                note: format!("model {} · egress {}", bytes(model_bytes_out), bytes(m.bytes_out - model_bytes_out)),
+            },
+            Stat {
+                tone: stat_tone(m.refused_destinations > 0, "warn", "quiet"),
+                label: "Refused destinations",
+                value: m.refused_destinations.to_string(),
+                note: count(m.refused_attempts, "attempt", "attempts"),
+            },
+            Stat {
+                tone: stat_tone(m.redactions > 0, "warn", "quiet"),
+                label: "Redactions",
+                value: m.redactions.to_string(),
+                note: count(self.redactions.len() as u64, "rule", "rules"),
+            },
+            Stat {
+                tone: stat_tone(m.commands_failed > 0, "warn", ""),
+                label: "Commands",
+                value: m.commands.to_string(),
+                note: format!("{} failed", m.commands_failed),
+            },
+            Stat {
+                tone: "",
+                label: "File changes",
+                value: m.file_changes.to_string(),
+                note: format!("{} new · {} changed · {} deleted", m.files_created, m.files_modified, m.files_deleted),
+            },
+        ];
 
-        // Integrity.
-        out.push_str("<section class=\"card\" id=\"integrity\"><h2>Integrity</h2><dl class=\"grid\">");
-        let verdict = match i.verdict {
-            Verdict::Verified => "<span class=\"pill good\">verifies</span>",
-            Verdict::Tampered => "<span class=\"pill bad\">tampered</span>",
-            Verdict::Unverifiable => "<span class=\"pill bad\">cannot be verified</span>",
-        };
-        out.push_str(&format!("<div><dt>Verdict</dt><dd>{verdict}</dd></div>"));
-        dd(&mut out, "Entries in the log", Some(i.log_entries.to_string()), false, false);
-        dd(
-            &mut out,
-            "Checked",
-            Some(if ok {
-                format!(
-                    "{} · {}",
-                    count(i.checkpoints_checked, "checkpoint", "checkpoints"),
-                    count(i.payloads_checked, "payload", "payloads")
-                )
-            } else {
-                "stopped at the first problem".into()
-            }),
-            false,
-            false,
-        );
-        dd(
-            &mut out,
-            "Signed checkpoint",
-            Some(format!("covers the first {}", count(i.signed_entries, "entry", "entries"))),
-            false,
-            false,
-        );
-        let coverage = if ok { self.coverage() } else { format!("{} (unverified)", self.coverage()) };
-        dd(&mut out, "This session", Some(coverage), false, true);
+        let mut fields = vec![
+            Field::new("Entries in the log", Some(i.log_entries.to_string())),
+            Field::new(
+                "Checked",
+                Some(if ok {
+                    format!(
+                        "{} · {}",
+                        count(i.checkpoints_checked, "checkpoint", "checkpoints"),
+                        count(i.payloads_checked, "payload", "payloads")
+                    )
+                } else {
+                    "stopped at the first problem".into()
+                }),
+            ),
+            Field::new(
+                "Signed checkpoint",
+                Some(format!("covers the first {}", count(i.signed_entries, "entry", "entries"))),
+            ),
+            Field::new(
+                "This session",
+                Some(if ok { self.coverage() } else { format!("{} (unverified)", self.coverage()) }),
+            )
+            .wide(),
+        ];
         if let Some(p) = &i.problem {
-            dd(&mut out, "First problem", Some(p.clone()), false, true);
+            fields.push(Field::new("First problem", Some(p.clone())).wide());
         }
-        out.push_str("</dl><p class=\"more\">Checked as <code>airlock audit verify</code> does, with this log's own key. \
-             To rule out a log rewritten by someone holding that key, verify with a verifier key and checkpoints kept elsewhere.</p></section>");
+        let integrity = IntegrityCard {
+            verdict: match i.verdict {
+                Verdict::Verified => Pill { tone: "good", text: "verifies" },
+                Verdict::Tampered => Pill { tone: "bad", text: "tampered" },
+                Verdict::Unverifiable => Pill { tone: "bad", text: "cannot be verified" },
+            },
+            fields,
+        };
 
-        // Destinations allowed.
-        let allowed = self.egress.len() + self.model_destinations.len();
-        let heading = Heading {
-            id: "allowed",
-            title: "Destinations allowed",
-            count: allowed as u64,
-            detail: format!(
+        Page {
+            id: s.id.clone(),
+            ok,
+            state: if ok { "ok" } else { "bad" },
+            sub,
+            verdict,
+            alert,
+            session,
+            stats,
+            integrity,
+            sections: self.sections(),
+            other: self.other(),
+            footer: Footer {
+                generated_by: self.generated_by.clone(),
+                generated_at: self.generated_at.clone(),
+                log: self.log.clone(),
+            },
+        }
+    }
+
+    /// The page's section cards.
+    fn sections(&self) -> Sections {
+        let m = &self.summary;
+        let allowed = Section::new(
+            "allowed",
+            "Destinations allowed",
+            (self.egress.len() + self.model_destinations.len()) as u64,
+            format!(
                 "{} · {}",
                 count(m.egress_connections, "connection", "connections"),
                 count(m.model_requests, "model request", "model requests")
             ),
-            empty: "No destination was contacted.",
-        };
-        html_section(&mut out, heading, allowed, |out| {
-            if !self.egress.is_empty() {
-                out.push_str("<h3>Network egress</h3>");
-                let rows = self
-                    .egress
+            "No destination was contacted.",
+        )
+        .with(
+            Table::new(
+                &["Host:port", "#Connections", "#Bytes up", "#Bytes down"],
+                self.egress
                     .iter()
                     .map(|e| {
                         vec![
-                            Cell::Code(e.destination.clone()),
-                            Cell::Num(e.connections.to_string()),
-                            Cell::Num(bytes(e.bytes_up)),
-                            Cell::Num(bytes(e.bytes_down)),
+                            Cell::code(&e.destination),
+                            Cell::num(e.connections),
+                            Cell::num(bytes(e.bytes_up)),
+                            Cell::num(bytes(e.bytes_down)),
                         ]
                     })
-                    .collect();
-                html_table(out, &["Host:port", "#Connections", "#Bytes up", "#Bytes down"], rows);
-            }
-            if !self.model_destinations.is_empty() {
-                out.push_str("<h3>Model destinations</h3>");
-                let rows = self
-                    .model_destinations
+                    .collect(),
+            )
+            .heading("Network egress"),
+        )
+        .with(
+            Table::new(
+                &["Destination", "Where", "#Requests", "#Sent", "#Received", "#Tokens in", "#Tokens out", "#Failed"],
+                self.model_destinations
                     .iter()
                     .map(|d| {
-                        let kind = if d.local { pill("neutral", "local") } else { pill("warn", "network") };
                         vec![
-                            Cell::Code(d.destination.clone()),
-                            kind,
-                            Cell::Num(d.requests.to_string()),
-                            Cell::Num(bytes(d.bytes_sent)),
-                            Cell::Num(bytes(d.bytes_received)),
-                            Cell::Num(d.input_tokens.to_string()),
-                            Cell::Num(d.output_tokens.to_string()),
-                            Cell::Num(d.failed.to_string()),
+                            Cell::code(&d.destination),
+                            if d.local { Cell::pill("neutral", "local") } else { Cell::pill("warn", "network") },
+                            Cell::num(d.requests),
+                            Cell::num(bytes(d.bytes_sent)),
+                            Cell::num(bytes(d.bytes_received)),
+                            Cell::num(d.input_tokens),
+                            Cell::num(d.output_tokens),
+                            Cell::num(d.failed),
                         ]
                     })
-                    .collect();
-                html_table(
-                    out,
-                    &[
-                        "Destination",
-                        "Where",
-                        "#Requests",
-                        "#Sent",
-                        "#Received",
-                        "#Tokens in",
-                        "#Tokens out",
-                        "#Failed",
-                    ],
-                    rows,
-                );
-            }
-        });
+                    .collect(),
+            )
+            .heading("Model destinations"),
+        );
 
-        // Destinations refused.
-        let heading = Heading {
-            id: "refused",
-            title: "Destinations refused",
-            count: m.refused_destinations,
-            detail: count(m.refused_attempts, "attempt", "attempts"),
-            empty: "Nothing was refused.",
-        };
-        html_section(&mut out, heading, self.refused.len(), |out| {
-            let rows = self
-                .refused
+        let refused = Section::new(
+            "refused",
+            "Destinations refused",
+            m.refused_destinations,
+            count(m.refused_attempts, "attempt", "attempts"),
+            "Nothing was refused.",
+        )
+        .with(Table::new(
+            &["Destination", "Reason", "#Attempts", "#Bytes"],
+            self.refused
                 .iter()
                 .map(|r| {
                     vec![
-                        Cell::Code(r.destination.clone()),
-                        Cell::Text(r.reason.clone()),
-                        Cell::Num(r.count.to_string()),
-                        Cell::Num(if r.bytes == 0 { "—".into() } else { bytes(r.bytes) }),
+                        Cell::code(&r.destination),
+                        Cell::text(&r.reason),
+                        Cell::num(r.count),
+                        Cell::num(if r.bytes == 0 { "—".into() } else { bytes(r.bytes) }),
                     ]
                 })
-                .collect();
-            html_table(out, &["Destination", "Reason", "#Attempts", "#Bytes"], rows);
-        });
+                .collect(),
+        ));
 
-        // Model requests and redactions, side by side.
-        out.push_str("<div class=\"two\">");
-        let heading = Heading {
-            id: "models",
-            title: "Model requests",
-            count: m.model_requests,
-            detail: format!("{} sent · {} received", bytes(m.model_bytes_sent), bytes(m.model_bytes_received)),
-            empty: "No model requests.",
-        };
-        html_section(&mut out, heading, self.model_requests.len(), |out| {
-            let rows = self
-                .model_requests
+        let models = Section::new(
+            "models",
+            "Model requests",
+            m.model_requests,
+            format!("{} sent · {} received", bytes(m.model_bytes_sent), bytes(m.model_bytes_received)),
+            "No model requests.",
+        )
+        .with(Table::new(
+            &["Route", "Model", "#Requests", "#Bytes"],
+            self.model_requests
                 .iter()
                 .map(|r| {
-                    vec![
-                        Cell::Code(r.route.clone()),
-                        Cell::Code(r.model.clone()),
-                        Cell::Num(r.requests.to_string()),
-                        Cell::Num(bytes(r.bytes)),
-                    ]
+                    vec![Cell::code(&r.route), Cell::code(&r.model), Cell::num(r.requests), Cell::num(bytes(r.bytes))]
                 })
-                .collect();
-            html_table(out, &["Route", "Model", "#Requests", "#Bytes"], rows);
-        });
-        let heading = Heading {
-            id: "redactions",
-            title: "Redactions by rule",
-            count: m.redactions,
-            detail: count(self.redactions.len() as u64, "rule", "rules"),
-            empty: "Nothing was redacted.",
-        };
-        html_section(&mut out, heading, self.redactions.len(), |out| {
-            let rows = self
-                .redactions
-                .iter()
-                .map(|r| {
-                    vec![
-                        Cell::Code(r.rule.clone()),
-                        Cell::Num(r.count.to_string()),
-                        Cell::Num(r.placeholders.to_string()),
-                    ]
-                })
-                .collect();
-            html_table(out, &["Rule", "#Replaced", "#Distinct secrets"], rows);
-        });
-        out.push_str("</div>");
+                .collect(),
+        ));
 
-        // Tool calls.
-        let heading = Heading {
-            id: "tools",
-            title: "Tool calls",
-            count: m.tool_calls,
-            detail: format!(
-                "{} allowed · {} denied · {} asked",
-                m.tool_calls_allowed, m.tool_calls_denied, m.tool_calls_asked
-            ),
-            empty: "No tool calls.",
-        };
-        html_section(&mut out, heading, self.tool_calls.len(), |out| {
-            let rows = self
-                .tool_calls
+        let redactions = Section::new(
+            "redactions",
+            "Redactions by rule",
+            m.redactions,
+            count(self.redactions.len() as u64, "rule", "rules"),
+            "Nothing was redacted.",
+        )
+        .with(Table::new(
+            &["Rule", "#Replaced", "#Distinct secrets"],
+            self.redactions
+                .iter()
+                .map(|r| vec![Cell::code(&r.rule), Cell::num(r.count), Cell::num(r.placeholders)])
+                .collect(),
+        ));
+
+        let tools = Section::new(
+            "tools",
+            "Tool calls",
+            m.tool_calls,
+            format!("{} allowed · {} denied · {} asked", m.tool_calls_allowed, m.tool_calls_denied, m.tool_calls_asked),
+            "No tool calls.",
+        )
+        .with(Table::new(
+            &["Tool", "Decision", "Decided by", "#Calls"],
+            self.tool_calls
                 .iter()
                 .map(|t| {
-                    let tone = match t.decision.as_str() {
-                        "allow" => "good",
-                        "deny" => "bad",
-                        "ask" => "warn",
-                        _ => "neutral",
-                    };
                     vec![
-                        Cell::Code(t.name.clone()),
-                        pill(tone, &t.decision),
-                        Cell::Code(t.decided_by.clone()),
-                        Cell::Num(t.count.to_string()),
+                        Cell::code(&t.name),
+                        Cell::pill(decision_tone(&t.decision), &t.decision),
+                        Cell::code(&t.decided_by),
+                        Cell::num(t.count),
                     ]
                 })
-                .collect();
-            html_table(out, &["Tool", "Decision", "Decided by", "#Calls"], rows);
-        });
+                .collect(),
+        ));
 
-        // Commands.
-        let heading = Heading {
-            id: "commands",
-            title: "Commands",
-            count: m.commands,
-            detail: format!("{} failed", m.commands_failed),
-            empty: "No commands ran.",
-        };
-        html_section(&mut out, heading, self.commands.len(), |out| {
-            let rows = self
-                .commands
+        let commands = Section::new(
+            "commands",
+            "Commands",
+            m.commands,
+            format!("{} failed", m.commands_failed),
+            "No commands ran.",
+        )
+        .with(Table::new(
+            &["#Entry", "Command", "Status", "#Duration", "#Output", "Recorded (UTC)"],
+            self.commands
                 .iter()
                 .map(|c| {
-                    let tone = if c.exit_status == 0 { "good" } else { "bad" };
                     vec![
                         self.entry_cell(c.index),
-                        Cell::Code(shell_words(&c.argv)),
-                        pill(tone, &format!("exit {}", c.exit_status)),
-                        Cell::Num(duration(c.duration_ms)),
-                        Cell::Num(bytes(c.output_bytes)),
-                        Cell::Text(c.time.clone()),
+                        Cell::code(&shell_words(&c.argv)),
+                        Cell::pill(exit_tone(c.exit_status), &format!("exit {}", c.exit_status)),
+                        Cell::num(duration(c.duration_ms)),
+                        Cell::num(bytes(c.output_bytes)),
+                        Cell::text(&c.time),
                     ]
                 })
-                .collect();
-            html_table(out, &["#Entry", "Command", "Status", "#Duration", "#Output", "Recorded (UTC)"], rows);
-        });
+                .collect(),
+        ));
 
-        // File changes.
-        let heading = Heading {
-            id: "files",
-            title: "File changes",
-            count: m.file_changes,
-            detail: format!("{} new · {} changed · {} deleted", m.files_created, m.files_modified, m.files_deleted),
-            empty: "No files were written.",
-        };
-        html_section(&mut out, heading, self.file_changes.len(), |out| {
-            let rows = self
-                .file_changes
+        let files = Section::new(
+            "files",
+            "File changes",
+            m.file_changes,
+            format!("{} new · {} changed · {} deleted", m.files_created, m.files_modified, m.files_deleted),
+            "No files were written.",
+        )
+        .with(Table::new(
+            &["#Entry", "Path", "Change", "Before (SHA-256)", "After (SHA-256)"],
+            self.file_changes
                 .iter()
                 .map(|f| {
-                    let tone = match f.change.as_str() {
-                        "created" => "good",
-                        "deleted" => "bad",
-                        _ => "warn",
-                    };
-                    let digest =
-                        |d: &str| Cell::Html(format!("<code title=\"{}\">{}</code>", esc(d), esc(&short_digest(d))));
                     vec![
                         self.entry_cell(f.index),
-                        Cell::Code(f.path.clone()),
-                        pill(tone, &f.change),
-                        digest(&f.before),
-                        digest(&f.after),
+                        Cell::code(&f.path),
+                        Cell::pill(change_tone(&f.change), &f.change),
+                        Cell::digest(&f.before),
+                        Cell::digest(&f.after),
                     ]
                 })
-                .collect();
-            html_table(out, &["#Entry", "Path", "Change", "Before (SHA-256)", "After (SHA-256)"], rows);
-        });
+                .collect(),
+        ));
 
-        // Policy violations.
-        let heading = Heading {
-            id: "violations",
-            title: "Policy violations",
-            count: m.policy_violations,
-            detail: String::new(),
-            empty: "No policy violations.",
-        };
-        html_section(&mut out, heading, self.policy_violations.len(), |out| {
-            let rows = self
-                .policy_violations
+        let violations = Section::new(
+            "violations",
+            "Policy violations",
+            m.policy_violations,
+            String::new(),
+            "No policy violations.",
+        )
+        .with(Table::new(
+            &["#Entry", "Rule", "What was attempted", "Recorded (UTC)"],
+            self.policy_violations
                 .iter()
                 .map(|v| {
-                    vec![
-                        self.entry_cell(v.index),
-                        Cell::Code(v.rule.clone()),
-                        Cell::Text(v.detail.clone()),
-                        Cell::Text(v.time.clone()),
-                    ]
+                    vec![self.entry_cell(v.index), Cell::code(&v.rule), Cell::text(&v.detail), Cell::text(&v.time)]
                 })
-                .collect();
-            html_table(out, &["#Entry", "Rule", "What was attempted", "Recorded (UTC)"], rows);
-        });
-
-        if !self.unreadable.is_empty() || self.pruned_payloads > 0 || self.external_events > 0 {
-            let n = self.unreadable.len();
-            out.push_str("<section class=\"card\" id=\"other\"><h2>Other entries</h2><p class=\"empty\">");
-            out.push_str(&esc(&format!(
-                "{} · {} (not counted above) · {} this airlock cannot read",
-                count(self.external_events, "external record", "external records"),
-                count(self.pruned_payloads, "pruned payload", "pruned payloads"),
-                count(n as u64, "entry", "entries"),
-            )));
-            out.push_str("</p>");
-            if n > 0 {
-                let rows = self
-                    .unreadable
-                    .iter()
-                    .map(|u| vec![self.entry_cell(u.index), Cell::Code(u.kind.clone()), Cell::Text(u.problem.clone())])
-                    .collect();
-                html_table(&mut out, &["#Entry", "Kind", "Problem"], rows);
-            }
-            out.push_str("</section>");
-        }
-
-        out.push_str(&format!(
-            "</main><footer>Generated by {} at {} from <code>{}</code>. The audit log records digests and placeholders, \
-             never secret values, and neither does this report.</footer></body></html>\n",
-            esc(&self.generated_by),
-            esc(&self.generated_at),
-            esc(&self.log)
+                .collect(),
         ));
-        out
+
+        Sections { allowed, refused, models, redactions, tools, commands, files, violations }
+    }
+
+    /// The card for entries the sections do not count, when there are any.
+    fn other(&self) -> Option<Other> {
+        if self.unreadable.is_empty() && self.pruned_payloads == 0 && self.external_events == 0 {
+            return None;
+        }
+        let note = format!(
+            "{} · {} (not counted above) · {} this airlock cannot read",
+            count(self.external_events, "external record", "external records"),
+            count(self.pruned_payloads, "pruned payload", "pruned payloads"),
+            count(self.unreadable.len() as u64, "entry", "entries"),
+        );
+        let table = (!self.unreadable.is_empty()).then(|| {
+            Table::new(
+                &["#Entry", "Kind", "Problem"],
+                self.unreadable
+                    .iter()
+                    .map(|u| vec![self.entry_cell(u.index), Cell::code(&u.kind), Cell::text(&u.problem)])
+                    .collect(),
+            )
+        });
+        Some(Other { note, table })
+    }
+
+    /// One self-contained page, from `report.html.j2`: inline CSS, no
+    /// scripts, no external resources (a Content-Security-Policy forbids
+    /// them too), every string from the log made visible and escaped.
+    pub fn render_html(&self) -> Result<String> {
+        render(HTML_TEMPLATE, &self.page())
+    }
+
+    /// [`Report::render_html`] for callers without an error path: a failure
+    /// to render (a bug: the template is embedded and tested) is a page that
+    /// says so, not a page without its evidence that looks whole.
+    pub fn html(&self) -> String {
+        self.render_html().unwrap_or_else(|e| {
+            format!(
+                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+                 <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">\
+                 <title>airlock report</title></head><body><p>airlock could not render this report: {}</p></body></html>\n",
+                esc(&format!("{e:#}"))
+            )
+        })
     }
 }
 
@@ -1906,7 +2092,7 @@ mod tests {
                 )
             })
             .collect();
-        let text = assemble("s", &entries, verified(&entries)).text();
+        let text = assemble("s", &entries, verified(&entries)).render_text().unwrap();
         assert!(text.contains("echo 19\n"), "{text}");
         assert!(!text.contains("echo 20\n"), "{text}");
         assert!(text.contains("… and 5 more"), "{text}");
@@ -1942,5 +2128,377 @@ mod tests {
         assert_eq!(Format::for_path(Some(Path::new("r.json"))), Format::Json);
         assert_eq!(Format::for_path(Some(Path::new("r.txt"))), Format::Text);
         assert_eq!(Format::for_path(None), Format::Text);
+    }
+
+    // -----------------------------------------------------------------------
+    // Rendering
+
+    /// A string that tries everything a page or a terminal could act on:
+    /// closing the style sheet, a script, an attribute and an event handler,
+    /// bidirectional and C1 controls, an escape sequence, a line break, and
+    /// template syntax that must stay text.
+    const HOSTILE: &str = "</style><script>alert(1)</script>\"onload=alert(2) x='y' \
+        \u{202E}rtl\u{2066}iso\u{0085}nel\u{009B}31mcsi\x1b[2Jesc {{ 7*7 }} {% if true %}IF{% endif %}\r\n line";
+
+    /// A session with [`HOSTILE`] in every string the report shows.
+    fn hostile_report() -> Report {
+        let h = HOSTILE;
+        let events = [
+            serde_json::json!({"kind": "session_start", "policy_digest": h, "model_endpoint": h,
+                "airlock_version": h, "user": h, "host": h, "workspace": h}),
+            serde_json::json!({"kind": "model_request", "principal": h, "route": h, "model": h, "destination": h,
+                "bytes": 10, "content_digest": h,
+                "redactions": [{"rule": h, "field": h, "placeholder": h, "secret_sha256": h}]}),
+            serde_json::json!({"kind": "model_request", "principal": h, "route": "embedded", "model": h,
+                "destination": format!("local {h}"), "bytes": 10, "content_digest": h, "redactions": []}),
+            serde_json::json!({"kind": "model_response", "principal": h, "destination": h, "status": 200,
+                "bytes": 20, "content_digest": h, "input_tokens": 1, "output_tokens": 1, "duration_ms": 1,
+                "outcome": h}),
+            serde_json::json!({"kind": "tool_call", "name": h, "argument_digest": h, "decision": h, "decided_by": h}),
+            serde_json::json!({"kind": "command", "argv": [h, h], "cwd": h, "sandbox_digest": h, "exit_status": 3,
+                "duration_ms": 1, "output_digest": h, "output_bytes": 1}),
+            serde_json::json!({"kind": "file_change", "path": h, "before": h, "after": h}),
+            serde_json::json!({"kind": "policy_violation", "rule": h, "detail": h}),
+            serde_json::json!({"kind": "blocked_egress", "destination": h, "reason": h, "bytes": 5}),
+            serde_json::json!({"kind": "egress_open", "client": h, "method": h, "host": h, "port": 443, "addr": h}),
+            serde_json::json!({"kind": "egress_close", "client": h, "host": h, "port": 443, "bytes_up": 1,
+                "bytes_down": 2, "duration_ms": 1}),
+            serde_json::json!({"kind": h, "what": h}),
+            serde_json::json!({"kind": "session_end", "reason": h}),
+        ];
+        let mut entries: Vec<Entry> = events.into_iter().enumerate().map(|(n, e)| entry(n as u64, e)).collect();
+        // An entry the header names with the hostile kind, its payload gone.
+        let mut missing = entry(entries.len() as u64, serde_json::json!({"kind": h}));
+        (missing.payload, missing.missing) = (None, true);
+        entries.push(missing);
+        let integrity = Integrity::new(LogCheck::Unverifiable(h.to_string()), 20, 0, &entries);
+        let mut report = assemble(h, &entries, integrity);
+        report.integrity.problem_entry = Some(5);
+        (report.log, report.generated_at, report.generated_by) = (h.into(), h.into(), h.into());
+        report
+    }
+
+    /// Characters a reader's screen could act on: C0 controls but the line
+    /// break, C1 controls, and bidirectional controls.
+    fn acts_on_a_screen(c: char) -> bool {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+
+    /// The tags of `html`, each as written (`<td class="num">`).
+    fn tags(html: &str) -> Vec<&str> {
+        let mut found = Vec::new();
+        let mut rest = html;
+        while let Some(start) = rest.find('<') {
+            let end = rest[start..].find('>').map_or(rest.len(), |e| start + e + 1);
+            found.push(&rest[start..end]);
+            rest = &rest[end..];
+        }
+        found
+    }
+
+    /// A tag's name: `td` for `<td class="num">`, `/td` for `</td>`.
+    fn tag_name(tag: &str) -> &str {
+        tag.trim_start_matches('<').split([' ', '>', '{']).next().unwrap_or_default()
+    }
+
+    #[test]
+    fn hostile_strings_stay_text_in_the_page() {
+        let report = hostile_report();
+        // Every section has the hostile string in a row, so every cell kind is exercised.
+        assert!(!report.tool_calls.is_empty() && !report.unreadable.is_empty() && !report.egress.is_empty());
+        let html = report.render_html().unwrap();
+
+        // Every tag in the page is one the template writes: none came from the log.
+        let own: HashSet<&str> = tags(HTML_TEMPLATE.source).into_iter().map(tag_name).collect();
+        for tag in tags(&html) {
+            assert!(own.contains(tag_name(tag)), "the page has a tag the template does not: {tag:?}");
+            let lower = tag.to_ascii_lowercase();
+            assert!(
+                !lower.split_whitespace().skip(1).any(|a| a.starts_with("on")),
+                "an event handler attribute: {tag:?}"
+            );
+        }
+        assert_eq!(html.matches("<style>").count(), 1);
+        assert_eq!(html.matches("</style>").count(), 1);
+        assert!(!html.to_ascii_lowercase().contains("<script"), "a script element");
+        assert!(!html.contains("\"onload="), "an attribute was closed");
+        assert!(!html.contains("x='y'"), "a quote was not escaped");
+        if let Some(c) = html.chars().find(|&c| acts_on_a_screen(c)) {
+            panic!("the page holds {c:?}");
+        }
+        // Template syntax from the log stays text: it was never a template.
+        assert!(html.contains("{{ 7*7 }} {% if true %}IF{% endif %}"), "{html}");
+        // The hostile string is shown, escaped, where each field is shown.
+        let shown = esc(HOSTILE);
+        assert!(
+            shown.contains("&lt;/style&gt;&lt;script&gt;") && shown.contains("&quot;onload=alert(2) x=&#39;y&#39;")
+        );
+        for (place, needle) in [
+            ("title", format!("<title>airlock report · {shown}</title>")),
+            ("heading", format!("<h1>Session <code>{shown}</code></h1>")),
+            ("workspace", format!("<p class=\"sub\"><code>{shown}</code>")),
+            ("problem", format!("First problem found: {shown}</div>")),
+            ("endpoint", format!("<dt>Model endpoint</dt><dd><code>{shown}</code></dd>")),
+            ("version", format!("<dt>airlock version</dt><dd>{shown}</dd>")),
+            ("end reason", format!("<dt>End reason</dt><dd>{shown}</dd>")),
+            ("destination", format!("<td><code>{shown}</code></td><td><span class=\"pill warn\">network</span>")),
+            ("egress host", format!("<td><code>{}:443</code></td>", shown)),
+            ("refusal", format!("<td><code>{shown}</code></td><td>{shown}</td>")),
+            ("tool", format!("<td><span class=\"pill neutral\">{shown}</span></td><td><code>{shown}</code></td>")),
+            ("digest", format!("<code title=\"{shown}\">")),
+            ("violation", format!("<td><code>{shown}</code></td><td>{shown}</td><td>")),
+            ("edited", "<td class=\"num\"><span class=\"pill bad\">edited</span> 5</td>".to_string()),
+            ("footer", format!("Generated by {shown} at {shown} from <code>{shown}</code>.")),
+        ] {
+            assert!(html.contains(&needle), "the {place} is not shown escaped: {needle}\n{html}");
+        }
+    }
+
+    #[test]
+    fn hostile_strings_stay_text_on_the_terminal() {
+        let report = hostile_report();
+        let text = report.render_text().unwrap();
+        if let Some(c) = text.chars().find(|&c| acts_on_a_screen(c)) {
+            panic!("the summary holds {c:?}:\n{text}");
+        }
+        // The line break in the string did not start a line of its own.
+        assert!(!text.lines().any(|l| l.trim_start().starts_with("line")), "{text}");
+        assert!(text.contains("{{ 7*7 }}"), "{text}");
+        let visible_start = visible(&HOSTILE[..40]);
+        for (place, prefix) in [
+            ("id", "airlock report: session "),
+            ("problem", "Problem    "),
+            ("workspace", "Workspace  "),
+            ("user", "User       "),
+            ("model", "Model      "),
+            ("end reason", "Ended      "),
+        ] {
+            let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {place}:\n{text}"));
+            assert!(line.contains(&visible_start), "the {place} is not shown: {line}");
+        }
+        for title in ["Tool calls: 1", "Commands: 1", "File changes: 1", "Policy violations: 1", "Destinations refused"]
+        {
+            let at = text.find(title).unwrap_or_else(|| panic!("no {title}:\n{text}"));
+            let row = text[at..].lines().nth(1).unwrap_or_default();
+            assert!(row.contains("</style><script>"), "{title}: {row}");
+        }
+        assert!(text.contains("Also: "), "{text}");
+    }
+
+    /// A small session, the same every time: what the snapshots show.
+    fn small_report() -> Report {
+        let entries = [
+            entry(
+                3,
+                serde_json::json!({"kind": "session_start", "policy_digest": "sha256:9f86d081884c7d659a2feaa0c55ad015",
+                    "model_endpoint": "gpt-4o via broker to openai https://api.openai.com/v1",
+                    "airlock_version": "0.1.0", "user": "alice", "host": "devbox", "workspace": "/home/alice/greeter"}),
+            ),
+            entry(
+                4,
+                serde_json::json!({"kind": "model_request", "principal": "uid:1000", "route": "openai.chat",
+                    "model": "gpt-4o", "destination": "openai https://api.openai.com/v1", "bytes": 1200,
+                    "content_digest": "00", "redactions": [{"rule": "github-token", "field": "/messages/1/content",
+                    "placeholder": "[REDACTED:github-token:1]", "secret_sha256": "ab"}]}),
+            ),
+            entry(
+                5,
+                serde_json::json!({"kind": "model_response", "principal": "uid:1000",
+                    "destination": "openai https://api.openai.com/v1", "status": 200, "bytes": 3400,
+                    "content_digest": "11", "input_tokens": 310, "output_tokens": 42, "duration_ms": 900,
+                    "outcome": "complete"}),
+            ),
+            entry(
+                6,
+                serde_json::json!({"kind": "tool_call", "name": "run_command", "argument_digest": "22",
+                    "decision": "allow", "decided_by": "rule:allow-cargo"}),
+            ),
+            entry(
+                7,
+                serde_json::json!({"kind": "command", "argv": ["sh", "-c", "cargo test"], "cwd": "/home/alice/greeter",
+                    "sandbox_digest": "33", "exit_status": 101, "duration_ms": 61_500, "output_digest": "44",
+                    "output_bytes": 5000}),
+            ),
+            entry(
+                8,
+                serde_json::json!({"kind": "file_change", "path": "src/greet.rs", "before": "",
+                    "after": "sha256:0123456789abcdef0123"}),
+            ),
+            entry(
+                9,
+                serde_json::json!({"kind": "blocked_egress", "destination": "evil.example:443",
+                    "reason": "no rule allows it", "bytes": 517}),
+            ),
+            entry(10, serde_json::json!({"kind": "session_end", "reason": "completed"})),
+        ];
+        let mut report = assemble("s-2026-greeter", &entries, verified(&entries));
+        report.generated_at = "2026-12-07T05:00:00Z".into();
+        report.generated_by = "airlock (test)".into();
+        report.log = "/home/alice/.local/share/airlock/audit.db".into();
+        report
+    }
+
+    #[test]
+    fn the_page_of_a_small_session() {
+        insta::assert_snapshot!("report_html", small_report().render_html().unwrap());
+    }
+
+    #[test]
+    fn the_summary_of_a_small_session() {
+        insta::assert_snapshot!("report_text", small_report().render_text().unwrap());
+    }
+
+    #[test]
+    fn a_report_renders_the_same_with_the_infallible_forms() {
+        let report = small_report();
+        assert_eq!(report.text(), report.render_text().unwrap());
+        assert_eq!(report.html(), report.render_html().unwrap());
+    }
+
+    /// A report whose every table is longer than the page shows.
+    fn largest_report() -> Report {
+        let mut report = small_report();
+        let n = HTML_ROWS as u64 + 1;
+        let name = |k: u64| format!("item-{k}");
+        report.egress = (0..n).map(|k| EgressDestination::new(name(k))).collect();
+        report.model_destinations = (0..n).map(|k| ModelDestination::new(name(k))).collect();
+        report.refused =
+            (0..n).map(|k| RefusedDestination { destination: name(k), reason: name(k), count: 1, bytes: k }).collect();
+        report.model_requests =
+            (0..n).map(|k| ModelRoute { route: name(k), model: name(k), requests: 1, bytes: k }).collect();
+        report.redactions = (0..n).map(|k| RedactionCount { rule: name(k), count: 1, placeholders: 1 }).collect();
+        report.tool_calls = (0..n)
+            .map(|k| ToolCalls { name: name(k), decision: "deny".into(), decided_by: name(k), count: 1 })
+            .collect();
+        report.commands = (0..n)
+            .map(|k| CommandRun {
+                index: k,
+                time: name(k),
+                argv: vec![name(k)],
+                cwd: name(k),
+                exit_status: 1,
+                duration_ms: k,
+                output_bytes: k,
+            })
+            .collect();
+        report.file_changes = (0..n)
+            .map(|k| FileChange {
+                index: k,
+                time: name(k),
+                path: name(k),
+                change: "modified".into(),
+                before: name(k),
+                after: name(k),
+            })
+            .collect();
+        report.policy_violations =
+            (0..n).map(|k| PolicyViolation { index: k, time: name(k), rule: name(k), detail: name(k) }).collect();
+        report.unreadable = (0..n).map(|k| UnreadableEntry { index: k, kind: name(k), problem: name(k) }).collect();
+        report
+    }
+
+    #[test]
+    fn the_largest_page_renders_within_the_fuel() {
+        let report = largest_report();
+        let html = report.render_html().unwrap();
+        assert_eq!(html.matches("… and 1 more rows (the JSON report has them all)").count(), 10, "every table is cut");
+        assert!(html.contains("item-499") && !html.contains("item-500<"));
+        let text = report.render_text().unwrap();
+        assert!(text.contains(&format!("… and {} more", HTML_ROWS + 1 - TEXT_ROWS)), "{text}");
+        // The limit leaves room for the page to grow.
+        assert!(render_with_fuel(HTML_TEMPLATE, &report.page(), FUEL / 4).is_ok(), "the page needs over FUEL / 4");
+        assert!(render_with_fuel(TEXT_TEMPLATE, &report.text_view(), FUEL / 100).is_ok());
+    }
+
+    /// A template of the report's kind, rendered the way the report's are.
+    fn try_template(name: &'static str, source: &'static str) -> Result<String> {
+        render_with_fuel(Template { name, source }, &serde_json::json!({"s": "<b>x</b>"}), 10_000)
+    }
+
+    #[test]
+    fn a_template_that_loops_away_runs_out_of_fuel() {
+        let e =
+            try_template("t.html.j2", "{% for a in range(1000) %}{% for b in range(1000) %}.{% endfor %}{% endfor %}")
+                .unwrap_err();
+        assert!(format!("{e:#}").contains("fuel"), "{e:#}");
+    }
+
+    #[test]
+    fn a_template_cannot_print_a_string_raw() {
+        assert_eq!(try_template("t.html.j2", "{{ s }}").unwrap(), "&lt;b&gt;x&lt;/b&gt;");
+        assert_eq!(try_template("t.txt.j2", "{{ s }}").unwrap(), "<b>x</b>");
+        for (name, source, why) in [
+            ("t.html.j2", "{{ s|safe }}", "safe"),
+            ("t.html.j2", "{{ s|tojson }}", "tojson"),
+            ("t.html.j2", "{% autoescape false %}{{ s }}{% endautoescape %}", "escape"),
+            ("t.j2", "{{ s }}", "escape"),
+            ("t.html.j2", "{{ missing }}", "undefined"),
+        ] {
+            let e = try_template(name, source).unwrap_err();
+            assert!(format!("{e:#}").contains(why), "{source} in {name}: {e:#}");
+        }
+        // Macros return markup they escaped themselves, so they still work.
+        let m = "{% macro b(x) %}<b>{{ x }}</b>{% endmacro %}{{ b(s) }}";
+        assert_eq!(try_template("t.html.j2", m).unwrap(), "<b>&lt;b&gt;x&lt;/b&gt;</b>");
+    }
+
+    #[test]
+    fn the_templates_load_nothing_and_mark_nothing_safe() {
+        for t in [HTML_TEMPLATE, TEXT_TEMPLATE] {
+            let source = t.source.to_ascii_lowercase();
+            for banned in [
+                "|safe",
+                "| safe",
+                "tojson",
+                "autoescape",
+                "include",
+                "import",
+                "extends",
+                "<script",
+                "src=",
+                "href=",
+                "url(",
+                "@import",
+                "@font-face",
+            ] {
+                assert!(!source.contains(banned), "{} has {banned:?}", t.name);
+            }
+        }
+        assert!(HTML_TEMPLATE.source.contains(
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        ));
+        assert_eq!(escaping_for(HTML_TEMPLATE.name), AutoEscape::Html);
+        assert_eq!(escaping_for(TEXT_TEMPLATE.name), AutoEscape::Custom(TERMINAL));
+    }
+
+    #[test]
+    fn tables_are_aligned_and_cut() {
+        let rows: Vec<Vec<String>> =
+            (0..TEXT_ROWS + 2).map(|n| vec![format!("r{n}"), "x".repeat(n % 3), format!("{n}×")]).collect();
+        let (lines, more) = text_table(&rows, &[2]);
+        assert_eq!((lines.len(), more), (TEXT_ROWS, 2));
+        assert_eq!(lines[0], "  r0        0×");
+        assert_eq!(lines[2], "  r2   xx   2×");
+        assert_eq!(lines[10], "  r10  x   10×");
+        let section = text_section("Commands: 0 (0 failed)".into(), &[], &[]);
+        assert_eq!((section.name.as_str(), section.lines.len()), ("Commands", 0));
+    }
+
+    #[test]
+    fn colours_follow_the_decision() {
+        assert_eq!(["allow", "deny", "ask", "<b>"].map(decision_tone), ["good", "bad", "warn", "neutral"]);
+        assert_eq!(["created", "deleted", "modified"].map(change_tone), ["good", "bad", "warn"]);
+        assert_eq!((exit_tone(0), exit_tone(124)), ("good", "bad"));
+        assert_eq!((stat_tone(true, "warn", "quiet"), stat_tone(false, "warn", "quiet")), ("warn", "quiet"));
+    }
+
+    #[test]
+    fn an_edited_entry_is_marked_where_it_is_listed() {
+        let mut report = small_report();
+        report.integrity.problem_entry = Some(7);
+        let html = report.render_html().unwrap();
+        assert!(html.contains("<td class=\"num\"><span class=\"pill bad\">edited</span> 7</td>"), "{html}");
+        assert!(html.contains("<td class=\"num\">8</td>"), "{html}");
     }
 }
