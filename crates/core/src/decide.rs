@@ -985,6 +985,8 @@ mod tests {
             ("commands", "default"),
             ("commands", "\"git\""),
             ("commands", "\"git push --dry-run\""),
+            ("commands", "\"/usr/bin/git push --dry-run\""),
+            ("commands", "\"/bin/curl x\""),
             ("commands", "\"cargo\""),
             ("commands", "\"cargo publish\""),
             ("commands", "\"cargo publish --dry-run\""),

@@ -27,7 +27,7 @@ use airlock_tools::Tools;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use decide::{Decided, Decision, Rules, decide, decide_path};
+pub use decide::{Decided, Decision, Mode, Rules, decide, decide_in_mode, decide_path};
 
 /// What the loop answers to: who decides its tool calls and keeps its
 /// records (the supervisor, or a [`LocalHost`] in one process).

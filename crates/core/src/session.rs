@@ -30,8 +30,16 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "line", rename_all = "snake_case")]
 enum Line {
-    Message { message: Message },
-    Done { progress: Progress },
+    Message {
+        message: Message,
+    },
+    Done {
+        progress: Progress,
+    },
+    /// The conversation from here on is this (a rewind, `/clear`, `/compact`).
+    History {
+        messages: Vec<Message>,
+    },
 }
 
 /// What went wrong with a transcript.
@@ -128,6 +136,14 @@ impl Transcript {
         self.write_line(&serde_json::to_value(&line).unwrap_or_default())
     }
 
+    /// The conversation is replaced by `messages` (a rewind, `/clear`,
+    /// `/compact`): what came before stays in the file, and loading starts
+    /// again from here.
+    pub fn replace(&mut self, messages: &[Message]) -> Result<(), SessionError> {
+        let line = Line::History { messages: messages.to_vec() };
+        self.write_line(&serde_json::to_value(&line).unwrap_or_default())
+    }
+
     fn write_line(&mut self, value: &serde_json::Value) -> Result<(), SessionError> {
         let mut bytes = value.to_string().into_bytes();
         bytes.push(b'\n');
@@ -159,6 +175,7 @@ pub fn load(dir: &Path, id: &str) -> Result<Loaded, SessionError> {
         match serde_json::from_str::<Line>(&line) {
             Ok(Line::Message { message }) => messages.push(message),
             Ok(Line::Done { .. }) => {}
+            Ok(Line::History { messages: replaced }) => messages = replaced,
             Err(e) => return Err(corrupt(i + 1, e.to_string())),
         }
     }
@@ -190,6 +207,14 @@ mod tests {
         t.note(&Progress::Message { message: Message::User("more".into()) }).unwrap();
         assert_eq!(load(dir.path(), "s1").unwrap().messages.len(), 3);
         assert!(Transcript::create(dir.path(), &header("s1")).is_err(), "an existing session is not overwritten");
+        // A rewind keeps what came before in the file and loads from there.
+        t.replace(&[Message::User("fix it".into())]).unwrap();
+        t.note(&Progress::Message { message: Message::User("again".into()) }).unwrap();
+        assert_eq!(
+            load(dir.path(), "s1").unwrap().messages,
+            [Message::User("fix it".into()), Message::User("again".into())]
+        );
+        assert!(std::fs::read_to_string(dir.path().join("s1.jsonl")).unwrap().contains("\"more\""));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use airlock_audit::note::Signer;
 use airlock_audit::store::{Durability, Filter, SqliteStore, Store};
 use airlock_audit::writer::AuditWriter;
 use airlock_core::ipc::{Down, Start, Up};
-use airlock_core::supervisor::{Served, Supervisor};
-use airlock_core::{Progress, Rules};
+use airlock_core::supervisor::{Incoming, Served, SessionEvent, Supervisor, read_worker};
+use airlock_core::{Mode, Rules};
 use airlock_tools::{CommandResult, CommandRunner, PathPolicy};
 
 /// Counts the commands it was asked to run; runs none.
@@ -31,14 +31,22 @@ fn start() -> Start {
         task: "t".into(),
         history: Vec::new(),
         model: "m".into(),
-        api: "openai".into(),
+        api: airlock_model::ApiStyle::OpenAi,
         broker: "/nonexistent".into(),
         max_turns: 5,
         max_tokens: 1000,
         max_answer_tokens: 100,
         commands: true,
         embedded: None,
+        interactive: false,
     }
+}
+
+/// The worker's output, as the supervisor's channel carries it.
+fn incoming(input: String) -> std::sync::mpsc::Receiver<Incoming> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    read_worker(std::io::Cursor::new(input.into_bytes()), tx).join().unwrap();
+    rx
 }
 
 /// Serves `lines` as the worker's output; returns what the supervisor saw,
@@ -55,7 +63,11 @@ fn serve(lines: &[String], rules: Rules) -> (Served, Vec<Down>, Vec<String>, Ent
     let ran = Counting::default();
     let commands = std::sync::Arc::clone(&ran.0);
     let mut progress = Vec::new();
-    let mut on_progress = |p: &Progress| progress.push(p.clone());
+    let mut on_progress = |e: SessionEvent| {
+        if let SessionEvent::Progress(p) = e {
+            progress.push(p)
+        }
+    };
     let mut to_worker = Vec::new();
     let input = lines.join("");
     let served = {
@@ -67,10 +79,13 @@ fn serve(lines: &[String], rules: Rules) -> (Served, Vec<Down>, Vec<String>, Ent
             runner: Box::new(ran),
             workspace: dir.path().to_path_buf(),
             sandbox_digest: "d".into(),
-            on_progress: &mut on_progress,
+            front: &mut on_progress,
             embedded: None,
+            mode: Mode::Ask,
+            modes: Mode::ALL.to_vec(),
+            checkpoints: None,
         };
-        supervisor.serve(&start(), &mut to_worker, input.as_bytes())
+        supervisor.serve(&start(), &mut to_worker, &incoming(input))
     };
     let log = writer.close().unwrap();
     let mut entries = Vec::new();
@@ -97,7 +112,7 @@ fn run(command: &str) -> Up {
 }
 
 fn decide(command: &str) -> Up {
-    Up::Decide { name: "run_command".into(), arguments: serde_json::json!({ "command": command }) }
+    Up::Decide { id: "c".into(), name: "run_command".into(), arguments: serde_json::json!({ "command": command }) }
 }
 
 #[test]
@@ -139,7 +154,10 @@ fn the_worker_may_not_forge_other_records() {
 
 #[test]
 fn garbage_and_a_worker_that_dies_leave_the_log_whole() {
-    let lines = ["{\"op\":\"decide\",\"name\":\"read_file\",\"arguments\":{}}\n".to_string(), "\u{0}garbage\n".into()];
+    let lines = [
+        "{\"op\":\"decide\",\"id\":\"c\",\"name\":\"read_file\",\"arguments\":{}}\n".to_string(),
+        "\u{0}garbage\n".into(),
+    ];
     let (served, downs, _, entries) = serve(&lines, Rules::default());
     assert_eq!(downs.len(), 1, "garbage gets no answer");
     assert!(served.violation.unwrap().contains("not a valid message"));
@@ -157,8 +175,8 @@ fn garbage_and_a_worker_that_dies_leave_the_log_whole() {
 #[test]
 fn file_paths_are_decided_before_the_rules() {
     let lines = [
-        Up::Decide { name: "read_file".into(), arguments: serde_json::json!({"path": ".env"}) },
-        Up::Decide { name: "read_file".into(), arguments: serde_json::json!({"path": "src/lib.rs"}) },
+        Up::Decide { id: "c".into(), name: "read_file".into(), arguments: serde_json::json!({"path": ".env"}) },
+        Up::Decide { id: "c".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "src/lib.rs"}) },
     ]
     .map(|u| line(&u));
     let (_, _, _, entries) = serve(&lines, Rules::default());
@@ -195,7 +213,7 @@ fn what_a_command_changes_follows_its_record() {
     let store = SqliteStore::open(&dir.path().join("audit.db"), Durability::Durable).unwrap();
     let log = AuditLog::open(store, Signer::generate("t").unwrap(), "o", [1; 32], CheckpointEvery::default()).unwrap();
     let writer = AuditWriter::spawn(log).unwrap();
-    let mut on_progress = |_: &Progress| {};
+    let mut on_progress = |_: SessionEvent| {};
     let rules = Rules { granted: vec!["make".into()], ..Rules::default() };
     let input = [decide("make"), run("make")].map(|u| line(&u)).join("");
     let served = Supervisor {
@@ -206,10 +224,13 @@ fn what_a_command_changes_follows_its_record() {
         runner: Box::new(Changing),
         workspace: ws.clone(),
         sandbox_digest: "d".into(),
-        on_progress: &mut on_progress,
+        front: &mut on_progress,
         embedded: None,
+        mode: Mode::Ask,
+        modes: Mode::ALL.to_vec(),
+        checkpoints: None,
     }
-    .serve(&start(), &mut Vec::new(), input.as_bytes());
+    .serve(&start(), &mut Vec::new(), &incoming(input));
     let log = writer.close().unwrap();
     let mut entries = Vec::new();
     log.store()
