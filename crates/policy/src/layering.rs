@@ -1034,6 +1034,11 @@ mod tests {
         let text = fx.widening(&fx.project_source(), "commands", &Source::Default);
         assert!(text.contains("looser than \"deny\" (commands \"git push\""), "{text}");
 
+        // Written with the program's folder, it is the same prefix.
+        let fx = Fixture::new().project("[commands]\n\"/usr/bin/git push --dry-run\" = \"ask\"\n");
+        let text = fx.widening(&fx.project_source(), "commands", &Source::Default);
+        assert!(text.contains("\"git push --dry-run\" = \"ask\" is looser than \"deny\""), "{text}");
+
         let fx = Fixture::new().project("[commands]\ncurl = \"ask\"\n");
         fx.widening(&fx.project_source(), "commands", &Source::Default);
         let fx = Fixture::new().project("[tools]\ndefault = \"ask\"\n");

@@ -353,6 +353,19 @@ pub(crate) fn parse_command_prefix(raw: &str) -> Result<String, crate::error::Pr
             "write the words a command starts with, such as \"cargo test\"",
         ));
     }
+    // Commands are decided on the program's name, whatever folder it is run
+    // from (`/usr/bin/curl` is `curl`), and so are prefixes; comparing
+    // prefixes as written would let `"/usr/bin/git push --dry-run"` escape
+    // the ceiling of `"git push"` while still winning over it.
+    let mut words = words;
+    let program = words[0].rsplit('/').next().unwrap_or_default();
+    if program.is_empty() {
+        return Err(crate::error::Problem::invalid(
+            format!("\"{}\" names a folder, not a program", words[0]),
+            "write the program's name, such as \"cargo\"; folders are ignored when commands are decided",
+        ));
+    }
+    words[0] = program;
     Ok(words.join(" "))
 }
 
@@ -401,6 +414,9 @@ mod tests {
     #[test]
     fn command_prefixes_are_normalized_whole_words() {
         assert_eq!(parse_command_prefix("  cargo   test ").unwrap(), "cargo test");
+        assert_eq!(parse_command_prefix("/usr/bin/git push --dry-run").unwrap(), "git push --dry-run");
+        assert_eq!(parse_command_prefix("./x a/b").unwrap(), "x a/b");
+        assert!(parse_command_prefix("/usr/bin/ x").is_err());
         assert!(parse_command_prefix(" ").is_err());
         assert!(parse_command_prefix("a\u{1b}[31m").is_err());
         assert!(prefix_covers("cargo test", "cargo test -p x"));
