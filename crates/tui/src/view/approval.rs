@@ -284,6 +284,51 @@ fn quote(word: &str) -> String {
     out
 }
 
+/// Which lines of the request a panel of some height shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// Rows for the request (its lines, the scroll line, padding).
+    rows: usize,
+    /// The first line shown.
+    start: usize,
+    /// How many lines are shown.
+    count: usize,
+    /// Whether lines are hidden (then a line says how many).
+    clipped: bool,
+    /// Rows for the answers.
+    answer_rows: usize,
+}
+
+/// The window on a request of `body` lines, with `answers` lines of answers
+/// below it, in a panel of `height` rows (borders included), scrolled by
+/// `scroll`: the answers always show, and the request gets what is left
+/// less one blank row before the answers.
+fn window(body: usize, answers: usize, height: u16, scroll: usize) -> Window {
+    let rows = (height as usize).saturating_sub(2);
+    let answer_rows = answers.min(rows);
+    let body_rows = rows - answer_rows;
+    let room = body_rows.saturating_sub(1);
+    let clipped = body > room;
+    let count = if clipped { room.saturating_sub(1) } else { body };
+    let start = scroll.min(body - count);
+    Window { rows: body_rows, start, count, clipped, answer_rows }
+}
+
+impl ApprovalPanel {
+    /// How far the request can scroll in a panel `width` × `height`.
+    pub fn max_scroll(&self, width: u16, height: u16) -> usize {
+        let body = self.body(width).len();
+        let w = window(body, self.answers(width).len(), height, usize::MAX);
+        w.start
+    }
+
+    /// Scrolls the request by `lines` (negative: up), within what it has.
+    pub fn scroll_by(&mut self, lines: isize, width: u16, height: u16) {
+        let max = self.max_scroll(width, height);
+        self.scroll = self.scroll.min(max).saturating_add_signed(lines).min(max);
+    }
+}
+
 impl Widget for &ApprovalPanel {
     fn render(self, area: Rect, buf: &mut Buffer) {
         Clear.render(area, buf);
@@ -299,31 +344,17 @@ impl Widget for &ApprovalPanel {
         }
         let answers = self.answers(area.width);
         let body = self.body(area.width);
-        let rows = inner.height as usize;
-        // The answers always show; the request gets what is left, scrolled,
-        // with a line saying what is hidden.
-        let answer_rows = answers.len().min(rows);
-        let body_rows = rows - answer_rows;
-        let mut shown: Vec<Line<'static>> = Vec::new();
-        if body_rows > 0 {
-            let start = self.scroll.min(body.len().saturating_sub(1));
-            let room = body_rows.saturating_sub(1); // a separator before the answers
-            let visible = &body[start..(start + room).min(body.len())];
-            let hidden = body.len() - start - visible.len();
-            shown.extend(visible.iter().cloned());
-            if (hidden > 0 || start > 0)
-                && let Some(last) = shown.last_mut()
-            {
-                *last = Line::from(Span::styled(
-                    format!("… {start} lines above · {hidden} below (↑/↓ scroll)"),
-                    theme::PANEL_KEY,
-                ));
-            }
-            while shown.len() < body_rows {
-                shown.push(Line::default());
-            }
+        let w = window(body.len(), answers.len(), area.height, self.scroll);
+        let mut shown: Vec<Line<'static>> = body[w.start..w.start + w.count].to_vec();
+        if w.clipped && w.rows > 0 {
+            let below = body.len() - w.start - w.count;
+            shown.push(Line::from(Span::styled(
+                format!("… {} lines above · {below} below (↑/↓ scroll)", w.start),
+                theme::PANEL_KEY,
+            )));
         }
-        shown.extend(answers.into_iter().take(answer_rows));
+        shown.resize(w.rows, Line::default());
+        shown.extend(answers.into_iter().take(w.answer_rows));
         for (i, line) in shown.iter().enumerate() {
             let y = inner.y + i as u16;
             let spans = truncate(&line.spans, inner.width as usize);
@@ -383,6 +414,26 @@ mod tests {
         request.action = ApprovalAction::Command { command: "case $x in a) ls;; esac".into(), argv: vec![], cwd: None };
         let text = ApprovalPanel::new(request).shown_text(80);
         assert!(text.contains("argv\n  (not parsed: it runs as written, with sh -c)"), "{text}");
+    }
+
+    #[test]
+    fn the_window_keeps_the_answers_and_scrolls_the_request() {
+        // 20 rows: 18 inside, 5 answers, 13 for the request (one blank).
+        let w = window(100, 5, 20, 0);
+        assert_eq!(w, Window { rows: 13, start: 0, count: 11, clipped: true, answer_rows: 5 });
+        assert_eq!(window(100, 5, 20, 1000).start, 89, "the last line can be reached");
+        let w = window(10, 5, 20, 3);
+        assert_eq!((w.start, w.count, w.clipped), (0, 10, false), "nothing to scroll");
+        let w = window(10, 5, 4, 0);
+        assert_eq!((w.rows, w.count, w.answer_rows), (0, 0, 2), "answers first");
+        let mut panel = ApprovalPanel::new(command());
+        panel.scroll_by(5, 80, 40);
+        assert_eq!(panel.scroll, 0);
+        panel.scroll_by(5, 80, 10);
+        assert_eq!(panel.scroll, panel.max_scroll(80, 10));
+        assert!(panel.scroll > 0);
+        panel.scroll_by(-100, 80, 10);
+        assert_eq!(panel.scroll, 0);
     }
 
     #[test]

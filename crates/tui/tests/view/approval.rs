@@ -87,7 +87,7 @@ fn a_tall_request_scrolls_and_the_answers_stay() {
     let shown = text(backend.buffer());
     assert_snapshot!("approval_scrolled", shown);
     assert!(shown.contains("y allow once") && shown.contains("d deny with a note"), "{shown}");
-    assert!(shown.contains("10 lines above · 63 below"), "{shown}");
+    assert!(shown.contains("10 lines above · 64 below"), "{shown}");
 }
 
 #[test]
