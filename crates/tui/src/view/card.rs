@@ -272,8 +272,10 @@ fn command_result(exit: CommandExit, output: &str, width: usize, options: &CardO
         CommandExit::Signal(n) => (format!("✗ signal {n}"), theme::FAIL),
         CommandExit::TimedOut => ("✗ timed out".to_string(), theme::FAIL),
     };
-    let output = clean(output);
-    let lines: Vec<&str> = output.trim_end_matches('\n').split('\n').collect();
+    // Lines are cleaned one by one as they are shown: a folded card of a
+    // large output reads only its first and last lines.
+    let lines: Vec<&str> =
+        output.trim_end_matches(['\n', '\r']).split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
     let empty = output.trim().is_empty();
     let mut out = vec![Line::from(vec![
         Span::raw(INDENT),
@@ -285,10 +287,17 @@ fn command_result(exit: CommandExit, output: &str, width: usize, options: &CardO
     }
     let gutter = vec![Span::raw(INDENT), Span::styled("│ ", theme::DIM)];
     let show = |line: &str, out: &mut Vec<Line<'static>>| {
-        let text = [Span::raw(line.to_string())];
         if options.expanded {
+            let text = [Span::raw(clean(line))];
             out.extend(wrap_columns(&text, width, &gutter, &gutter));
         } else {
+            // Only the start of a long line can show: a bounded prefix is
+            // cleaned, and the ellipsis still says that the line goes on.
+            let limit = width.saturating_mul(8).max(64);
+            let text = match line.char_indices().nth(limit) {
+                Some((cut, _)) => [Span::raw(clean(&line[..cut]) + "…")],
+                None => [Span::raw(clean(line))],
+            };
             let mut spans = gutter.clone();
             spans.extend(truncate(&text, width.saturating_sub(spans_width(&gutter))));
             out.push(Line::from(spans));
@@ -362,6 +371,19 @@ mod tests {
             outcome: ToolOutcome::Command { exit: CommandExit::Code(2), output },
         };
         assert_eq!(card.lines(60, &options).len(), 22);
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_and_crlf_is_a_line_end() {
+        let output = format!("{}\r\nok\r\n", "x".repeat(1_000_000));
+        let shown = card(
+            ToolCall::Command { command: "gen".into() },
+            ToolOutcome::Command { exit: CommandExit::Code(0), output },
+        );
+        let rows: Vec<&str> = shown.lines().collect();
+        assert_eq!(rows.len(), 4, "{shown}");
+        assert!(rows[2].starts_with("  │ xxx") && rows[2].ends_with('…'), "{}", rows[2]);
+        assert_eq!(rows[3], "  │ ok");
     }
 
     #[test]

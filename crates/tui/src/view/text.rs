@@ -104,10 +104,11 @@ impl Glyph<'_> {
     }
 }
 
-fn glyphs<'a>(spans: &'a [Span<'_>]) -> Vec<Glyph<'a>> {
-    let mut out = Vec::new();
-    for span in spans {
-        for g in span.content.graphemes(true) {
+/// The glyphs of `spans`, lazily (a long line cut to a width is not read
+/// past the cut).
+fn glyph_iter<'a>(spans: &'a [Span<'_>]) -> impl Iterator<Item = Glyph<'a>> {
+    spans.iter().flat_map(|span| {
+        span.content.graphemes(true).map(move |g| {
             // A newline is a break and a tab a space; anything else that a
             // terminal could act on never reaches a cell.
             let text = match g {
@@ -117,10 +118,13 @@ fn glyphs<'a>(spans: &'a [Span<'_>]) -> Vec<Glyph<'a>> {
                 g => g,
             };
             let width = if text == "\n" { 0 } else { text.width() };
-            out.push(Glyph { text, width, style: span.style });
-        }
-    }
-    out
+            Glyph { text, width, style: span.style }
+        })
+    })
+}
+
+fn glyphs<'a>(spans: &'a [Span<'_>]) -> Vec<Glyph<'a>> {
+    glyph_iter(spans).collect()
 }
 
 /// U+FFFD as a string, for glyphs.
@@ -268,21 +272,25 @@ fn layout(
 
 /// `spans` cut to at most `width` columns, ending in `…` when cut.
 pub fn truncate(spans: &[Span<'_>], width: usize) -> Vec<Span<'static>> {
-    let glyphs = glyphs(spans);
-    let total: usize = glyphs.iter().map(|g| g.width).sum();
-    if total <= width {
-        return to_spans(&glyphs);
-    }
     let mut kept = Vec::new();
     let mut used = 0;
-    for g in &glyphs {
-        if used + g.width + 1 > width {
+    let mut cut_style = None;
+    for g in glyph_iter(spans) {
+        if used + g.width > width {
+            cut_style = Some(g.style);
             break;
         }
         used += g.width;
-        kept.push(*g);
+        kept.push(g);
     }
-    let style = glyphs.get(kept.len()).map(|g| g.style).unwrap_or_default();
+    let Some(style) = cut_style else {
+        return to_spans(&kept);
+    };
+    // Room for the ellipsis.
+    while used + 1 > width {
+        let Some(g) = kept.pop() else { break };
+        used -= g.width;
+    }
     if width > 0 {
         kept.push(Glyph { text: "…", width: 1, style });
     }
@@ -405,6 +413,9 @@ mod tests {
     fn truncation_ends_with_an_ellipsis() {
         assert_eq!(plain(&[Line::from(truncate(&[Span::raw("abcdef")], 4))]), "abc…");
         assert_eq!(plain(&[Line::from(truncate(&[Span::raw("abc")], 4))]), "abc");
+        assert_eq!(plain(&[Line::from(truncate(&[Span::raw("abcd")], 4))]), "abcd");
+        assert_eq!(plain(&[Line::from(truncate(&[Span::raw("世界世界")], 5))]), "世界…");
+        assert_eq!(plain(&[Line::from(truncate(&[Span::raw("abc")], 0))]), "");
     }
 
     #[test]
