@@ -12,6 +12,7 @@
 //! - [`card`]: tool calls as cards, edits as [`diff`]s;
 //! - [`approval`]: the approval panel and the digest of what it showed;
 //! - [`status`]: the status line;
+//! - [`notice`]: the person's messages and the session's notices;
 //! - [`text`]: sanitising, measuring and wrapping; [`theme`]: the styles.
 //!
 //! Every string from outside passes `airlock_redact::terminal` here (via
@@ -31,6 +32,7 @@ pub mod card;
 pub mod diff;
 pub mod highlight;
 pub mod markdown;
+pub mod notice;
 pub mod status;
 pub mod text;
 pub mod theme;

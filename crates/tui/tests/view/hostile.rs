@@ -4,6 +4,7 @@
 use airlock_tui::view::approval::{ApprovalAction, ApprovalPanel, ApprovalRequest, SessionGrant};
 use airlock_tui::view::card::{CardOptions, CommandExit, ToolCall, ToolCard, ToolOutcome};
 use airlock_tui::view::markdown::{MarkdownStream, markdown};
+use airlock_tui::view::notice::{NoticeLevel, notice, user_message};
 use airlock_tui::view::status::{AuditState, ModelPlace, PermissionMode, StatusLine};
 use ratatui::text::Line;
 
@@ -46,6 +47,8 @@ fn in_model_text() {
             format!("| a | b |\n|---|---|\n| {attack} | x |"),
         ] {
             check(&markdown(&text, 80), attack);
+            check(&user_message(&text, 80), attack);
+            check(&notice(NoticeLevel::Error, &text, 80), attack);
         }
         // Split in every place while streaming.
         for cut in (0..attack.len()).filter(|&c| attack.is_char_boundary(c)) {
