@@ -3,7 +3,7 @@
 //! The approval panel's styles ([`PANEL_BORDER`], [`PANEL_TITLE`]) are used
 //! by nothing else: model text is drawn without a background colour and
 //! never in the panel's yellow, so text that imitates the panel cannot look
-//! like it (tested in `tests/all.rs`, `forgery`).
+//! like it (tested in `tests/view/forgery.rs`).
 
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier, Style};
