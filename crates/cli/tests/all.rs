@@ -149,6 +149,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("audit_show_into_a_closed_pipe_exits_0", front::audit_show_into_a_closed_pipe_exits_0),
     ("policy_show_into_a_closed_pipe_exits_0", front::policy_show_into_a_closed_pipe_exits_0),
     ("an_error_is_one_airlock_line_and_exit_2", front::an_error_is_one_airlock_line_and_exit_2),
+    ("an_error_carrying_a_status_exits_with_it", front::an_error_carrying_a_status_exits_with_it),
     ("clap_keeps_its_own_statuses", front::clap_keeps_its_own_statuses),
     // The agent's tools.
     ("run_command_runs_confined_in_the_workspace", tools::run_command_runs_confined_in_the_workspace),

@@ -196,6 +196,25 @@ pub fn an_error_is_one_airlock_line_and_exit_2() -> Verdict {
     std::fs::write(&evil, "[sandbox\n").unwrap();
     let said = one_error(&world, &["policy", "check", &evil.display().to_string()], ".toml");
     assert!(!said.contains('\u{1b}') && !said.contains('\u{7}'), "an escape sequence reached stderr: {said:?}");
+    // A wrong call to the sandbox is a usage error (2), not a refusal (125).
+    one_error(&world, &["sandbox"], "no command given");
+    Verdict::Passed
+}
+
+/// An error that carries its own status ends with it, through the same path:
+/// a program that is not there is 127, as in a shell.
+pub fn an_error_carrying_a_status_exits_with_it() -> Verdict {
+    let world = World::new();
+    let out = world
+        .airlock(&["sandbox", "--unsafe-no-sandbox", "--", "./no-such-program"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(127), "{said}");
+    let lines: Vec<&str> = said.lines().filter(|l| l.starts_with("airlock: cannot run")).collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(lines[0].contains("./no-such-program"), "{said}");
     Verdict::Passed
 }
 
