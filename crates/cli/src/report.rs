@@ -973,7 +973,8 @@ fn escaping_for(name: &str) -> AutoEscape {
 
 /// Writes one `{{ value }}`: made visible and escaped in HTML, made visible
 /// on a terminal. Safe strings pass only in HTML, and only macros make them
-/// there (from output this function escaped): the `safe` filter is gone. A
+/// there, from output this function escaped ([`environment`] removes the
+/// filters that make them). A
 /// template without escaping (`{% autoescape false %}`, or a name that is
 /// neither) is an error, not a page with raw strings in it.
 fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), minijinja::Error> {
@@ -999,8 +1000,9 @@ fn format_value(out: &mut Output, state: &State, value: &Value) -> Result<(), mi
 
 /// The environment the report's templates render in: no loader, strict
 /// about undefined names (a misspelt field is an error, not a blank),
-/// bounded by `fuel` instructions, and without the filters that mark a string as
-/// markup (`safe`; `tojson`, whose output is marked safe but may hold `"`).
+/// bounded by `fuel` instructions, and without the filters whose output is
+/// marked as markup: `safe`; `tojson`, whose output may hold `"`; and
+/// `escape`, whose output skips [`visible`] (a bidi override would pass).
 fn environment(fuel: u64) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(escaping_for);
@@ -1010,8 +1012,9 @@ fn environment(fuel: u64) -> Environment<'static> {
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
-    env.remove_filter("safe");
-    env.remove_filter("tojson");
+    for markup in ["safe", "tojson", "escape", "e"] {
+        env.remove_filter(markup);
+    }
     env
 }
 
@@ -2431,6 +2434,8 @@ mod tests {
         for (name, source, why) in [
             ("t.html.j2", "{{ s|safe }}", "safe"),
             ("t.html.j2", "{{ s|tojson }}", "tojson"),
+            ("t.html.j2", "{{ s|escape }}", "escape"),
+            ("t.html.j2", "{{ s|e }}", "unknown filter"),
             ("t.html.j2", "{% autoescape false %}{{ s }}{% endautoescape %}", "escape"),
             ("t.j2", "{{ s }}", "escape"),
             ("t.html.j2", "{{ missing }}", "undefined"),
@@ -2491,6 +2496,25 @@ mod tests {
         assert_eq!(["created", "deleted", "modified"].map(change_tone), ["good", "bad", "warn"]);
         assert_eq!((exit_tone(0), exit_tone(124)), ("good", "bad"));
         assert_eq!((stat_tone(true, "warn", "quiet"), stat_tone(false, "warn", "quiet")), ("warn", "quiet"));
+    }
+
+    #[test]
+    fn a_log_that_does_not_verify_says_so_first() {
+        let mut report = small_report();
+        let entries = [entry(7, serde_json::json!({"kind": "session_end", "reason": "x"}))];
+        report.integrity = Integrity::new(LogCheck::Tampered(Tamper::PayloadEdited { index: 7 }), 10, 10, &entries);
+        let text = report.render_text().unwrap();
+        let mut lines = text.lines().skip(1);
+        assert_eq!(lines.next(), Some("Log        DOES NOT VERIFY: the log was changed"), "{text}");
+        assert!(lines.next().is_some_and(|l| l.starts_with("Problem    ") && l.contains("entry 7")), "{text}");
+        let html = report.render_html().unwrap();
+        assert!(
+            html.contains("<header class=\"top bad\">") && html.contains("<div class=\"verdict bad\" id=\"verdict\">")
+        );
+        assert!(html.contains("<strong>This log has been tampered with. Nothing below can be relied on.</strong>"));
+        assert!(html.contains("<span class=\"pill bad\">tampered</span>") && !html.contains("Log verifies"));
+        assert!(html.contains("<dt>Checked</dt><dd>stopped at the first problem</dd>"), "{html}");
+        assert!(html.contains("<td class=\"num\"><span class=\"pill bad\">edited</span> 7</td>"), "{html}");
     }
 
     #[test]
