@@ -103,3 +103,16 @@ fn the_digest_changes_with_what_is_shown() {
     assert!(text.starts_with("airlock asks\nRun this command\n"), "{text}");
     assert!(text.contains("[\"rm\", \"-rf\", \"target dir\"]"), "{text}");
 }
+
+#[test]
+fn the_panel_in_colour() {
+    let request = ApprovalRequest {
+        action: ApprovalAction::Command { command: "ls".into(), argv: vec![vec!["ls".into()]], cwd: None },
+        reason: "commands ask".into(),
+        session: None,
+        project: None,
+    };
+    let panel = ApprovalPanel::new(request);
+    let backend = draw(&panel, 36, panel.height(36));
+    assert_snapshot!("approval_styles", format!("{:?}", backend.buffer()));
+}

@@ -113,3 +113,13 @@ fn tabs_in_output_are_expanded() {
     assert!(!shown.contains('\t'));
     assert!(shown.contains("│ a   b") && shown.contains("│     c"), "{shown}");
 }
+
+#[test]
+fn an_edit_in_colour() {
+    let call =
+        ToolCall::Edit { path: "a.rs".into(), before: Some("let x = 1;\n".into()), after: "let x = 2;\n".into() };
+    let card = ToolCard { call, outcome: ToolOutcome::Done { count: None } };
+    let buf = super::support::buffer_of_lines(&card.lines(24, &CardOptions::default()), 24);
+    // The buffer's debug form lists each row and the styles of its cells.
+    assert_snapshot!("edit_card_styles", format!("{buf:?}"));
+}

@@ -134,3 +134,10 @@ fn a_streamed_answer_ends_as_the_whole() {
         assert_eq!(plain(&scrollback), plain(&markdown(&answer, 80)), "deltas of {delta} bytes");
     }
 }
+
+#[test]
+fn highlighted_code_in_colour() {
+    let lines = markdown("```rust\nfn f() -> u8 { 42 } // x\nlet s = \"a\";\n```", 32);
+    let buf = super::support::buffer_of_lines(&lines, 32);
+    assert_snapshot!("code_styles", format!("{buf:?}"));
+}
