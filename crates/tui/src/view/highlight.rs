@@ -386,7 +386,9 @@ fn lex_line(lang: Language, line: &str, open: Open, out: &mut Pieces) -> Open {
                 None => return Open::BlockComment,
             }
         }
-        let hash_comment_ok = c != '#' || i == 0 || chars[i - 1].is_whitespace() || lang != Language::Shell;
+        // In shell and YAML a `#` starts a comment only after a space (`a#b` is a word).
+        let hash_comment_ok =
+            c != '#' || i == 0 || chars[i - 1].is_whitespace() || !matches!(lang, Language::Shell | Language::Yaml);
         if lang.line_comment().iter().any(|s| starts(&chars, i, s)) && hash_comment_ok {
             flush_plain!();
             out.push(&chars[i..], theme::COMMENT);
@@ -566,6 +568,21 @@ mod tests {
         let s = styled("bash", "echo a#b # real");
         assert_eq!(style_of(&s, "# real"), Some(theme::COMMENT));
         assert!(!s.iter().any(|(t, st)| t.contains("#b") && *st == theme::COMMENT));
+    }
+
+    #[test]
+    fn yaml_hash_inside_a_value_is_not_a_comment() {
+        let s = styled("yaml", "url: http://x/#frag # note");
+        assert_eq!(style_of(&s, "# note"), Some(theme::COMMENT));
+        assert!(!s.iter().any(|(t, st)| t.contains("#frag") && *st == theme::COMMENT), "{s:?}");
+    }
+
+    #[test]
+    fn backtick_strings_span_lines() {
+        let lines = highlight(Some(Language::JavaScript), "const t = `a\nb` + x; // c");
+        assert_eq!(lines[1][0].style, theme::STRING);
+        assert_eq!(lines[1][0].content, "b`");
+        assert!(lines[1].iter().any(|s| s.content == "// c" && s.style == theme::COMMENT));
     }
 
     #[test]
