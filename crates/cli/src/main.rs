@@ -13,6 +13,7 @@
 mod audit;
 mod exec;
 mod gateway;
+mod interactive;
 mod model;
 mod report;
 mod scan;
@@ -35,9 +36,13 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "A coding agent whose every action is confined, redacted and on the record"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// With no subcommand: the interactive session in the current directory.
+    #[command(flatten)]
+    session: interactive::InteractiveArgs,
 }
 
 #[derive(Subcommand)]
@@ -189,7 +194,10 @@ fn run() -> Result<ExitCode> {
     airlock_sandbox::harden_current_process()
         .map_err(|e| exit::WithStatus::new(exit::REFUSED, anyhow!(e).context("cannot harden the process")))?;
     let cli = Cli::parse();
-    dispatch(cli.command)
+    match cli.command {
+        Some(command) => dispatch(command),
+        None => interactive::run(cli.session),
+    }
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {

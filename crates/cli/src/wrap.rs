@@ -318,7 +318,7 @@ fn placeholder_key(session: &str) -> Result<String> {
 fn broker_config(args: &WrapArgs, profile: &Profile) -> Result<(GatewayConfig, String)> {
     let api = args.api.unwrap_or(profile.api).style();
     if let Some(url) = &args.endpoint {
-        let config = crate::exec::endpoint_config(url, api, args.api_key_env.as_deref())?;
+        let config = airlock_session::route::endpoint_config(url, api, args.api_key_env.as_deref())?;
         return Ok((config, format!("--endpoint {url}")));
     }
     let models = match &args.config {
@@ -370,9 +370,13 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let home = std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?;
 
     let model = args.model.clone().or_else(|| profile.model.clone()).unwrap_or_default();
-    let session = crate::exec::new_session_id()?;
+    let session = airlock_session::run::new_session_id().context("cannot make a session id")?;
     let key = placeholder_key(&session)?;
-    let run_dir = crate::exec::run_root()?.join(&session);
+    let (root, warnings) = airlock_session::run::run_root().map_err(|e| anyhow!(e))?;
+    for warning in warnings {
+        eprintln!("airlock: warning: {}", airlock_redact::terminal::sanitize(&warning));
+    }
+    let run_dir = root.join(&session);
     {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -380,7 +384,7 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
             .create(&run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))?;
     }
-    let _cleanup = crate::exec::RemoveOnDrop(run_dir.clone());
+    let _cleanup = airlock_session::run::RemoveOnDrop(run_dir.clone());
     let bind = |name: &str| -> Result<(PathBuf, std::os::unix::net::UnixListener)> {
         let path = run_dir.join(name);
         let (short, _folder) =

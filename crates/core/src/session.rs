@@ -156,6 +156,54 @@ impl Transcript {
     }
 }
 
+/// A transcript found in the sessions folder.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its header.
+    pub header: Header,
+    /// The first thing the person asked (the first user message), cut short.
+    pub first_prompt: String,
+    /// When the file was last written, in Unix milliseconds.
+    pub modified_ms: i64,
+}
+
+/// The sessions in `dir` that ran in `workspace`, the most recent first.
+/// Damaged transcripts are passed over (`load` names what is wrong).
+pub fn list(dir: &Path, workspace: &Path) -> Result<Vec<Found>, SessionError> {
+    let here = workspace.display().to_string();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(SessionError::Io { path: dir.to_path_buf(), source }),
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".jsonl")) else { continue };
+        let Ok(loaded) = load(dir, id) else { continue };
+        if loaded.header.workspace != here {
+            continue;
+        }
+        let modified_ms = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let first_prompt = loaded
+            .messages
+            .iter()
+            .find_map(|m| match m {
+                Message::User(text) => Some(crate::clip(text.lines().next().unwrap_or_default(), 80)),
+                _ => None,
+            })
+            .unwrap_or_default();
+        found.push(Found { header: loaded.header, first_prompt, modified_ms });
+    }
+    found.sort_by(|a, b| b.modified_ms.cmp(&a.modified_ms).then_with(|| b.header.session.cmp(&a.header.session)));
+    Ok(found)
+}
+
 /// Reads session `id` from `dir`.
 pub fn load(dir: &Path, id: &str) -> Result<Loaded, SessionError> {
     let path = path_of(dir, id)?;
@@ -215,6 +263,10 @@ mod tests {
             [Message::User("fix it".into()), Message::User("again".into())]
         );
         assert!(std::fs::read_to_string(dir.path().join("s1.jsonl")).unwrap().contains("\"more\""));
+        let found = list(dir.path(), Path::new("/w")).unwrap();
+        assert_eq!((found.len(), found[0].first_prompt.as_str()), (1, "fix it"));
+        assert!(list(dir.path(), Path::new("/elsewhere")).unwrap().is_empty());
+        assert!(list(&dir.path().join("none"), Path::new("/w")).unwrap().is_empty());
     }
 
     #[test]

@@ -395,7 +395,9 @@ impl Supervisor<'_> {
             preview: airlock_tools::Workspace::open(&self.workspace, self.paths.clone()).ok().map(Tools::new),
             turn: 0,
         };
-        self.checkpoint(&start.task, &mut st);
+        if !start.task.is_empty() {
+            self.checkpoint(&start.task, &mut st);
+        }
         if let Err(e) = ipc::write(&mut to_worker, start) {
             st.served.failed = Some(format!("the worker did not take its task: {e}"));
             return st.served;
@@ -788,6 +790,13 @@ impl Supervisor<'_> {
             )));
         }
         st.served.git_control.extend(changes.git_control);
+        // What the command changed, for the person as for the worker's own edits.
+        for event in &changes.events {
+            if let Event::FileChange { path, before, after } = event {
+                let (path, before, after) = (path.clone(), before.clone(), after.clone());
+                self.front.event(SessionEvent::Progress(Progress::FileChange { path, before, after }));
+            }
+        }
         match ran {
             Ok(result) => {
                 let event = Event::Command {

@@ -195,6 +195,19 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let mut history = start.history;
     let mut task = start.task;
+    if task.is_empty() && start.interactive {
+        // A session opened without a first message waits for the person's.
+        match lock(shared).ask(&Up::Next)? {
+            Down::Prompt { text, history: replaced } => {
+                task = text;
+                if let Some(replaced) = replaced {
+                    history = replaced;
+                }
+            }
+            Down::End => return Ok(()),
+            other => return Err(format!("the supervisor answered {other:?} to the wait for a prompt")),
+        }
+    }
     loop {
         let cancel = CancelToken::new();
         agent.host.cancel = cancel.clone();

@@ -1,0 +1,149 @@
+//! The terminal as the session uses it: the conversation goes into the
+//! terminal's own scrollback (so it can be scrolled, searched and copied
+//! with the terminal's tools), and a small live area below it is redrawn:
+//! the streaming answer, an approval, the prompt and the status line.
+//!
+//! The live area is a ratatui viewport at a fixed position that this type
+//! moves: finished lines are drawn where the live area was and the live
+//! area moves down; at the bottom of the screen, the rows above it scroll
+//! up inside a scrolling region, so the top lines go to the scrollback.
+//! No cursor position is ever asked of the terminal after the start: an
+//! answer would race with the thread that reads keys.
+
+use std::io::{self, Stdout, Write};
+
+use crossterm::{cursor, execute, terminal};
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Text};
+use ratatui::widgets::{Paragraph, Widget};
+use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
+
+/// The terminal, in raw mode, with the live area at rows `top..top + height`.
+pub struct Screen {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    cols: u16,
+    rows: u16,
+    top: u16,
+    height: u16,
+}
+
+impl Screen {
+    /// Takes the terminal: raw mode, bracketed paste, the live area where the cursor is.
+    pub fn start() -> io::Result<Screen> {
+        terminal::enable_raw_mode()?;
+        execute!(io::stdout(), crossterm::event::EnableBracketedPaste)?;
+        let (cols, rows) = terminal::size()?;
+        // The one question asked of the terminal, before anything else reads keys.
+        let (_, row) = cursor::position().unwrap_or((0, rows.saturating_sub(1)));
+        let area = Rect::new(0, row, cols, 1);
+        let terminal = Terminal::with_options(
+            CrosstermBackend::new(io::stdout()),
+            TerminalOptions { viewport: Viewport::Fixed(area) },
+        )?;
+        Ok(Screen { terminal, cols, rows, top: row, height: 1 })
+    }
+
+    /// The terminal's width.
+    pub fn width(&self) -> u16 {
+        self.cols
+    }
+
+    /// The terminal's height.
+    pub fn rows(&self) -> u16 {
+        self.rows
+    }
+
+    fn area(&self) -> Rect {
+        Rect::new(0, self.top, self.cols, self.height)
+    }
+
+    /// Rows `0..top` move up by `n` (the top ones into the scrollback).
+    fn scroll_history(&mut self, n: u16) -> io::Result<()> {
+        let n = n.min(self.top);
+        if n > 0 {
+            self.terminal.backend_mut().scroll_region_up(0..self.top, n)?;
+            self.top -= n;
+        }
+        Ok(())
+    }
+
+    /// Makes the live area `height` rows (history scrolls up to make room).
+    pub fn set_height(&mut self, height: u16) -> io::Result<()> {
+        let height = height.clamp(1, self.rows.max(1));
+        if height == self.height {
+            return Ok(());
+        }
+        if self.top + height > self.rows {
+            self.scroll_history(self.top + height - self.rows)?;
+        }
+        self.height = height;
+        self.clear_below()?;
+        self.terminal.resize(self.area())
+    }
+
+    /// Clears from the live area's top to the end of the screen.
+    fn clear_below(&mut self) -> io::Result<()> {
+        let mut out = io::stdout();
+        execute!(out, cursor::MoveTo(0, self.top), terminal::Clear(terminal::ClearType::FromCursorDown))
+    }
+
+    /// Puts finished lines into the conversation above the live area.
+    pub fn insert(&mut self, lines: &[Line<'static>]) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let chunk = usize::from(self.rows.saturating_sub(self.height).max(1));
+        for part in lines.chunks(chunk) {
+            let n = part.len() as u16;
+            let room = self.rows.saturating_sub(self.height).saturating_sub(self.top);
+            if n > room {
+                self.scroll_history(n - room)?;
+            }
+            let area = Rect::new(0, self.top, self.cols, n);
+            let mut buffer = Buffer::empty(area);
+            Paragraph::new(Text::from(part.to_vec())).render(area, &mut buffer);
+            let cols = usize::from(self.cols.max(1));
+            let top = self.top;
+            let cells =
+                buffer.content.iter().enumerate().map(|(i, cell)| ((i % cols) as u16, top + (i / cols) as u16, cell));
+            self.terminal.backend_mut().draw(cells)?;
+            self.top = (self.top + n).min(self.rows.saturating_sub(self.height));
+        }
+        Backend::flush(self.terminal.backend_mut())?;
+        self.clear_below()?;
+        self.terminal.resize(self.area())
+    }
+
+    /// The terminal changed size: the live area stays where it was, within the screen.
+    pub fn resized(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        self.cols = cols;
+        self.rows = rows;
+        self.height = self.height.min(rows.max(1));
+        self.top = self.top.min(rows.saturating_sub(self.height));
+        self.clear_below()?;
+        self.terminal.resize(self.area())
+    }
+
+    /// Draws the live area.
+    pub fn draw(&mut self, render: impl FnOnce(&mut Frame<'_>)) -> io::Result<()> {
+        self.terminal.draw(render).map(|_| ())
+    }
+
+    /// Gives the terminal back: the live area cleared, the cursor below the conversation.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.clear_below()?;
+        let mut out = io::stdout();
+        execute!(out, crossterm::event::DisableBracketedPaste, cursor::Show)?;
+        terminal::disable_raw_mode()?;
+        out.flush()
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        // A panic or an early return must not leave the terminal raw.
+        let _ = terminal::disable_raw_mode();
+    }
+}
