@@ -508,7 +508,31 @@ fn summary(v: &serde_json::Value) -> String {
             n("output_tokens"),
             n("duration_ms")
         ),
-        "tool_call" => format!("{} {} (by {})", s("name"), s("decision"), s("decided_by")),
+        "tool_call" => match v.get("approval") {
+            // A person's answer: who, where, and the digest of what they were shown.
+            Some(a) => {
+                let a = |k: &str| a.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+                let note = if a("note").is_empty() { String::new() } else { format!(", note: {}", a("note")) };
+                format!(
+                    "{} {} (by {} on {}, {}{note}; shown sha256:{})",
+                    s("name"),
+                    s("decision"),
+                    a("person"),
+                    a("terminal"),
+                    a("answer"),
+                    a("shown_digest").get(..12).unwrap_or_default()
+                )
+            }
+            None => format!("{} {} (by {})", s("name"), s("decision"), s("decided_by")),
+        },
+        "rewind" => format!(
+            "to before {} (checkpoint {}): {} files written back, {} removed, {} messages kept",
+            s("label"),
+            s("checkpoint"),
+            n("restored"),
+            n("removed"),
+            n("messages_kept")
+        ),
         "command" => {
             let argv: Vec<String> = v
                 .get("argv")

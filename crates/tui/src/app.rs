@@ -688,6 +688,16 @@ impl App {
             SessionEvent::Progress(progress) => self.progress(progress, screen),
             SessionEvent::Ask(request) => {
                 self.flush_stream(screen);
+                // The whole file before and after, as the person saw it: the card shows the same diff.
+                if let (Shown::Change { path, before, after }, Some(p)) =
+                    (&request.shown, self.pending.get_mut(&request.call_id))
+                {
+                    p.call = ToolCall::Edit {
+                        path: path.clone(),
+                        before: (!before.is_empty()).then(|| before.clone()),
+                        after: after.clone(),
+                    };
+                }
                 let view = view_request(&request, self.options.policy.is_some() && self.info.user_config.is_some());
                 self.approval = Some((request, ApprovalPanel::new(view)));
             }
