@@ -91,6 +91,14 @@ pub struct Turn {
     /// Strings the request must not contain, neither in the raw body nor in any of its JSON string values.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expect_absent: Vec<String>,
+    /// Milliseconds to wait between the events of a streamed answer (0, the default: no wait), so that a test can
+    /// act while an answer is still arriving (interrupt it, resize the terminal). Non-streamed answers ignore it.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub delay_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One tool call of a [`Turn`].
@@ -209,6 +217,12 @@ impl Turn {
     /// Requires the request that gets this answer not to contain `needle`.
     pub fn expect_absent(mut self, needle: impl Into<String>) -> Turn {
         self.expect_absent.push(needle.into());
+        self
+    }
+
+    /// Waits `delay_ms` milliseconds between the events of this answer when it is streamed.
+    pub fn with_delay_ms(mut self, delay_ms: u64) -> Turn {
+        self.delay_ms = delay_ms;
         self
     }
 
@@ -630,13 +644,14 @@ fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response 
     }
     drop(record);
 
+    let delay = std::time::Duration::from_millis(turn.delay_ms);
     match (api, stream) {
         (Api::OpenAi, false) => axum::Json(openai_completion(&turn, index, &model)).into_response(),
-        (Api::OpenAi, true) => sse(openai_chunks(&turn, index, &model, include_usage)),
+        (Api::OpenAi, true) => sse(openai_chunks(&turn, index, &model, include_usage), delay),
         (Api::Anthropic, false) => axum::Json(anthropic_message(&turn, index, &model)).into_response(),
-        (Api::Anthropic, true) => sse(anthropic_events(&turn, index, &model)),
+        (Api::Anthropic, true) => sse(anthropic_events(&turn, index, &model), delay),
         (Api::Responses, false) => axum::Json(responses_document(&turn, index, &model, &custom)).into_response(),
-        (Api::Responses, true) => sse(responses_events(&turn, index, &model, &custom)),
+        (Api::Responses, true) => sse(responses_events(&turn, index, &model, &custom), delay),
     }
 }
 
@@ -669,13 +684,18 @@ fn bad_request(api: Api, message: &str) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
 
-/// A server-sent-events response, one write per event (the client reads them as separate pieces).
-fn sse(events: Vec<String>) -> Response {
-    let stream = futures_util::stream::unfold(events.into_iter(), |mut events| async move {
+/// A server-sent-events response, one write per event (the client reads them as separate pieces), with `delay`
+/// between events.
+fn sse(events: Vec<String>, delay: std::time::Duration) -> Response {
+    let stream = futures_util::stream::unfold((events.into_iter(), true), move |(mut events, first)| async move {
         let event = events.next()?;
-        // Lets the connection send what it has before the next event.
-        tokio::task::yield_now().await;
-        Some((Ok::<_, Infallible>(event), events))
+        if first || delay.is_zero() {
+            // Lets the connection send what it has before the next event.
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(delay).await;
+        }
+        Some((Ok::<_, Infallible>(event), (events, false)))
     });
     let headers = [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
     (StatusCode::OK, headers, Body::from_stream(stream)).into_response()
@@ -1022,6 +1042,9 @@ mod tests {
         assert_eq!(again, script);
         assert_eq!(Tokens::default(), Tokens { input: 100, output: 10 });
         assert!(serde_json::from_value::<Script>(json!([{"txt": "typo"}])).is_err());
+        let slow: Script = serde_json::from_value(json!([{"text": "slow", "delay_ms": 250}])).unwrap();
+        assert_eq!(slow.turns[0], Turn::text("slow").with_delay_ms(250));
+        assert!(!serde_json::to_string(&Turn::text("fast")).unwrap().contains("delay_ms"), "left out when 0");
         assert_eq!(Call::new("f", json!({})).arguments, "{}");
     }
 
