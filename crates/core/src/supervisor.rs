@@ -446,10 +446,11 @@ impl Supervisor<'_> {
                         Some(Down::End)
                     }
                     Input::End => {
-                        // The turn is cut short; the worker is told at its next line.
+                        // The person leaves now: the turn is cut short, and
+                        // the session kills the worker (what it did so far
+                        // is on the record already).
                         st.served.ended = true;
-                        st.interrupt = true;
-                        None
+                        break;
                     }
                     other => {
                         self.person(other, waiting, &mut st);
@@ -457,13 +458,18 @@ impl Supervisor<'_> {
                     }
                 },
             };
-            let Some(down) = down else { continue };
+            let Some(down) = down else {
+                if st.served.ended {
+                    break;
+                }
+                continue;
+            };
             let end = down == Down::End;
             if ipc::write(&mut to_worker, &down).is_err() {
                 // The worker is gone; what it left unanswered did not happen.
                 break;
             }
-            if st.served.violation.is_some() || end {
+            if st.served.violation.is_some() || st.served.ended || end {
                 break;
             }
         }
@@ -1252,6 +1258,17 @@ mod tests {
         assert!(served.violation.is_none());
         assert!(!events.iter().any(|e| matches!(e, SessionEvent::Ask(_))));
         assert_eq!(downs, [Down::Ok, Down::Ok]);
+    }
+
+    #[test]
+    fn ending_the_session_does_not_wait_for_the_worker() {
+        let mut w = world();
+        w.up(Up::Progress { progress: Progress::TurnStart { turn: 1 } });
+        w.person(Input::End);
+        // No close: a worker busy in a long model call says nothing more.
+        let (served, _, downs) = w.serve(Mode::Ask, 0, |_| None);
+        assert!(served.ended);
+        assert_eq!(downs, [Down::Ok]);
     }
 
     #[test]
