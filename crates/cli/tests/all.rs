@@ -153,6 +153,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("clap_keeps_its_own_statuses", front::clap_keeps_its_own_statuses),
     // The agent's tools.
     ("run_command_runs_confined_in_the_workspace", tools::run_command_runs_confined_in_the_workspace),
+    ("an_interrupt_stops_a_running_command", tools::an_interrupt_stops_a_running_command),
 ];
 
 fn main() {

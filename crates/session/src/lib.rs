@@ -146,11 +146,16 @@ pub struct SessionInfo {
 
 /// Sends the person's input to a running session, from any thread.
 #[derive(Debug, Clone)]
-pub struct Handle(Sender<Incoming>);
+pub struct Handle(Sender<Incoming>, airlock_tools::Running);
 
 impl Handle {
-    /// Sends `input`; false when the session is over.
+    /// Sends `input`; false when the session is over. An interrupt or the
+    /// end also stops a command that is running (its sandbox and every
+    /// process in it), which the supervisor waits for.
     pub fn send(&self, input: Input) -> bool {
+        if matches!(input, Input::Interrupt | Input::End) {
+            self.1.interrupt();
+        }
         self.0.send(Incoming::Person(input)).is_ok()
     }
 }
@@ -194,6 +199,7 @@ pub struct Session {
     exe: PathBuf,
     output_bytes: u64,
     checkpoints: Option<Box<dyn airlock_core::supervisor::Checkpoints>>,
+    running: airlock_tools::Running,
     _run_dir: RemoveOnDrop,
 }
 
@@ -458,6 +464,7 @@ impl Session {
             exe,
             output_bytes,
             checkpoints,
+            running: airlock_tools::Running::default(),
             _run_dir: run_dir_guard,
         })
     }
@@ -469,7 +476,7 @@ impl Session {
 
     /// Sends the person's input, from any thread.
     pub fn handle(&self) -> Handle {
-        Handle(self.tx.clone())
+        Handle(self.tx.clone(), self.running.clone())
     }
 
     /// Runs the session on this thread until the worker is done (headless)
@@ -504,7 +511,9 @@ impl Session {
                 audit: self.audit.clone(),
                 // Commands see the never-read files hidden, as the file tools refuse them.
                 runner: Box::new(
-                    airlock_tools::SandboxRunner::new(&self.exe, self.output_bytes).hiding(self.paths.clone()),
+                    airlock_tools::SandboxRunner::new(&self.exe, self.output_bytes)
+                        .hiding(self.paths.clone())
+                        .interruptible(self.running.clone()),
                 ),
                 workspace: self.info.workspace.clone(),
                 sandbox_digest: self.policy_digest.clone(),

@@ -54,6 +54,62 @@ pub struct SandboxRunner {
     program: PathBuf,
     max_output: u64,
     never_read: PathPolicy,
+    running: Running,
+}
+
+/// The process id of the command sandbox running now, if any: a person's
+/// interrupt stops it from another thread ([`Running::interrupt`]).
+#[derive(Debug, Clone, Default)]
+pub struct Running(std::sync::Arc<std::sync::Mutex<Option<u32>>>);
+
+impl Running {
+    /// Waits for `child` with its id in the slot. The child is reaped only
+    /// while the slot's lock is held, and the slot cleared at once: an
+    /// interrupt never signals an id the kernel may have given to another
+    /// process. Polls every 20 ms while it runs.
+    fn wait(&self, mut child: std::process::Child) -> std::io::Result<std::process::Output> {
+        use std::io::Read;
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(child.id());
+        let status = loop {
+            {
+                let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                match child.try_wait() {
+                    Ok(None) => {}
+                    done => {
+                        *slot = None;
+                        break done?;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let status = status.ok_or_else(|| std::io::Error::other("the command's status is missing"))?;
+        let stdout = stdout.join().unwrap_or_default();
+        let stderr = stderr.join().unwrap_or_default();
+        Ok(std::process::Output { status, stdout, stderr })
+    }
+
+    /// Sends SIGINT to the running command's sandbox, which kills its whole
+    /// process tree and exits 130; false when nothing runs.
+    pub fn interrupt(&self) -> bool {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(pid) = *guard else { return false };
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        // SAFETY: kill has no memory effects. The child is reaped only under
+        // this lock, which clears the slot: the id is still the child's.
+        unsafe { libc::kill(pid, libc::SIGINT) == 0 }
+    }
 }
 
 /// Never-read paths one command may hide at most: each is a mount. Past it
@@ -70,7 +126,18 @@ impl SandboxRunner {
     /// Runs commands with the `airlock` binary at `program`, keeping at most
     /// `max_output` bytes of each stream.
     pub fn new(program: impl Into<PathBuf>, max_output: u64) -> SandboxRunner {
-        SandboxRunner { program: program.into(), max_output, never_read: PathPolicy::defaults() }
+        SandboxRunner {
+            program: program.into(),
+            max_output,
+            never_read: PathPolicy::defaults(),
+            running: Running::default(),
+        }
+    }
+
+    /// Lets `running` interrupt the command that runs.
+    pub fn interruptible(mut self, running: Running) -> SandboxRunner {
+        self.running = running;
+        self
     }
 
     /// Hides what `policy` forbids reading (the session's, with the
@@ -133,13 +200,16 @@ impl CommandRunner for SandboxRunner {
         for path in &hidden {
             sandbox.arg("--deny-read").arg(path);
         }
-        let out = sandbox
+        let child = sandbox
             .arg("--")
             .args(["sh", "-c", command])
             .current_dir(cwd)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.program.display()))?;
+        let out = self.running.wait(child).map_err(|e| format!("cannot wait for {}: {e}", self.program.display()))?;
         let code = out.status.code();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if code == Some(EXIT_REFUSED) {

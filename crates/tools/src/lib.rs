@@ -51,7 +51,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use airlock_redact::{PathDecision, PathPolicy};
-pub use command::{CommandResult, CommandRunner, SandboxRunner, never_read_paths};
+pub use command::{CommandResult, CommandRunner, Running, SandboxRunner, never_read_paths};
 pub use error::ToolError;
 pub use schema::{run_command_spec, specs, validate};
 pub use todo::{TodoItem, TodoStatus};
