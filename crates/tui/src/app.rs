@@ -657,10 +657,16 @@ impl App {
     }
 
     fn rewind_lines(&self, pick: usize) -> Vec<Line<'static>> {
-        let mut lines = vec![dim(format!(
-            "rewind to before which turn? ↑↓ enter · esc · files and conversation go back; {}",
-            airlock_session::checkpoints::GIT_NOT_REWOUND.split(':').next().unwrap_or_default()
-        ))];
+        let mut lines = vec![
+            dim(
+                "rewind to before which turn? ↑↓ enter · esc · the files (what commands did included) and the conversation go back",
+            ),
+            dim(format!(
+                "not rewound: {}; and {} (neither kept nor touched)",
+                airlock_session::checkpoints::GIT_NOT_REWOUND.split(':').next().unwrap_or_default(),
+                airlock_session::checkpoints::excluded_by_default().join(", ")
+            )),
+        ];
         for (i, c) in self.checkpoints.iter().enumerate() {
             let changed = self.changed.get(&(i + 1)).map_or(0, Vec::len);
             let text = format!(

@@ -27,6 +27,8 @@ pub struct Screen {
     rows: u16,
     top: u16,
     height: u16,
+    /// `NO_COLOR` is set: styles without colours (the panel stays distinct, reversed).
+    no_color: bool,
 }
 
 impl Screen {
@@ -42,7 +44,8 @@ impl Screen {
             CrosstermBackend::new(io::stdout()),
             TerminalOptions { viewport: Viewport::Fixed(area) },
         )?;
-        Ok(Screen { terminal, cols, rows, top: row, height: 1 })
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Ok(Screen { terminal, cols, rows, top: row, height: 1, no_color })
     }
 
     /// The terminal's width.
@@ -104,6 +107,9 @@ impl Screen {
             let area = Rect::new(0, self.top, self.cols, n);
             let mut buffer = Buffer::empty(area);
             Paragraph::new(Text::from(part.to_vec())).render(area, &mut buffer);
+            if self.no_color {
+                crate::view::theme::without_colors(&mut buffer);
+            }
             let cols = usize::from(self.cols.max(1));
             let top = self.top;
             let cells =
@@ -128,7 +134,15 @@ impl Screen {
 
     /// Draws the live area.
     pub fn draw(&mut self, render: impl FnOnce(&mut Frame<'_>)) -> io::Result<()> {
-        self.terminal.draw(render).map(|_| ())
+        let no_color = self.no_color;
+        self.terminal
+            .draw(|frame| {
+                render(frame);
+                if no_color {
+                    crate::view::theme::without_colors(frame.buffer_mut());
+                }
+            })
+            .map(|_| ())
     }
 
     /// Gives the terminal back: the live area cleared, the cursor below the conversation.
