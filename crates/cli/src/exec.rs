@@ -169,6 +169,14 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
         eprintln!("airlock: warning: {}", safe(warning));
     }
     let ended = session.serve(&mut |event| out.event(event))?;
+    warn_at_end(&ended);
+    out.finish(&ended);
+    Ok(ExitCode::from(ended.code))
+}
+
+/// What a person must hear when a session ends: a transcript line lost,
+/// git control files changed by commands.
+pub(crate) fn warn_at_end(ended: &Ended) {
     if let Some(e) = &ended.transcript_error {
         eprintln!("airlock: the transcript is incomplete: {}", safe(e));
     }
@@ -179,8 +187,6 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
             path.escape_debug()
         );
     }
-    out.finish(&ended);
-    Ok(ExitCode::from(ended.code))
 }
 
 /// What the person or the script sees.

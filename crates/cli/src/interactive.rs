@@ -69,15 +69,7 @@ pub fn run(args: InteractiveArgs) -> Result<ExitCode> {
         exe,
     };
     let ended = airlock_tui::app::run(session, app).map_err(|e| anyhow!(e))?;
-    if let Some(e) = &ended.transcript_error {
-        eprintln!("airlock: the transcript is incomplete: {}", safe(e));
-    }
-    for path in &ended.git_control {
-        eprintln!(
-            "airlock: warning: a command changed a git control file (it can run code at your next git command): {}",
-            path.escape_debug()
-        );
-    }
+    crate::exec::warn_at_end(&ended);
     eprintln!(
         "airlock: session {id} ended ({}). Its record: airlock audit show --session {id} · airlock report {id} · \
          continue: airlock --continue",

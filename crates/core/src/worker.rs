@@ -197,16 +197,9 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
     let mut task = start.task;
     if task.is_empty() && start.interactive {
         // A session opened without a first message waits for the person's.
-        match lock(shared).ask(&Up::Next)? {
-            Down::Prompt { text, history: replaced } => {
-                task = text;
-                if let Some(replaced) = replaced {
-                    history = replaced;
-                }
-            }
-            Down::End => return Ok(()),
-            other => return Err(format!("the supervisor answered {other:?} to the wait for a prompt")),
-        }
+        let Some((text, replaced)) = next_prompt(shared)? else { return Ok(()) };
+        task = text;
+        history = replaced.unwrap_or(history);
     }
     loop {
         let cancel = CancelToken::new();
@@ -215,16 +208,20 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
         if !start.interactive {
             return Ok(());
         }
-        history = outcome.messages;
-        match lock(shared).ask(&Up::Next)? {
-            Down::Prompt { text, history: replaced } => {
-                task = text;
-                if let Some(replaced) = replaced {
-                    history = replaced;
-                }
-            }
-            Down::End => return Ok(()),
-            other => return Err(format!("the supervisor answered {other:?} to the end of a turn")),
-        }
+        let Some((text, replaced)) = next_prompt(shared)? else { return Ok(()) };
+        task = text;
+        history = replaced.unwrap_or(outcome.messages);
+    }
+}
+
+/// The person's next message, and the conversation to continue from when it was replaced.
+type NextPrompt = (String, Option<Vec<airlock_model::Message>>);
+
+/// Waits for the person's next message; `None` when the session ends.
+fn next_prompt(shared: &Shared) -> Result<Option<NextPrompt>, String> {
+    match lock(shared).ask(&Up::Next)? {
+        Down::Prompt { text, history } => Ok(Some((text, history))),
+        Down::End => Ok(None),
+        other => Err(format!("the supervisor answered {other:?} when asked for the next prompt")),
     }
 }

@@ -15,21 +15,27 @@ pub fn new_session_id() -> std::io::Result<String> {
     Ok(format!("{}-{}", compact_utc(secs), hex::encode(random)))
 }
 
-/// `YYYYMMDDTHHMMSS` of a Unix time, UTC.
-fn compact_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
+/// `YYYY-MM-DDTHH:MM:SSZ` for milliseconds since the epoch.
+pub fn iso_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
+    let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `YYYYMMDDTHHMMSS` of a Unix time, UTC.
+fn compact_utc(secs: u64) -> String {
+    let iso = iso_time(i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000);
+    iso.trim_end_matches('Z').replace(['-', ':'], "")
 }
 
 /// The folder for sessions' private run folders (the broker's socket): the
@@ -116,25 +122,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Copies `from` to `to` (stderr) line by line, each line made safe for a
-/// terminal (a line longer than 64 KiB is passed on in parts).
-pub fn relay_sanitised(from: impl std::io::Read, mut to: impl std::io::Write) {
-    use std::io::BufRead;
-    let mut from = std::io::BufReader::new(from);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match std::io::Read::take(&mut from, 64 * 1024).read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                let text = String::from_utf8_lossy(&line);
-                let _ = to.write_all(airlock_redact::terminal::sanitize(&text).as_bytes());
-                let _ = to.flush();
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,18 +148,5 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(private_folder(&open, uid).unwrap_err().contains("open to others"));
         assert!(private_folder(&dir.path().join("new"), uid).is_ok());
-    }
-
-    #[test]
-    fn the_workers_stderr_reaches_the_terminal_sanitised() {
-        let from = "airlock worker: model said \x1b]52;c;eA==\x07\x1b]0;t\x07\u{9b}2J\nnext line\r\n".to_string()
-            + &"x".repeat(70_000)
-            + "\x1b[2J";
-        let mut to = Vec::new();
-        relay_sanitised(from.as_bytes(), &mut to);
-        let shown = String::from_utf8(to).unwrap();
-        assert!(!shown.contains('\x1b') && !shown.contains('\x07') && !shown.contains('\u{9b}'), "{shown:?}");
-        assert!(shown.starts_with("airlock worker: model said \u{FFFD}]52;c;eA==\u{FFFD}"), "{shown:?}");
-        assert!(shown.contains("\nnext line\n") && shown.ends_with("\u{FFFD}[2J"));
     }
 }
