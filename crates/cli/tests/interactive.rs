@@ -329,6 +329,26 @@ fn escape_interrupts_a_streamed_answer_and_the_prompt_works_again() {
 }
 
 #[test]
+#[ignore = "supervisor: an interrupt reaches the worker only with the answer to its next report, so Esc waits for \
+            the model's next chunk; a model that stalls cannot be interrupted until it sends something"]
+fn escape_interrupts_a_stalled_answer_at_once() {
+    if !have_tmux() {
+        return;
+    }
+    // After its first event the answer stalls for a minute, longer than the case waits.
+    let model = ScriptedModel::start(vec![Turn::text("Never shown.").with_delay_ms(60_000)]);
+    let mut t = Term::new();
+    t.start(&model, &[]);
+    t.wait_ready();
+    t.submit("think for a long time");
+    t.wait_until("the model request", |_| !model.requests().is_empty());
+    t.press("Escape");
+    t.wait_for("interrupted");
+    let screen = t.wait_for("ask for a change");
+    assert!(!screen.contains("Never shown."), "{screen}");
+}
+
+#[test]
 fn rewind_restores_what_a_command_changed() {
     if !have_tmux() {
         return;
@@ -413,31 +433,61 @@ fn plan_mode_from_the_command_line() {
     t.verify_audit();
 }
 
-#[test]
-fn a_resize_while_an_answer_streams() {
-    if !have_tmux() {
-        return;
-    }
-    let answer = "The first part of a slow answer, the second part of it, and the last words: resized fine.";
-    let model = ScriptedModel::start(vec![Turn::text(answer).with_delay_ms(700), Turn::text("Still here.")]);
-    let mut t = Term::new();
-    t.start(&model, &[]);
+/// The answer [`resize_mid_stream`] streams, in three pieces a second apart.
+const SLOW_ANSWER: &str = "The first part of a slow answer, the second part of it, and the last words: resized fine.";
+
+/// Starts a slow answer at 100×30, shrinks the terminal to 60×20 after its first piece, and waits until the whole
+/// answer is on the screen; returns that screen.
+fn resize_mid_stream(t: &mut Term, model: &ScriptedModel) -> String {
+    t.start(model, &[]);
     t.wait_ready();
     t.submit("answer slowly");
     t.wait_for("The first");
     let out = t.tmux(&["resize-window", "-t", &t.session(), "-x", "60", "-y", "20"]);
     assert!(out.status.success(), "tmux resize-window: {}", String::from_utf8_lossy(&out.stderr));
-    let width = t.tmux(&["display-message", "-p", "-t", &t.session(), "#{pane_width}x#{pane_height}"]);
-    assert_eq!(String::from_utf8_lossy(&width.stdout).trim(), "60x20");
-    let screen = t.wait_until("the whole answer", |s| squeezed(s).contains(&squeezed(answer)));
+    let size = t.tmux(&["display-message", "-p", "-t", &t.session(), "#{pane_width}x#{pane_height}"]);
+    assert_eq!(String::from_utf8_lossy(&size.stdout).trim(), "60x20");
+    let screen = t.screen();
+    assert!(!squeezed(&screen).contains("resizedfine."), "the resize came before the answer's end:\n{screen}");
+    t.wait_until("the whole answer", |s| squeezed(s).contains(&squeezed(SLOW_ANSWER)))
+}
+
+/// The last line of the screen with text on it.
+fn last_line(screen: &str) -> &str {
+    screen.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default()
+}
+
+#[test]
+fn a_resize_while_an_answer_streams() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(vec![Turn::text(SLOW_ANSWER).with_delay_ms(1000), Turn::text("Still here.")]);
+    let mut t = Term::new();
+    let screen = resize_mid_stream(&mut t, &model);
     assert!(!screen.contains("EXITED"), "airlock is still running:\n{screen}");
-    // The status line: model, and the mode.
-    let screen = t.wait_until("the status line", |s| s.lines().any(|l| l.starts_with("scripted") && l.contains("ask")));
-    assert!(screen.lines().all(|l| l.chars().count() <= 60), "nothing wider than the terminal:\n{screen}");
+    // The status line, at the bottom, drawn for the new width (the short form: no "self-hosted").
+    let screen = t.wait_until("the status line for 60 columns", |s| last_line(s).starts_with("scripted · 127.0.0.1"));
+    assert!(last_line(&screen).contains(" · ask · "), "{screen}");
     t.submit("still there?");
     t.wait_for("Still here.");
     assert_eq!(model.violations(), Vec::<String>::new());
     t.verify_audit();
+}
+
+#[test]
+#[ignore = "screen.rs: after a shrink the terminal reflows and moves the rows, but the live area is redrawn where \
+            it was, so a stale copy of it (partial answer, prompt, old status line) stays above the answer"]
+fn a_resize_leaves_no_stale_copy_of_the_live_area() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(vec![Turn::text(SLOW_ANSWER).with_delay_ms(1000)]);
+    let mut t = Term::new();
+    resize_mid_stream(&mut t, &model);
+    let screen = t.wait_until("the answer's last status line", |s| last_line(s).contains("ctx 110"));
+    assert_eq!(screen.matches("The first part").count(), 1, "the answer once:\n{screen}");
+    assert_eq!(screen.lines().filter(|l| l.starts_with("scripted ·")).count(), 1, "one status line:\n{screen}");
 }
 
 #[test]
