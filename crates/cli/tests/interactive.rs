@@ -536,3 +536,54 @@ fn continue_with_no_session_says_so() {
     assert!(!screen.contains("EXITED 0"), "{screen}");
     assert!(model.requests().is_empty());
 }
+
+#[test]
+fn allowed_for_the_session_asks_once() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(vec![
+        Turn::call("run_command", json!({"command": "mkdir -p one"})),
+        Turn::call("run_command", json!({"command": "mkdir -p two/deeper"})),
+        Turn::text("Both written."),
+    ]);
+    let mut t = Term::new();
+    t.start(&model, &[]);
+    t.wait_ready();
+    t.submit("make two folders");
+    let screen = t.wait_for("Run this command");
+    // The program without its options: the prefix covers the second call too.
+    assert!(screen.contains("a allow for this session: commands starting with: mkdir "), "{screen}");
+    t.type_text("a");
+    // A second panel would leave the turn waiting, and this wait failing with the panel on the screen.
+    t.wait_for("Both written.");
+    assert!(t.repo.join("one").is_dir() && t.repo.join("two/deeper").is_dir(), "both commands ran");
+    assert_eq!(model.violations(), Vec::<String>::new());
+    let audit = t.audit();
+    let calls = records(&audit, "tool_call");
+    assert_eq!(calls.len(), 2, "{audit:#?}");
+    assert_eq!(calls[0]["payload"]["approval"]["answer"], "session", "{}", calls[0]);
+    assert!(calls[1]["payload"].get("approval").is_none_or(Value::is_null), "not asked again: {}", calls[1]);
+    assert_eq!(calls[1]["payload"]["decision"], "allow", "{}", calls[1]);
+    t.verify_audit();
+}
+
+#[test]
+fn ctrl_c_twice_exits_and_the_session_is_on_the_record() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(Vec::<Turn>::new());
+    let mut t = Term::new();
+    t.start(&model, &[]);
+    t.wait_ready();
+    t.press("C-c");
+    t.wait_for("press ctrl-c again to exit");
+    t.press("C-c");
+    let screen = t.wait_for("EXITED");
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    assert!(model.requests().is_empty());
+    let audit = t.audit();
+    assert_eq!(records(&audit, "session_end").len(), 1, "{audit:#?}");
+    t.verify_audit();
+}
