@@ -747,7 +747,11 @@ impl Supervisor<'_> {
                 Ok(Incoming::Person(Input::Answer { .. })) => {
                     self.front.event(SessionEvent::Notice("that approval is no longer open".into()))
                 }
-                Ok(Incoming::Person(Input::Interrupt)) => return Asked::Gone("person:interrupted".into()),
+                Ok(Incoming::Person(Input::Interrupt)) => {
+                    // Esc at the question: this call is refused and the turn stops.
+                    st.interrupt = true;
+                    return Asked::Gone("person:interrupted".into());
+                }
                 Ok(Incoming::Person(Input::End)) => {
                     st.served.ended = true;
                     st.interrupt = true;

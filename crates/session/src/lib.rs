@@ -142,6 +142,8 @@ pub struct SessionInfo {
     pub permissions: Vec<airlock_core::decide::RuleInForce>,
     /// The user configuration file ("allow for this project" rules go there).
     pub user_config: Option<PathBuf>,
+    /// The model's context window in tokens, when known (the embedded model's).
+    pub context_window: Option<u64>,
 }
 
 /// Sends the person's input to a running session, from any thread.
@@ -445,6 +447,7 @@ impl Session {
                 data_dir,
                 permissions: rules.in_force(),
                 user_config,
+                context_window: embedded.as_ref().map(|_| u64::from(context)),
             },
             start,
             tx,

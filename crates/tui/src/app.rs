@@ -263,7 +263,7 @@ impl App {
             mode,
             tokens_used: self.tokens,
             context_used: self.context,
-            context_window: None,
+            context_window: self.info.context_window,
             session_id: self.info.id.clone(),
             audit,
             hint,
