@@ -11,6 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, clippy::panic)]
 
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -33,7 +34,8 @@ fn have_tmux() -> bool {
         if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
             panic!("tmux is missing, and CI is set: the interactive tests must run there\nhint: apt-get install tmux");
         }
-        eprintln!("skipped: tmux is not installed (the interactive tests run airlock in tmux)");
+        // Past the test harness's capture, so the reason shows in a passing run.
+        let _ = writeln!(io::stderr(), "skipped: tmux is not installed (the interactive tests run airlock in tmux)");
     }
     found
 }
@@ -210,7 +212,9 @@ impl Term {
 impl Drop for Term {
     fn drop(&mut self) {
         if self.runs > 0 {
-            eprintln!("--- the last screen:\n{}", self.screen());
+            // Not `screen()`: a panic here, while a failed case unwinds, would abort the whole suite.
+            let out = self.tmux(&["capture-pane", "-p", "-S", "-200", "-t", &self.session()]);
+            eprintln!("--- the last screen:\n{}", String::from_utf8_lossy(&out.stdout));
             let _ = self.tmux(&["kill-server"]);
         }
     }
