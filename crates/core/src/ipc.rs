@@ -117,7 +117,8 @@ pub enum Down {
     },
     /// Done (recorded, or noted).
     Ok,
-    /// Noted, and the person interrupted the turn: stop it.
+    /// Not an answer: sent any time, it stops the current turn (the
+    /// person pressed Esc). The worker's reader acts on it at once.
     Interrupt,
     /// The person's next message.
     Prompt {

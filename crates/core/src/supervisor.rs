@@ -351,6 +351,8 @@ struct State {
     last: Snapshot,
     /// The person pressed Esc: the turn's next report is answered `Interrupt`.
     interrupt: bool,
+    /// The worker was told of the interrupt.
+    interrupt_sent: bool,
     /// Prompts given before the worker asked for one.
     queued: Vec<String>,
     /// The conversation as the worker reported it.
@@ -387,6 +389,7 @@ impl Supervisor<'_> {
             allowed: Vec::new(),
             last: Snapshot::default(),
             interrupt: false,
+            interrupt_sent: false,
             queued: Vec::new(),
             messages: start.history.clone(),
             history_changed: false,
@@ -422,6 +425,7 @@ impl Supervisor<'_> {
                 Incoming::Worker(Ok(Some(Up::Next))) if !start.interactive => Some(Down::End),
                 Incoming::Worker(Ok(Some(Up::Next))) => {
                     st.interrupt = false;
+                    st.interrupt_sent = false;
                     match st.queued.is_empty() {
                         true => {
                             waiting = true;
@@ -458,19 +462,25 @@ impl Supervisor<'_> {
                     }
                 },
             };
-            let Some(down) = down else {
-                if st.served.ended {
+            if let Some(down) = down {
+                let end = down == Down::End;
+                if ipc::write(&mut to_worker, &down).is_err() {
+                    // The worker is gone; what it left unanswered did not happen.
                     break;
                 }
-                continue;
-            };
-            let end = down == Down::End;
-            if ipc::write(&mut to_worker, &down).is_err() {
-                // The worker is gone; what it left unanswered did not happen.
+                if st.served.violation.is_some() || st.served.ended || end {
+                    break;
+                }
+            } else if st.served.ended {
                 break;
             }
-            if st.served.violation.is_some() || st.served.ended || end {
-                break;
+            // The person interrupted: told at once, not with the next answer,
+            // so that a model that says nothing for minutes is stopped too.
+            if st.interrupt && !st.interrupt_sent && !waiting {
+                st.interrupt_sent = true;
+                if ipc::write(&mut to_worker, &Down::Interrupt).is_err() {
+                    break;
+                }
             }
         }
         st.served
@@ -622,7 +632,6 @@ impl Supervisor<'_> {
                 };
                 self.front.event(SessionEvent::Progress(progress));
                 match recorded {
-                    Ok(()) if st.interrupt => Down::Interrupt,
                     Ok(()) => Down::Ok,
                     Err(error) => Down::Refused { error },
                 }
@@ -1276,12 +1285,20 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupt_stops_the_turn_at_its_next_report() {
+    fn an_interrupt_reaches_the_worker_at_once_and_then_refuses_what_asks() {
         let mut w = world();
-        w.person(Input::Interrupt);
         w.up(Up::Progress { progress: Progress::TextDelta { text: "partial".into() } });
+        w.person(Input::Interrupt);
+        w.up(Up::Decide { id: "c1".into(), name: "run_command".into(), arguments: json!({"command": "make"}) });
         w.close();
-        let (_, _, downs) = w.serve(Mode::Ask, 0, |_| None);
-        assert_eq!(downs, [Down::Interrupt]);
+        let (_, events, downs) = w.serve(Mode::Ask, 0, |_| panic!("nothing is asked after an interrupt"));
+        // Not with an answer: on its own line, as soon as the person pressed Esc.
+        assert!(
+            matches!(downs.as_slice(), [Down::Ok, Down::Interrupt, Down::Decided { decision: Decision::Deny, .. }]),
+            "{downs:?}"
+        );
+        assert!(events.iter().any(
+            |e| matches!(e, SessionEvent::Progress(Progress::Decision { source, .. }) if source == "person:interrupted")
+        ));
     }
 }

@@ -4,8 +4,9 @@
 //! decide or keep for itself (decisions, records, commands) it asks of the
 //! supervisor over standard input and output ([`crate::ipc`]).
 
-use std::io::{BufRead, BufReader, Stdin, Stdout, Write};
+use std::io::{BufRead, BufReader, Stdout, Write};
 use std::path::Path;
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,40 +19,56 @@ use serde_json::Value;
 use crate::ipc::{self, Down, Start, Up};
 use crate::{Agent, Budget, Decided, Host, Progress};
 
-/// One side of the pipe to the supervisor, shared by the host and the command runner.
-pub struct Channel<R, W> {
-    reader: R,
+/// The current turn's cancellation, shared with the thread that reads the
+/// supervisor's lines: an interrupt cancels it at once, even while the
+/// model says nothing.
+type Turn = Arc<Mutex<CancelToken>>;
+
+/// One side of the pipe to the supervisor, shared by the host and the
+/// command runner: requests go out on `writer`; a thread reads every line
+/// the supervisor sends, cancels the turn on [`Down::Interrupt`], and hands
+/// the other lines over as the answers they are.
+pub struct Channel<W> {
     writer: W,
-    buf: Vec<u8>,
+    answers: Receiver<Result<Down, String>>,
 }
 
-impl<R: BufRead, W: Write> Channel<R, W> {
-    /// A channel reading answers from `reader` and writing requests to `writer`.
-    pub fn new(reader: R, writer: W) -> Channel<R, W> {
-        Channel { reader, writer, buf: Vec::new() }
-    }
-
-    /// Reads the supervisor's first line.
-    pub fn start(&mut self) -> Result<Start, String> {
-        match ipc::read_line(&mut self.reader, &mut self.buf)? {
-            Some(()) => ipc::parse(&self.buf),
-            None => Err("the supervisor sent no task".into()),
-        }
+impl<W: Write> Channel<W> {
+    /// A channel whose answers are read from `reader` on a thread of their own.
+    pub fn new<R: BufRead + Send + 'static>(mut reader: R, writer: W, turn: Turn) -> Channel<W> {
+        let (tx, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            loop {
+                let line = match ipc::read_line(&mut reader, &mut buf) {
+                    Ok(Some(())) => ipc::parse::<Down>(&buf),
+                    Ok(None) => Err("the supervisor closed the pipe".into()),
+                    Err(e) => Err(e),
+                };
+                let last = line.is_err();
+                match line {
+                    Ok(Down::Interrupt) => turn.lock().unwrap_or_else(|e| e.into_inner()).cancel(),
+                    other => {
+                        if tx.send(other).is_err() || last {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Channel { writer, answers }
     }
 
     /// Sends `up` and waits for the answer.
     pub fn ask(&mut self, up: &Up) -> Result<Down, String> {
         ipc::write(&mut self.writer, up)?;
-        match ipc::read_line(&mut self.reader, &mut self.buf)? {
-            Some(()) => ipc::parse(&self.buf),
-            None => Err("the supervisor closed the pipe".into()),
-        }
+        self.answers.recv().map_err(|_| "the supervisor closed the pipe".to_string())?
     }
 }
 
-type Shared = Arc<Mutex<Channel<BufReader<Stdin>, Stdout>>>;
+type Shared = Arc<Mutex<Channel<Stdout>>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, Channel<BufReader<Stdin>, Stdout>> {
+fn lock(shared: &Shared) -> MutexGuard<'_, Channel<Stdout>> {
     // A panic while holding the lock leaves the channel usable: lines are whole.
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -59,8 +76,6 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Channel<BufReader<Stdin>, Stdout>> {
 /// The supervisor, as the loop's [`Host`].
 struct PipeHost {
     channel: Shared,
-    /// The current turn's token: the person's interrupt cancels it.
-    cancel: CancelToken,
     /// The person's note with the last denial.
     note: Option<String>,
 }
@@ -79,7 +94,7 @@ impl Host for PipeHost {
     }
 
     fn record(&mut self, event: Event) -> Result<(), String> {
-        ok(lock(&self.channel).ask(&Up::Record { event })?, &self.cancel)
+        ok(lock(&self.channel).ask(&Up::Record { event })?)
     }
 
     fn progress(&mut self, progress: Progress) -> Result<(), String> {
@@ -88,7 +103,7 @@ impl Host for PipeHost {
         if let Progress::Decision { .. } = progress {
             return Ok(());
         }
-        ok(lock(&self.channel).ask(&Up::Progress { progress })?, &self.cancel)
+        ok(lock(&self.channel).ask(&Up::Progress { progress })?)
     }
 
     fn denial_note(&mut self) -> Option<String> {
@@ -96,13 +111,9 @@ impl Host for PipeHost {
     }
 }
 
-fn ok(down: Down, cancel: &CancelToken) -> Result<(), String> {
+fn ok(down: Down) -> Result<(), String> {
     match down {
         Down::Ok => Ok(()),
-        Down::Interrupt => {
-            cancel.cancel();
-            Ok(())
-        }
         Down::Refused { error } => Err(error),
         other => Err(format!("the supervisor answered {other:?}")),
     }
@@ -136,9 +147,15 @@ impl CommandRunner for PipeRunner {
 /// the run could not be done; the supervisor has been told already when it
 /// could be.
 pub fn main() -> Result<(), String> {
-    let shared: Shared = Arc::new(Mutex::new(Channel::new(BufReader::new(std::io::stdin()), std::io::stdout())));
-    let start = lock(&shared).start()?;
-    let result = run(&shared, start);
+    let mut stdin = BufReader::new(std::io::stdin());
+    let mut buf = Vec::new();
+    let start: Start = match ipc::read_line(&mut stdin, &mut buf)? {
+        Some(()) => ipc::parse(&buf)?,
+        None => return Err("the supervisor sent no task".into()),
+    };
+    let turn: Turn = Arc::new(Mutex::new(CancelToken::new()));
+    let shared: Shared = Arc::new(Mutex::new(Channel::new(stdin, std::io::stdout(), Arc::clone(&turn))));
+    let result = run(&shared, start, &turn);
     if let Err(error) = &result {
         // The supervisor records why; if it cannot be told, it sees the pipe close.
         let _ = lock(&shared).ask(&Up::Failed { error: error.clone() });
@@ -146,7 +163,7 @@ pub fn main() -> Result<(), String> {
     result
 }
 
-fn run(shared: &Shared, start: Start) -> Result<(), String> {
+fn run(shared: &Shared, start: Start, turn: &Turn) -> Result<(), String> {
     let root = std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     let paths = PathPolicy::with_patterns(&root, &[]).map_err(|e| e.to_string())?;
     let workspace = Workspace::open(&root, paths).map_err(|e| e.to_string())?;
@@ -182,7 +199,7 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
         client,
         model: start.model.clone(),
         tools,
-        host: PipeHost { channel: Arc::clone(shared), cancel: CancelToken::new(), note: None },
+        host: PipeHost { channel: Arc::clone(shared), note: None },
         budget: Budget {
             max_turns: start.max_turns,
             max_tokens: start.max_tokens,
@@ -203,7 +220,7 @@ fn run(shared: &Shared, start: Start) -> Result<(), String> {
     }
     loop {
         let cancel = CancelToken::new();
-        agent.host.cancel = cancel.clone();
+        *turn.lock().unwrap_or_else(|e| e.into_inner()) = cancel.clone();
         let outcome = runtime.block_on(agent.resume(history, &task, &cancel)).map_err(|e| e.to_string())?;
         if !start.interactive {
             return Ok(());
