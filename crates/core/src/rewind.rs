@@ -534,6 +534,11 @@ struct DeltaFile {
     id: CheckpointId,
     set: BTreeMap<String, Record>,
     del: Vec<String>,
+    /// What each path set or deleted was before: a restore goes back from
+    /// the latest manifest through the few differences since, without
+    /// reading the first (whole) one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    old: BTreeMap<String, Record>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -588,11 +593,26 @@ fn apply_delta(manifest: &mut Manifest, delta: &DeltaFile) -> Option<ChangeSet> 
     Some(changes)
 }
 
+/// Takes a stored difference back off `manifest` (the one it produced).
+fn unapply_delta(manifest: &mut Manifest, delta: &DeltaFile) -> Option<()> {
+    for path in delta.set.keys() {
+        let p = unescape(path)?;
+        match delta.old.get(path) {
+            Some(r) => manifest.insert(p, r.entry()?),
+            None => manifest.remove(&p),
+        };
+    }
+    for path in &delta.del {
+        manifest.insert(unescape(path)?, delta.old.get(path)?.entry()?);
+    }
+    Some(())
+}
+
 /// The difference from `old` to `new`: every entry that differs at all
 /// (identity included, to resume without reading) for the record, and what
 /// a person would call a change.
 fn compare<'a>(old: &'a Manifest, new: &'a Manifest) -> (DeltaFile, ChangeSet) {
-    let mut delta = DeltaFile { v: FORMAT, id: 0, set: BTreeMap::new(), del: Vec::new() };
+    let mut delta = DeltaFile { v: FORMAT, id: 0, set: BTreeMap::new(), del: Vec::new(), old: BTreeMap::new() };
     let mut changes = ChangeSet::default();
     let mut a = old.iter().peekable();
     let mut b = new.iter().peekable();
@@ -601,6 +621,7 @@ fn compare<'a>(old: &'a Manifest, new: &'a Manifest) -> (DeltaFile, ChangeSet) {
             (None, None) => break,
             (Some((p, e)), None) => {
                 delta.del.push(escape(p));
+                delta.old.insert(escape(p), Record::of(e));
                 changes.deleted.push(shown(p, e.kind));
                 a.next();
             }
@@ -612,6 +633,7 @@ fn compare<'a>(old: &'a Manifest, new: &'a Manifest) -> (DeltaFile, ChangeSet) {
             (Some((pa, ea)), Some((pb, eb))) => match pa.cmp(pb) {
                 std::cmp::Ordering::Less => {
                     delta.del.push(escape(pa));
+                    delta.old.insert(escape(pa), Record::of(ea));
                     changes.deleted.push(shown(pa, ea.kind));
                     a.next();
                 }
@@ -623,6 +645,7 @@ fn compare<'a>(old: &'a Manifest, new: &'a Manifest) -> (DeltaFile, ChangeSet) {
                 std::cmp::Ordering::Equal => {
                     if ea != eb {
                         delta.set.insert(escape(pb), Record::of(eb));
+                        delta.old.insert(escape(pb), Record::of(ea));
                         if !ea.same_content(eb) {
                             changes.modified.push(shown(pb, eb.kind));
                         }
@@ -853,15 +876,42 @@ impl Blobs {
 // ---------------------------------------------------------------------------
 // The walk.
 
+/// The previous manifest by path, for the walk's one lookup per entry (a
+/// hash map: the sorted map's lookups cost more than the `fstatat`s).
+type Lookup<'m> = std::collections::HashMap<&'m [u8], &'m Entry, std::hash::BuildHasherDefault<PathHasher>>;
+
+/// A fast hash of a path (FxHash's mixing, eight bytes at a time). Names
+/// chosen to collide would only slow their author's own checkpoints.
+#[derive(Default)]
+struct PathHasher(u64);
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 struct Walk<'a> {
-    prev: &'a Manifest,
+    prev: &'a Lookup<'a>,
     excluded_names: &'a [Vec<u8>],
     /// Where changed files' content goes (`None`: hash only).
     blobs: Option<&'a Blobs>,
     max: u64,
+    /// Where subfolders go to be walked by another thread.
+    queue: Option<&'a Queue>,
     out: Vec<(Vec<u8>, Entry)>,
     excluded: Vec<Vec<u8>>,
     not_kept: Vec<(Vec<u8>, String)>,
+    /// Folders whose entries could not all be listed.
+    unlisted: Vec<Vec<u8>>,
     stat_only: usize,
     files_read: usize,
     bytes_read: u64,
@@ -874,15 +924,23 @@ struct Walk<'a> {
 const SYNC_EACH_UP_TO: usize = 16;
 
 impl<'a> Walk<'a> {
-    fn new(prev: &'a Manifest, excluded_names: &'a [Vec<u8>], blobs: Option<&'a Blobs>, max: u64) -> Walk<'a> {
+    fn new(
+        prev: &'a Lookup<'a>,
+        excluded_names: &'a [Vec<u8>],
+        blobs: Option<&'a Blobs>,
+        max: u64,
+        queue: Option<&'a Queue>,
+    ) -> Walk<'a> {
         Walk {
             prev,
             excluded_names,
             blobs,
             max,
-            out: Vec::with_capacity(prev.len() + 64),
+            queue,
+            out: Vec::new(),
             excluded: Vec::new(),
             not_kept: Vec::new(),
+            unlisted: Vec::new(),
             stat_only: 0,
             files_read: 0,
             bytes_read: 0,
@@ -898,9 +956,7 @@ impl<'a> Walk<'a> {
                 Ok(name) => name,
                 Err(e) => {
                     self.not_kept.push((path.clone(), format!("folder not fully listed: {e}")));
-                    if let Some((_, entry)) = self.out.iter_mut().rev().find(|(p, _)| p == path) {
-                        entry.unlisted = true;
-                    }
+                    self.unlisted.push(path.clone());
                     break;
                 }
             };
@@ -919,6 +975,18 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 
+    /// Walks a folder opened by its parent.
+    fn subdir(&mut self, fd: OwnedFd, path: &mut Vec<u8>) -> Result<(), RewindError> {
+        match DirStream::new(fd) {
+            Ok(mut sub) => self.dir(&mut sub, path),
+            Err(e) => {
+                self.unlisted.push(path.clone());
+                self.not_kept.push((path.clone(), format!("folder cannot be listed: {e}")));
+                Ok(())
+            }
+        }
+    }
+
     fn entry(&mut self, dir: RawFd, name: &CStr, path: &mut Vec<u8>) -> Result<(), RewindError> {
         let st = match stat_at(dir, name) {
             Ok(st) => st,
@@ -932,18 +1000,26 @@ impl<'a> Walk<'a> {
         let mut entry = Entry::from_stat(&st);
         match entry.kind {
             Kind::Dir => {
-                let at = self.out.len();
                 self.out.push((path.clone(), entry));
-                match open_at(dir, name, DIR_FLAGS, 0).and_then(DirStream::new) {
-                    Ok(mut sub) => self.dir(&mut sub, path)?,
+                let fd = match open_at(dir, name, DIR_FLAGS, 0) {
+                    Ok(fd) => fd,
                     Err(e) => {
-                        self.out[at].1.unlisted = true;
+                        self.unlisted.push(path.clone());
                         self.not_kept.push((path.clone(), format!("folder cannot be listed: {e}")));
+                        return Ok(());
                     }
-                }
+                };
+                let fd = match self.queue {
+                    Some(queue) => match queue.offer(path, fd) {
+                        None => return Ok(()),
+                        Some(fd) => fd,
+                    },
+                    None => fd,
+                };
+                self.subdir(fd, path)?;
                 return Ok(());
             }
-            Kind::File => match self.prev.get(path.as_slice()) {
+            Kind::File => match self.prev.get(path.as_slice()).copied() {
                 Some(p) if p.digest.is_some() && entry.untouched_since(p) => {
                     entry.digest = p.digest;
                     entry.stored = p.stored;
@@ -955,7 +1031,7 @@ impl<'a> Walk<'a> {
                     }
                 }
             },
-            Kind::Link => match self.prev.get(path.as_slice()) {
+            Kind::Link => match self.prev.get(path.as_slice()).copied() {
                 Some(p) if entry.untouched_since(p) => entry.target = p.target.clone(),
                 _ => match readlink_at(dir, name) {
                     Ok(t) => entry.target = t,
@@ -1041,6 +1117,90 @@ impl<'a> Walk<'a> {
         Ok(true)
     }
 }
+
+/// Folders waiting to be walked, shared by the walking threads: a thread
+/// hands a subfolder over while others wait for work, and walks it itself
+/// otherwise (so at most a few folders are held open in the queue).
+struct Queue {
+    state: std::sync::Mutex<QueueState>,
+    ready: std::sync::Condvar,
+    threads: usize,
+}
+
+struct QueueState {
+    jobs: Vec<(Vec<u8>, OwnedFd)>,
+    busy: usize,
+    failed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes the folder when some thread may be idle; gives it back otherwise.
+    fn offer(&self, path: &[u8], fd: OwnedFd) -> Option<OwnedFd> {
+        let mut state = self.lock();
+        if state.jobs.len() >= self.threads {
+            return Some(fd);
+        }
+        state.jobs.push((path.to_vec(), fd));
+        drop(state);
+        self.ready.notify_one();
+        None
+    }
+
+    /// Walks folders from the queue until none is left and no thread is
+    /// still walking one (which could add more).
+    fn work(&self, walk: &mut Walk<'_>) -> Result<(), RewindError> {
+        loop {
+            let job = {
+                let mut state = self.lock();
+                loop {
+                    if state.failed {
+                        break None;
+                    }
+                    if let Some(job) = state.jobs.pop() {
+                        state.busy += 1;
+                        break Some(job);
+                    }
+                    if state.busy == 0 {
+                        break None;
+                    }
+                    state = self.ready.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            };
+            let Some((mut path, fd)) = job else {
+                self.ready.notify_all();
+                return Ok(());
+            };
+            let result = walk.subdir(fd, &mut path);
+            let mut state = self.lock();
+            state.busy -= 1;
+            state.failed |= result.is_err();
+            let done = state.busy == 0 && state.jobs.is_empty();
+            drop(state);
+            if done || result.is_err() {
+                self.ready.notify_all();
+            }
+            result?;
+        }
+    }
+}
+
+/// A walk's results, merged.
+struct Walked {
+    manifest: Manifest,
+    excluded: Vec<Vec<u8>>,
+    not_kept: Vec<(Vec<u8>, String)>,
+    stat_only: usize,
+    files_read: usize,
+    bytes_read: u64,
+    blobs_written: usize,
+}
+
+/// Threads that walk at once: stat calls dominate, and they overlap well.
+const WALK_THREADS_MAX: usize = 4;
 
 // ---------------------------------------------------------------------------
 // Planning a restore (pure) and applying it.
@@ -1513,26 +1673,24 @@ impl CheckpointStore {
         }
     }
 
-    /// The manifest of checkpoint `id`, rebuilt from the stored differences.
+    /// The manifest of checkpoint `id`: the latest one with the
+    /// differences since taken back off, newest first.
     fn manifest_at(&self, id: CheckpointId) -> Result<Manifest, RewindError> {
         if !self.infos.iter().any(|i| i.id == id) {
             return Err(RewindError::UnknownCheckpoint(id));
         }
-        if self.infos.last().is_some_and(|i| i.id == id) {
-            return Ok(self.current.clone());
-        }
-        let mut manifest = Manifest::new();
-        for info in self.infos.iter().take_while(|i| i.id <= id) {
+        let mut manifest = self.current.clone();
+        for info in self.infos.iter().rev().take_while(|i| i.id > id) {
             let delta = self.delta(info.id)?;
-            apply_delta(&mut manifest, &delta).ok_or_else(|| RewindError::Damaged {
+            unapply_delta(&mut manifest, &delta).ok_or_else(|| RewindError::Damaged {
                 path: self.state_dir.join("manifests").join(manifest_name(info.id)),
-                detail: "a path, digest or kind cannot be read".into(),
+                detail: "a path, digest or kind cannot be read, or an earlier entry is missing".into(),
             })?;
         }
         Ok(manifest)
     }
 
-    fn walk<'s>(&'s self, blobs: Option<&'s Blobs>) -> Result<(Manifest, Walk<'s>), RewindError> {
+    fn walk(&self, blobs: Option<&Blobs>) -> Result<Walked, RewindError> {
         let ws_io = |source| RewindError::Io { path: self.workspace.clone(), source };
         let root = open_at(
             libc::AT_FDCWD,
@@ -1541,13 +1699,74 @@ impl CheckpointStore {
             0,
         )
         .map_err(ws_io)?;
-        let mut stream = DirStream::new(root).map_err(ws_io)?;
-        let mut walk = Walk::new(&self.current, &self.excluded_names, blobs, self.options.max_file_bytes);
-        walk.dir(&mut stream, &mut Vec::new())?;
-        let mut out = std::mem::take(&mut walk.out);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, WALK_THREADS_MAX);
+        let queue = Queue {
+            state: std::sync::Mutex::new(QueueState { jobs: vec![(Vec::new(), root)], busy: 0, failed: false }),
+            ready: std::sync::Condvar::new(),
+            threads,
+        };
+        let max = self.options.max_file_bytes;
+        let prev: Lookup<'_> = self.current.iter().map(|(p, e)| (p.as_slice(), e)).collect();
+        let new_walk = || Walk::new(&prev, &self.excluded_names, blobs, max, Some(&queue));
+        let walks: Vec<(Walk<'_>, Result<(), RewindError>)> = std::thread::scope(|scope| {
+            let others: Vec<_> = (1..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut walk = new_walk();
+                        let result = queue.work(&mut walk);
+                        (walk, result)
+                    })
+                })
+                .collect();
+            let mut walk = new_walk();
+            let result = queue.work(&mut walk);
+            let mut all = vec![(walk, result)];
+            for handle in others {
+                match handle.join() {
+                    Ok(done) => all.push(done),
+                    Err(_) => all.push((
+                        new_walk(),
+                        Err(RewindError::Io {
+                            path: self.workspace.clone(),
+                            source: io::Error::other("a thread walking the workspace panicked"),
+                        }),
+                    )),
+                }
+            }
+            all
+        });
+        let mut out = Vec::with_capacity(self.current.len() + 64);
+        let mut walked = Walked {
+            manifest: Manifest::new(),
+            excluded: Vec::new(),
+            not_kept: Vec::new(),
+            stat_only: 0,
+            files_read: 0,
+            bytes_read: 0,
+            blobs_written: 0,
+        };
+        let mut unlisted = Vec::new();
+        for (walk, result) in walks {
+            result?;
+            out.extend(walk.out);
+            walked.excluded.extend(walk.excluded);
+            walked.not_kept.extend(walk.not_kept);
+            unlisted.extend(walk.unlisted);
+            walked.stat_only += walk.stat_only;
+            walked.files_read += walk.files_read;
+            walked.bytes_read += walk.bytes_read;
+            walked.blobs_written += walk.blobs_written;
+        }
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        walk.excluded.sort();
-        Ok((out.into_iter().collect(), walk))
+        walked.manifest = out.into_iter().collect();
+        for path in unlisted {
+            if let Some(entry) = walked.manifest.get_mut(&path) {
+                entry.unlisted = true;
+            }
+        }
+        walked.excluded.sort();
+        walked.not_kept.sort();
+        Ok(walked)
     }
 
     fn is_excluded(&self, path: &[u8]) -> bool {
@@ -1557,13 +1776,13 @@ impl CheckpointStore {
     /// Records the workspace as it is now, reading only files that changed
     /// since the last checkpoint.
     pub fn checkpoint(&mut self, label: &str) -> Result<CheckpointReport, RewindError> {
-        let (manifest, walk) = self.walk(Some(&self.blobs))?;
+        let walk = self.walk(Some(&self.blobs))?;
         let (stat_only, files_read, bytes_read, blobs_written) =
             (walk.stat_only, walk.files_read, walk.bytes_read, walk.blobs_written);
         let not_kept: Vec<NotKept> =
             walk.not_kept.iter().map(|(p, r)| NotKept { path: shown_plain(p), reason: r.clone() }).collect();
         let excluded: Vec<String> = walk.excluded.iter().map(|p| shown_plain(p)).collect();
-        drop(walk);
+        let manifest = walk.manifest;
         if self.options.durable && blobs_written > SYNC_EACH_UP_TO {
             // SAFETY: syncfs on a fd we hold.
             if unsafe { libc::syncfs(self.blobs.dir.as_raw_fd()) } != 0 {
@@ -1636,7 +1855,7 @@ impl CheckpointStore {
     /// not kept).
     pub fn changes_since(&self, id: CheckpointId) -> Result<ChangeSet, RewindError> {
         let then = self.manifest_at(id)?;
-        let (now, _) = self.walk(None)?;
+        let now = self.walk(None)?.manifest;
         Ok(compare(&then, &now).1)
     }
 
