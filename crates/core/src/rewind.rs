@@ -878,7 +878,9 @@ impl Blobs {
 
 /// The previous manifest by path, for the walk's one lookup per entry (a
 /// hash map: the sorted map's lookups cost more than the `fstatat`s).
-type Lookup<'m> = std::collections::HashMap<&'m [u8], &'m Entry, std::hash::BuildHasherDefault<PathHasher>>;
+/// Each path maps to its entry and its position in the manifest (to mark
+/// it seen, so what was not seen is known deleted).
+type Lookup<'m> = std::collections::HashMap<&'m [u8], (usize, &'m Entry), std::hash::BuildHasherDefault<PathHasher>>;
 
 /// A fast hash of a path (FxHash's mixing, eight bytes at a time). Names
 /// chosen to collide would only slow their author's own checkpoints.
@@ -907,7 +909,12 @@ struct Walk<'a> {
     max: u64,
     /// Where subfolders go to be walked by another thread.
     queue: Option<&'a Queue>,
+    /// Entries new or different since the previous manifest (an entry
+    /// exactly as it was is only marked in `seen`: copying fifty thousand
+    /// paths costs more than their `fstatat`s).
     out: Vec<(Vec<u8>, Entry)>,
+    /// The previous manifest's entries found again, one bit each.
+    seen: Vec<u64>,
     excluded: Vec<Vec<u8>>,
     not_kept: Vec<(Vec<u8>, String)>,
     /// Folders whose entries could not all be listed.
@@ -938,6 +945,7 @@ impl<'a> Walk<'a> {
             max,
             queue,
             out: Vec::new(),
+            seen: vec![0; prev.len().div_ceil(64)],
             excluded: Vec::new(),
             not_kept: Vec::new(),
             unlisted: Vec::new(),
@@ -1000,7 +1008,7 @@ impl<'a> Walk<'a> {
         let mut entry = Entry::from_stat(&st);
         match entry.kind {
             Kind::Dir => {
-                self.out.push((path.clone(), entry));
+                self.keep(path, entry);
                 let fd = match open_at(dir, name, DIR_FLAGS, 0) {
                     Ok(fd) => fd,
                     Err(e) => {
@@ -1019,7 +1027,7 @@ impl<'a> Walk<'a> {
                 self.subdir(fd, path)?;
                 return Ok(());
             }
-            Kind::File => match self.prev.get(path.as_slice()).copied() {
+            Kind::File => match self.prev.get(path.as_slice()).map(|(_, p)| *p) {
                 Some(p) if p.digest.is_some() && entry.untouched_since(p) => {
                     entry.digest = p.digest;
                     entry.stored = p.stored;
@@ -1031,7 +1039,7 @@ impl<'a> Walk<'a> {
                     }
                 }
             },
-            Kind::Link => match self.prev.get(path.as_slice()).copied() {
+            Kind::Link => match self.prev.get(path.as_slice()).map(|(_, p)| *p) {
                 Some(p) if entry.untouched_since(p) => entry.target = p.target.clone(),
                 _ => match readlink_at(dir, name) {
                     Ok(t) => entry.target = t,
@@ -1044,8 +1052,19 @@ impl<'a> Walk<'a> {
             },
             Kind::Special => {}
         }
-        self.out.push((path.clone(), entry));
+        self.keep(path, entry);
         Ok(())
+    }
+
+    /// Marks an entry seen; keeps it when it is new or differs.
+    fn keep(&mut self, path: &[u8], entry: Entry) {
+        if let Some(&(i, p)) = self.prev.get(path) {
+            self.seen[i / 64] |= 1 << (i % 64);
+            if *p == entry {
+                return;
+            }
+        }
+        self.out.push((path.to_vec(), entry));
     }
 
     /// Reads a changed file once: hashes it and keeps its content. Returns
@@ -1190,7 +1209,10 @@ impl Queue {
 
 /// A walk's results, merged.
 struct Walked {
-    manifest: Manifest,
+    /// New or different entries, by path.
+    changed: Vec<(Vec<u8>, Entry)>,
+    /// Entries of the previous manifest not found again, by path.
+    deleted: Vec<Vec<u8>>,
     excluded: Vec<Vec<u8>>,
     not_kept: Vec<(Vec<u8>, String)>,
     stat_only: usize,
@@ -1499,6 +1521,28 @@ impl std::fmt::Debug for CheckpointStore {
     }
 }
 
+/// Adds an entry to a checkpoint's totals, or takes it off.
+fn tally(record: &mut IndexRecord, e: &Entry, add: bool) {
+    let step = |n: &mut usize| *n = if add { *n + 1 } else { n.saturating_sub(1) };
+    match e.kind {
+        Kind::File => {
+            step(&mut record.files);
+            record.bytes = if add { record.bytes + e.size } else { record.bytes.saturating_sub(e.size) };
+        }
+        Kind::Link => step(&mut record.links),
+        Kind::Dir => step(&mut record.folders),
+        Kind::Special => {}
+    }
+}
+
+/// Brings a manifest up to what a walk found.
+fn apply_walk(manifest: &mut Manifest, walk: Walked) {
+    for p in &walk.deleted {
+        manifest.remove(p);
+    }
+    manifest.extend(walk.changed);
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -1706,7 +1750,7 @@ impl CheckpointStore {
             threads,
         };
         let max = self.options.max_file_bytes;
-        let prev: Lookup<'_> = self.current.iter().map(|(p, e)| (p.as_slice(), e)).collect();
+        let prev: Lookup<'_> = self.current.iter().enumerate().map(|(i, (p, e))| (p.as_slice(), (i, e))).collect();
         let new_walk = || Walk::new(&prev, &self.excluded_names, blobs, max, Some(&queue));
         let walks: Vec<(Walk<'_>, Result<(), RewindError>)> = std::thread::scope(|scope| {
             let others: Vec<_> = (1..threads)
@@ -1735,9 +1779,11 @@ impl CheckpointStore {
             }
             all
         });
-        let mut out = Vec::with_capacity(self.current.len() + 64);
+        let mut out = Vec::new();
+        let mut seen = vec![0u64; self.current.len().div_ceil(64)];
         let mut walked = Walked {
-            manifest: Manifest::new(),
+            changed: Vec::new(),
+            deleted: Vec::new(),
             excluded: Vec::new(),
             not_kept: Vec::new(),
             stat_only: 0,
@@ -1749,6 +1795,9 @@ impl CheckpointStore {
         for (walk, result) in walks {
             result?;
             out.extend(walk.out);
+            for (all, one) in seen.iter_mut().zip(&walk.seen) {
+                *all |= one;
+            }
             walked.excluded.extend(walk.excluded);
             walked.not_kept.extend(walk.not_kept);
             unlisted.extend(walk.unlisted);
@@ -1757,13 +1806,24 @@ impl CheckpointStore {
             walked.bytes_read += walk.bytes_read;
             walked.blobs_written += walk.blobs_written;
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        walked.manifest = out.into_iter().collect();
+        walked.deleted = self
+            .current
+            .keys()
+            .enumerate()
+            .filter(|(i, _)| seen[i / 64] & (1 << (i % 64)) == 0)
+            .map(|(_, p)| p.clone())
+            .collect();
+        // A folder seen but not fully listed is marked, whether or not it
+        // changed otherwise.
         for path in unlisted {
-            if let Some(entry) = walked.manifest.get_mut(&path) {
-                entry.unlisted = true;
+            if let Some((_, e)) = out.iter_mut().find(|(p, _)| *p == path) {
+                e.unlisted = true;
+            } else if let Some(prev) = self.current.get(&path) {
+                out.push((path, Entry { unlisted: true, ..prev.clone() }));
             }
         }
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        walked.changed = out;
         walked.excluded.sort();
         walked.not_kept.sort();
         Ok(walked)
@@ -1782,38 +1842,43 @@ impl CheckpointStore {
         let not_kept: Vec<NotKept> =
             walk.not_kept.iter().map(|(p, r)| NotKept { path: shown_plain(p), reason: r.clone() }).collect();
         let excluded: Vec<String> = walk.excluded.iter().map(|p| shown_plain(p)).collect();
-        let manifest = walk.manifest;
+
         if self.options.durable && blobs_written > SYNC_EACH_UP_TO {
             // SAFETY: syncfs on a fd we hold.
             if unsafe { libc::syncfs(self.blobs.dir.as_raw_fd()) } != 0 {
                 return Err(RewindError::Io { path: self.blobs.path.clone(), source: io::Error::last_os_error() });
             }
         }
-        let (mut delta, changes) = compare(&self.current, &manifest);
+        let (mut delta, changes) = self.delta_of(&walk);
         let id = self.infos.last().map_or(1, |i| i.id + 1);
         delta.id = id;
         let mut record = IndexRecord {
             id,
             label: label.to_string(),
             unix_ms: now_ms(),
-            files: 0,
-            links: 0,
-            folders: 0,
-            bytes: 0,
             added: changes.added.len(),
             modified: changes.modified.len(),
             deleted: changes.deleted.len(),
+            ..self.records.last().cloned().unwrap_or(IndexRecord {
+                id,
+                label: String::new(),
+                unix_ms: 0,
+                files: 0,
+                links: 0,
+                folders: 0,
+                bytes: 0,
+                added: 0,
+                modified: 0,
+                deleted: 0,
+            })
         };
-        for e in manifest.values() {
-            match e.kind {
-                Kind::File => {
-                    record.files += 1;
-                    record.bytes += e.size;
-                }
-                Kind::Link => record.links += 1,
-                Kind::Dir => record.folders += 1,
-                Kind::Special => {}
-            }
+        // The totals follow the differences.
+        let old = walk.deleted.iter().chain(walk.changed.iter().map(|(p, _)| p)).filter_map(|p| self.current.get(p));
+        for e in old {
+            tally(&mut record, e, false);
+        }
+        for (_, e) in &walk.changed {
+            tally(&mut record, e, true);
         }
         let name = manifest_name(id);
         let bytes = serde_json::to_vec(&delta).map_err(|e| RewindError::Io {
@@ -1833,9 +1898,36 @@ impl CheckpointStore {
         let info = self.info_of(&record, changes);
         self.records.push(record);
         self.infos.push(info.clone());
-        self.current = manifest;
+        apply_walk(&mut self.current, walk);
         self.excluded = excluded.clone();
         Ok(CheckpointReport { info, stat_only, files_read, bytes_read, blobs_written, not_kept, excluded })
+    }
+
+    /// The stored difference a walk makes to the latest manifest, and what
+    /// a person would call a change.
+    fn delta_of(&self, walk: &Walked) -> (DeltaFile, ChangeSet) {
+        let mut delta = DeltaFile { v: FORMAT, id: 0, set: BTreeMap::new(), del: Vec::new(), old: BTreeMap::new() };
+        let mut changes = ChangeSet::default();
+        for p in &walk.deleted {
+            if let Some(old) = self.current.get(p) {
+                delta.del.push(escape(p));
+                delta.old.insert(escape(p), Record::of(old));
+                changes.deleted.push(shown(p, old.kind));
+            }
+        }
+        for (p, e) in &walk.changed {
+            delta.set.insert(escape(p), Record::of(e));
+            match self.current.get(p) {
+                Some(old) => {
+                    delta.old.insert(escape(p), Record::of(old));
+                    if !old.same_content(e) {
+                        changes.modified.push(shown(p, e.kind));
+                    }
+                }
+                None => changes.added.push(shown(p, e.kind)),
+            }
+        }
+        (delta, changes)
     }
 
     /// The checkpoints, oldest first, each with what it changed.
@@ -1855,7 +1947,8 @@ impl CheckpointStore {
     /// not kept).
     pub fn changes_since(&self, id: CheckpointId) -> Result<ChangeSet, RewindError> {
         let then = self.manifest_at(id)?;
-        let now = self.walk(None)?.manifest;
+        let mut now = self.current.clone();
+        apply_walk(&mut now, self.walk(None)?);
         Ok(compare(&then, &now).1)
     }
 
