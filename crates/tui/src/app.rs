@@ -181,6 +181,7 @@ pub fn run(session: Session, options: AppOptions) -> Result<Ended, String> {
     app.draw(&mut screen);
     let mut result = None;
     while let Ok(event) = rx.recv() {
+        app.sync_size(&mut screen);
         match event {
             AppEvent::Term(event) => app.key(event, &mut screen, &tx),
             AppEvent::Session(event) => app.session(event, &mut screen),
@@ -272,7 +273,18 @@ impl App {
 
     /// The live area: the streaming answer's tail, the approval or the
     /// prompt, a hint, the status line.
+    /// A resize is handled before anything is written at the old geometry:
+    /// its event may still wait in the queue behind the answer's pieces.
+    fn sync_size(&mut self, screen: &mut Screen) {
+        if let Ok((cols, rows)) = crossterm::terminal::size()
+            && (cols, rows) != (screen.width(), screen.rows())
+        {
+            let _ = screen.resized(cols, rows);
+        }
+    }
+
     fn draw(&mut self, screen: &mut Screen) {
+        self.sync_size(screen);
         let width = screen.width();
         let rows = screen.rows();
         let mut live: Vec<Line<'static>> = self.stream.lines(width);
@@ -297,6 +309,7 @@ impl App {
         let status = self.status();
         let prompt = &self.prompt;
         let approval = self.approval.as_ref().map(|(_, p)| p);
+        let mut cursor_row = None;
         let _ = screen.draw(|frame| {
             let area = frame.area();
             let mut y = area.y;
@@ -313,6 +326,7 @@ impl App {
                 prompt.render(prompt_area, frame.buffer_mut());
                 if let Some(cursor) = prompt.cursor_position(prompt_area) {
                     frame.set_cursor_position(cursor);
+                    cursor_row = Some(cursor.y);
                 }
                 y += h;
             }
@@ -320,12 +334,15 @@ impl App {
                 status.render(Rect::new(area.x, y, area.width, 1), frame.buffer_mut());
             }
         });
+        screen.note_cursor(cursor_row);
         self.width = width;
     }
 
     fn key(&mut self, event: Event, screen: &mut Screen, tx: &Sender<AppEvent>) {
         if let Event::Resize(cols, rows) = event {
-            let _ = screen.resized(cols, rows);
+            if (cols, rows) != (screen.width(), screen.rows()) {
+                let _ = screen.resized(cols, rows);
+            }
             return;
         }
         if self.ended {

@@ -29,6 +29,8 @@ pub struct Screen {
     height: u16,
     /// `NO_COLOR` is set: styles without colours (the panel stays distinct, reversed).
     no_color: bool,
+    /// The row the cursor stands on (the prompt's), when it is shown.
+    cursor_row: Option<u16>,
 }
 
 impl Screen {
@@ -45,7 +47,7 @@ impl Screen {
             TerminalOptions { viewport: Viewport::Fixed(area) },
         )?;
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Ok(Screen { terminal, cols, rows, top: row, height: 1, no_color })
+        Ok(Screen { terminal, cols, rows, top: row, height: 1, no_color, cursor_row: None })
     }
 
     /// The terminal's width.
@@ -122,14 +124,35 @@ impl Screen {
         self.terminal.resize(self.area())
     }
 
-    /// The terminal changed size: the live area stays where it was, within the screen.
+    /// The terminal changed size. It has reflowed its lines and moved rows
+    /// where it liked, and where the live area went is unknown; but the
+    /// cursor moved with the text, and it stood in the live area's prompt.
+    /// So the old live area is erased from the cursor's line up by its
+    /// offset (never more: what is above is the conversation), the screen is
+    /// scrolled into the scrollback by line feeds, and the live area starts
+    /// again at the top.
     pub fn resized(&mut self, cols: u16, rows: u16) -> io::Result<()> {
+        let up = self.cursor_row.map_or(0, |row| row.saturating_sub(self.top));
+        let mut out = io::stdout();
+        crossterm::queue!(out, cursor::MoveToColumn(0))?;
+        if up > 0 {
+            crossterm::queue!(out, cursor::MoveUp(up))?;
+        }
+        crossterm::queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown))?;
+        out.write_all("\n".repeat(usize::from(rows)).as_bytes())?;
+        out.flush()?;
         self.cols = cols;
         self.rows = rows;
         self.height = self.height.min(rows.max(1));
-        self.top = self.top.min(rows.saturating_sub(self.height));
+        self.top = 0;
+        self.cursor_row = None;
         self.clear_below()?;
         self.terminal.resize(self.area())
+    }
+
+    /// Where the cursor was put in the last frame (an absolute row), for a resize.
+    pub fn note_cursor(&mut self, row: Option<u16>) {
+        self.cursor_row = row;
     }
 
     /// Draws the live area.
