@@ -477,7 +477,7 @@ fn the_output_file_names_the_format() {
     assert_eq!(missing.status.code(), Some(2));
     let said = String::from_utf8_lossy(&missing.stderr);
     assert!(
-        said.starts_with("airlock report: ") && said.contains("no entries for session \"no-such-session\""),
+        said.starts_with("airlock: ") && said.contains("no entries for session \"no-such-session\""),
         "{said}"
     );
     let nowhere =
