@@ -69,9 +69,10 @@ pub(crate) struct AgentArgs {
     /// The folder of the audit log and the sessions (default: $XDG_DATA_HOME/airlock).
     #[arg(long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
-    /// Kill the whole session after SECS seconds.
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    timeout: u64,
+    /// Kill the whole session after SECS seconds (default: an hour for `exec`, a day for the interactive
+    /// session).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
     /// Run this model inside airlock (a GGUF from `airlock model list`, or a path): no server, no network.
     #[arg(long, value_name = "MODEL", conflicts_with = "endpoint")]
     local: Option<String>,
@@ -147,7 +148,7 @@ pub(crate) fn options(
         route,
         budget: Budget { max_turns: args.max_turns, max_tokens: args.max_tokens, ..Budget::default() },
         grants: args.grant.clone(),
-        timeout_secs: args.timeout,
+        timeout_secs: args.timeout.unwrap_or(if interactive { 24 * 3600 } else { 3600 }),
         resume,
         task,
         interactive,
