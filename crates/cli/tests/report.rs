@@ -476,10 +476,7 @@ fn the_output_file_names_the_format() {
     let missing = log.report(&["no-such-session"]);
     assert_eq!(missing.status.code(), Some(2));
     let said = String::from_utf8_lossy(&missing.stderr);
-    assert!(
-        said.starts_with("airlock: ") && said.contains("no entries for session \"no-such-session\""),
-        "{said}"
-    );
+    assert!(said.starts_with("airlock: ") && said.contains("no entries for session \"no-such-session\""), "{said}");
     let nowhere =
         Command::new(airlock()).args(["report", SESSION, "--dir"]).arg(log.root.join("nothing-here")).output().unwrap();
     assert_eq!(nowhere.status.code(), Some(2));
