@@ -21,16 +21,36 @@
 //! (`STATE/blobs/ab/cdef…`, written to a temporary name and renamed). A
 //! checkpoint is a manifest (path → kind, mode, size, digest or link
 //! target, and the file's identity: device, inode, modification and change
-//! times) stored as the difference from the one before
-//! (`STATE/manifests/00000007.json`; the first holds everything), and an
-//! index (`STATE/index.json`: id, label, time, counts).
+//! times) stored as the difference from the one before, with what each
+//! changed entry replaced (`STATE/manifests/00000007.json`; the first holds
+//! everything), and an index (`STATE/index.json`: id, label, time, totals,
+//! change counts). The latest manifest is kept in memory; an older one is
+//! the latest with the differences since taken back off, so listing,
+//! comparing and restoring cost what changed since, not the workspace's
+//! size.
 //!
 //! **Incremental.** A file whose inode, size, mode, modification *and
 //! change* times are as the previous checkpoint saw them keeps its digest
 //! without being read: the same rule as [`crate::snapshot`], whose module
 //! note explains why `ctime` makes it safe. An unchanged file costs one
-//! `fstatat`. The identities are in the manifests, so a new session resumes
-//! without reading anything again.
+//! `fstatat`, and a walk keeps only what is new or different (entries found
+//! unchanged are marked in a bitset, and what was not found is deleted).
+//! Folders are handed to up to four threads. The identities are in the
+//! manifests, so a new session resumes without reading anything again.
+//!
+//! **Cost** (`cargo bench -p airlock-core --bench rewind`): on a 2-CPU
+//! virtual machine busy with other builds, a checkpoint of 50,000 files
+//! with 10 changed took 140 to 160 ms (median; 68 ms at best), about what
+//! `find` takes to stat the same tree there: nearly all of it is the
+//! kernel's `fstatat`. The first checkpoint reads and stores every file (4
+//! to 12 s for those 50,000 files there), so a front end takes it when the
+//! session opens.
+//!
+//! **Durability** ([`CheckpointOptions::durable`], on by default): new
+//! contents are flushed (one by one up to 16, then one `syncfs`) before the
+//! manifest and the index, which are flushed too. A content lost anyway is
+//! written again when its size is wrong, and found by its digest before a
+//! restore uses it.
 //!
 //! The walk is this module's own rather than [`crate::snapshot::Snapshot`]'s:
 //! a checkpoint must skip the excluded folders without entering them, list
