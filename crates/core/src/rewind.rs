@@ -2457,6 +2457,43 @@ mod tests {
     }
 
     #[test]
+    fn a_link_to_a_folder_outside_is_recorded_as_a_link_and_not_walked() {
+        let f = fixture();
+        write(&f.outside, "secret/id_rsa", "private key");
+        write(&f.ws, "a.txt", "a");
+        std::os::unix::fs::symlink(f.outside.join("secret"), f.ws.join("keys")).unwrap();
+        let mut store = CheckpointStore::open(&f.state, &f.ws, opts()).unwrap();
+        let report = store.checkpoint("turn 1").unwrap();
+        assert_eq!((report.files_read, report.info.files, report.info.links), (1, 1, 1));
+        assert_eq!(store.current.keys().map(|k| k.as_slice()).collect::<Vec<_>>(), [b"a.txt".as_slice(), b"keys"]);
+        let digest: [u8; 32] = Sha256::digest(b"private key").into();
+        assert!(!store.blobs.path_of(&digest).exists(), "the key was not copied into the store");
+        // Rewound, the link comes back as a link (its target is not copied).
+        std::fs::remove_file(f.ws.join("keys")).unwrap();
+        store.restore(1).unwrap();
+        assert_eq!(std::fs::read_link(f.ws.join("keys")).unwrap(), f.outside.join("secret"));
+    }
+
+    #[test]
+    fn a_name_excluded_later_is_left_alone_by_a_restore() {
+        let f = fixture();
+        write(&f.ws, "vendor/lib.c", "v1");
+        write(&f.ws, "src.c", "s1");
+        let mut store = CheckpointStore::open(&f.state, &f.ws, opts()).unwrap();
+        store.checkpoint("turn 1").unwrap();
+        drop(store);
+        write(&f.ws, "vendor/lib.c", "v2");
+        write(&f.ws, "src.c", "s2");
+        let options = CheckpointOptions { excluded_names: vec!["vendor".into()], ..opts() };
+        let mut store = CheckpointStore::open(&f.state, &f.ws, options).unwrap();
+        let report = store.restore(1).unwrap();
+        assert_eq!(std::fs::read_to_string(f.ws.join("src.c")).unwrap(), "s1");
+        assert_eq!(std::fs::read_to_string(f.ws.join("vendor/lib.c")).unwrap(), "v2");
+        assert_eq!(report.written, ["src.c"]);
+        assert!(report.removed.is_empty() && report.folders_removed.is_empty(), "{report:?}");
+    }
+
+    #[test]
     fn the_plan_leaves_alone_what_lies_beneath_an_unlisted_folder() {
         let entry = |kind| Entry {
             kind,
