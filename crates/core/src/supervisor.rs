@@ -400,6 +400,13 @@ impl Supervisor<'_> {
         };
         if !start.task.is_empty() {
             self.checkpoint(&start.task, &mut st);
+        } else if let Some(store) = self.checkpoints.as_mut() {
+            // The first checkpoint reads every file (seconds on a big tree):
+            // taken now, while the person types, so the first turn's is
+            // incremental. Not offered for rewind: the first turn's is.
+            if let Err(e) = store.take("session start") {
+                self.front.event(SessionEvent::Notice(format!("no checkpoint at the start: {e}")));
+            }
         }
         if let Err(e) = ipc::write(&mut to_worker, start) {
             st.served.failed = Some(format!("the worker did not take its task: {e}"));
