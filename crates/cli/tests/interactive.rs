@@ -666,3 +666,50 @@ fn allowed_for_the_project_is_saved_and_holds_in_the_next_session() {
     assert!(calls[0]["payload"].get("approval").is_none_or(Value::is_null), "not asked: {}", calls[0]);
     t.verify_audit();
 }
+
+#[test]
+fn rewind_by_number_keeps_the_earlier_turn_and_forgets_the_later_one() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(vec![
+        Turn::call("run_command", json!({"command": "echo one > one.txt"})),
+        Turn::text("First done."),
+        Turn::call("edit_file", json!({"path": "a.txt", "old_string": "hello", "new_string": "second"})),
+        Turn::text("Second done."),
+        Turn::text("Third done.")
+            .expect_contains("first task")
+            .expect_contains("First done.")
+            .expect_absent("second task")
+            .expect_absent("Second done."),
+    ]);
+    let mut t = Term::new();
+    t.start(&model, &[]);
+    t.wait_ready();
+    t.submit("first task");
+    t.wait_for("Run this command");
+    t.type_text("y");
+    t.wait_for("First done.");
+    t.wait_idle();
+    t.submit("second task");
+    t.wait_for("airlock asks");
+    t.type_text("y");
+    t.wait_for("Second done.");
+    t.wait_idle();
+    assert_eq!(t.read("a.txt").as_deref(), Some("second\n"));
+    t.submit("/rewind 2");
+    t.wait_for("rewound to before");
+    t.wait_idle();
+    assert_eq!(t.read("a.txt").as_deref(), Some("hello\n"), "the second turn's edit is undone");
+    assert_eq!(t.read("one.txt").as_deref(), Some("one\n"), "the first turn's file stays");
+    // The input holds the rewound turn's prompt: clear it, then ask something else.
+    for _ in 0.."second task".len() {
+        t.press("BSpace");
+    }
+    t.submit("third task");
+    t.wait_for("Third done.");
+    assert_eq!(model.violations(), Vec::<String>::new(), "the conversation went back to before the second turn");
+    let audit = t.audit();
+    assert_eq!(records(&audit, "rewind").len(), 1, "{audit:#?}");
+    t.verify_audit();
+}
