@@ -713,3 +713,26 @@ fn rewind_by_number_keeps_the_earlier_turn_and_forgets_the_later_one() {
     assert_eq!(records(&audit, "rewind").len(), 1, "{audit:#?}");
     t.verify_audit();
 }
+
+#[test]
+fn audit_command_shows_the_session_and_verifies_it() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(vec![
+        Turn::call("edit_file", json!({"path": "a.txt", "old_string": "hello", "new_string": "audited"})),
+        Turn::text("Edited."),
+    ]);
+    let mut t = Term::new();
+    t.start(&model, &[]);
+    t.wait_ready();
+    t.submit("edit it");
+    t.wait_for("airlock asks");
+    t.type_text("y");
+    t.wait_for("Edited.");
+    t.wait_idle();
+    t.submit("/audit");
+    // `airlock audit show --session ID` then `airlock audit verify`, run by the session for the person.
+    t.wait_for_all(&["reading the log", "edit_file allow (by uid", "file_change", "a.txt changed", "ok: "]);
+    assert_eq!(t.read("a.txt").as_deref(), Some("audited\n"));
+}
