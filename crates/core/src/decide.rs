@@ -387,9 +387,13 @@ fn by_command_rules(rules: &Rules, tool_decision: Decision, tool_source: String,
     }
     let (worst, why) = worst.unwrap_or((rules.default_command, "default:command".to_string()));
     let why = if compound { format!("{why} (in a compound command)") } else { why };
-    // A command rule can only tighten what the tool rule allows; what cannot
-    // be known is named even where the tool rule already asks.
-    if worst == Decision::Deny || decision == Decision::Allow || why.starts_with("shell:") {
+    // The tool's rule (not deny, here) is the default for commands; the
+    // command's rules decide: they tighten an allowing tool rule, and an
+    // allow rule that covers every part of the command ("allow for this
+    // project", a user's `[commands]`) frees a command the tool rule would
+    // ask about. A project cannot add an allow rule (the layers refuse it).
+    // What cannot be known is named even where the tool rule already asks.
+    if worst != Decision::Ask || decision == Decision::Allow || why.starts_with("shell:") {
         decision = worst;
         source = why;
     }
@@ -596,8 +600,15 @@ mod tests {
         );
         assert_eq!(decide(&rules, "format_disk", &Value::Null).source, "default:tool");
         assert_eq!(decide(&rules, "format_disk", &Value::Null).decision, Decision::Deny);
-        // The tool rule says ask; a command rule can tighten it but not loosen it.
-        assert_eq!(cmd(&rules, "cargo test -p x").decision, Decision::Ask);
+        // The tool rule says ask: a command's allow rule frees it (a user's
+        // rule, or "allow for this project"; projects cannot add one), and a
+        // command no rule names still asks.
+        assert_eq!(
+            cmd(&rules, "cargo test -p x"),
+            Decided { decision: Decision::Allow, source: "rule:command:cargo test".into() }
+        );
+        assert_eq!(cmd(&rules, "cargo build").decision, Decision::Ask);
+        assert_eq!(cmd(&rules, "cargo test && make").decision, Decision::Ask, "every part must be allowed");
         assert_eq!(
             cmd(&rules, "git push origin main"),
             Decided { decision: Decision::Deny, source: "rule:command:git push".into() }

@@ -283,6 +283,10 @@ fn apply_rules(
         source: file.source.clone(),
         at: Some(Position { line: at.line, column: at.column }),
     };
+    // A command rule decides `run_command` (an allow frees what the tool's
+    // rule would ask about), so a layer above that set the tool's rule
+    // bounds every command rule below it too.
+    let run_command = binding(RuleKind::Tool, "run_command", &ceiling.tools, None);
     for kind in [RuleKind::Tool, RuleKind::Command] {
         let (_, bound_default) = ceiling.of(kind);
         if let Some(entry) = set.default_of(kind) {
@@ -291,6 +295,9 @@ fn apply_rules(
                 check_rule("default", entry.value, (what, bound.permission, &bound.origin))
                     .map_err(|p| file.error(entry.at, kind.table(), p))?;
             }
+            if let (RuleKind::Command, Some(bound)) = (kind, run_command.clone()) {
+                check_rule("default", entry.value, bound).map_err(|p| file.error(entry.at, kind.table(), p))?;
+            }
             *rules.of_mut(kind).1 = DefaultRule { permission: entry.value, origin: origin(entry.at) };
         }
     }
@@ -298,6 +305,9 @@ fn apply_rules(
         let (pattern, permission) = &entry.value;
         let (bound_rules, bound_default) = ceiling.of(*kind);
         if let Some(bound) = binding(*kind, pattern, bound_rules, bound_default) {
+            check_rule(pattern, *permission, bound).map_err(|p| file.error(entry.at, kind.table(), p))?;
+        }
+        if let (RuleKind::Command, Some(bound)) = (kind, run_command.clone()) {
             check_rule(pattern, *permission, bound).map_err(|p| file.error(entry.at, kind.table(), p))?;
         }
         let rule = Rule { pattern: pattern.clone(), permission: *permission, origin: origin(entry.at) };
@@ -414,10 +424,15 @@ pub(crate) fn check_user_rule(
     pattern: &str,
     permission: Permission,
 ) -> Result<(), Problem> {
-    let (rules, default) = policy.managed_ceiling.rules.of(kind);
-    match binding(kind, pattern, rules, default) {
-        Some(bound) => check_rule(pattern, permission, bound),
-        None => Ok(()),
+    let ceiling = &policy.managed_ceiling.rules;
+    let (rules, default) = ceiling.of(kind);
+    if let Some(bound) = binding(kind, pattern, rules, default) {
+        check_rule(pattern, permission, bound)?;
+    }
+    // As in `apply_rules`: a managed run_command rule bounds command rules.
+    match (kind, binding(RuleKind::Tool, "run_command", &ceiling.tools, None)) {
+        (RuleKind::Command, Some(bound)) => check_rule(pattern, permission, bound),
+        _ => Ok(()),
     }
 }
 
@@ -1079,6 +1094,16 @@ mod tests {
 
         let fx = Fixture::new().managed("[tools]\nrun_command = \"deny\"\n").user("[tools]\nrun_command = \"ask\"\n");
         fx.widening(&fx.user_source(), "tools", &fx.managed_source());
+
+        // A command's allow rule frees what run_command would ask about: under
+        // a managed run_command rule, the user may not add one (nor a looser default).
+        let fx = Fixture::new().managed("[tools]\nrun_command = \"ask\"\n").user("[commands]\nmkdir = \"allow\"\n");
+        let text = fx.widening(&fx.user_source(), "commands", &fx.managed_source());
+        assert!(text.contains("tools \"run_command\""), "{text}");
+        let fx = Fixture::new().managed("[tools]\nrun_command = \"ask\"\n").user("[commands]\ndefault = \"allow\"\n");
+        fx.widening(&fx.user_source(), "commands", &fx.managed_source());
+        let fx = Fixture::new().managed("[tools]\nrun_command = \"ask\"\n").user("[commands]\nmkdir = \"deny\"\n");
+        assert!(fx.load().is_ok(), "tightening stays free");
     }
 
     #[test]

@@ -721,7 +721,19 @@ impl App {
                         after: after.clone(),
                     };
                 }
-                let view = view_request(&request, self.options.policy.is_some() && self.info.user_config.is_some());
+                // "Allow for this project" is offered only where the rule would hold (managed policy may bound it).
+                let kind = if request.tool == "run_command" {
+                    airlock_policy::RuleKind::Command
+                } else {
+                    airlock_policy::RuleKind::Tool
+                };
+                let scope = request.scopes.last().cloned().unwrap_or_default();
+                let can_save =
+                    self.info.user_config.is_some()
+                        && self.options.policy.as_ref().is_some_and(|p| {
+                            p.check_user_rule(kind, &scope, airlock_policy::Permission::Allow).is_ok()
+                        });
+                let view = view_request(&request, can_save);
                 self.approval = Some((request, ApprovalPanel::new(view)));
             }
             SessionEvent::Idle => {
