@@ -102,7 +102,14 @@ impl AuditHandle {
 fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditLog<S>, AuditError> {
     let interval = log.schedule().interval.max(Duration::from_millis(1));
     loop {
-        let first = match rx.recv_timeout(interval) {
+        // The timer runs only while entries wait to be signed: a quiet log
+        // (an idle session) wakes nobody.
+        let waited = if log.unsigned() > 0 {
+            rx.recv_timeout(interval)
+        } else {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let first = match waited {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
                 // A failed timed checkpoint is retried on the next tick; the
