@@ -58,8 +58,22 @@ pub fn run(args: InteractiveArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot find the airlock binary")?;
     let options = crate::exec::options(&args.agent, None, resume, true, mode)?;
     let data_dir = options.data_dir.clone();
+    // The first frame now: the session takes a moment to start (the worker's
+    // sandbox, the broker, the log). Taking the terminal starts no thread.
+    let mut screen = airlock_tui::screen::Screen::start().context("cannot use the terminal")?;
+    let _ = screen.starting(&format!(
+        "airlock · {} · {} · starting the sandbox…",
+        options.route.model(),
+        options.route.place()
+    ));
     // Before any thread: with an embedded model this forbids the network to the process.
-    let session = Session::start(options)?;
+    let session = match Session::start(options) {
+        Ok(session) => session,
+        Err(e) => {
+            let _ = screen.finish();
+            return Err(e.into());
+        }
+    };
     let id = session.info().id.clone();
     let policy = crate::load_policy(&cx).ok();
     let app = airlock_tui::app::AppOptions {
@@ -68,7 +82,7 @@ pub fn run(args: InteractiveArgs) -> Result<ExitCode> {
         policy,
         exe,
     };
-    let ended = airlock_tui::app::run(session, app).map_err(|e| anyhow!(e))?;
+    let ended = airlock_tui::app::run(screen, session, app).map_err(|e| anyhow!(e))?;
     crate::exec::warn_at_end(&ended);
     eprintln!(
         "airlock: session {id} ended ({}). Its record: airlock audit show --session {id} · airlock report {id} · \

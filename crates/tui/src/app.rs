@@ -116,14 +116,15 @@ struct App {
     width: u16,
 }
 
-/// Runs the interactive session until the person ends it. Call with a
-/// started session (an embedded model forbids the network to this process
-/// before any thread starts: the session must start first).
-pub fn run(session: Session, options: AppOptions) -> Result<Ended, String> {
+/// Runs the interactive session until the person ends it, on `screen`
+/// (taken before the session started, so that the first frame does not
+/// wait for the sandbox). Call with a started session: an embedded model
+/// forbids the network to this process before any thread starts, so the
+/// session must start before this spawns its threads.
+pub fn run(mut screen: Screen, session: Session, options: AppOptions) -> Result<Ended, String> {
     let info = session.info().clone();
     let handle = session.handle();
     let (tx, rx) = channel();
-    let mut screen = Screen::start().map_err(|e| format!("cannot use the terminal: {e}"))?;
     let sessions = tx.clone();
     std::thread::spawn(move || {
         let to = sessions.clone();

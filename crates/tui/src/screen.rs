@@ -168,6 +168,17 @@ impl Screen {
             .map(|_| ())
     }
 
+    /// A first frame while the session starts (the sandbox, the broker, the
+    /// log take a moment): one dim line in the live area.
+    pub fn starting(&mut self, text: &str) -> io::Result<()> {
+        let line = Line::styled(crate::view::text::clean_line(text), crate::view::theme::DIM);
+        self.set_height(1)?;
+        self.draw(|frame| {
+            let area = frame.area();
+            Paragraph::new(line).render(area, frame.buffer_mut());
+        })
+    }
+
     /// Gives the terminal back: the live area cleared, the cursor below the conversation.
     pub fn finish(&mut self) -> io::Result<()> {
         self.clear_below()?;
