@@ -560,12 +560,26 @@ fn relay_stderr(from: impl std::io::Read, to: Sender<Incoming>) {
     use std::io::BufRead;
     let mut from = BufReader::new(from);
     let mut line = Vec::new();
+    let mut shown = 0;
     loop {
         line.clear();
         match std::io::Read::take(&mut from, 64 * 1024).read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => return,
+            // The worker runs model output: a flood is drained, not shown
+            // (it would bury the conversation and grow the queue without end).
+            Ok(_) if shown > STDERR_LINES => {}
             Ok(_) => {
-                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                shown += 1;
+                let text = if shown > STDERR_LINES {
+                    format!("wrote more than {STDERR_LINES} lines on its error stream; the rest is not shown")
+                } else {
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim_end();
+                    match text.char_indices().nth(STDERR_LINE_CHARS) {
+                        Some((cut, _)) => format!("{}…", &text[..cut]),
+                        None => text.to_string(),
+                    }
+                };
                 if to.send(Incoming::WorkerStderr(text)).is_err() {
                     return;
                 }
@@ -573,6 +587,11 @@ fn relay_stderr(from: impl std::io::Read, to: Sender<Incoming>) {
         }
     }
 }
+
+/// Lines of the worker's error stream shown to the person, at most.
+const STDERR_LINES: usize = 200;
+/// Characters of one such line shown, at most.
+const STDERR_LINE_CHARS: usize = 2000;
 
 /// The exit status and the session's end, from what the supervisor saw.
 fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
@@ -608,4 +627,26 @@ fn outcome(served: &Served, worker_status: Option<i32>) -> (u8, String) {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_on_the_workers_error_stream_is_drained_not_shown() {
+        let flood = format!("{}\n", "x".repeat(100_000)) + &"line\n".repeat(50_000);
+        let (tx, rx) = std::sync::mpsc::channel();
+        relay_stderr(flood.as_bytes(), tx);
+        let shown: Vec<String> = rx
+            .try_iter()
+            .map(|i| match i {
+                Incoming::WorkerStderr(text) => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(shown.len(), STDERR_LINES + 1, "the cap and one line saying so");
+        assert!(shown.iter().all(|l| l.chars().count() <= STDERR_LINE_CHARS + 1));
+        assert!(shown.last().unwrap().contains("the rest is not shown"));
+    }
 }
