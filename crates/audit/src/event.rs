@@ -165,6 +165,44 @@ pub enum Event {
         /// Messages of the conversation kept.
         messages_kept: u64,
     },
+    /// A turn of the person driving a wrapped agent: the newest user message
+    /// of the conversation a model request carried, read from the request as
+    /// it left (after redaction), the first time the broker saw it. Recorded
+    /// right after that request's `model_request`, and only by a broker told
+    /// to (`Gateway::recording_conversations`).
+    AgentTurn {
+        /// The text, redacted, cut at a limit (500 characters).
+        text: String,
+        /// Whether `text` was cut.
+        clipped: bool,
+        /// Characters in the whole text.
+        chars: u64,
+        /// SHA-256 of the whole text (as it left: redacted).
+        digest: String,
+        /// The conversation it is in: the start of a digest of its first message.
+        conversation: String,
+        /// Its position among the conversation's messages.
+        position: u64,
+    },
+    /// A tool call a wrapped agent's model made and the agent ran, read from
+    /// the next request (which sends the call back with its result), the
+    /// first time the broker saw it. The agent ran it, not airlock: this is
+    /// what the agent reported, as far as its requests show it.
+    AgentToolCall {
+        /// The tool's name (empty when only the result was seen).
+        name: String,
+        /// The call's id in the conversation (`toolu_…`, `call_…`).
+        call_id: String,
+        /// The command when the arguments hold one, else the arguments as
+        /// JSON: redacted, cut at a limit (500 characters).
+        arguments: String,
+        /// Whether `arguments` was cut.
+        clipped: bool,
+        /// Whether a result came back in the request.
+        answered: bool,
+        /// The result's size in bytes (0 when none came back).
+        result_bytes: u64,
+    },
     /// A record from outside (`airlock audit append`: hooks, CI pipelines).
     External {
         /// Who sent it.
@@ -190,6 +228,8 @@ impl Event {
             Event::EgressOpen { .. } => "egress_open",
             Event::EgressClose { .. } => "egress_close",
             Event::Rewind { .. } => "rewind",
+            Event::AgentTurn { .. } => "agent_turn",
+            Event::AgentToolCall { .. } => "agent_tool_call",
             Event::External { .. } => "external",
         }
     }
@@ -336,6 +376,43 @@ mod tests {
         let back: Event = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.kind(), "command");
+    }
+
+    #[test]
+    fn agent_events_serialize_stably() {
+        let turn = Event::AgentTurn {
+            text: "fix the test".into(),
+            clipped: false,
+            chars: 12,
+            digest: "ab".into(),
+            conversation: "cd".into(),
+            position: 2,
+        };
+        assert_eq!(
+            String::from_utf8(canonical(&turn).unwrap()).unwrap(),
+            r#"{"chars":12,"clipped":false,"conversation":"cd","digest":"ab","kind":"agent_turn","position":2,"text":"fix the test"}"#
+        );
+        let call = Event::AgentToolCall {
+            name: "Bash".into(),
+            call_id: "toolu_1".into(),
+            arguments: "cargo test".into(),
+            clipped: false,
+            answered: true,
+            result_bytes: 40,
+        };
+        assert_eq!(
+            String::from_utf8(canonical(&call).unwrap()).unwrap(),
+            r#"{"answered":true,"arguments":"cargo test","call_id":"toolu_1","clipped":false,"kind":"agent_tool_call","name":"Bash","result_bytes":40}"#
+        );
+        for e in [turn, call] {
+            let back: Event = serde_json::from_slice(&canonical(&e).unwrap()).unwrap();
+            assert_eq!(back, e);
+        }
+        let err = serde_json::from_str::<Event>(
+            r#"{"kind":"agent_tool_call","name":"x","call_id":"","arguments":"","clipped":false,"answered":false,"result_bytes":0,"extra":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
     }
 
     #[test]

@@ -206,6 +206,11 @@ pub struct Report {
     pub integrity: Integrity,
     /// The headline numbers.
     pub summary: Summary,
+    /// The session as it went, when a broker recorded a wrapped agent's
+    /// conversation: the person's turns in order, each with the model
+    /// requests it took, the tool calls the agent ran and what was refused
+    /// meanwhile. Empty when no turn was recorded.
+    pub turns: Vec<Turn>,
     /// Connections the egress proxy let through, by host and port.
     pub egress: Vec<EgressDestination>,
     /// Where model requests went.
@@ -382,6 +387,79 @@ pub struct Summary {
     pub files_deleted: u64,
     /// Policy violations.
     pub policy_violations: u64,
+    /// Turns of the person driving a wrapped agent.
+    pub turns: u64,
+    /// Tool calls a wrapped agent ran, as its requests showed them.
+    pub agent_tool_calls: u64,
+}
+
+/// One turn of the session: what the person asked, and what followed
+/// until the next turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct Turn {
+    /// 1 for the first turn; 0 for what came before it (an agent's start-up
+    /// requests, its side requests).
+    pub number: u64,
+    /// Its `agent_turn` log entry (none for turn 0).
+    pub index: Option<u64>,
+    /// When it was recorded (with the request that carried it).
+    pub time: String,
+    /// What the person asked, as it left (redacted), cut at the broker's limit.
+    pub text: String,
+    /// Whether `text` was cut.
+    pub clipped: bool,
+    /// Characters in the whole text.
+    pub chars: u64,
+    /// SHA-256 of the whole text.
+    pub digest: String,
+    /// The conversation it is in (a digest of its first message).
+    pub conversation: String,
+    /// Model requests it took.
+    pub model_requests: u64,
+    /// Their bytes (after redaction).
+    pub bytes_sent: u64,
+    /// Prompt tokens reported for them.
+    pub input_tokens: u64,
+    /// Completion tokens reported for them.
+    pub output_tokens: u64,
+    /// What happened in it, in order.
+    pub steps: Vec<TurnStep>,
+}
+
+/// Something that happened during a turn.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TurnStep {
+    /// A tool call the agent ran (seen in the request that sent its result back).
+    ToolCall {
+        /// Its log entry.
+        index: u64,
+        /// When it was recorded.
+        time: String,
+        /// The tool (empty when only the result was seen).
+        name: String,
+        /// Its id in the conversation.
+        call_id: String,
+        /// The command, or the arguments as JSON, redacted and maybe cut.
+        arguments: String,
+        /// Whether `arguments` was cut.
+        clipped: bool,
+        /// Whether a result came back.
+        answered: bool,
+        /// The result's size.
+        result_bytes: u64,
+    },
+    /// A connection or request refused.
+    Refused {
+        /// Its log entry.
+        index: u64,
+        /// When it was recorded.
+        time: String,
+        /// Where to.
+        destination: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One host and port the egress proxy connected to.
@@ -589,6 +667,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
     let mut policy_violations = Vec::new();
     let mut unreadable = Vec::new();
     let (mut external_events, mut pruned_payloads) = (0, 0);
+    let mut timeline = Timeline::default();
 
     for entry in entries {
         if entry.missing {
@@ -619,6 +698,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
             }
         };
         let time = audit::iso_time(entry.time_ms);
+        timeline.see(entry.index, &time, &event);
         match event {
             Event::SessionStart { policy_digest, model_endpoint, airlock_version, user, host, workspace } => {
                 if s.workspace.is_none() {
@@ -709,9 +789,10 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
                 d.bytes_down += bytes_down;
             }
             Event::External { .. } => external_events += 1,
-            Event::Rewind { .. } => {}
+            Event::Rewind { .. } | Event::AgentTurn { .. } | Event::AgentToolCall { .. } => {}
         }
     }
+    let turns = timeline.finish();
 
     let started = started_ms.unwrap_or(0);
     s.started_at = audit::iso_time(started);
@@ -756,6 +837,9 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
         files_modified: changed("modified"),
         files_deleted: changed("deleted"),
         policy_violations: policy_violations.len() as u64,
+        turns: turns.iter().filter(|t| t.number > 0).count() as u64,
+        agent_tool_calls: turns.iter().flat_map(|t| &t.steps).filter(|s| matches!(s, TurnStep::ToolCall { .. })).count()
+            as u64,
     };
     Report {
         generated_at: String::new(),
@@ -764,6 +848,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
         session: s,
         integrity,
         summary,
+        turns,
         egress,
         model_destinations: models,
         refused,
@@ -776,6 +861,116 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
         external_events,
         pruned_payloads,
         unreadable,
+    }
+}
+
+/// The turns of a session, built as its events go by.
+#[derive(Default)]
+struct Timeline {
+    turns: Vec<Turn>,
+    /// A turn was recorded (else there is no timeline).
+    any: bool,
+    /// The last event was a model request, or what its batch added after
+    /// it: a turn in that batch came with that request, which is the turn's.
+    request_bytes: Option<u64>,
+}
+
+impl Timeline {
+    /// The turn events go to now (turn 0 until the first turn).
+    fn current(&mut self, time: &str) -> &mut Turn {
+        if self.turns.is_empty() {
+            self.turns.push(Turn::new(0, None, time));
+        }
+        let last = self.turns.len() - 1;
+        &mut self.turns[last]
+    }
+
+    fn see(&mut self, index: u64, time: &str, event: &Event) {
+        let request_bytes = self.request_bytes.take();
+        match event {
+            Event::ModelRequest { bytes, .. } => {
+                let turn = self.current(time);
+                turn.model_requests += 1;
+                turn.bytes_sent += bytes;
+                self.request_bytes = Some(*bytes);
+            }
+            Event::ModelResponse { input_tokens, output_tokens, .. } => {
+                let turn = self.current(time);
+                turn.input_tokens += input_tokens;
+                turn.output_tokens += output_tokens;
+            }
+            Event::AgentToolCall { name, call_id, arguments, clipped, answered, result_bytes } => {
+                self.current(time).steps.push(TurnStep::ToolCall {
+                    index,
+                    time: time.to_string(),
+                    name: name.clone(),
+                    call_id: call_id.clone(),
+                    arguments: arguments.clone(),
+                    clipped: *clipped,
+                    answered: *answered,
+                    result_bytes: *result_bytes,
+                });
+                // The previous answer's calls come between a request and its turn.
+                self.request_bytes = request_bytes;
+            }
+            Event::AgentTurn { text, clipped, chars, digest, conversation, .. } => {
+                self.any = true;
+                let number = self.turns.iter().filter(|t| t.number > 0).count() as u64 + 1;
+                let mut turn = Turn::new(number, Some(index), time);
+                (turn.text, turn.clipped, turn.chars) = (text.clone(), *clipped, *chars);
+                (turn.digest, turn.conversation) = (digest.clone(), conversation.clone());
+                if let Some(bytes) = request_bytes {
+                    // The request that carried the turn is the turn's, not the one before's.
+                    let before = self.current(time);
+                    before.model_requests = before.model_requests.saturating_sub(1);
+                    before.bytes_sent = before.bytes_sent.saturating_sub(bytes);
+                    turn.model_requests += 1;
+                    turn.bytes_sent += bytes;
+                }
+                self.turns.push(turn);
+            }
+            Event::BlockedEgress { destination, reason, .. } => {
+                self.current(time).steps.push(TurnStep::Refused {
+                    index,
+                    time: time.to_string(),
+                    destination: destination.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The turns, or none when no turn was recorded; what came before the
+    /// first turn only when something did.
+    fn finish(mut self) -> Vec<Turn> {
+        if !self.any {
+            return Vec::new();
+        }
+        if self.turns.first().is_some_and(|t| t.number == 0 && t.model_requests == 0 && t.steps.is_empty()) {
+            self.turns.remove(0);
+        }
+        self.turns
+    }
+}
+
+impl Turn {
+    fn new(number: u64, index: Option<u64>, time: &str) -> Turn {
+        Turn {
+            number,
+            index,
+            time: time.to_string(),
+            text: String::new(),
+            clipped: false,
+            chars: 0,
+            digest: String::new(),
+            conversation: String::new(),
+            model_requests: 0,
+            bytes_sent: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            steps: Vec::new(),
+        }
     }
 }
 

@@ -9,11 +9,14 @@
 //! from an allowlist with validated values and no query string
 //! ([`forwarded`]); every change is a note on the request's record. The
 //! server bounds slow clients ([`server`]: header and body timeouts, a
-//! connection cap, requests in flight per key).
+//! connection cap, requests in flight per key). A broker that wraps an
+//! agent can also record what each request adds to the conversation: the
+//! person's turns and the agent's tool calls ([`conversation`]).
 #![deny(missing_docs)]
 
 pub mod body;
 pub mod config;
+pub mod conversation;
 pub mod egress;
 pub mod egress_audit;
 pub mod forwarded;

@@ -111,6 +111,11 @@ pub struct Gateway {
     redactors: Mutex<HashMap<String, Redactor>>,
     /// Requests in flight per caller, against `max_requests_per_key`.
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Whether each request's new turns and tool calls are recorded
+    /// ([`Gateway::recording_conversations`]); off unless asked for.
+    record_conversations: std::sync::atomic::AtomicBool,
+    /// Per caller, the conversations seen so far (what is new in a request).
+    transcripts: Mutex<HashMap<String, crate::conversation::Transcript>>,
 }
 
 /// The routes the gateway serves, and the API each belongs to.
@@ -214,7 +219,23 @@ impl Gateway {
             scanner,
             redactors: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            record_conversations: std::sync::atomic::AtomicBool::new(false),
+            transcripts: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// This gateway, recording after each model request what it adds to the
+    /// conversation: the person's new turn (its text, redacted, clipped) and
+    /// the tool calls of the model's last answer (name, command or
+    /// arguments, redacted and clipped, and the result's size), as
+    /// `agent_turn` and `agent_tool_call` events ([`crate::conversation`]).
+    ///
+    /// For a broker that wraps one person's agent session, whose report
+    /// shows the session as it went. Off by default: a team gateway records
+    /// digests and sizes of its users' prompts, not their words.
+    pub fn recording_conversations(self: Arc<Self>) -> Arc<Self> {
+        self.record_conversations.store(true, std::sync::atomic::Ordering::Relaxed);
+        self
     }
 
     /// The axum router.
@@ -252,14 +273,38 @@ impl Gateway {
         }
     }
 
-    /// Appends events on a blocking thread (the writer acknowledges after fsync).
+    /// Appends an event on a blocking thread (the writer acknowledges after fsync).
     async fn record(&self, principal: &str, event: Event) -> Result<u64, String> {
+        self.record_all(principal, vec![event]).await
+    }
+
+    /// Appends events as one batch, in order, on a blocking thread.
+    async fn record_all(&self, principal: &str, events: Vec<Event>) -> Result<u64, String> {
         let audit = self.audit.clone();
         let session = self.session_of(principal);
-        tokio::task::spawn_blocking(move || audit.append(&session, vec![event]))
+        tokio::task::spawn_blocking(move || audit.append(&session, events))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
+    }
+
+    /// What a request (its body as it leaves) adds to its caller's
+    /// conversation, when this gateway records conversations; its keys are
+    /// marked seen.
+    fn conversation(&self, principal: &str, route: Route, body: &[u8]) -> crate::conversation::Observed {
+        let conversational = matches!(route, Route::Messages | Route::Chat | Route::Responses);
+        if !conversational || !self.record_conversations.load(std::sync::atomic::Ordering::Relaxed) {
+            return crate::conversation::Observed::default();
+        }
+        let observed = lock(&self.transcripts).entry(principal.to_string()).or_default().observe(route.schema(), body);
+        if observed.passed_over > 0 {
+            tracing::warn!(
+                principal,
+                passed_over = observed.passed_over,
+                "a request brought more new turns or tool calls than one request records; the newest were recorded"
+            );
+        }
+        observed
     }
 }
 
@@ -599,8 +644,19 @@ async fn forward(
         content_digest: hex::encode(Sha256::digest(&scrubbed.body)),
         redactions: scrubbed.notes,
     };
+    // What the request adds to the conversation goes in the same batch,
+    // right after it (read from the body as it leaves: redacted).
+    let observed = gw.conversation(principal, route, &scrubbed.body);
+    let mut batch = vec![request_event];
+    batch.extend(observed.events.iter().cloned());
     // On the record before it leaves; if it cannot be recorded, it does not leave.
-    if let Err(e) = gw.record(principal, request_event).await {
+    if let Err(e) = gw.record_all(principal, batch).await {
+        if !observed.events.is_empty() {
+            // Not recorded: a retry of the request records them.
+            if let Some(t) = lock(&gw.transcripts).get_mut(principal) {
+                t.forget(&observed);
+            }
+        }
         return audit_down(api, &e);
     }
 

@@ -203,6 +203,15 @@ impl Env {
 
     /// A gateway whose configuration `tune` changes first (limits, policy).
     async fn start_tuned(audit_works: bool, tune: impl FnOnce(&mut GatewayConfig)) -> Env {
+        Env::start_full(audit_works, false, tune).await
+    }
+
+    /// A gateway that records what each request adds to the conversation.
+    async fn start_recording_conversations() -> Env {
+        Env::start_full(true, true, |_| {}).await
+    }
+
+    async fn start_full(audit_works: bool, conversations: bool, tune: impl FnOnce(&mut GatewayConfig)) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("audit.db");
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -283,6 +292,7 @@ impl Env {
         .collect();
         let scanner = Arc::new(airlock_redact::Scanner::builtin());
         let gw = Gateway::new(config, Auth::Keys(keys), handle, scanner).unwrap();
+        let gw = if conversations { gw.recording_conversations() } else { gw };
         let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = probe.local_addr().unwrap();
         drop(probe);
@@ -347,6 +357,74 @@ async fn a_request_is_recorded_before_it_leaves_and_its_answer_after() {
     assert_eq!(log[1].0, "model_response");
     assert_eq!(log[1].1["outcome"], "complete");
     assert_eq!((log[1].1["input_tokens"].as_u64(), log[1].1["output_tokens"].as_u64()), (Some(9), Some(2)));
+}
+
+/// A conversation two requests long: a turn, a command the model ran with a
+/// secret in it and in its result, then the person's next turn.
+fn conversation_requests() -> [serde_json::Value; 2] {
+    let secret = "AKIAZ7Q3JXVB4HNW2KDE";
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "shell", "parameters": {}}}]);
+    let first = serde_json::json!({"model": "gpt-4o", "tools": tools, "messages": [
+        {"role": "system", "content": "You are an agent."},
+        {"role": "user", "content": "deploy it"},
+    ]});
+    let second = serde_json::json!({"model": "gpt-4o", "tools": tools, "messages": [
+        {"role": "system", "content": "You are an agent."},
+        {"role": "user", "content": "deploy it"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "shell", "arguments": format!("{{\"command\":\"AWS_ACCESS_KEY_ID={secret} ./deploy\"}}")}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": format!("deployed with aws_access_key_id = {secret}")},
+        {"role": "assistant", "content": "Deployed."},
+        {"role": "user", "content": "now tag the release"},
+    ]});
+    [first, second]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turns_and_tool_calls_are_recorded_right_after_their_request_once_and_redacted() {
+    let env = Env::start_recording_conversations().await;
+    let [first, second] = conversation_requests();
+    for body in [&first, &second, &second] {
+        let r = env.post("/v1/chat/completions", body.clone()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let log = env.audit(9).await;
+    let kinds: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "model_request",
+            "agent_turn",
+            "model_response",
+            "model_request",
+            "agent_tool_call",
+            "agent_turn",
+            "model_response",
+            // The same history again adds nothing.
+            "model_request",
+            "model_response",
+        ]
+    );
+    assert_eq!(log[1].1["text"], "deploy it");
+    assert_eq!(log[4].1["name"], "shell");
+    assert_eq!(log[4].1["call_id"], "call_1");
+    assert_eq!(log[4].1["answered"], true);
+    let command = log[4].1["arguments"].as_str().unwrap();
+    assert!(command.ends_with(" ./deploy"), "{command}");
+    assert_eq!(log[5].1["text"], "now tag the release");
+    let recorded = serde_json::to_string(&log).unwrap();
+    assert!(!recorded.contains("AKIAZ7Q3JXVB4HNW2KDE"), "a secret reached the log: {recorded}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_records_no_conversation_unless_asked() {
+    let env = Env::start().await;
+    let [_, second] = conversation_requests();
+    let r = env.post("/v1/chat/completions", second).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let log = env.audit(2).await;
+    let kinds: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["model_request", "model_response"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
