@@ -158,6 +158,11 @@ struct Profile {
     /// Appended to those files (or written alone) unless --vendor-telemetry: switches that live in its files.
     #[serde(default)]
     telemetry_off_files: BTreeMap<String, String>,
+    /// Keys set at every start in JSON files of its first state folder that
+    /// it also writes itself (a JSON object, same substitutions): what else
+    /// the file holds stays.
+    #[serde(default)]
+    json: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,6 +457,19 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
                 warnings.push(detail.clone());
                 start_events.push(Event::PolicyViolation { rule: "wrap.state_link".into(), detail });
             }
+        }
+        for (file, patch) in &profile.json {
+            let patch: serde_json::Value = serde_json::from_str(&substitute(patch, &vars))
+                .with_context(|| format!("profile {profile_name}: json.{file:?} is not JSON"))?;
+            let (text, found) = merged_json(kept, Path::new(file), patch)?;
+            if let Some((found, planted)) = found {
+                let detail = format!("{shown}{file} was {found}; the profile's keys were written in its place");
+                warnings.push(detail.clone());
+                if planted {
+                    start_events.push(Event::PolicyViolation { rule: "wrap.state_link".into(), detail });
+                }
+            }
+            airlock_core::beneath::write_beneath(kept, Path::new(file), &text, 0o600)?;
         }
     }
     let state_before = state_now(SNAPSHOT_BUDGET);
@@ -785,9 +803,54 @@ fn lookup_event(message: &[u8], seen: &mut std::collections::HashSet<String>) ->
     })
 }
 
+/// The largest state file merged: the agents' own JSON state stays far below.
+const JSON_STATE_LIMIT: u64 = 64 << 20;
+
+/// `base/rel` with `patch`'s keys set in it (objects merged key by key,
+/// anything else replaced), and what stood there instead of a JSON object
+/// when that was replaced: a link or a pipe (planted: true), a file too
+/// large, or text that is not JSON (kept beside it as `NAME.airlock-unreadable`).
+fn merged_json(base: &Path, rel: &Path, patch: serde_json::Value) -> Result<(Vec<u8>, Option<(String, bool)>)> {
+    use airlock_core::beneath::{Found, read_beneath, write_beneath};
+    let empty = || serde_json::Value::Object(Default::default());
+    let (mut value, found) = match read_beneath(base, rel, JSON_STATE_LIMIT)? {
+        Found::Nothing => (empty(), None),
+        Found::Link(target) => (empty(), Some((format!("a symbolic link to {target}"), true))),
+        Found::NotAFile => (empty(), Some(("not a regular file".to_string(), true))),
+        Found::TooLarge(n) => (empty(), Some((format!("{n} bytes, more than airlock reads"), false))),
+        Found::File(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(v) if v.is_object() => (v, None),
+            _ => {
+                let mut aside = rel.as_os_str().to_owned();
+                aside.push(".airlock-unreadable");
+                write_beneath(base, Path::new(&aside), &bytes, 0o600)?;
+                let kept = Path::new(&aside).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                (empty(), Some((format!("not a JSON object (kept as {kept})"), false)))
+            }
+        },
+    };
+    merge_json(&mut value, patch);
+    Ok((serde_json::to_vec_pretty(&value)?, found))
+}
+
+/// Sets `patch`'s keys in `into`: objects key by key, anything else replaced.
+fn merge_json(into: &mut serde_json::Value, patch: serde_json::Value) {
+    match (into, patch) {
+        (serde_json::Value::Object(into), serde_json::Value::Object(patch)) => {
+            for (k, v) in patch {
+                merge_json(into.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (into, patch) => *into = patch,
+    }
+}
+
 /// What `{name}` in a profile stands for.
 fn vars_for(home: &Path, key: &str, model: &str) -> Vec<(&'static str, String)> {
+    // The key's last 20 characters: how Claude Code remembers a key someone approved.
+    let tail = key.get(key.len().saturating_sub(20)..).unwrap_or(key);
     vec![
+        ("key_tail", tail.to_string()),
         ("model", model.to_string()),
         ("base_url", format!("http://127.0.0.1:{BROKER_PORT}")),
         ("proxy", format!("http://127.0.0.1:{PROXY_PORT}")),

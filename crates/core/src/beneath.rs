@@ -38,6 +38,14 @@ pub enum BeneathError {
         /// Why.
         source: io::Error,
     },
+    /// Reading the file failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// Writing the file failed.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -152,6 +160,54 @@ pub fn write_beneath(base: &Path, rel: &Path, bytes: &[u8], mode: u32) -> Result
     Ok(found)
 }
 
+/// What [`read_beneath`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Nothing there.
+    Nothing,
+    /// A regular file's bytes.
+    File(Vec<u8>),
+    /// A symbolic link (to the text given), not followed.
+    Link(String),
+    /// A folder, a device or a pipe, not opened for reading.
+    NotAFile,
+    /// A regular file larger than the limit (its size), not read.
+    TooLarge(u64),
+}
+
+/// Reads `base/rel` without following any link below `base`, nor opening
+/// anything but a regular file of at most `limit` bytes (a pipe planted
+/// there would block the read; a link would read the user's files).
+pub fn read_beneath(base: &Path, rel: &Path, limit: u64) -> Result<Found, BeneathError> {
+    use std::io::Read;
+    let path = base.join(rel);
+    let (dir, name) = open_parent(base, rel)?;
+    let read_err = |source| BeneathError::Read { path: path.clone(), source };
+    let fd = match openat(dir.as_raw_fd(), &name, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Found::Nothing),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            let Replaced::Link(target) = what_is(&dir, &name) else { return Err(read_err(e)) };
+            return Ok(Found::Link(target));
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.file_type().is_file() {
+        return Ok(Found::NotAFile);
+    }
+    if meta.len() > limit {
+        return Ok(Found::TooLarge(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() as u64 > limit {
+        return Ok(Found::TooLarge(bytes.len() as u64));
+    }
+    Ok(Found::File(bytes))
+}
+
 /// Writes `bytes` to `path` (chosen by the person running airlock, its
 /// folder trusted) without following a link at its last component.
 pub fn write_nofollow(path: &Path, bytes: &[u8], mode: u32) -> Result<Replaced, BeneathError> {
@@ -191,6 +247,26 @@ mod tests {
         assert!(meta.file_type().is_file());
         assert_eq!(std::fs::read_to_string(state.join("config.toml")).unwrap(), "ours");
         assert_eq!(write_beneath(&state, Path::new("config.toml"), b"again", 0o600).unwrap(), Replaced::Nothing);
+    }
+
+    #[test]
+    fn reading_follows_no_link_and_opens_no_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        assert_eq!(read_beneath(&state, Path::new("a.json"), 100).unwrap(), Found::Nothing);
+        std::fs::write(state.join("a.json"), "{}").unwrap();
+        assert_eq!(read_beneath(&state, Path::new("a.json"), 100).unwrap(), Found::File(b"{}".to_vec()));
+        assert_eq!(read_beneath(&state, Path::new("a.json"), 1).unwrap(), Found::TooLarge(2));
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "key").unwrap();
+        std::os::unix::fs::symlink(&secret, state.join("b.json")).unwrap();
+        assert_eq!(read_beneath(&state, Path::new("b.json"), 100).unwrap(), Found::Link(secret.display().to_string()));
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "key");
+        let fifo = std::ffi::CString::new(state.join("c.json").as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_beneath(&state, Path::new("c.json"), 100).unwrap(), Found::NotAFile);
     }
 
     #[test]

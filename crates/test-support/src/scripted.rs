@@ -284,6 +284,12 @@ pub struct ScriptedModel {
 }
 
 impl ScriptedModel {
+    /// Answers every later request that offers the model no tools with `side`, taking no turn of the script:
+    /// the session titles and summaries that agents ask for beside a conversation, at times that vary.
+    pub fn set_side_answer(&self, side: Option<Turn>) {
+        lock(&self.shared).side = side;
+    }
+
     /// Serves `script` on a free port of 127.0.0.1.
     ///
     /// # Panics
@@ -333,6 +339,7 @@ impl ScriptedModel {
             raw_bodies: Vec::new(),
             violations: Vec::new(),
             log,
+            side: None,
         }));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let app = Router::new()
@@ -487,6 +494,8 @@ struct Record {
     raw_bodies: Vec<String>,
     violations: Vec<String>,
     log: Option<File>,
+    /// The answer to a request that offers the model no tools, which then takes no turn.
+    side: Option<Turn>,
 }
 
 impl Record {
@@ -616,7 +625,13 @@ fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response 
     let model = fields.get("model").and_then(Value::as_str).unwrap_or("scripted").to_owned();
     let custom = custom_tools(&fields);
     let request = Value::Object(fields.clone());
+    let offers_tools = fields.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
     record.request(with_query(fields), raw.clone());
+    if let (Some(side), false) = (&record.side, offers_tools) {
+        let side = side.clone();
+        drop(record);
+        return render(api, stream, &side, 0, &model, include_usage, &custom);
+    }
 
     let index = record.served;
     record.served += 1;
@@ -643,15 +658,27 @@ fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response 
         }
     }
     drop(record);
+    render(api, stream, &turn, index, &model, include_usage, &custom)
+}
 
+/// A turn in the wire form the request asked for.
+fn render(
+    api: Api,
+    stream: bool,
+    turn: &Turn,
+    index: usize,
+    model: &str,
+    include_usage: bool,
+    custom: &[String],
+) -> Response {
     let delay = std::time::Duration::from_millis(turn.delay_ms);
     match (api, stream) {
-        (Api::OpenAi, false) => axum::Json(openai_completion(&turn, index, &model)).into_response(),
-        (Api::OpenAi, true) => sse(openai_chunks(&turn, index, &model, include_usage), delay),
-        (Api::Anthropic, false) => axum::Json(anthropic_message(&turn, index, &model)).into_response(),
-        (Api::Anthropic, true) => sse(anthropic_events(&turn, index, &model), delay),
-        (Api::Responses, false) => axum::Json(responses_document(&turn, index, &model, &custom)).into_response(),
-        (Api::Responses, true) => sse(responses_events(&turn, index, &model, &custom), delay),
+        (Api::OpenAi, false) => axum::Json(openai_completion(turn, index, model)).into_response(),
+        (Api::OpenAi, true) => sse(openai_chunks(turn, index, model, include_usage), delay),
+        (Api::Anthropic, false) => axum::Json(anthropic_message(turn, index, model)).into_response(),
+        (Api::Anthropic, true) => sse(anthropic_events(turn, index, model), delay),
+        (Api::Responses, false) => axum::Json(responses_document(turn, index, model, custom)).into_response(),
+        (Api::Responses, true) => sse(responses_events(turn, index, model, custom), delay),
     }
 }
 

@@ -496,3 +496,23 @@ async fn the_binary_serves_a_script_file_and_logs_every_request() {
     assert_eq!(lines[2]["messages"][0]["content"], "2");
     assert!(lines[3]["violation"].as_str().unwrap().contains("not in the request"), "{lines:?}");
 }
+
+#[tokio::test]
+async fn a_side_answer_takes_requests_without_tools_and_leaves_the_turns() {
+    let model = ScriptedModel::start(vec![Turn::call("Bash", json!({"command": "ls"})), Turn::text("done")]);
+    model.set_side_answer(Some(Turn::text("A title")));
+    let ask = |tools: serde_json::Value| {
+        let body = json!({"model": "m", "max_tokens": 10, "tools": tools,
+                          "messages": [{"role": "user", "content": "go"}]});
+        let url = format!("{}/v1/messages", model.base_url());
+        async move { reqwest::Client::new().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let bash = json!([{"name": "Bash", "input_schema": {"type": "object"}}]);
+    let title = ask(json!([])).await;
+    assert_eq!(title["content"][0]["text"], "A title");
+    let first = ask(bash.clone()).await;
+    assert_eq!(first["content"][0]["name"], "Bash", "the side request took no turn: {first}");
+    assert_eq!(ask(json!([])).await["content"][0]["text"], "A title");
+    assert_eq!(ask(bash).await["content"][0]["text"], "done");
+    assert_eq!(model.violations(), Vec::<String>::new());
+}

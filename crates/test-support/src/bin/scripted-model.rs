@@ -2,7 +2,7 @@
 //! run the real `airlock` binary against it.
 //!
 //! ```text
-//! scripted-model --script FILE.json --log REQUESTS.jsonl [--port N | --unix PATH] [--port-file F]
+//! scripted-model --script FILE.json --log REQUESTS.jsonl [--port N | --unix PATH] [--port-file F] [--side-answer TEXT]
 //! ```
 //!
 //! The script is a JSON array of turns. Each model request is appended to the log as one JSON line (its body with a
@@ -15,15 +15,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use airlock_test_support::scripted::{Listen, Script, ScriptedModel};
+use airlock_test_support::scripted::{Listen, Script, ScriptedModel, Turn};
 
 const USAGE: &str = "\
 usage: scripted-model --script FILE.json --log REQUESTS.jsonl [--port N | --unix PATH] [--port-file F]
+                      [--side-answer TEXT]
 
 Serves the turns of FILE.json (a JSON array of turns) as an OpenAI-compatible (chat completions and Responses)
 and Anthropic model on 127.0.0.1 (port N, default: a free one) or on a Unix socket, until killed. Appends every
 request body, the route of every other request and every violation to REQUESTS.jsonl as JSON lines. With
---port-file, writes the port to F once it listens.";
+--port-file, writes the port to F once it listens. With --side-answer, a request that offers the model no tools
+(an agent's request for a session title, beside the conversation) is answered with TEXT and takes no turn.";
 
 /// The command line, parsed.
 #[derive(Debug)]
@@ -32,6 +34,7 @@ struct Options {
     log: PathBuf,
     listen: Listen,
     port_file: Option<PathBuf>,
+    side_answer: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let turns = script.turns.len();
     let model = ScriptedModel::try_start(script, options.listen, Some(&options.log))
         .map_err(|e| format!("cannot serve: {e}"))?;
+    model.set_side_answer(options.side_answer.as_deref().map(Turn::text));
     if let (Some(path), Listen::Port(port)) = (&options.port_file, model.listen()) {
         write_port(path, *port)?;
     }
@@ -68,6 +72,7 @@ fn run(args: &[String]) -> Result<(), String> {
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let (mut script, mut log, mut port, mut unix, mut port_file) = (None, None, None, None, None);
+    let mut side_answer = None;
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -80,6 +85,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--unix" => unix = Some(PathBuf::from(value()?)),
             "--port-file" => port_file = Some(PathBuf::from(value()?)),
+            "--side-answer" => side_answer = Some(value()?),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -96,6 +102,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         log: log.ok_or("--log is required")?,
         listen,
         port_file,
+        side_answer,
     })
 }
 
