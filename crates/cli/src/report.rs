@@ -1003,6 +1003,11 @@ impl EgressDestination {
 const TEXT_ROWS: usize = 20;
 /// Rows an HTML table shows before it is cut (the JSON has them all).
 const HTML_ROWS: usize = 500;
+/// Turns the terminal summary shows, and steps of each.
+const TEXT_TURNS: usize = 40;
+const TEXT_STEPS: usize = 8;
+/// Steps the page shows over all its turns (each turn's table cut when they run out).
+const HTML_STEPS: usize = 2_000;
 
 /// `text` with control characters and bidirectional overrides replaced:
 /// event strings come from the agent and must not move the cursor, recolour
@@ -1060,6 +1065,22 @@ fn short_digest(digest: &str) -> String {
         return "—".into();
     }
     hex.chars().take(12).collect()
+}
+
+/// The time of day of an ISO time (`05:00:04` of `2026-12-07T05:00:04Z`).
+fn time_of_day(iso: &str) -> String {
+    iso.get(11..19).map_or_else(|| visible(iso), str::to_string)
+}
+
+/// What a turn took, in a few words: `3 model requests · 12 KiB sent · 310 in / 42 out tokens`.
+fn turn_meta(t: &Turn) -> String {
+    format!(
+        "{} · {} sent · {} in / {} out tokens",
+        count(t.model_requests, "model request", "model requests"),
+        bytes(t.bytes_sent),
+        t.input_tokens,
+        t.output_tokens
+    )
 }
 
 /// An argument vector as a shell would read it back.
@@ -1145,10 +1166,11 @@ struct Template {
 }
 
 /// Template instructions one rendering may run. The largest page (ten
-/// tables, each cut at [`HTML_ROWS`] rows) took 597,658, under a fifth
+/// tables, each cut at [`HTML_ROWS`] rows, and a timeline of as many turns
+/// with [`HTML_STEPS`] tool calls) took 903,181, under a fourth
 /// (`the_largest_page_renders_within_the_fuel` checks a quarter); a
 /// template that loops away stops with an error instead of running on.
-const FUEL: u64 = 3_000_000;
+const FUEL: u64 = 4_000_000;
 
 /// The escaping that marks a template for a terminal (handled by [`format_value`]).
 const TERMINAL: &str = "terminal";
@@ -1314,8 +1336,17 @@ impl Report {
                 s.airlock_version.as_deref().map(|v| format!(" (airlock {})", clip(v, 20))).unwrap_or_default();
             format!("{}{version}", clip(&u, 60))
         });
+        let turns = if m.turns > 0 {
+            format!(
+                "{} · {} · ",
+                count(m.turns, "turn", "turns"),
+                count(m.agent_tool_calls, "agent tool call", "agent tool calls")
+            )
+        } else {
+            String::new()
+        };
         let summary = format!(
-            "{} · {} out · {} · {} · {} · {}",
+            "{turns}{} · {} out · {} · {} · {} · {}",
             count(m.model_requests, "model request", "model requests"),
             bytes(m.bytes_out),
             count(m.refused_destinations, "refused destination", "refused destinations"),
@@ -1399,7 +1430,8 @@ impl Report {
             .collect();
         let violations: Vec<Vec<String>> =
             self.policy_violations.iter().map(|v| vec![clip(&v.rule, 40), clip(&v.detail, 80)]).collect();
-        let sections = vec![
+        let mut sections: Vec<TextSection> = self.text_timeline().into_iter().collect();
+        sections.extend([
             text_section("Destinations allowed".into(), &allowed, &[]),
             text_section("Destinations refused".into(), &refused, &[2]),
             text_section(
@@ -1419,7 +1451,7 @@ impl Report {
             text_section(format!("Commands: {} ({} failed)", m.commands, m.commands_failed), &commands, &[1]),
             text_section(format!("File changes: {}", m.file_changes), &files, &[]),
             text_section(format!("Policy violations: {}", m.policy_violations), &violations, &[]),
-        ];
+        ]);
 
         let mut notes = Vec::new();
         if self.external_events > 0 {
@@ -1450,6 +1482,51 @@ impl Report {
             sections,
             also: (!notes.is_empty()).then(|| notes.join("; ")),
         }
+    }
+
+    /// The session's turns as lines (none when no turn was recorded): each
+    /// turn's time, text and what it took, then its tool calls and refusals.
+    fn text_timeline(&self) -> Option<TextSection> {
+        if self.turns.is_empty() {
+            return None;
+        }
+        let m = &self.summary;
+        let mut lines = Vec::new();
+        for t in self.turns.iter().take(TEXT_TURNS) {
+            let said = if t.number == 0 {
+                "before the first turn".to_string()
+            } else {
+                let cut = if t.clipped { " (cut)" } else { "" };
+                format!("#{} {}", t.number, clip(&format!("“{}”{cut}", t.text), 100))
+            };
+            lines.push(format!("  {}  {said}  ({})", time_of_day(&t.time), turn_meta(t)));
+            for step in t.steps.iter().take(TEXT_STEPS) {
+                lines.push(match step {
+                    TurnStep::ToolCall { name, arguments, answered, result_bytes, .. } => {
+                        let name = if name.is_empty() { "(result only)".to_string() } else { clip(name, 30) };
+                        let result =
+                            if *answered { format!("→ {}", bytes(*result_bytes)) } else { "→ no result".into() };
+                        format!("      {name}  {}  {result}", clip(arguments, 90))
+                    }
+                    TurnStep::Refused { destination, reason, .. } => {
+                        format!("      refused  {}  {}", clip(destination, 50), clip(reason, 60))
+                    }
+                });
+            }
+            if t.steps.len() > TEXT_STEPS {
+                lines.push(format!("      … and {} more", t.steps.len() - TEXT_STEPS));
+            }
+        }
+        Some(TextSection {
+            title: format!(
+                "Session: {} · {}",
+                count(m.turns, "turn", "turns"),
+                count(m.agent_tool_calls, "tool call by the agent", "tool calls by the agent")
+            ),
+            name: "Session".into(),
+            lines,
+            more: self.turns.len().saturating_sub(TEXT_TURNS),
+        })
     }
 
     /// A compact summary for a terminal, from `report.txt.j2`: every string
@@ -1512,6 +1589,8 @@ struct Page {
     session: Vec<Field>,
     stats: Vec<Stat>,
     integrity: IntegrityCard,
+    /// The session as it went, when turns were recorded.
+    timeline: Option<TimelineCard>,
     sections: Sections,
     other: Option<Other>,
     footer: Footer,
@@ -1587,6 +1666,32 @@ struct Pill {
     text: &'static str,
 }
 
+/// The session's turns.
+#[derive(Debug, Serialize)]
+struct TimelineCard {
+    count: u64,
+    detail: String,
+    turns: Vec<TurnView>,
+    /// Turns cut after [`HTML_ROWS`].
+    more: usize,
+}
+
+/// One turn on the page.
+#[derive(Debug, Serialize)]
+struct TurnView {
+    /// `Turn 3`, or `Before the first turn`.
+    label: String,
+    time: String,
+    /// What the person asked (none for what came before the first turn).
+    text: Option<String>,
+    /// Why the text ends early, when it was cut.
+    cut: Option<String>,
+    /// What it took.
+    meta: String,
+    /// Its tool calls and refusals (none when it had none).
+    steps: Option<Table>,
+}
+
 /// The page's section cards, each placed by name in the template.
 #[derive(Debug, Serialize)]
 struct Sections {
@@ -1648,7 +1753,12 @@ struct Column {
 
 impl Table {
     /// A table with `headers` (a leading `#` marks a numeric column) and `rows`, cut after [`HTML_ROWS`].
-    fn new(headers: &[&'static str], mut rows: Vec<Vec<Cell>>) -> Table {
+    fn new(headers: &[&'static str], rows: Vec<Vec<Cell>>) -> Table {
+        Table::cut(headers, rows, HTML_ROWS)
+    }
+
+    /// A table with `headers` and `rows`, cut after `limit` rows.
+    fn cut(headers: &[&'static str], mut rows: Vec<Vec<Cell>>, limit: usize) -> Table {
         let columns = headers
             .iter()
             .map(|h| match h.strip_prefix('#') {
@@ -1656,8 +1766,8 @@ impl Table {
                 None => Column { name: h, num: false },
             })
             .collect();
-        let more = rows.len().saturating_sub(HTML_ROWS);
-        rows.truncate(HTML_ROWS);
+        let more = rows.len().saturating_sub(limit);
+        rows.truncate(limit);
         Table { heading: None, columns, rows, more }
     }
 
@@ -1908,6 +2018,7 @@ impl Report {
             session,
             stats,
             integrity,
+            timeline: self.timeline(),
             sections: self.sections(),
             other: self.other(),
             footer: Footer {
@@ -1916,6 +2027,75 @@ impl Report {
                 log: self.log.clone(),
             },
         }
+    }
+
+    /// The session's turns, when any were recorded: each with what the
+    /// person asked and what it took, then its tool calls and refusals in
+    /// order (all of them cut at [`HTML_STEPS`] over the page).
+    fn timeline(&self) -> Option<TimelineCard> {
+        if self.turns.is_empty() {
+            return None;
+        }
+        let m = &self.summary;
+        let mut budget = HTML_STEPS;
+        let turns = self
+            .turns
+            .iter()
+            .take(HTML_ROWS)
+            .map(|t| {
+                let rows: Vec<Vec<Cell>> = t
+                    .steps
+                    .iter()
+                    .map(|step| match step {
+                        TurnStep::ToolCall { index, name, arguments, clipped, answered, result_bytes, .. } => {
+                            let arguments = if *clipped { format!("{arguments}…") } else { arguments.clone() };
+                            vec![
+                                self.entry_cell(*index),
+                                if name.is_empty() {
+                                    Cell::pill("neutral", "result only")
+                                } else {
+                                    Cell::pill("neutral", name)
+                                },
+                                Cell::code(&arguments),
+                                Cell::num(if *answered { bytes(*result_bytes) } else { "no result".into() }),
+                            ]
+                        }
+                        TurnStep::Refused { index, destination, reason, .. } => vec![
+                            self.entry_cell(*index),
+                            Cell::pill("bad", "refused"),
+                            Cell::code(destination),
+                            Cell::text(reason),
+                        ],
+                    })
+                    .collect();
+                let shown = rows.len().min(budget);
+                budget -= shown;
+                let mut meta = turn_meta(t);
+                if shown == 0 && !rows.is_empty() {
+                    meta.push_str(&format!(" · {} not shown (the JSON report has them all)", rows.len()));
+                }
+                let steps = (shown > 0)
+                    .then(|| Table::cut(&["#Entry", "Tool", "Command or arguments", "#Result"], rows, shown));
+                TurnView {
+                    label: if t.number == 0 { "Before the first turn".into() } else { format!("Turn {}", t.number) },
+                    time: t.time.clone(),
+                    text: (t.number > 0).then(|| t.text.clone()),
+                    cut: t.clipped.then(|| format!("… (cut: {} characters in all)", t.chars)),
+                    meta,
+                    steps,
+                }
+            })
+            .collect();
+        Some(TimelineCard {
+            count: m.turns,
+            detail: format!(
+                "{} · {} refused · as the agent's requests showed them",
+                count(m.agent_tool_calls, "tool call", "tool calls"),
+                self.turns.iter().flat_map(|t| &t.steps).filter(|s| matches!(s, TurnStep::Refused { .. })).count()
+            ),
+            turns,
+            more: self.turns.len().saturating_sub(HTML_ROWS),
+        })
     }
 
     /// The page's section cards.
@@ -2357,6 +2537,10 @@ mod tests {
                 "duration_ms": 1, "output_digest": h, "output_bytes": 1}),
             serde_json::json!({"kind": "file_change", "path": h, "before": h, "after": h}),
             serde_json::json!({"kind": "policy_violation", "rule": h, "detail": h}),
+            serde_json::json!({"kind": "agent_turn", "text": h, "clipped": true, "chars": 9, "digest": h,
+                "conversation": h, "position": 1}),
+            serde_json::json!({"kind": "agent_tool_call", "name": h, "call_id": h, "arguments": h, "clipped": false,
+                "answered": true, "result_bytes": 3}),
             serde_json::json!({"kind": "blocked_egress", "destination": h, "reason": h, "bytes": 5}),
             serde_json::json!({"kind": "egress_open", "client": h, "method": h, "host": h, "port": 443, "addr": h}),
             serde_json::json!({"kind": "egress_close", "client": h, "host": h, "port": 443, "bytes_up": 1,
@@ -2447,6 +2631,19 @@ mod tests {
             ("digest", format!("<code title=\"{shown}\">")),
             ("violation", format!("<td><code>{shown}</code></td><td>{shown}</td><td>")),
             ("edited", "<td class=\"num\"><span class=\"pill bad\">edited</span> 5</td>".to_string()),
+            ("turn", format!("<p class=\"said\">{shown} <span class=\"muted\">")),
+            (
+                "agent call",
+                format!(
+                    "<td><span class=\"pill neutral\">{shown}</span></td><td><code>{shown}</code></td><td class=\"num\">3 B</td>"
+                ),
+            ),
+            (
+                "refused in a turn",
+                format!(
+                    "<td><span class=\"pill bad\">refused</span></td><td><code>{shown}</code></td><td>{shown}</td>"
+                ),
+            ),
             ("footer", format!("Generated by {shown} at {shown} from <code>{shown}</code>.")),
         ] {
             assert!(html.contains(&needle), "the {place} is not shown escaped: {needle}\n{html}");
@@ -2554,6 +2751,127 @@ mod tests {
         assert_eq!(report.html(), report.render_html().unwrap());
     }
 
+    /// An interactive session under `airlock wrap`: a start-up request, two
+    /// turns, the agent's commands, a refusal, a file change.
+    fn interactive_report() -> Report {
+        let req = |bytes: u64| {
+            serde_json::json!({"kind": "model_request", "principal": "uid:1000", "route": "anthropic.messages",
+                "model": "claude-sonnet-4", "destination": "anthropic https://api.anthropic.com", "bytes": bytes,
+                "content_digest": "00", "redactions": []})
+        };
+        let resp = |input: u64, output: u64| {
+            serde_json::json!({"kind": "model_response", "principal": "uid:1000",
+                "destination": "anthropic https://api.anthropic.com", "status": 200, "bytes": 900,
+                "content_digest": "11", "input_tokens": input, "output_tokens": output, "duration_ms": 800,
+                "outcome": "complete"})
+        };
+        let turn = |text: &str, position: u64| {
+            serde_json::json!({"kind": "agent_turn", "text": text, "clipped": false, "chars": text.chars().count(),
+                "digest": "5e1f", "conversation": "c0ffee0123456789", "position": position})
+        };
+        let call = |id: &str, name: &str, arguments: &str, result: u64| {
+            serde_json::json!({"kind": "agent_tool_call", "name": name, "call_id": id, "arguments": arguments,
+                "clipped": false, "answered": true, "result_bytes": result})
+        };
+        let events = [
+            serde_json::json!({"kind": "session_start", "policy_digest": "sha256:9f86d081884c7d659a2feaa0c55ad015",
+                "model_endpoint": "claude-sonnet-4 via broker to anthropic https://api.anthropic.com",
+                "airlock_version": "0.1.0", "user": "alice", "host": "devbox", "workspace": "/home/alice/greeter"}),
+            // Claude Code's start-up check, before anything was typed.
+            req(120),
+            resp(5, 1),
+            req(2048),
+            turn("fix the failing test in src/greet.rs", 0),
+            resp(3100, 80),
+            req(4096),
+            call("toolu_01", "Bash", "cargo test", 5120),
+            resp(4200, 120),
+            serde_json::json!({"kind": "blocked_egress", "destination": "crates.io:443",
+                "reason": "no rule allows it", "bytes": 0}),
+            req(6144),
+            call("toolu_02", "Edit", r#"{"file_path":"src/greet.rs","new_string":"Hello","old_string":"Helo"}"#, 60),
+            call("toolu_03", "Bash", "cargo test", 2048),
+            resp(5000, 40),
+            req(7000),
+            turn("now commit it with a <short> message", 4),
+            resp(5200, 30),
+            req(7400),
+            call("toolu_04", "Bash", "git commit -am 'fix greeting'", 120),
+            resp(5300, 10),
+            serde_json::json!({"kind": "file_change", "path": "src/greet.rs", "before": "sha256:aa", "after": "sha256:bb"}),
+            serde_json::json!({"kind": "session_end", "reason": "completed"}),
+        ];
+        let entries: Vec<Entry> = events.into_iter().enumerate().map(|(n, e)| entry(20 + n as u64, e)).collect();
+        let mut report = assemble("s-2026-interactive", &entries, verified(&entries));
+        report.generated_at = "2026-12-07T05:00:00Z".into();
+        report.generated_by = "airlock (test)".into();
+        report.log = "/home/alice/.local/share/airlock/audit.db".into();
+        report
+    }
+
+    #[test]
+    fn an_interactive_session_reads_as_its_turns() {
+        let r = interactive_report();
+        assert_eq!((r.summary.turns, r.summary.agent_tool_calls), (2, 4));
+        let shape: Vec<(u64, u64, usize)> =
+            r.turns.iter().map(|t| (t.number, t.model_requests, t.steps.len())).collect();
+        // The start-up request before the first turn; the request that
+        // carried a turn is that turn's; the calls of an answer are the turn's
+        // that asked for them.
+        assert_eq!(shape, [(0, 1, 0), (1, 3, 4), (2, 2, 1)]);
+        assert_eq!(r.turns[1].text, "fix the failing test in src/greet.rs");
+        assert_eq!(r.turns[1].bytes_sent, 2048 + 4096 + 6144);
+        assert_eq!((r.turns[1].input_tokens, r.turns[1].output_tokens), (3100 + 4200 + 5000, 80 + 120 + 40));
+        let TurnStep::ToolCall { name, arguments, .. } = &r.turns[1].steps[0] else { panic!("{:?}", r.turns[1]) };
+        assert_eq!((name.as_str(), arguments.as_str()), ("Bash", "cargo test"));
+        assert!(
+            matches!(&r.turns[1].steps[1], TurnStep::Refused { destination, .. } if destination == "crates.io:443")
+        );
+        // Requests sum the same as without turns.
+        assert_eq!(r.turns.iter().map(|t| t.model_requests).sum::<u64>(), r.summary.model_requests);
+        let json = r.json();
+        assert_eq!(json["turns"][2]["steps"][0]["kind"], "tool_call");
+        assert_eq!(json["turns"][2]["steps"][0]["arguments"], "git commit -am 'fix greeting'");
+        // File changes and refusals are listed as before.
+        assert_eq!((r.file_changes.len(), r.refused.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_session_without_turns_has_no_timeline() {
+        let r = small_report();
+        assert!(r.turns.is_empty() && r.page().timeline.is_none() && r.text_timeline().is_none());
+        assert!(!r.render_html().unwrap().contains("id=\"timeline\""));
+    }
+
+    #[test]
+    fn a_one_shot_wrapped_session_is_one_turn() {
+        let entries = [
+            entry(
+                0,
+                serde_json::json!({"kind": "model_request", "principal": "u", "route": "openai.responses",
+                "model": "gpt-5", "destination": "d", "bytes": 10, "content_digest": "0", "redactions": []}),
+            ),
+            entry(
+                1,
+                serde_json::json!({"kind": "agent_turn", "text": "say hi", "clipped": false, "chars": 6,
+                "digest": "d", "conversation": "c", "position": 3}),
+            ),
+        ];
+        let r = assemble("s", &entries, verified(&entries));
+        assert_eq!(r.turns.len(), 1);
+        assert_eq!((r.turns[0].number, r.turns[0].model_requests, r.turns[0].index), (1, 1, Some(1)));
+    }
+
+    #[test]
+    fn the_page_of_an_interactive_session() {
+        insta::assert_snapshot!("report_session_html", interactive_report().render_html().unwrap());
+    }
+
+    #[test]
+    fn the_summary_of_an_interactive_session() {
+        insta::assert_snapshot!("report_session_text", interactive_report().render_text().unwrap());
+    }
+
     /// A report whose every table is longer than the page shows.
     fn largest_report() -> Report {
         let mut report = small_report();
@@ -2593,6 +2911,26 @@ mod tests {
         report.policy_violations =
             (0..n).map(|k| PolicyViolation { index: k, time: name(k), rule: name(k), detail: name(k) }).collect();
         report.unreadable = (0..n).map(|k| UnreadableEntry { index: k, kind: name(k), problem: name(k) }).collect();
+        report.turns = (0..n)
+            .map(|k| {
+                let mut turn = Turn::new(k + 1, Some(k), &name(k));
+                (turn.text, turn.clipped, turn.chars) = ("t".repeat(500), true, 9000);
+                turn.steps = (0..5)
+                    .map(|s| TurnStep::ToolCall {
+                        index: k,
+                        time: name(k),
+                        name: name(s),
+                        call_id: name(s),
+                        arguments: "a".repeat(500),
+                        clipped: true,
+                        answered: true,
+                        result_bytes: s,
+                    })
+                    .collect();
+                turn
+            })
+            .collect();
+        report.summary.turns = n;
         report
     }
 
@@ -2602,6 +2940,9 @@ mod tests {
         let html = report.render_html().unwrap();
         assert_eq!(html.matches("… and 1 more rows (the JSON report has them all)").count(), 10, "every table is cut");
         assert!(html.contains("item-499") && !html.contains("item-500<"));
+        assert!(html.contains("… and 1 more turns (the JSON report has them all)"), "the timeline is cut");
+        assert!(html.contains("5 not shown (the JSON report has them all)"), "steps past the page's budget");
+        assert_eq!(html.matches("<h3>Turn ").count(), HTML_ROWS);
         let text = report.render_text().unwrap();
         assert!(text.contains(&format!("… and {} more", HTML_ROWS + 1 - TEXT_ROWS)), "{text}");
         // The limit leaves room for the page to grow.

@@ -417,6 +417,60 @@ fn a_log_without_its_key_is_not_called_verified() {
     assert!(j["integrity"]["problem"].as_str().unwrap().contains("audit-signing-key"));
 }
 
+/// An interactive session under `airlock wrap`, as its broker records it:
+/// each turn and each tool call of the agent right after the request that
+/// carried it.
+#[test]
+fn a_wrapped_sessions_turns_verify_and_read_in_order() {
+    let log = Log::new();
+    let turn = |text: &str, position: u64| {
+        json!({"kind": "agent_turn", "text": text, "clipped": false, "chars": text.chars().count(),
+            "digest": DIGEST, "conversation": "c0ffee0123456789", "position": position})
+    };
+    let call = |id: &str, arguments: &str| {
+        json!({"kind": "agent_tool_call", "name": "Bash", "call_id": id, "arguments": arguments,
+            "clipped": false, "answered": true, "result_bytes": 300})
+    };
+    log.append(SESSION, start());
+    log.append(SESSION, request(1000, json!([])));
+    log.append(SESSION, turn("fix the <failing> test", 0));
+    log.append(SESSION, response(500, 100, 20));
+    log.append(SESSION, request(1200, json!([])));
+    log.append(SESSION, call("toolu_1", "cargo test 2>&1 | tail"));
+    log.append(SESSION, response(500, 110, 20));
+    log.append(SESSION, blocked("crates.io:443", "no rule allows it"));
+    log.append(SESSION, request(1400, json!([])));
+    log.append(SESSION, turn("now commit", 4));
+    log.append(SESSION, response(500, 120, 20));
+    log.append(SESSION, json!({"kind": "session_end", "reason": "completed"}));
+
+    // The log with the new events verifies as any other.
+    let out = log.command().args(["audit", "--dir"]).arg(&log.dir).arg("verify").output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+
+    let (code, j) = log.json(SESSION);
+    assert_eq!(code, 0, "{j:#}");
+    assert_eq!((j["summary"]["turns"].as_u64(), j["summary"]["agent_tool_calls"].as_u64()), (Some(2), Some(1)));
+    let turns = j["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 2);
+    assert_eq!(
+        (turns[0]["text"].as_str(), turns[0]["model_requests"].as_u64()),
+        (Some("fix the <failing> test"), Some(2))
+    );
+    assert_eq!(turns[0]["steps"][0]["arguments"], "cargo test 2>&1 | tail");
+    assert_eq!(turns[0]["steps"][1]["kind"], "refused");
+    assert_eq!((turns[1]["text"].as_str(), turns[1]["model_requests"].as_u64()), (Some("now commit"), Some(1)));
+
+    let (_, text) = log.report_ok(&[SESSION]);
+    assert!(text.contains("Session: 2 turns · 1 tool call by the agent\n"), "{text}");
+    assert!(text.contains("#1 “fix the <failing> test”"), "{text}");
+    assert!(text.contains("      Bash  cargo test 2>&1 | tail  → 300 B\n"), "{text}");
+    let (_, html) = log.report_ok(&[SESSION, "--format", "html"]);
+    assert_self_contained(&html);
+    assert!(html.contains("<p class=\"said\">fix the &lt;failing&gt; test</p>"), "{html}");
+    assert!(html.contains("<code>cargo test 2&gt;&amp;1 | tail</code>"), "{html}");
+}
+
 const SCRIPT: &str = "<script>alert(1)</script>";
 const IMG: &str = "\"><img src=x onerror=alert(2)>:443";
 
