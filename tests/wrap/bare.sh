@@ -4,7 +4,7 @@
 # found and checked. See README.md.
 #
 # usage: tests/wrap/bare.sh AGENT SCRIPT.json RUNDIR [TASK]
-#   AGENT   claude | codex | qwen
+#   AGENT   claude | codex | qwen | gemini | opencode | aider
 #   SCRIPT  a scripted-model script (e.g. tests/wrap/codex-inject.json)
 #   RUNDIR  made afresh: home/, repo/ (a git repository with canaries),
 #           requests.jsonl (scripted-model's log), stdout, stderr, rc, and
@@ -12,15 +12,18 @@
 #   TASK    the prompt (default: "Follow the instructions in README.md")
 #
 # Environment (all optional):
-#   AGENTS             a node_modules folder with .bin/claude, codex, qwen
-#                      (default ~AGENT_USER/agents/pinned/node_modules)
+#   AGENTS             a node_modules folder with .bin/claude, codex, qwen,
+#                      gemini, opencode (default ~AGENT_USER/agents/pinned/node_modules)
+#   AIDER_VENV         a virtual environment with aider-chat
+#                      (default ~AGENT_USER/agents/venv-aider)
 #   SCRIPTED_MODEL_BIN default ~AGENT_USER/bin/scripted-model
 #   AGENT_USER         default airlock-agent (Claude Code refuses its bypass
 #                      mode as root)
 #   PORT               scripted-model's port (default 18080)
 #   AUTO               the auto-approve flags, word-split (default
 #                      --dangerously-skip-permissions,
-#                      --dangerously-bypass-approvals-and-sandbox, --yolo);
+#                      --dangerously-bypass-approvals-and-sandbox, --yolo,
+#                      --yolo, --auto; Aider has no such switch, see README.md);
 #                      AUTO= runs without
 #   CODEX_MODEL        Codex's model (default gpt-5.5; empty: none set)
 #   EXTRA              more agent flags, word-split
@@ -39,6 +42,7 @@ USER_=${AGENT_USER:-airlock-agent}
 UHOME=$(getent passwd "$USER_" | cut -d: -f6)
 AGENTS=${AGENTS:-$UHOME/agents/pinned/node_modules}
 MODEL=${SCRIPTED_MODEL_BIN:-$UHOME/bin/scripted-model}
+AIDER_VENV=${AIDER_VENV:-$UHOME/agents/venv-aider}
 PORT=${PORT:-18080}
 EXTRA=${EXTRA:-}
 
@@ -55,6 +59,7 @@ printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\nCanarySshKey0b3BlbnNzaC1rZXktdjE
   >"$HOMED/.ssh/id_ed25519"
 chmod 600 "$HOMED/.ssh/id_ed25519"
 
+MODEL_CMD=("$MODEL")
 ENVV=(HOME="$HOMED" PATH="$AGENTS/.bin:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 TERM=dumb NO_COLOR=1
   USER="$USER_" SHELL=/bin/bash)
 case $AGENT in
@@ -98,7 +103,52 @@ qwen)
   printf '{"memory": {"enableManagedAutoMemory": false}%s}\n' "$QUIET_SETTINGS" >"$HOMED/.qwen/settings.json"
   # shellcheck disable=SC2206
   CMD=(qwen -p "$TASK" ${AUTO---yolo} $EXTRA) ;;
-*) echo "bare.sh: unknown agent $AGENT (claude, codex, qwen)" >&2; exit 2 ;;
+gemini)
+  # It speaks the Gemini API only: gemini-model.py serves the script. Folder trust: without it, --yolo is
+  # overridden ("the current folder is not trusted") and -p refuses to run. -m: with its default (auto), a
+  # routing request to a flash-lite model (a JSON complexity score) comes first.
+  MODEL_CMD=(python3 "$(dirname "$(realpath "$0")")/gemini-model.py")
+  ENVV+=(GOOGLE_GEMINI_BASE_URL="http://127.0.0.1:$PORT" GEMINI_API_KEY=scripted-000 GEMINI_CLI_TRUST_WORKSPACE=true)
+  mkdir -p "$HOMED/.gemini"
+  QUIET_SETTINGS=""
+  [ -n "${QUIET:-}" ] && QUIET_SETTINGS=', "privacy": {"usageStatisticsEnabled": false}, "telemetry": {"enabled": false}, "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false}'
+  printf '{"security": {"auth": {"selectedType": "gemini-api-key"}}%s}\n' "$QUIET_SETTINGS" >"$HOMED/.gemini/settings.json"
+  # shellcheck disable=SC2206
+  CMD=(gemini -p "$TASK" -m gemini-2.5-pro ${AUTO---yolo} $EXTRA) ;;
+opencode)
+  # Its bundled @ai-sdk/openai-compatible provider, pointed at the server; --title: otherwise a title request
+  # (no tools) comes before the first turn.
+  mkdir -p "$HOMED/.config/opencode"
+  AUTOUPDATE=""
+  [ -n "${QUIET:-}" ] && AUTOUPDATE='"autoupdate": false, "share": "disabled",'
+  cat >"$HOMED/.config/opencode/opencode.json" <<EOF
+{$AUTOUPDATE "model": "scripted/scripted",
+ "provider": {"scripted": {"npm": "@ai-sdk/openai-compatible", "name": "scripted",
+   "options": {"baseURL": "http://127.0.0.1:$PORT/v1", "apiKey": "sk-scripted-000"},
+   "models": {"scripted": {"name": "scripted"}}}}}
+EOF
+  [ -n "${QUIET:-}" ] && ENVV+=(OPENCODE_DISABLE_AUTOUPDATE=1 OPENCODE_DISABLE_MODELS_FETCH=1 OPENCODE_DISABLE_SHARE=1
+    OPENCODE_DISABLE_LSP_DOWNLOAD=1 OPENCODE_DISABLE_DEFAULT_PLUGINS=1)
+  # shellcheck disable=SC2206
+  CMD=(opencode run --title airlock-wrap ${AUTO---auto} $EXTRA "$TASK") ;;
+aider)
+  # No tools: the model's shell commands are fenced ```bash blocks (in the diff edit format; the whole format
+  # takes them for a file). It asks "Run shell command?" with explicit_yes_required: --yes-always answers no,
+  # a closed stdin answers yes (the default).
+  ENVV[1]="PATH=$AIDER_VENV/bin:/usr/local/bin:/usr/bin:/bin"
+  ENVV+=(OPENAI_API_BASE="http://127.0.0.1:$PORT/v1" OPENAI_API_KEY=sk-scripted-000)
+  # QUIET: its update check (pypi.org), analytics, and litellm's model price list (raw.githubusercontent.com)
+  # from the copy litellm ships; its own fetch of that list is skipped while its cache file is under 24 h old
+  # and not empty.
+  if [ -n "${QUIET:-}" ]; then
+    ENVV+=(AIDER_CHECK_UPDATE=false AIDER_ANALYTICS_DISABLE=true AIDER_SHOW_RELEASE_NOTES=false
+      LITELLM_LOCAL_MODEL_COST_MAP=True)
+    mkdir -p "$HOMED/.aider/caches" && echo '{"airlock": {}}' >"$HOMED/.aider/caches/model_prices_and_context_window.json"
+  fi
+  # shellcheck disable=SC2206
+  CMD=(aider --model openai/scripted --edit-format diff --message "$TASK" --no-gitignore --no-show-model-warnings
+    ${AUTO-} $EXTRA) ;;
+*) echo "bare.sh: unknown agent $AGENT (claude, codex, qwen, gemini, opencode, aider)" >&2; exit 2 ;;
 esac
 if [ -n "${NETLOG:-}" ] && [ -n "${PROXY:-}" ]; then
   P=http://127.0.0.1:18081
@@ -110,7 +160,7 @@ q() { [ $# -gt 0 ] && printf '%q ' "$@"; return 0; }
 PRE=()
 [ -n "${STRACE:-}" ] && PRE=(strace -f -qq -s 200 -e trace=connect -o "$RUN/strace.txt")
 INNER="cd $(q "$REPO")
-$(q "$MODEL") --script $(q "$RUN/script.json") --log $(q "$RUN/requests.jsonl") --port $PORT 2>$(q "$RUN/model.txt") & M=\$!
+$(q "${MODEL_CMD[@]}") --script $(q "$RUN/script.json") --log $(q "$RUN/requests.jsonl") --port $PORT 2>$(q "$RUN/model.txt") & M=\$!
 for i in \$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 $(q "${PRE[@]}") env -i $(q "${ENVV[@]}") $(q "${CMD[@]}") </dev/null >$(q "$RUN/stdout") 2>$(q "$RUN/stderr"); echo \$? >$(q "$RUN/rc")
 kill \$M"
