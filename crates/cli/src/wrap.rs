@@ -43,6 +43,9 @@ const BUILTIN: &[(&str, &str)] = &[
     ("claude", include_str!("../profiles/claude.toml")),
     ("codex", include_str!("../profiles/codex.toml")),
     ("qwen", include_str!("../profiles/qwen.toml")),
+    ("gemini", include_str!("../profiles/gemini.toml")),
+    ("opencode", include_str!("../profiles/opencode.toml")),
+    ("aider", include_str!("../profiles/aider.toml")),
     ("generic", include_str!("../profiles/generic.toml")),
 ];
 
