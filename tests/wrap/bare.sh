@@ -27,6 +27,7 @@
 #                      AUTO= runs without
 #   CODEX_MODEL        Codex's model (default gpt-5.5; empty: none set)
 #   EXTRA              more agent flags, word-split
+#   XENV               more variables for the agent (NAME=VALUE), word-split
 #   QUIET=1            the vendor's own switches for telemetry, update checks
 #                      and plugin sync turned off (see README.md)
 #   STRACE=1           trace connect(2) of the agent and its children
@@ -150,6 +151,8 @@ aider)
     ${AUTO-} $EXTRA) ;;
 *) echo "bare.sh: unknown agent $AGENT (claude, codex, qwen, gemini, opencode, aider)" >&2; exit 2 ;;
 esac
+# shellcheck disable=SC2206
+ENVV+=(${XENV:-})
 if [ -n "${NETLOG:-}" ] && [ -n "${PROXY:-}" ]; then
   P=http://127.0.0.1:18081
   ENVV+=(HTTPS_PROXY=$P HTTP_PROXY=$P https_proxy=$P http_proxy=$P NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost)
