@@ -127,6 +127,10 @@ struct SandboxArgs {
     /// agent's own state folder where it looks for it).
     #[arg(long = "home-bind", value_name = "SRC:DST", requires = "private_home")]
     home_bind: Vec<String>,
+    /// Show the host file SRC, read-only, in place of the file DST inside a --read folder (an executable copy
+    /// of a helper that a wrapped agent's installation ships without its execute bit).
+    #[arg(long = "show-file", value_name = "SRC:DST")]
+    show_file: Vec<String>,
     /// Answer name lookups inside with REFUSED and send each name asked for to the Unix datagram
     /// socket SOCKET outside (lookups that bypass the broker's proxy are still seen).
     #[arg(long, value_name = "SOCKET")]
@@ -360,6 +364,12 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
         let (src, dst) = pair.split_once(':').ok_or_else(|| anyhow!("--home-bind {pair:?} is not SRC:DST"))?;
         let src = std::fs::canonicalize(src).with_context(|| format!("--home-bind {src}"))?;
         spec.home_binds.push((src, PathBuf::from(dst)));
+    }
+    for pair in &args.show_file {
+        let (src, dst) = pair.split_once(':').ok_or_else(|| anyhow!("--show-file {pair:?} is not SRC:DST"))?;
+        let src = std::fs::canonicalize(src).with_context(|| format!("--show-file {src}"))?;
+        let dst = std::fs::canonicalize(dst).with_context(|| format!("--show-file {dst}"))?;
+        spec.file_binds.push((src, dst));
     }
 
     if args.explain {

@@ -166,6 +166,11 @@ struct Profile {
     /// the file holds stays.
     #[serde(default)]
     json: BTreeMap<String, String>,
+    /// Helpers of its installation that must run (relative to the folder of
+    /// the program itself, `{arch}` standing for `x64` or `arm64`): one that
+    /// its package ships without the execute bit shows as an executable copy.
+    #[serde(default)]
+    helpers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,34 +225,129 @@ fn substitute(text: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-/// The program as `PATH` finds it, and the folders it needs to read: for a
-/// package from npm, the whole `node_modules` it lives in (its dependencies
-/// and native binaries sit beside it).
-fn installation(program: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
+/// The program as `PATH` finds it, and the folders it needs to read: its
+/// own installation and, for a script, its interpreter's (Node.js from nvm,
+/// Python from a virtual environment).
+fn installation(program: &Path, home: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
     let found = if program.components().count() > 1 {
         program.to_path_buf()
     } else {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-            .ok_or_else(|| anyhow!("{} is not on PATH", program.display()))?
+        on_path(program).ok_or_else(|| anyhow!("{} is not on PATH", program.display()))?
     };
+    let canonical = std::fs::canonicalize(&found).with_context(|| format!("{}", found.display()))?;
     let mut roots = Vec::new();
-    for p in [found.clone(), std::fs::canonicalize(&found).with_context(|| format!("{}", found.display()))?] {
-        let outermost = p.ancestors().filter(|a| a.file_name().is_some_and(|n| n == "node_modules")).last();
-        match outermost {
-            Some(modules) => roots.push(modules.to_path_buf()),
-            None => {
-                if let Some(parent) = p.parent() {
-                    roots.push(parent.to_path_buf());
-                }
-            }
+    let mut named = vec![found.clone(), canonical.clone()];
+    if let Some(interpreter) = interpreter(&canonical) {
+        if let Ok(real) = std::fs::canonicalize(&interpreter) {
+            named.push(real);
         }
+        named.push(interpreter);
+    }
+    for p in &named {
+        roots.extend(install_roots(p, home));
     }
     roots.sort();
     roots.dedup();
     Ok((found, roots))
+}
+
+/// `name` as `PATH` finds it.
+fn on_path(name: &Path) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The interpreter a script names on its `#!` line (through `env`, as `PATH` finds it).
+fn interpreter(script: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(script).and_then(|mut f| f.read(&mut head)).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|b| *b == b'\n').next()?).into_owned();
+    let mut words = line.split_whitespace();
+    let first = PathBuf::from(words.next()?);
+    if first.file_name().is_some_and(|n| n == "env") {
+        let name = words.find(|w| !w.starts_with('-'))?;
+        return on_path(Path::new(name));
+    }
+    Some(first)
+}
+
+/// What must be readable for the program or interpreter at `p` to run: the
+/// outermost `node_modules` it lives in (its package's dependencies and
+/// native parts sit beside it); for one in `PREFIX/bin`, the prefix's `bin`
+/// and `lib` (and a virtual environment's `pyvenv.cfg`), never the whole
+/// prefix, which may be `~/.local` with every other tool's data in it; else
+/// its folder. Nothing for the system's own folders, always readable, and
+/// never the home folder itself.
+fn install_roots(p: &Path, home: &Path) -> Vec<PathBuf> {
+    if let Some(modules) = p.ancestors().filter(|a| a.file_name().is_some_and(|n| n == "node_modules")).last() {
+        return vec![modules.to_path_buf()];
+    }
+    let Some(parent) = p.parent() else { return Vec::new() };
+    let system = |d: &Path| {
+        ["/", "/usr", "/usr/local", "/bin", "/sbin", "/usr/bin", "/usr/local/bin"].iter().any(|s| d == Path::new(s))
+    };
+    if system(parent) {
+        return Vec::new();
+    }
+    if parent.file_name().is_some_and(|n| n == "bin")
+        && let Some(prefix) = parent.parent()
+        && !system(prefix)
+        && prefix != home
+    {
+        return ["bin", "lib", "lib64", "pyvenv.cfg"].iter().map(|n| prefix.join(n)).filter(|p| p.exists()).collect();
+    }
+    if parent == home {
+        return vec![p.to_path_buf()];
+    }
+    vec![parent.to_path_buf()]
+}
+
+/// The helpers of the profile that exist without an execute bit, each with
+/// an executable copy to show in its place (kept under
+/// `$XDG_DATA_HOME/airlock-wrap/helpers/`, made again when the original changes).
+fn executable_helpers(profile: &Profile, program: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(folder) = std::fs::canonicalize(program).ok().and_then(|p| p.parent().map(Path::to_path_buf)) else {
+        return Ok(Vec::new());
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let mut shown = Vec::new();
+    for helper in &profile.helpers {
+        let path = folder.join(helper.replace("{arch}", arch));
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if !meta.is_file() || meta.permissions().mode() & 0o100 != 0 {
+            continue;
+        }
+        let path = std::fs::canonicalize(&path)?;
+        use std::os::unix::ffi::OsStrExt;
+        let mut id = Sha256::new();
+        id.update(path.as_os_str().as_bytes());
+        let stamp = (meta.dev(), meta.ino(), meta.size(), meta.mtime(), meta.mtime_nsec());
+        id.update(format!("{stamp:?}").as_bytes());
+        let copy = data_home()?.join("airlock-wrap/helpers").join(hex::encode(&id.finalize()[..16]));
+        if !copy.is_file() {
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let parent = copy.parent().unwrap_or(Path::new("/"));
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            airlock_core::beneath::write_nofollow(&copy, &bytes, 0o755)?;
+        }
+        shown.push((copy, path));
+    }
+    Ok(shown)
+}
+
+/// `$XDG_DATA_HOME`, or `~/.local/share`.
+fn data_home() -> Result<PathBuf> {
+    Ok(match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
+        Some(x) if x.is_absolute() => x,
+        _ => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?).join(".local/share"),
+    })
 }
 
 /// `$XDG_DATA_HOME/airlock-wrap/PROFILE/WORKSPACE`: the agents' own state,
@@ -256,11 +356,7 @@ fn installation(program: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
 /// hooks, MCP servers or settings that a hostile repository makes its agent
 /// write stay with that repository, and never run in a session on another.
 fn state_root(profile: &str, workspace: &Path) -> Result<PathBuf> {
-    let base = match std::env::var_os("XDG_DATA_HOME").map(PathBuf::from) {
-        Some(x) if x.is_absolute() => x,
-        _ => PathBuf::from(std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set"))?).join(".local/share"),
-    };
-    Ok(base.join("airlock-wrap").join(profile).join(workspace_key(workspace)))
+    Ok(data_home()?.join("airlock-wrap").join(profile).join(workspace_key(workspace)))
 }
 
 /// The name of a workspace's state folder.
@@ -370,12 +466,12 @@ fn broker_config(args: &WrapArgs, profile: &Profile) -> Result<(GatewayConfig, S
 pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let program = PathBuf::from(&args.command[0]);
     let (profile_name, profile) = load_profile(args.profile.as_deref(), &program)?;
-    let (found, install_roots) = installation(&program)?;
     let (mut config, upstream_origin) = broker_config(&args, &profile)?;
     config.egress = None;
     let cx = crate::context()?;
     let policy = crate::load_policy(&cx)?;
     let home = std::fs::canonicalize(&cx.home).with_context(|| format!("HOME {}", cx.home.display()))?;
+    let (found, install_roots) = installation(&program, &home)?;
 
     let model = args.model.clone().or_else(|| profile.model.clone()).unwrap_or_default();
     let session = airlock_session::run::new_session_id().context("cannot make a session id")?;
@@ -465,8 +561,8 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
             let patch: serde_json::Value = serde_json::from_str(&substitute(patch, &vars))
                 .with_context(|| format!("profile {profile_name}: json.{file:?} is not JSON"))?;
             let (text, found) = merged_json(kept, Path::new(file), patch)?;
-            if let Some((found, planted)) = found {
-                let detail = format!("{shown}{file} was {found}; the profile's keys were written in its place");
+            if let Some(Replaced { what, planted }) = found {
+                let detail = format!("{shown}{file} was {what}; the profile's keys were written in its place");
                 warnings.push(detail.clone());
                 if planted {
                     start_events.push(Event::PolicyViolation { rule: "wrap.state_link".into(), detail });
@@ -526,7 +622,8 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
         .context("cannot start the runtime")?;
     let scanner = Arc::new(airlock_redact::Scanner::builtin());
     let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone(), key: Some(key.clone()) };
-    let gw = Gateway::new(config, auth, audit.clone(), scanner)?;
+    // The turns and the tool calls of the agent, as its requests carry them: the record of a session.
+    let gw = Gateway::new(config, auth, audit.clone(), scanner)?.recording_conversations();
     let egress = EgressConfig { allow_domains: allow_domains.clone(), ..EgressConfig::default() };
     let recorder = Arc::new(AuditRecorder::new(audit.clone(), session.clone()));
     let proxy = EgressProxy::new(egress, recorder, Arc::new(SystemResolver));
@@ -582,6 +679,9 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     }
     for dir in &args.write {
         sandbox.arg("--write").arg(dir);
+    }
+    for (copy, original) in executable_helpers(&profile, &found)? {
+        sandbox.arg("--show-file").arg(format!("{}:{}", copy.display(), original.display()));
     }
     for name in env.keys() {
         sandbox.arg("--env").arg(name);
@@ -809,18 +909,29 @@ fn lookup_event(message: &[u8], seen: &mut std::collections::HashSet<String>) ->
 /// The largest state file merged: the agents' own JSON state stays far below.
 const JSON_STATE_LIMIT: u64 = 64 << 20;
 
+/// What stood where a JSON state file was expected, replaced.
+struct Replaced {
+    what: String,
+    /// A link or a pipe: something put there, not a file the agent wrote.
+    planted: bool,
+}
+
 /// `base/rel` with `patch`'s keys set in it (objects merged key by key,
 /// anything else replaced), and what stood there instead of a JSON object
 /// when that was replaced: a link or a pipe (planted: true), a file too
 /// large, or text that is not JSON (kept beside it as `NAME.airlock-unreadable`).
-fn merged_json(base: &Path, rel: &Path, patch: serde_json::Value) -> Result<(Vec<u8>, Option<(String, bool)>)> {
+fn merged_json(base: &Path, rel: &Path, patch: serde_json::Value) -> Result<(Vec<u8>, Option<Replaced>)> {
     use airlock_core::beneath::{Found, read_beneath, write_beneath};
     let empty = || serde_json::Value::Object(Default::default());
     let (mut value, found) = match read_beneath(base, rel, JSON_STATE_LIMIT)? {
         Found::Nothing => (empty(), None),
-        Found::Link(target) => (empty(), Some((format!("a symbolic link to {target}"), true))),
-        Found::NotAFile => (empty(), Some(("not a regular file".to_string(), true))),
-        Found::TooLarge(n) => (empty(), Some((format!("{n} bytes, more than airlock reads"), false))),
+        Found::Link(target) => {
+            (empty(), Some(Replaced { what: format!("a symbolic link to {target}"), planted: true }))
+        }
+        Found::NotAFile => (empty(), Some(Replaced { what: "not a regular file".into(), planted: true })),
+        Found::TooLarge(n) => {
+            (empty(), Some(Replaced { what: format!("{n} bytes, more than airlock reads"), planted: false }))
+        }
         Found::File(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(v) if v.is_object() => (v, None),
             _ => {
@@ -828,7 +939,7 @@ fn merged_json(base: &Path, rel: &Path, patch: serde_json::Value) -> Result<(Vec
                 aside.push(".airlock-unreadable");
                 write_beneath(base, Path::new(&aside), &bytes, 0o600)?;
                 let kept = Path::new(&aside).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                (empty(), Some((format!("not a JSON object (kept as {kept})"), false)))
+                (empty(), Some(Replaced { what: format!("not a JSON object (kept as {kept})"), planted: false }))
             }
         },
     };

@@ -75,6 +75,9 @@ pub fn explain(spec: &SandboxSpec, plan: &Plan, support: &KernelSupport, policy:
             MountOp::Replace { path, .. } => {
                 format!("cleaned     {} (a copy without registry tokens){}", path.display(), why(path))
             }
+            MountOp::ShowFile { source, target } => {
+                format!("read-only   {} (shows {}: executable)", target.display(), source.display())
+            }
             MountOp::ReadOnly { path } => format!("sealed      {} (read-only once built)", path.display()),
         };
         let _ = writeln!(s, "  {line}");

@@ -88,6 +88,15 @@ pub enum MountOp {
         /// What shows instead.
         contents: String,
     },
+    /// Show a host file, read-only, in place of a file inside a readable
+    /// root: an executable copy of a helper that an agent's installation
+    /// ships without its execute bit.
+    ShowFile {
+        /// The copy on the host.
+        source: PathBuf,
+        /// The file it shows at (which exists, inside a readable root).
+        target: PathBuf,
+    },
     /// Make a mount point read-only once everything beneath it is in place.
     ReadOnly {
         /// The mount point.
@@ -105,7 +114,7 @@ impl MountOp {
             | MountOp::Replace { path, .. }
             | MountOp::ReadOnly { path } => path,
             MountOp::Symlink { link, .. } => link,
-            MountOp::BindAt { target, .. } => target,
+            MountOp::BindAt { target, .. } | MountOp::ShowFile { target, .. } => target,
             MountOp::Proc => Path::new("/proc"),
             MountOp::Devpts => Path::new("/dev/pts"),
         }
@@ -247,6 +256,21 @@ pub fn plan(spec: &SandboxSpec, host: &dyn Host) -> Result<Plan, SandboxError> {
         }
     } else if !spec.home_binds.is_empty() {
         return Err(SandboxError::Policy("folders can be shown at other places only in a private home".into()));
+    }
+
+    // Files shown in place of others inside the readable roots.
+    for (source, target) in &spec.file_binds {
+        let inside_root = bound.iter().any(|b| target.starts_with(b) && b != &spec.workspace);
+        if denied(source) || denied(target) || !inside_root || node(target) != Node::File || node(source) != Node::File
+        {
+            return Err(SandboxError::Policy(format!(
+                "{} cannot show at {}: both must be files, neither read-denied, and the target inside a readable root \
+                 other than the workspace",
+                source.display(),
+                target.display()
+            )));
+        }
+        mounts.push(MountOp::ShowFile { source: source.clone(), target: target.clone() });
     }
 
     // The private /tmp, /proc and a minimal /dev.
@@ -866,6 +890,7 @@ mod tests {
             bridges: vec![],
             home_view: None,
             home_binds: vec![],
+            file_binds: vec![],
             dns_log: None,
             allow_openat2: false,
             sockets: vec![],
@@ -1060,6 +1085,35 @@ mod tests {
         assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err(), "a target outside the home");
         spec.home_view = Some("/".into());
         assert!(super::plan(&spec, &|_: &Path| Node::Dir).is_err());
+    }
+
+    #[test]
+    fn a_file_shows_in_place_of_another_only_inside_a_readable_root() {
+        let mut spec = spec();
+        spec.readable_roots.push("/opt/agent".into());
+        let nodes = HashMap::from([
+            ("/usr", Node::Dir),
+            ("/opt/agent", Node::Dir),
+            ("/opt/agent/vendor/rg", Node::File),
+            ("/var/run/airlock/rg", Node::File),
+            ("/home/u/proj/rg", Node::File),
+        ]);
+        let node = |p: &Path| nodes.get(p.to_str().unwrap()).cloned().unwrap_or(Node::Missing);
+        spec.file_binds = vec![("/var/run/airlock/rg".into(), "/opt/agent/vendor/rg".into())];
+        let plan = super::plan(&spec, &node).unwrap();
+        let show = MountOp::ShowFile { source: "/var/run/airlock/rg".into(), target: "/opt/agent/vendor/rg".into() };
+        let root = MountOp::Bind { path: "/opt/agent".into(), access: Access::ReadOnly };
+        let at = |op: &MountOp| plan.mounts.iter().position(|m| m == op).unwrap();
+        assert!(at(&root) < at(&show), "{:?}", plan.mounts);
+        for (source, target, why) in [
+            ("/var/run/airlock/rg", "/home/u/proj/rg", "the workspace is not a readable root"),
+            ("/var/run/airlock/rg", "/etc/passwd", "outside every root"),
+            ("/var/run/airlock/rg", "/opt/agent/vendor/missing", "no file there"),
+            ("/home/u/.ssh/id", "/opt/agent/vendor/rg", "a denied source"),
+        ] {
+            spec.file_binds = vec![(source.into(), target.into())];
+            assert!(super::plan(&spec, &node).is_err(), "{why}");
+        }
     }
 
     #[test]

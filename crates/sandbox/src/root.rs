@@ -80,6 +80,12 @@ fn apply(op: &MountOp, n: usize) -> Result<(), Step> {
             make_mount_point(&dst, true)?;
             move_tree(&tree, &dst).map_err(|e| ("bind mount", e))
         }
+        MountOp::ShowFile { source, target } => {
+            let src = Path::new("/oldroot").join(source.strip_prefix("/").unwrap_or(source));
+            let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+            let tree = clone_tree(&src, attrs).map_err(|e| ("show file", e))?;
+            move_tree(&tree, &inside(target)).map_err(|e| ("show file", e))
+        }
         MountOp::Symlink { link, target } => {
             let dst = inside(link);
             let mut made = std::os::unix::fs::symlink(target, &dst);

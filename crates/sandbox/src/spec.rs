@@ -39,6 +39,12 @@ pub struct SandboxSpec {
     /// (source, target): a wrapped agent's own state folder where it looks
     /// for it, while the user's real one stays hidden.
     pub home_binds: Vec<(PathBuf, PathBuf)>,
+    /// Host files shown, read-only, in place of files inside the readable
+    /// roots (source, target): an executable copy of a helper that a
+    /// wrapped agent's installation ships without its execute bit (Qwen
+    /// Code's ripgrep), so that it runs without the installation becoming
+    /// writable.
+    pub file_binds: Vec<(PathBuf, PathBuf)>,
     /// Answer name lookups inside on 127.0.0.1:53 (REFUSED: the proxy is the
     /// way out) and send each name asked for to this Unix datagram socket
     /// outside, so that a lookup that bypasses the proxy is still seen. The
@@ -239,6 +245,7 @@ impl SandboxSpec {
             bridges: Vec::new(),
             home_view: None,
             home_binds: Vec::new(),
+            file_binds: Vec::new(),
             dns_log: None,
             allow_openat2: false,
             sockets: Vec::new(),
