@@ -108,6 +108,7 @@ pub struct WrapArgs {
 enum WrapApi {
     Openai,
     Anthropic,
+    Gemini,
 }
 
 impl WrapApi {
@@ -115,6 +116,7 @@ impl WrapApi {
         match self {
             WrapApi::Openai => ApiStyle::OpenAi,
             WrapApi::Anthropic => ApiStyle::Anthropic,
+            WrapApi::Gemini => ApiStyle::Gemini,
         }
     }
 }

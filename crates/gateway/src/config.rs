@@ -15,7 +15,7 @@
 //!
 //! [[upstream]]
 //! name = "vllm"
-//! api = "openai"                     # or "anthropic"
+//! api = "openai"                     # or "anthropic", or "gemini"
 //! base_url = "http://10.0.0.5:8000"  # the path (/v1/...) is appended
 //! models = ["qwen2.5-coder-*", "llama-3.1-8b-instruct"]
 //! api_key_env = "VLLM_API_KEY"       # or api_key_file = "/etc/airlock/vllm.key"; or neither
@@ -34,7 +34,8 @@ use serde::Deserialize;
 
 /// Which wire API an upstream speaks (OpenAI: `/v1/chat/completions`,
 /// `/v1/responses`, `/v1/embeddings`, `/v1/models`; Anthropic: `/v1/messages`,
-/// `/v1/messages/count_tokens`).
+/// `/v1/messages/count_tokens`; Gemini: `/v1beta/models/MODEL:generateContent`,
+/// `:streamGenerateContent`, `:countTokens`, see [`crate::gemini`]).
 pub use airlock_model::ApiStyle;
 
 /// Where the gateway listens.
@@ -222,12 +223,14 @@ impl GatewayConfig {
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 return Err(bad("base_url must be an http:// or https:// URL with a host".into()));
             }
-            if url.path().trim_end_matches('/').ends_with("/v1") {
-                return Err(bad(format!(
-                    "base_url {} ends in /v1; the gateway appends the whole /v1/... path\nhint: write {}",
-                    u.base_url,
-                    u.base_url.trim_end_matches('/').trim_end_matches("/v1")
-                )));
+            for version in ["/v1", "/v1beta"] {
+                if url.path().trim_end_matches('/').ends_with(version) {
+                    return Err(bad(format!(
+                        "base_url {} ends in {version}; the gateway appends the whole {version}/... path\nhint: write {}",
+                        u.base_url,
+                        u.base_url.trim_end_matches('/').trim_end_matches(version)
+                    )));
+                }
             }
             if u.models.is_empty() || u.models.iter().any(String::is_empty) {
                 return Err(bad("models must list at least one non-empty name or pattern".into()));
@@ -354,6 +357,11 @@ mod tests {
             base_url = "https://api.anthropic.com"
             models = ["claude-*"]
             api_key_env = "KEY"
+            [[upstream]]
+            name = "google"
+            api = "gemini"
+            base_url = "https://generativelanguage.googleapis.com"
+            models = ["gemini-*"]
             "#,
         )
         .unwrap();
@@ -361,6 +369,7 @@ mod tests {
         assert_eq!(c.route("qwen2.5-coder").unwrap().name, "local");
         assert_eq!(c.route("claude-sonnet-4").unwrap().api_key.as_deref(), Some("sk-upstream"));
         assert_eq!(c.upstreams[0].base_url, "http://127.0.0.1:8000");
+        assert_eq!(c.route("gemini-2.5-pro").unwrap().api, ApiStyle::Gemini);
         assert!(c.route("gpt-4o").is_none());
         assert!(c.route("llama-3.1-8b-x").is_none());
     }
@@ -370,6 +379,7 @@ mod tests {
         let base = "[[upstream]]\nname = \"u\"\napi = \"openai\"\nmodels = [\"m\"]\n";
         let err = |extra: &str| parse(&format!("{base}{extra}")).unwrap_err().to_string();
         assert!(err("base_url = \"http://h/v1\"").contains("ends in /v1"));
+        assert!(err("base_url = \"http://h/v1beta/\"").contains("ends in /v1beta"));
         assert!(err("base_url = \"ftp://h\"").contains("http:// or https://"));
         assert!(err("base_url = \"http://h\"\napi_key_env = \"NOPE\"").contains("$NOPE is not set"));
         assert!(err("base_url = \"http://h\"\ncolour = 1").contains("unknown field"));

@@ -6,14 +6,16 @@
 //! the person typed) and, when the model last asked for tools, its calls with
 //! their results (the commands the agent ran). A [`Transcript`] reads each
 //! request body as it leaves (already redacted: nothing here sees a secret
-//! the log would not hold) in the three wire formats the broker carries, and
+//! the log would not hold) in the four wire formats the broker carries
+//! (OpenAI chat and Responses, Anthropic Messages, Gemini), and
 //! tells what is new since the requests before it, so that a request that
 //! repeats the whole history records only what it adds:
 //!
 //! - a user turn is keyed by its conversation, its position and the digest of
 //!   its text; tool results and the context agents send as user messages
 //!   (`<system-reminder>`, `<environment_context>`, AGENTS.md) are not turns;
-//! - a tool call is keyed by its id (`toolu_…`, `call_…`).
+//! - a tool call is keyed by its id (`toolu_…`, `call_…`); a Gemini call
+//!   without one by its answer's id, else by its place in the conversation.
 //!
 //! Everything is bounded: the body's size ([`MAX_BODY_BYTES`]), the JSON's
 //! depth (`serde_json`'s recursion limit), the text kept of a turn or of a
@@ -144,7 +146,18 @@ impl Transcript {
     /// What `body` (a request of `schema`, as it leaves) adds since the
     /// requests before it; its keys are marked seen.
     pub fn observe(&mut self, schema: Schema, body: &[u8]) -> Observed {
-        let Some(read) = read(schema, body) else { return Observed::default() };
+        self.add(read(schema, body))
+    }
+
+    /// What `body` (a Gemini API `generateContent` request, as it leaves)
+    /// adds since the requests before it, as [`Transcript::observe`] does
+    /// for the other APIs.
+    pub fn observe_gemini(&mut self, body: &[u8]) -> Observed {
+        self.add(read_gemini(body))
+    }
+
+    fn add(&mut self, read: Option<Read>) -> Observed {
+        let Some(read) = read else { return Observed::default() };
         let mut results: Vec<(&str, u64)> = Vec::new();
         for item in &read.items {
             if let Item::Result { id, bytes } = item {
@@ -289,6 +302,78 @@ fn read(schema: Schema, body: &[u8]) -> Option<Read> {
             _ => return None,
         },
         Schema::OpenaiEmbeddings => return None,
+    }
+    Some(read)
+}
+
+/// The `parts` of a Gemini content.
+fn parts_of(content: &Value) -> &[Value] {
+    content.get("parts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The conversation in a Gemini request body: `contents[]` with `role`
+/// `user` or `model` and `parts[]` of `text`, `functionCall {name, args,
+/// id?}` and `functionResponse {name, response, id?}`.
+fn read_gemini(body: &[u8]) -> Option<Read> {
+    if body.len() > MAX_BODY_BYTES {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let offers_tools = value.get("tools").and_then(Value::as_array).is_some_and(|tools| {
+        tools.iter().any(|t| t.get("functionDeclarations").and_then(Value::as_array).is_some_and(|f| !f.is_empty()))
+    });
+    let contents = value.get("contents")?.as_array()?;
+    let mut read = Read { offers_tools, ..Read::default() };
+    let texts_of = |c: &Value| -> Vec<String> {
+        parts_of(c).iter().filter_map(|p| p.get("text").and_then(Value::as_str)).map(str::to_string).collect()
+    };
+    if let Some(first) = contents.first() {
+        let mut text = str_of(first, "role").to_string();
+        for t in texts_of(first) {
+            text.push('\n');
+            text.push_str(&t);
+        }
+        read.conversation = conversation_of(&text);
+    }
+    let field = |p: &Value, kind: &str| p.get(kind).filter(|v| v.is_object()).cloned();
+    let calls_in = |c: &Value| -> Vec<Value> { parts_of(c).iter().filter_map(|p| field(p, "functionCall")).collect() };
+    let answers_in =
+        |c: &Value| -> Vec<Value> { parts_of(c).iter().filter_map(|p| field(p, "functionResponse")).collect() };
+    let id_of = |v: Option<&Value>| v.map(|v| str_of(v, "id")).filter(|id| !id.is_empty()).map(str::to_string);
+    for (position, content) in contents.iter().enumerate() {
+        match str_of(content, "role") {
+            // A call's id is its own, else its answer's (the k-th answer in
+            // the next content), else its place: Gemini CLI sends the
+            // model's calls as the model gave them, often without ids, and
+            // names its answers with ids of its own.
+            "model" => {
+                let answers = contents.get(position + 1).map(&answers_in).unwrap_or_default();
+                for (k, call) in calls_in(content).iter().enumerate() {
+                    let id = id_of(Some(call))
+                        .or_else(|| id_of(answers.get(k)))
+                        .unwrap_or_else(|| format!("{}:{position}:{k}", read.conversation));
+                    read.items.push(Item::Call {
+                        id,
+                        name: str_of(call, "name").to_string(),
+                        arguments: call.get("args").map(shown_arguments).unwrap_or_default(),
+                    });
+                }
+            }
+            "user" | "function" => {
+                let calls = position.checked_sub(1).and_then(|p| contents.get(p)).map(&calls_in).unwrap_or_default();
+                for (k, answer) in answers_in(content).iter().enumerate() {
+                    let id = id_of(Some(answer))
+                        .or_else(|| id_of(calls.get(k)))
+                        .unwrap_or_else(|| format!("{}:{}:{k}", read.conversation, position.saturating_sub(1)));
+                    let response = answer.get("response");
+                    let output = response.and_then(|r| r.get("output")).filter(|o| o.is_string());
+                    read.items.push(Item::Result { id, bytes: result_bytes(output.or(response)) });
+                }
+                let texts = texts_of(content);
+                push_turn(&mut read.items, position, texts.iter().map(String::as_str).collect());
+            }
+            _ => {}
+        }
     }
     Some(read)
 }
@@ -577,6 +662,57 @@ mod tests {
     }
 
     const TOOLS: &str = "tools";
+
+    #[test]
+    fn gemini_turns_and_calls_are_recorded_once() {
+        let mut t = Transcript::default();
+        let tools = json!([{"functionDeclarations": [{"name": "run_shell_command"}]}]);
+        let mut contents = vec![
+            json!({"role": "user", "parts": [{"text": "<session_context>\nThis is the Gemini CLI.\n</session_context>"}]}),
+            json!({"role": "user", "parts": [{"text": "fix the failing test"}]}),
+        ];
+        let body = |c: &Vec<Value>| serde_json::to_vec(&json!({"contents": c, "tools": tools})).unwrap();
+        let first = t.observe_gemini(&body(&contents)).events;
+        assert_eq!(turn_texts(&first), ["fix the failing test"]);
+
+        // The model's call comes back without an id; Gemini CLI's answer names one.
+        contents.push(json!({"role": "model", "parts": [{"text": "Running them."},
+            {"functionCall": {"name": "run_shell_command", "args": {"command": "cargo test", "description": "run"}}}]}));
+        contents.push(json!({"role": "user", "parts": [{"functionResponse": {"id": "run_shell_command-17-ab",
+            "name": "run_shell_command", "response": {"output": "test result: ok"}}}]}));
+        let second = t.observe_gemini(&body(&contents)).events;
+        assert_eq!(
+            calls(&second),
+            [("run_shell_command".into(), "run_shell_command-17-ab".into(), "cargo test".into(), Some(15))]
+        );
+        assert!(turn_texts(&second).is_empty());
+        assert!(t.observe_gemini(&body(&contents)).events.is_empty(), "the same history adds nothing");
+
+        // Ids on both sides, and neither: each call is keyed and answered once.
+        contents.push(json!({"role": "model", "parts": [
+            {"functionCall": {"id": "c1", "name": "read_file", "args": {"file_path": "a.rs"}}},
+            {"functionCall": {"name": "glob", "args": {"pattern": "*.rs"}}}]}));
+        contents.push(json!({"role": "user", "parts": [
+            {"functionResponse": {"id": "c1", "name": "read_file", "response": {"output": "fn a() {}"}}},
+            {"functionResponse": {"name": "glob", "response": {"files": ["a.rs"]}}}]}));
+        contents.push(json!({"role": "user", "parts": [{"text": "now commit"}]}));
+        let third = t.observe_gemini(&body(&contents)).events;
+        let got = calls(&third);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!((got[0].1.as_str(), got[0].3), ("c1", Some(9)));
+        assert_eq!((got[1].0.as_str(), got[1].2.as_str()), ("glob", r#"{"pattern":"*.rs"}"#));
+        assert!(got[1].1.ends_with(":4:1") && got[1].3.is_some(), "{got:?}");
+        assert_eq!(turn_texts(&third), ["now commit"]);
+        assert!(t.observe_gemini(&body(&contents)).events.is_empty());
+
+        // A side request without function declarations records no turn; a body that is not Gemini's adds nothing.
+        let side = serde_json::to_vec(&json!({"contents": [{"role": "user", "parts": [{"text": "route this"}]}],
+            "tools": [{"googleSearch": {}}]}))
+        .unwrap();
+        assert!(t.observe_gemini(&side).events.is_empty());
+        assert!(t.observe_gemini(br#"{"messages": []}"#).events.is_empty());
+        assert!(t.observe_gemini(b"not json").events.is_empty());
+    }
 
     #[test]
     fn anthropic_turns_and_calls_are_recorded_once() {

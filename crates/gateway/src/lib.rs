@@ -20,6 +20,7 @@ pub mod conversation;
 pub mod egress;
 pub mod egress_audit;
 pub mod forwarded;
+pub mod gemini;
 pub mod keys;
 pub mod server;
 pub mod server_tools;

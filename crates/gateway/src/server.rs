@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::body::{Schema, scrub};
 use crate::config::{ApiStyle, GatewayConfig, Upstream};
+use crate::gemini::GeminiMethod;
 
 /// Who may call.
 #[derive(Debug)]
@@ -43,8 +44,8 @@ pub enum Auth {
         uid: u32,
         /// The session the records belong to.
         session: String,
-        /// A key the caller must also present (`x-api-key` or a bearer
-        /// token): the placeholder a wrapped agent holds instead of the real
+        /// A key the caller must also present (`x-api-key`, a bearer
+        /// token, or on the Gemini API `x-goog-api-key` or `?key=`): the placeholder a wrapped agent holds instead of the real
         /// credential, which only this broker has.
         key: Option<String>,
     },
@@ -126,6 +127,8 @@ enum Route {
     Embeddings,
     Messages,
     CountTokens,
+    /// The Gemini API; the model is in the path (see [`crate::gemini`]).
+    Gemini(GeminiMethod),
 }
 
 impl Route {
@@ -144,15 +147,18 @@ impl Route {
         match self {
             Route::Chat | Route::Responses | Route::Embeddings => ApiStyle::OpenAi,
             Route::Messages | Route::CountTokens => ApiStyle::Anthropic,
+            Route::Gemini(_) => ApiStyle::Gemini,
         }
     }
 
-    fn schema(self) -> Schema {
+    /// The body's schema; `None` for the Gemini API, which [`crate::gemini`] reads.
+    fn schema(self) -> Option<Schema> {
         match self {
-            Route::Chat => Schema::OpenaiChat,
-            Route::Responses => Schema::OpenaiResponses,
-            Route::Embeddings => Schema::OpenaiEmbeddings,
-            Route::Messages | Route::CountTokens => Schema::AnthropicMessages,
+            Route::Chat => Some(Schema::OpenaiChat),
+            Route::Responses => Some(Schema::OpenaiResponses),
+            Route::Embeddings => Some(Schema::OpenaiEmbeddings),
+            Route::Messages | Route::CountTokens => Some(Schema::AnthropicMessages),
+            Route::Gemini(_) => None,
         }
     }
 
@@ -163,27 +169,55 @@ impl Route {
             Route::Embeddings => "openai.embeddings",
             Route::Messages => "anthropic.messages",
             Route::CountTokens => "anthropic.count_tokens",
+            Route::Gemini(GeminiMethod::GenerateContent) => "gemini.generate_content",
+            Route::Gemini(GeminiMethod::StreamGenerateContent) => "gemini.stream_generate_content",
+            Route::Gemini(GeminiMethod::CountTokens) => "gemini.count_tokens",
         }
     }
 }
 
-/// The key a request presents: a bearer token or `x-api-key`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+/// The key a request presents: a bearer token, `x-api-key`, or the Gemini
+/// API's `x-goog-api-key` header or `?key=` (`query_key`, read only on
+/// that API's routes).
+fn presented_key<'a>(headers: &'a HeaderMap, query_key: Option<&'a str>) -> Option<&'a str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| headers.get(GOOG_API_KEY).and_then(|v| v.to_str().ok()))
+        .or(query_key)
         .map(str::trim)
 }
+
+/// The header the Gemini API takes its key in.
+const GOOG_API_KEY: &str = "x-goog-api-key";
 
 /// The key a request presents, looked up by its digest.
 fn key_of(
     keys: &HashMap<String, crate::keys::KeyPolicy>,
     headers: &HeaderMap,
+    query_key: Option<&str>,
 ) -> Result<crate::keys::KeyPolicy, &'static str> {
-    let presented = presented_key(headers).ok_or("no API key: send Authorization: Bearer <key> or x-api-key: <key>")?;
+    let presented = presented_key(headers, query_key).ok_or(
+        "no API key: send Authorization: Bearer <key>, x-api-key: <key> or (Gemini API) x-goog-api-key: <key>",
+    )?;
     keys.get(&crate::keys::digest(presented)).cloned().ok_or("the API key is not valid")
+}
+
+/// The `status` word of a Gemini API error for an HTTP status.
+fn gemini_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 413 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        405 => "UNIMPLEMENTED",
+        408 | 504 => "DEADLINE_EXCEEDED",
+        429 => "RESOURCE_EXHAUSTED",
+        502 | 503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    }
 }
 
 /// An error in the wire format of the API the client speaks.
@@ -192,6 +226,8 @@ fn error(api: ApiStyle, status: StatusCode, kind: &str, message: impl Into<Strin
     let body = match api {
         ApiStyle::OpenAi => serde_json::json!({"error": {"message": message, "type": kind, "code": status.as_u16()}}),
         ApiStyle::Anthropic => serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
+        ApiStyle::Gemini => serde_json::json!({"error": {"code": status.as_u16(), "message": message,
+            "status": gemini_status(status), "details": [{"reason": kind}]}}),
     };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
@@ -243,9 +279,14 @@ impl Gateway {
         axum::Router::new().fallback(handle).with_state(self)
     }
 
-    fn principal(&self, peer: Peer, headers: &HeaderMap) -> Result<crate::keys::KeyPolicy, &'static str> {
+    fn principal(
+        &self,
+        peer: Peer,
+        headers: &HeaderMap,
+        query_key: Option<&str>,
+    ) -> Result<crate::keys::KeyPolicy, &'static str> {
         match &self.auth {
-            Auth::Session { key: Some(key), .. } if presented_key(headers) != Some(key.as_str()) => {
+            Auth::Session { key: Some(key), .. } if presented_key(headers, query_key) != Some(key.as_str()) => {
                 Err("this broker serves only its session: present the session's key (the placeholder it was given)")
             }
             Auth::Peer { uid } | Auth::Session { uid, .. } => match peer.uid {
@@ -253,9 +294,9 @@ impl Gateway {
                 Some(_) => Err("this broker serves only its own user"),
                 None => Err("the local broker only accepts Unix-socket peers"),
             },
-            Auth::Keys(keys) => key_of(keys, headers),
+            Auth::Keys(keys) => key_of(keys, headers, query_key),
             Auth::KeyFile(file) => match file.current() {
-                Ok(keys) => key_of(&keys, headers),
+                Ok(keys) => key_of(&keys, headers, query_key),
                 Err(e) => {
                     // Fail closed: no key is honoured while the file cannot be read.
                     tracing::error!("cannot read the key file: {e}");
@@ -292,11 +333,23 @@ impl Gateway {
     /// conversation, when this gateway records conversations; its keys are
     /// marked seen.
     fn conversation(&self, principal: &str, route: Route, body: &[u8]) -> crate::conversation::Observed {
-        let conversational = matches!(route, Route::Messages | Route::Chat | Route::Responses);
+        let conversational = matches!(
+            route,
+            Route::Messages
+                | Route::Chat
+                | Route::Responses
+                | Route::Gemini(GeminiMethod::GenerateContent | GeminiMethod::StreamGenerateContent)
+        );
         if !conversational || !self.record_conversations.load(std::sync::atomic::Ordering::Relaxed) {
             return crate::conversation::Observed::default();
         }
-        let observed = lock(&self.transcripts).entry(principal.to_string()).or_default().observe(route.schema(), body);
+        let mut transcripts = lock(&self.transcripts);
+        let transcript = transcripts.entry(principal.to_string()).or_default();
+        let observed = match route.schema() {
+            Some(schema) => transcript.observe(schema, body),
+            None => transcript.observe_gemini(body),
+        };
+        drop(transcripts);
         if observed.passed_over > 0 {
             tracing::warn!(
                 principal,
@@ -316,8 +369,17 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     if (path == "/healthz" || path == "/") && matches!(parts.method, Method::GET | Method::HEAD) {
         return (StatusCode::OK, "ok\n").into_response();
     }
-    let api = if path.starts_with("/v1/messages") { ApiStyle::Anthropic } else { ApiStyle::OpenAi };
-    let caller = match gw.principal(peer, &parts.headers) {
+    let gemini = path.starts_with("/v1beta/");
+    let api = if path.starts_with("/v1/messages") {
+        ApiStyle::Anthropic
+    } else if gemini {
+        ApiStyle::Gemini
+    } else {
+        ApiStyle::OpenAi
+    };
+    // `?key=` is a key only on the Gemini API's routes.
+    let query_key = if gemini { crate::gemini::query_key(parts.uri.query()) } else { None };
+    let caller = match gw.principal(peer, &parts.headers, query_key) {
         Ok(p) => p,
         Err(why) => {
             tracing::warn!(path, "refused: {why}");
@@ -361,7 +423,22 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     if path == "/v1/models" && parts.method == Method::GET {
         return models(&gw);
     }
-    let Some(route) = Route::from_path(&path) else {
+    let (route, model) = match crate::gemini::parse_path(&path) {
+        Some(Ok((model, method))) => (Some(Route::Gemini(method)), Some(model)),
+        Some(Err(why)) => {
+            let event = Event::BlockedEgress {
+                destination: format!("broker:{} {}", parts.method, shown_path(&path)),
+                reason: format!("{why}: nothing was forwarded"),
+                bytes: body_size(body, gw.config.max_request_bytes, gw.config.body_timeout).await,
+            };
+            if let Err(e) = gw.record(&caller.name, event).await {
+                return audit_down(api, &e);
+            }
+            return error(api, StatusCode::NOT_FOUND, "not_found_error", why.to_string());
+        }
+        None => (Route::from_path(&path), None),
+    };
+    let Some(route) = route else {
         // Nothing is forwarded, but an agent's other traffic through its base
         // URL (telemetry, update checks) goes on the record, with its size.
         let event = Event::BlockedEgress {
@@ -411,7 +488,8 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
             };
         }
     };
-    let response = forward(&gw, &caller, route, &parts.headers, parts.uri.query(), &body, started).await;
+    let target = Target { route, model: model.as_deref() };
+    let response = forward(&gw, &caller, target, &parts.headers, parts.uri.query(), &body, started).await;
     tracing::info!(
         principal = caller.name,
         route = route.name(),
@@ -504,43 +582,73 @@ fn models(gw: &Gateway) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// A model route, and the model its path names (the Gemini API's).
+#[derive(Debug, Clone, Copy)]
+struct Target<'a> {
+    route: Route,
+    model: Option<&'a str>,
+}
+
 async fn forward(
     gw: &Arc<Gateway>,
     caller: &crate::keys::KeyPolicy,
-    route: Route,
+    target: Target<'_>,
     headers: &HeaderMap,
     query: Option<&str>,
     body: &Bytes,
     started: Instant,
 ) -> Response {
+    let route = target.route;
     let api = route.api();
     let principal = caller.name.as_str();
-    let path = route_path(route);
-    // No query leaves but Claude Code's constant; the refusal is on the record
-    // with the query's size and digest, never the query.
-    let query = match crate::forwarded::check_query(api, query) {
+    let shown = route_path(route, target.model.unwrap_or("MODEL"));
+    // No query leaves but Claude Code's constant and the Gemini API's
+    // `alt=sse` (its `key=` is consumed); the refusal is on the record with
+    // the query's size and digest, never the query.
+    let checked = match route {
+        Route::Gemini(_) => crate::gemini::read_query(query)
+            .map(|q| q.sse.then_some("alt=sse"))
+            .map_err(|r| (r.bytes, r.sha256.clone(), r.to_string())),
+        _ => crate::forwarded::check_query(api, query).map_err(|r| (r.bytes, r.sha256.clone(), r.to_string())),
+    };
+    let query = match checked {
         Ok(q) => q,
-        Err(refused) => {
+        Err((bytes, sha256, why)) => {
             let event = Event::BlockedEgress {
-                destination: format!("broker:POST {path}?(query: {} bytes, sha256 {})", refused.bytes, refused.sha256),
-                reason: refused.to_string(),
+                destination: format!("broker:POST {shown}?(query: {bytes} bytes, sha256 {sha256})"),
+                reason: why.clone(),
                 bytes: body.len() as u64,
             };
             if let Err(e) = gw.record(principal, event).await {
                 return audit_down(api, &e);
             }
-            return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", refused.to_string());
+            return error(api, StatusCode::BAD_REQUEST, "invalid_request_error", why);
         }
     };
-    let plan = crate::forwarded::plan_headers(headers, api, &gw.config.allow_server_tools);
+    // The Gemini key header is the caller's credential, consumed like
+    // `x-api-key`: neither forwarded nor a note.
+    let mut headers = headers.clone();
+    headers.remove(GOOG_API_KEY);
+    let plan = crate::forwarded::plan_headers(&headers, api, &gw.config.allow_server_tools);
     let scrubbed = {
         let mut redactors = match gw.redactors.lock() {
             Ok(r) => r,
             Err(poisoned) => poisoned.into_inner(),
         };
         let redactor = redactors.entry(principal.to_string()).or_insert_with(|| Redactor::new(Arc::clone(&gw.scanner)));
-        scrub(body, route.schema(), &gw.config.allow_server_tools, redactor)
-            .map(|s| (dropped_notes(&plan.dropped, redactor), s))
+        let allow = &gw.config.allow_server_tools;
+        let scrubbed = match (route.schema(), route) {
+            (Some(schema), _) => scrub(body, schema, allow, redactor),
+            (None, Route::Gemini(method)) => crate::gemini::scrub(
+                body,
+                target.model.unwrap_or_default(),
+                method == GeminiMethod::StreamGenerateContent,
+                allow,
+                redactor,
+            ),
+            (None, _) => Err(crate::body::BodyError::NoModel),
+        };
+        scrubbed.map(|s| (dropped_notes(&plan.dropped, redactor), s))
     };
     let (header_notes, mut scrubbed) = match scrubbed {
         Ok(s) => s,
@@ -660,7 +768,8 @@ async fn forward(
         return audit_down(api, &e);
     }
 
-    let mut url = format!("{}{path}", upstream.base_url);
+    // The model in the path is the checked (and scanned) one.
+    let mut url = format!("{}{}", upstream.base_url, route_path(route, &scrubbed.model));
     if let Some(q) = query {
         url.push('?');
         url.push_str(q);
@@ -720,6 +829,7 @@ async fn forward(
     };
 
     tap.feed(&bytes);
+    tap.usage.document(&bytes);
     if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {
         let what = format!(
             "upstream {} answered HTTP {} with a body that is not JSON ({} bytes)",
@@ -739,14 +849,15 @@ async fn forward(
     builder.body(Body::from(bytes)).unwrap_or_else(|_| internal(api))
 }
 
-/// The upstream path of a route.
-fn route_path(route: Route) -> &'static str {
+/// The upstream path of a route (`model` goes into the Gemini API's).
+fn route_path(route: Route, model: &str) -> String {
     match route {
-        Route::Chat => "/v1/chat/completions",
-        Route::Responses => "/v1/responses",
-        Route::Embeddings => "/v1/embeddings",
-        Route::Messages => "/v1/messages",
-        Route::CountTokens => "/v1/messages/count_tokens",
+        Route::Chat => "/v1/chat/completions".into(),
+        Route::Responses => "/v1/responses".into(),
+        Route::Embeddings => "/v1/embeddings".into(),
+        Route::Messages => "/v1/messages".into(),
+        Route::CountTokens => "/v1/messages/count_tokens".into(),
+        Route::Gemini(method) => format!("{}{model}:{}", crate::gemini::MODELS_PREFIX, method.as_str()),
     }
 }
 
@@ -798,6 +909,7 @@ fn credentials(request: reqwest::RequestBuilder, upstream: &Upstream) -> reqwest
         (None, _) => request,
         (Some(key), ApiStyle::OpenAi) => request.bearer_auth(key),
         (Some(key), ApiStyle::Anthropic) => request.header("x-api-key", key),
+        (Some(key), ApiStyle::Gemini) => request.header(GOOG_API_KEY, key),
     }
 }
 
@@ -872,8 +984,18 @@ impl Usage {
         collect_usage(&v, &mut found);
         for u in found {
             let n = |k: &str| u.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-            self.input = self.input.max(n("input_tokens").max(n("prompt_tokens")));
-            self.output = self.output.max(n("output_tokens").max(n("completion_tokens")));
+            self.input = self.input.max(n("input_tokens").max(n("prompt_tokens")).max(n("promptTokenCount")));
+            // Gemini counts its thinking apart from the answer; both are generated.
+            let gemini = n("candidatesTokenCount") + n("thoughtsTokenCount");
+            self.output = self.output.max(n("output_tokens").max(n("completion_tokens")).max(gemini));
+        }
+    }
+
+    /// Reads token counts from a whole JSON document (an answer that is not
+    /// a stream may be spread over lines, as Google's are).
+    fn document(&mut self, body: &[u8]) {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            self.line_done(v.to_string().as_bytes());
         }
     }
 
@@ -887,7 +1009,7 @@ fn collect_usage<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Val
     match v {
         serde_json::Value::Object(map) => {
             for (k, item) in map {
-                if k == "usage" && item.is_object() {
+                if (k == "usage" || k == "usageMetadata") && item.is_object() {
                     out.push(item);
                 } else {
                     collect_usage(item, out);
@@ -1309,9 +1431,9 @@ mod tests {
         let file = KeyFile::open(&path).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", key.parse().unwrap());
-        assert_eq!(key_of(&file.current().unwrap(), &headers).unwrap().name, "alice");
+        assert_eq!(key_of(&file.current().unwrap(), &headers, None).unwrap().name, "alice");
         store.revoke("alice").unwrap();
-        assert!(key_of(&file.current().unwrap(), &headers).is_err());
+        assert!(key_of(&file.current().unwrap(), &headers, None).is_err());
         std::fs::write(&path, "garbage").unwrap();
         assert!(file.current().is_err(), "a corrupt key file must not keep the old keys");
     }
@@ -1327,6 +1449,26 @@ mod tests {
         u.feed(br#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}}"#);
         u.finish();
         assert_eq!((u.input, u.output), (9, 12));
+    }
+
+    #[test]
+    fn gemini_token_counts_are_read_from_usage_metadata() {
+        let mut u = Usage::default();
+        let meta = |out: u64| {
+            format!(
+                r#"{{"candidates":[],"usageMetadata":{{"promptTokenCount":30,"candidatesTokenCount":{out},"thoughtsTokenCount":4}}}}"#
+            )
+        };
+        u.feed(format!("data: {}\r\n\r\ndata: {}\r\n\r\n", meta(2), meta(7)).as_bytes());
+        u.finish();
+        assert_eq!((u.input, u.output), (30, 11));
+        // Google's whole answers are spread over lines.
+        let mut u = Usage::default();
+        let pretty = serde_json::to_vec_pretty(&serde_json::from_str::<serde_json::Value>(&meta(5)).unwrap()).unwrap();
+        u.feed(&pretty);
+        u.document(&pretty);
+        u.finish();
+        assert_eq!((u.input, u.output), (30, 9));
     }
 
     #[test]

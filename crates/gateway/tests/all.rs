@@ -70,6 +70,9 @@ async fn upstream_handler(
     if model == "garbage" {
         return (StatusCode::OK, "<html>upstream exploded</html>").into_response();
     }
+    if uri.path().starts_with("/v1beta/models/") {
+        return gemini_answer(&up, &uri);
+    }
     if uri.path() == "/v1/messages/count_tokens" {
         return axum::Json(serde_json::json!({"input_tokens": 42})).into_response();
     }
@@ -127,6 +130,47 @@ fn async_stream(
             }
         }
     })
+}
+
+/// The Gemini API's answers: an SSE stream (first chunk at once, the rest
+/// when the gate opens) with `?alt=sse`, else one pretty-printed document
+/// (as Google sends them).
+fn gemini_answer(up: &Upstream, uri: &axum::http::Uri) -> Response {
+    let chunk = |text: &str, out: u64, finish: Option<&str>| {
+        let mut c = serde_json::json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 21, "candidatesTokenCount": out, "totalTokenCount": 21 + out}});
+        if let Some(f) = finish {
+            c["candidates"][0]["finishReason"] = serde_json::json!(f);
+        }
+        c
+    };
+    if uri.path().ends_with(":countTokens") {
+        return axum::Json(serde_json::json!({"totalTokens": 21})).into_response();
+    }
+    if uri.query() == Some("alt=sse") {
+        let (first, rest) = (chunk("hel", 1, None), chunk("lo", 6, Some("STOP")));
+        let gate = up.gate.clone();
+        let stream = futures_util::stream::unfold(0, move |step| {
+            let gate = gate.clone();
+            let (first, rest) = (first.clone(), rest.clone());
+            async move {
+                match step {
+                    0 => Some((Ok::<_, std::io::Error>(format!("data: {first}\r\n\r\n")), 1)),
+                    1 => {
+                        gate.notified().await;
+                        Some((Ok(format!("data: {rest}\r\n\r\n")), 2))
+                    }
+                    _ => None,
+                }
+            }
+        });
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    let whole = serde_json::to_string_pretty(&chunk("hello", 3, Some("STOP"))).unwrap();
+    Response::builder().header("content-type", "application/json; charset=UTF-8").body(Body::from(whole)).unwrap()
 }
 
 /// A listener that accepts and then misbehaves: `hang` never answers, else it closes without answering.
@@ -243,6 +287,12 @@ impl Env {
                 base_url = "http://{upstream}"
                 models = ["claude-*"]
                 api_key_env = "ANTHROPIC_UPSTREAM"
+                [[upstream]]
+                name = "gemini"
+                api = "gemini"
+                base_url = "http://{upstream}"
+                models = ["gemini-*"]
+                api_key_env = "GEMINI_UPSTREAM"
                 [[upstream]]
                 name = "hangs"
                 api = "openai"
@@ -793,4 +843,193 @@ async fn egress_connections_are_on_the_record_before_they_are_made() {
     assert_eq!(kinds[open].1["host"], "crates.io");
     assert_eq!((kinds[close].1["bytes_up"].as_u64(), kinds[close].1["bytes_down"].as_u64()), (Some(5), Some(5)));
     assert!(kinds[blocked].1["destination"].as_str().unwrap().contains("evil.example"));
+}
+
+/// A Gemini API request body with a secret in the person's text and in a tool's result.
+fn gemini_body(secret: &str) -> serde_json::Value {
+    serde_json::json!({
+        "contents": [
+            {"role": "user", "parts": [{"text": format!("deploy with {secret}")}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "run_shell_command", "args": {"command": "env"}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"id": "run_shell_command-1", "name": "run_shell_command",
+                "response": {"output": format!("AWS_ACCESS_KEY_ID={secret}")}}}]},
+        ],
+        "tools": [{"functionDeclarations": [{"name": "run_shell_command", "description": "runs a command"}]}],
+        "generationConfig": {"temperature": 0},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_requests_are_redacted_recorded_and_sent_with_the_upstreams_key() {
+    let env = Env::start_recording_conversations().await;
+    let secret = "AKIAZ7Q3JXVB4HNW2KDE";
+    let url = |rest: &str| format!("http://{}/v1beta/models/gemini-2.5-pro:{rest}", env.gateway);
+    // The key as Gemini CLI sends it, then as `?key=`.
+    let by_header = reqwest::Client::new()
+        .post(url("generateContent"))
+        .header("x-goog-api-key", KEY)
+        .header("x-goog-api-client", "gl-node/22")
+        .json(&gemini_body(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), 200);
+    let answer: serde_json::Value = by_header.json().await.unwrap();
+    assert_eq!(answer["candidates"][0]["content"]["parts"][0]["text"], "hello");
+    let by_query = reqwest::Client::new()
+        .post(url(&format!("countTokens?key={KEY}")))
+        .json(&serde_json::json!({"contents": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_query.json::<serde_json::Value>().await.unwrap()["totalTokens"], 21);
+    {
+        let seen = env.seen.lock().unwrap();
+        assert_eq!(
+            seen.uris,
+            ["/v1beta/models/gemini-2.5-pro:generateContent", "/v1beta/models/gemini-2.5-pro:countTokens"]
+        );
+        assert_eq!(seen.recorded_before[0], 1, "recorded before it left");
+        for (h, body) in seen.headers.iter().zip(&seen.bodies) {
+            // The caller's key never leaves (neither header nor query); the upstream's own goes as x-goog-api-key.
+            assert_eq!(h["x-goog-api-key"], "upstream-secret-for-GEMINI_UPSTREAM");
+            assert!(
+                h.get("authorization").is_none()
+                    && h.get("x-api-key").is_none()
+                    && h.get("x-goog-api-client").is_none()
+            );
+            assert!(!body.contains(KEY) && !body.contains(secret), "{body}");
+        }
+        let sent: serde_json::Value = serde_json::from_str(&seen.bodies[0]).unwrap();
+        assert_eq!(sent["generationConfig"]["temperature"], 0);
+        assert!(sent["contents"][0]["parts"][0]["text"].as_str().unwrap().starts_with("deploy with "));
+    }
+    let log = env.audit(6).await;
+    let kinds: Vec<&str> = log.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["model_request", "agent_tool_call", "agent_turn", "model_response", "model_request", "model_response"]
+    );
+    assert_eq!(log[0].1["route"], "gemini.generate_content");
+    assert_eq!(log[0].1["model"], "gemini-2.5-pro");
+    let fields: Vec<&str> =
+        log[0].1["redactions"].as_array().unwrap().iter().map(|n| n["field"].as_str().unwrap()).collect();
+    assert!(fields.contains(&"/contents/0/parts/0/text"), "{fields:?}");
+    assert!(fields.contains(&"/contents/2/parts/0/functionResponse/response/output"), "{fields:?}");
+    assert_eq!(
+        (log[1].1["name"].as_str(), log[1].1["call_id"].as_str()),
+        (Some("run_shell_command"), Some("run_shell_command-1"))
+    );
+    assert_eq!((log[3].1["input_tokens"].as_u64(), log[3].1["output_tokens"].as_u64()), (Some(21), Some(3)));
+    assert_eq!(log[4].1["route"], "gemini.count_tokens");
+    let recorded = serde_json::to_string(&log).unwrap();
+    assert!(!recorded.contains(secret) && !recorded.contains(KEY), "{recorded}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_streams_pass_chunk_by_chunk_with_only_alt_sse_forwarded() {
+    use futures_util::StreamExt;
+    let env = Env::start().await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key={KEY}", env.gateway))
+        .json(&gemini_body("nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut stream = r.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the first chunk did not arrive before the upstream finished: the gateway buffers")
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: {"), "{first:?}");
+    env.gate.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("\"finishReason\":\"STOP\""));
+    assert_eq!(env.seen.lock().unwrap().uris, ["/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"]);
+    let log = env.audit(2).await;
+    assert_eq!(log[0].1["route"], "gemini.stream_generate_content");
+    assert_eq!((log[1].1["input_tokens"].as_u64(), log[1].1["output_tokens"].as_u64()), (Some(21), Some(6)));
+    assert_eq!(log[1].1["outcome"], "complete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_requests_the_gateway_does_not_understand_are_refused_in_its_format() {
+    let env = Env::start().await;
+    let client = reqwest::Client::new();
+    let post = |path: &str| client.post(format!("http://{}{path}", env.gateway)).header("x-goog-api-key", KEY);
+    let body = serde_json::json!({"contents": []});
+    let gemini_error = |status: u16, word: &'static str| {
+        move |v: serde_json::Value| {
+            assert_eq!(
+                (v["error"]["code"].as_u64(), v["error"]["status"].as_str()),
+                (Some(u64::from(status)), Some(word)),
+                "{v}"
+            );
+        }
+    };
+    // No key, a wrong one: refused before anything, in the Gemini API's error format.
+    let none = client
+        .post(format!("http://{}/v1beta/models/gemini-2.5-pro:generateContent", env.gateway))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 401);
+    gemini_error(401, "UNAUTHENTICATED")(none.json().await.unwrap());
+    let wrong = client
+        .post(format!("http://{}/v1beta/models/gemini-2.5-pro:generateContent?key=alk_nope", env.gateway))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    // A method not served, a model name that could change the path, a query with more than key and alt=sse.
+    let r = post("/v1beta/models/gemini-2.5-pro:embedContent").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    gemini_error(404, "NOT_FOUND")(r.json().await.unwrap());
+    let r = post("/v1beta/models/gemini%2F..%2Fx:generateContent").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post("/v1beta/models/gemini-2.5-pro:generateContent?alt=sse&upload=AKIAZ7Q3JXVB4HNW2KDE")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    gemini_error(400, "INVALID_ARGUMENT")(r.json().await.unwrap());
+    // Not a model route; a model no upstream serves; a Gemini model on another API's route, and the reverse.
+    let r = post("/v1beta/cachedContents").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = post("/v1beta/models/palm-2:generateContent").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post("/v1beta/models/gpt-4o:generateContent").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("OpenAi"));
+    let r = env.post("/v1/chat/completions", chat("gemini-2.5-pro", "x")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post("/v1beta/models/gemini-2.5-pro:generateContent").body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(env.seen.lock().unwrap().bodies.is_empty(), "nothing reached the upstream");
+    let log = env.audit(5).await;
+    let destinations: Vec<&str> =
+        log.iter().filter(|e| e.0 == "blocked_egress").map(|e| e.1["destination"].as_str().unwrap()).collect();
+    let wanted = [
+        "broker:POST /v1beta/models/gemini-2.5-pro:embedContent",
+        "broker:POST /v1beta/models/gemini%2F..%2Fx:generateContent",
+        // The query is not kept: its size and digest are.
+        "broker:POST /v1beta/models/gemini-2.5-pro:generateContent?(query: 35 bytes, sha256 ",
+        "broker:POST /v1beta/cachedContents",
+        "model:palm-2",
+    ];
+    assert_eq!(destinations.len(), wanted.len(), "{destinations:?}");
+    for (got, want) in destinations.iter().zip(wanted) {
+        assert!(got.starts_with(want), "{got} is not {want}");
+    }
+    let recorded = serde_json::to_string(&log).unwrap();
+    assert!(!recorded.contains("AKIAZ7Q3JXVB4HNW2KDE"), "{recorded}");
 }

@@ -35,6 +35,9 @@ pub enum ApiStyle {
     OpenAi,
     /// `POST /v1/messages` (Anthropic).
     Anthropic,
+    /// `POST /v1beta/models/MODEL:streamGenerateContent` (Google's Gemini API): carried by the broker for wrapped
+    /// agents (Gemini CLI); this crate's client does not speak it.
+    Gemini,
 }
 
 /// Where a model is served, and how patient to be with it.
@@ -105,6 +108,13 @@ impl Client {
         let route = match endpoint.style {
             ApiStyle::OpenAi => "v1/chat/completions",
             ApiStyle::Anthropic => "v1/messages",
+            ApiStyle::Gemini => {
+                return Err(config_error(
+                    "airlock's own agent speaks the OpenAI or Anthropic API, not Gemini's (which the broker \
+                     carries for wrapped agents only)\nhint: name an OpenAI-compatible endpoint for this model"
+                        .into(),
+                ));
+            }
         };
         let mut url = base.clone();
         url.set_path(&format!("{prefix}/{route}"));
@@ -139,7 +149,8 @@ impl Client {
         cancel: &CancelToken,
     ) -> Result<Response, ModelError> {
         let body = match self.endpoint.style {
-            ApiStyle::OpenAi => openai::request_body(request),
+            // `Client::new` refuses Gemini.
+            ApiStyle::OpenAi | ApiStyle::Gemini => openai::request_body(request),
             ApiStyle::Anthropic => anthropic::request_body(request),
         };
         let body = Bytes::from(body.to_string());
@@ -208,7 +219,7 @@ impl Client {
         }
 
         let mut decoder: Box<dyn Decoder> = match self.endpoint.style {
-            ApiStyle::OpenAi => Box::<OpenAiDecoder>::default(),
+            ApiStyle::OpenAi | ApiStyle::Gemini => Box::<OpenAiDecoder>::default(),
             ApiStyle::Anthropic => Box::<AnthropicDecoder>::default(),
         };
         let mut emit = |event: StreamEvent| {
@@ -242,7 +253,7 @@ impl Client {
     fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = vec![("content-type", "application/json".to_owned()), ("accept", "text/event-stream".into())];
         match self.endpoint.style {
-            ApiStyle::OpenAi => {
+            ApiStyle::OpenAi | ApiStyle::Gemini => {
                 if let Some(key) = &self.endpoint.api_key {
                     headers.push(("authorization", format!("Bearer {key}")));
                 }
@@ -324,7 +335,7 @@ impl Client {
         let event = |data: Value| SseEvent { event: String::new(), data: data.to_string() };
         match self.endpoint.style {
             // The decoder reads `message` where a stream has `delta`.
-            ApiStyle::OpenAi => Ok(vec![event(value)]),
+            ApiStyle::OpenAi | ApiStyle::Gemini => Ok(vec![event(value)]),
             ApiStyle::Anthropic => {
                 if value["type"] == "error" {
                     return Ok(vec![event(value)]);
