@@ -105,10 +105,9 @@ qwen)
   # shellcheck disable=SC2206
   CMD=(qwen -p "$TASK" ${AUTO---yolo} $EXTRA) ;;
 gemini)
-  # It speaks the Gemini API only: gemini-model.py serves the script. Folder trust: without it, --yolo is
+  # It speaks the Gemini API only (scripted-model serves it too). Folder trust: without it, --yolo is
   # overridden ("the current folder is not trusted") and -p refuses to run. -m: with its default (auto), a
   # routing request to a flash-lite model (a JSON complexity score) comes first.
-  MODEL_CMD=(python3 "$(dirname "$(realpath "$0")")/gemini-model.py")
   ENVV+=(GOOGLE_GEMINI_BASE_URL="http://127.0.0.1:$PORT" GEMINI_API_KEY=scripted-000 GEMINI_CLI_TRUST_WORKSPACE=true)
   mkdir -p "$HOMED/.gemini"
   QUIET_SETTINGS=""

@@ -1,14 +1,16 @@
-//! A scripted model server: answers OpenAI chat completions, OpenAI Responses (what Codex CLI speaks) and Anthropic
-//! Messages from a list of [`Turn`]s.
+//! A scripted model server: answers OpenAI chat completions, OpenAI Responses (what Codex CLI speaks), Anthropic
+//! Messages and the Gemini API (`/v1beta/models/MODEL:generateContent` and `:streamGenerateContent`, what Gemini CLI
+//! speaks) from a list of [`Turn`]s.
 //!
-//! Each model request (to any of the three APIs) takes the next turn of the [`Script`] and gets it back in the wire
+//! Each model request (to any of the four APIs) takes the next turn of the [`Script`] and gets it back in the wire
 //! format and streaming mode it asked for. Streamed answers look like what real servers send: text and tool call
 //! arguments cut into several pieces, parallel calls told apart by `index` (or by output item), usage at the end. A
 //! Responses call to a tool the request declares as `custom` (free-text input, like Codex CLI's `apply_patch`) is
 //! sent as a `custom_tool_call`. Every request is recorded, and what went wrong on the server's side (an expectation
 //! of a turn not met, the script running out, a body that is not JSON, a request to an unknown path) is recorded as
-//! a violation for the test to check, since the client only sees an ordinary answer. `GET /v1/models` and the
-//! reachability checks agents make (`HEAD /`, `HEAD /api/hello`) are answered without taking a turn.
+//! a violation for the test to check, since the client only sees an ordinary answer. `GET /v1/models`, the Gemini
+//! API's `:countTokens` and the reachability checks agents make (`HEAD /`, `HEAD /api/hello`) are answered without
+//! taking a turn.
 //!
 //! The server runs on its own thread with its own tokio runtime, so it works the same from `#[test]`,
 //! `#[tokio::test]` and single-threaded `harness = false` binaries; it stops when the [`ScriptedModel`] is dropped.
@@ -347,6 +349,8 @@ impl ScriptedModel {
             .route("/v1/messages", post(messages))
             .route("/v1/responses", post(responses))
             .route("/v1/models", get(models))
+            // `MODEL:generateContent`, `MODEL:streamGenerateContent`, `MODEL:countTokens`: one path segment.
+            .route("/v1beta/models/{target}", post(gemini))
             // Claude Code checks that its base URL answers before it sends anything: `HEAD /` (2.1.197),
             // `HEAD /api/hello` (2.1.332).
             .route("/", get(reachable))
@@ -532,23 +536,17 @@ fn lock(shared: &Mutex<Record>) -> MutexGuard<'_, Record> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The three wire formats.
+/// The four wire formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
     OpenAi,
     Anthropic,
     /// OpenAI's Responses API (what Codex CLI speaks).
     Responses,
-}
-
-impl Api {
-    fn path(self) -> &'static str {
-        match self {
-            Api::OpenAi => "/v1/chat/completions",
-            Api::Anthropic => "/v1/messages",
-            Api::Responses => "/v1/responses",
-        }
-    }
+    /// Google's Gemini API (what Gemini CLI speaks): the model and whether to stream are in the path.
+    Gemini {
+        stream: bool,
+    },
 }
 
 async fn chat_completions(State(shared): State<Arc<Mutex<Record>>>, uri: Uri, body: Bytes) -> Response {
@@ -561,6 +559,27 @@ async fn messages(State(shared): State<Arc<Mutex<Record>>>, uri: Uri, body: Byte
 
 async fn responses(State(shared): State<Arc<Mutex<Record>>>, uri: Uri, body: Bytes) -> Response {
     answer(&shared, Api::Responses, &uri, &body)
+}
+
+/// `POST /v1beta/models/MODEL:METHOD`: a turn for `generateContent` and `streamGenerateContent` (streamed as SSE
+/// with `?alt=sse`, as Gemini CLI asks, else as a JSON array of the same chunks), a count for `countTokens`.
+async fn gemini(
+    State(shared): State<Arc<Mutex<Record>>>,
+    method: Method,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    match target.rsplit_once(':').map(|(_, m)| m) {
+        Some("generateContent") => answer(&shared, Api::Gemini { stream: false }, &uri, &body),
+        Some("streamGenerateContent") => answer(&shared, Api::Gemini { stream: true }, &uri, &body),
+        Some("countTokens") => {
+            lock(&shared).visit(&method, &uri);
+            let tokens = u64::try_from(body.len() / 4).unwrap_or(u64::MAX);
+            axum::Json(json!({"totalTokens": tokens})).into_response()
+        }
+        _ => unexpected(State(shared), method, uri).await,
+    }
 }
 
 /// `GET` or `HEAD` of `/` or `/api/hello`: the server is there.
@@ -583,7 +602,8 @@ async fn models(State(shared): State<Arc<Mutex<Record>>>, method: Method, uri: U
 async fn unexpected(State(shared): State<Arc<Mutex<Record>>>, method: Method, uri: Uri) -> Response {
     let message = format!(
         "unexpected request {method} {uri}: only POST /v1/chat/completions, POST /v1/messages, POST /v1/responses, \
-         GET /v1/models, GET / and GET /api/hello are served"
+         POST /v1beta/models/MODEL:generateContent (also :streamGenerateContent, :countTokens), GET /v1/models, \
+         GET / and GET /api/hello are served"
     );
     let mut record = lock(&shared);
     record.routes.push(format!("{method} {uri}"));
@@ -595,7 +615,7 @@ async fn unexpected(State(shared): State<Arc<Mutex<Record>>>, method: Method, ur
 
 /// Records the request, takes the next turn, checks its expectations and renders it as the request asked.
 fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response {
-    let path = api.path();
+    let path = uri.path();
     let raw = String::from_utf8_lossy(body).into_owned();
     let mut record = lock(shared);
     record.routes.push(format!("POST {uri}"));
@@ -620,9 +640,15 @@ fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response 
         record.violation(message.clone());
         return bad_request(api, &message);
     };
-    let stream = fields.get("stream") == Some(&Value::Bool(true));
+    let stream = match api {
+        Api::Gemini { stream } => stream,
+        _ => fields.get("stream") == Some(&Value::Bool(true)),
+    };
     let include_usage = fields.get("stream_options").and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true));
-    let model = fields.get("model").and_then(Value::as_str).unwrap_or("scripted").to_owned();
+    let model = match api {
+        Api::Gemini { .. } => gemini_model(path),
+        _ => fields.get("model").and_then(Value::as_str).unwrap_or("scripted").to_owned(),
+    };
     let custom = custom_tools(&fields);
     let request = Value::Object(fields.clone());
     let offers_tools = fields.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
@@ -630,7 +656,7 @@ fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response 
     if let (Some(side), false) = (&record.side, offers_tools) {
         let side = side.clone();
         drop(record);
-        return render(api, stream, &side, 0, &model, include_usage, &custom);
+        return render(api, stream, &side, 0, &model, include_usage, &custom, sse_wanted(uri));
     }
 
     let index = record.served;
@@ -658,10 +684,22 @@ fn answer(shared: &Mutex<Record>, api: Api, uri: &Uri, body: &[u8]) -> Response 
         }
     }
     drop(record);
-    render(api, stream, &turn, index, &model, include_usage, &custom)
+    render(api, stream, &turn, index, &model, include_usage, &custom, sse_wanted(uri))
+}
+
+/// Whether the query asks for server-sent events (`alt=sse`, the Gemini API's way).
+fn sse_wanted(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| q.split('&').any(|p| p == "alt=sse"))
+}
+
+/// The model a Gemini API path names (`/v1beta/models/MODEL:METHOD`).
+fn gemini_model(path: &str) -> String {
+    let target = path.rsplit('/').next().unwrap_or_default();
+    target.rsplit_once(':').map_or(target, |(model, _)| model).to_owned()
 }
 
 /// A turn in the wire form the request asked for.
+#[allow(clippy::too_many_arguments)]
 fn render(
     api: Api,
     stream: bool,
@@ -670,6 +708,7 @@ fn render(
     model: &str,
     include_usage: bool,
     custom: &[String],
+    sse_wanted: bool,
 ) -> Response {
     let delay = std::time::Duration::from_millis(turn.delay_ms);
     match (api, stream) {
@@ -679,6 +718,12 @@ fn render(
         (Api::Anthropic, true) => sse(anthropic_events(turn, index, model), delay),
         (Api::Responses, false) => axum::Json(responses_document(turn, index, model, custom)).into_response(),
         (Api::Responses, true) => sse(responses_events(turn, index, model, custom), delay),
+        (Api::Gemini { .. }, false) => axum::Json(gemini_document(turn, index, model)).into_response(),
+        (Api::Gemini { .. }, true) if sse_wanted => {
+            let events = gemini_chunks(turn, index, model).iter().map(|c| format!("data: {c}\r\n\r\n")).collect();
+            sse(events, delay)
+        }
+        (Api::Gemini { .. }, true) => axum::Json(Value::Array(gemini_chunks(turn, index, model))).into_response(),
     }
 }
 
@@ -707,6 +752,7 @@ fn bad_request(api: Api, message: &str) -> Response {
     let body = match api {
         Api::OpenAi | Api::Responses => json!({"error": {"type": "invalid_request_error", "message": message}}),
         Api::Anthropic => json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}),
+        Api::Gemini { .. } => json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}),
     };
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
 }
@@ -943,6 +989,72 @@ fn responses_events(turn: &Turn, index: usize, model: &str, custom: &[String]) -
     }
     push("response.completed", json!({"response": responses_document(turn, index, model, custom)}));
     events
+}
+
+fn gemini_usage(usage: Tokens) -> Value {
+    json!({"promptTokenCount": usage.input, "candidatesTokenCount": usage.output,
+        "totalTokenCount": usage.input + usage.output})
+}
+
+/// A `functionCall` part: `args` must be a JSON object, so arguments that are not JSON are sent as a string (as a
+/// broken proxy might); an id only when the script gives one (Google's API mostly sends none).
+fn gemini_call(call: &Call) -> Value {
+    let mut function_call = json!({"name": call.name, "args": anthropic_input(&call.arguments)});
+    if let Some(id) = &call.id {
+        function_call["id"] = json!(id);
+    }
+    json!({"functionCall": function_call})
+}
+
+/// A Gemini answer chunk (`GenerateContentResponse`) with these parts.
+fn gemini_chunk(parts: Vec<Value>, index: usize, model: &str) -> Value {
+    json!({"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+        "modelVersion": model, "responseId": format!("scripted-{index}")})
+}
+
+/// A non-streamed Gemini answer: the thinking (a `thought` part), the text, the calls, `finishReason`, usage.
+fn gemini_document(turn: &Turn, index: usize, model: &str) -> Value {
+    let mut parts = Vec::new();
+    if let Some(thinking) = &turn.thinking {
+        parts.push(json!({"text": thinking, "thought": true}));
+    }
+    if let Some(text) = &turn.text {
+        parts.push(json!({"text": text}));
+    }
+    parts.extend(turn.calls.iter().map(gemini_call));
+    let mut document = gemini_chunk(parts, index, model);
+    document["candidates"][0]["finishReason"] = json!("STOP");
+    document["usageMetadata"] = gemini_usage(turn.usage);
+    document
+}
+
+/// The chunks of a streamed Gemini answer: thinking and text in pieces, each call whole (Google sends a call in one
+/// chunk), and `finishReason` (always `STOP`, calls or not, as Google does) with usage on the last one.
+fn gemini_chunks(turn: &Turn, index: usize, model: &str) -> Vec<Value> {
+    let mut parts: Vec<Value> = Vec::new();
+    for piece in pieces(turn.thinking.as_deref().unwrap_or_default(), PIECES) {
+        parts.push(json!({"text": piece, "thought": true}));
+    }
+    for piece in pieces(turn.text.as_deref().unwrap_or_default(), PIECES) {
+        parts.push(json!({"text": piece}));
+    }
+    parts.extend(turn.calls.iter().map(gemini_call));
+    if parts.is_empty() {
+        parts.push(json!({"text": ""}));
+    }
+    let last = parts.len() - 1;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(at, part)| {
+            let mut chunk = gemini_chunk(vec![part], index, model);
+            if at == last {
+                chunk["candidates"][0]["finishReason"] = json!("STOP");
+                chunk["usageMetadata"] = gemini_usage(turn.usage);
+            }
+            chunk
+        })
+        .collect()
 }
 
 fn anthropic_stop_reason(turn: &Turn) -> &'static str {

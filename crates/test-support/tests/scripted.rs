@@ -516,3 +516,67 @@ async fn a_side_answer_takes_requests_without_tools_and_leaves_the_turns() {
     assert_eq!(ask(bash).await["content"][0]["text"], "done");
     assert_eq!(model.violations(), Vec::<String>::new());
 }
+
+/// The `data:` chunks of a Gemini API stream.
+fn gemini_chunks(text: &str) -> Vec<Value> {
+    text.split("\r\n\r\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_gemini_api_streams_calls_and_text_and_counts_tokens_without_a_turn() {
+    let model = ScriptedModel::start(vec![
+        Turn::call("run_shell_command", json!({"command": "ls", "description": "list"}))
+            .with_text("Listing.")
+            .expect_contains("run_shell_command"),
+        Turn::text("done").with_usage(300, 4).expect_contains("MARKER"),
+    ]);
+    let http = reqwest::Client::new();
+    let url = |rest: &str| format!("{}/v1beta/models/gemini-2.5-pro:{rest}", model.base_url());
+    let tools = json!([{"functionDeclarations": [{"name": "run_shell_command"}]}]);
+    let first = json!({"contents": [{"role": "user", "parts": [{"text": "list the files"}]}], "tools": tools});
+    let counted: Value = http.post(url("countTokens")).json(&first).send().await.unwrap().json().await.unwrap();
+    assert!(counted["totalTokens"].as_u64().unwrap() > 0);
+
+    let r = http.post(url("streamGenerateContent?alt=sse")).json(&first).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let chunks = gemini_chunks(&r.text().await.unwrap());
+    assert!(chunks.len() > 2, "text in pieces, then the call: {chunks:?}");
+    let parts: Vec<&Value> = chunks.iter().map(|c| &c["candidates"][0]["content"]["parts"][0]).collect();
+    let text: String = parts.iter().filter_map(|p| p["text"].as_str()).collect();
+    assert_eq!(text, "Listing.");
+    let call = &parts.last().unwrap()["functionCall"];
+    assert_eq!(
+        (call["name"].as_str(), &call["args"]),
+        (Some("run_shell_command"), &json!({"command": "ls", "description": "list"}))
+    );
+    assert!(call.get("id").is_none(), "no id unless the script names one");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"]["promptTokenCount"], 100);
+    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["candidates"][0].get("finishReason").is_none()));
+
+    let second = json!({"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "run_shell_command",
+        "response": {"output": "MARKER-RAN-42"}}}]}], "tools": tools});
+    let whole: Value = http.post(url("generateContent")).json(&second).send().await.unwrap().json().await.unwrap();
+    assert_eq!(whole["candidates"][0]["content"]["parts"], json!([{"text": "done"}]));
+    assert_eq!(whole["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(whole["usageMetadata"]["candidatesTokenCount"], 4);
+
+    assert_eq!(model.violations(), Vec::<String>::new());
+    let requests = model.requests();
+    assert_eq!(
+        requests.iter().map(|r| (path(r), r["query"].as_str())).collect::<Vec<_>>(),
+        [
+            ("/v1beta/models/gemini-2.5-pro:streamGenerateContent", Some("alt=sse")),
+            ("/v1beta/models/gemini-2.5-pro:generateContent", None)
+        ]
+    );
+    assert_eq!(model.routes()[0], "POST /v1beta/models/gemini-2.5-pro:countTokens");
+    // An unknown method is a violation, in the Gemini API's error format.
+    let r = http.post(url("embedContent")).json(&first).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(model.violations().len(), 1);
+}

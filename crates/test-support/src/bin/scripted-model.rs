@@ -21,8 +21,8 @@ const USAGE: &str = "\
 usage: scripted-model --script FILE.json --log REQUESTS.jsonl [--port N | --unix PATH] [--port-file F]
                       [--side-answer TEXT]
 
-Serves the turns of FILE.json (a JSON array of turns) as an OpenAI-compatible (chat completions and Responses)
-and Anthropic model on 127.0.0.1 (port N, default: a free one) or on a Unix socket, until killed. Appends every
+Serves the turns of FILE.json (a JSON array of turns) as an OpenAI-compatible (chat completions and Responses),
+Anthropic and Gemini API model on 127.0.0.1 (port N, default: a free one) or on a Unix socket, until killed. Appends every
 request body, the route of every other request and every violation to REQUESTS.jsonl as JSON lines. With
 --port-file, writes the port to F once it listens. With --side-answer, a request that offers the model no tools
 (an agent's request for a session title, beside the conversation) is answered with TEXT and takes no turn.";
