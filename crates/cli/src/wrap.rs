@@ -51,7 +51,7 @@ const BUILTIN: &[(&str, &str)] = &[
 
 #[derive(clap::Args)]
 #[command(after_help = "Exit status: the agent's own; 125 when the sandbox refused to start it; 2 invalid \
-arguments or configuration.\n\nProfiles: claude, codex, qwen, generic (chosen by the program's name unless \
+arguments or configuration.\n\nProfiles: claude, codex, qwen, gemini, opencode, aider, generic (chosen by the program's name unless \
 --profile says); $XDG_CONFIG_HOME/airlock/profiles/NAME.toml overrides or adds one.")]
 pub struct WrapArgs {
     /// The profile: what the agent needs (state folder, variables, API). Default: by the program's name, else
