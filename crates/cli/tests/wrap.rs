@@ -571,3 +571,106 @@ for i in range(20000):
 fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(program)).find(|p| p.is_file())
 }
+
+/// Claude Code's first interactive run: keys a profile sets in a JSON state
+/// file that the agent also writes keep what the agent wrote, and what stands
+/// there instead of a JSON file (a pipe that would hang the start, a link to
+/// the user's files) is replaced and on the record.
+#[test]
+fn json_state_keys_merge_into_the_agents_own_file_and_a_planted_pipe_is_replaced() {
+    let f = Fixture::new("127.0.0.1:9");
+    let upstream = Upstream::start();
+    let profiles = f.home.join(".config/airlock/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("merge.toml"),
+        "description = \"test\"\napi = \"openai\"\nstate = [\".agent\"]\n[json]\n\
+         \"state.json\" = '{\"onboarded\": true, \"keys\": {\"approved\": [\"{key_tail}\"]}}'\n",
+    )
+    .unwrap();
+    // The agent keeps its own keys in the file, and (a hostile session) leaves a pipe beside.
+    std::fs::write(
+        f.repo.join("agent.sh"),
+        "cat \"$HOME/.agent/state.json\" > seen1.json\n\
+         printf '{\"projects\": {\"a\": 1}, \"onboarded\": false}' > \"$HOME/.agent/state.json\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "merge", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let first: Value = serde_json::from_slice(&std::fs::read(f.repo.join("seen1.json")).unwrap()).unwrap();
+    assert_eq!(first["onboarded"], true);
+    let tail = first["keys"]["approved"][0].as_str().unwrap().to_string();
+    assert_eq!(tail.len(), 20, "the placeholder's last 20 characters: {first}");
+
+    std::fs::write(f.repo.join("agent.sh"), "cat \"$HOME/.agent/state.json\" > seen2.json\n").unwrap();
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "merge", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    let second: Value = serde_json::from_slice(&std::fs::read(f.repo.join("seen2.json")).unwrap()).unwrap();
+    assert_eq!(second["projects"]["a"], 1, "what the agent wrote stays: {second}");
+    assert_eq!(second["onboarded"], true, "the profile's key is set again: {second}");
+    assert_ne!(second["keys"]["approved"][0].as_str().unwrap(), tail, "each session's own placeholder is approved");
+
+    // A pipe where the file goes: the start neither hangs on it nor keeps it.
+    let state = state_dir(&f, "merge", &f.repo).join(".agent/state.json");
+    std::fs::remove_file(&state).unwrap();
+    let fifo = std::ffi::CString::new(state.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (code, stderr) = f.wrap(&upstream, &["--profile", "merge", "--quiet"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(state.symlink_metadata().unwrap().file_type().is_file());
+    assert!(stderr.contains("state.json was not a regular file"), "{stderr}");
+    assert_eq!(violations(&f.audit(), "wrap.state_link").len(), 1);
+}
+
+/// Qwen Code's bundled ripgrep comes from npm without its execute bit: a
+/// helper the profile names runs inside, as an executable copy shown in its
+/// place, and the installation stays read-only.
+#[test]
+fn a_helper_shipped_without_its_execute_bit_runs_and_the_installation_stays_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new("127.0.0.1:9");
+    let upstream = Upstream::start();
+    // An installation outside the workspace and the home: the agent and its helper.
+    let install = f.repo.parent().unwrap().join("install/bin");
+    std::fs::create_dir_all(install.join("vendor")).unwrap();
+    let agent = install.join("fake-agent");
+    std::fs::write(
+        &agent,
+        "#!/bin/sh\nhere=$(dirname \"$(readlink -f \"$0\")\")\n\"$here/vendor/helper\" > helper.txt 2>&1\n\
+         echo \"rc=$?\" >> helper.txt\necho x > \"$here/vendor/helper\" 2>> helper.txt; echo \"write=$?\" >> helper.txt\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper = install.join("vendor/helper");
+    std::fs::write(&helper, "#!/bin/sh\necho helper-ran\n").unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let profiles = f.home.join(".config/airlock/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("helpers.toml"),
+        "description = \"test\"\napi = \"openai\"\nhelpers = [\"vendor/helper\", \"vendor/absent-{arch}\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(airlock())
+        .arg("wrap")
+        .args(["--endpoint", &format!("http://{}", upstream.addr), "--api-key-env", "UPSTREAM_KEY", "--dir"])
+        .arg(&f.data)
+        .args(["--profile", "helpers", "--quiet", "--"])
+        .arg(&agent)
+        .current_dir(&f.repo)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &f.home)
+        .env("XDG_CONFIG_HOME", f.home.join(".config"))
+        .env("XDG_DATA_HOME", f.home.join(".local/share"))
+        .env("UPSTREAM_KEY", REAL_KEY)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = std::fs::read_to_string(f.repo.join("helper.txt")).unwrap();
+    assert!(seen.contains("helper-ran\nrc=0"), "the helper did not run: {seen}");
+    assert!(!seen.contains("write=0"), "the installation was writable: {seen}");
+    assert_eq!(std::fs::metadata(&helper).unwrap().permissions().mode() & 0o777, 0o644, "the original is untouched");
+    assert_eq!(std::fs::read_to_string(&helper).unwrap(), "#!/bin/sh\necho helper-ran\n");
+}
