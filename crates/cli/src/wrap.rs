@@ -466,6 +466,12 @@ fn broker_config(args: &WrapArgs, profile: &Profile) -> Result<(GatewayConfig, S
 }
 
 pub fn run(args: WrapArgs) -> Result<ExitCode> {
+    // One malloc arena for the whole supervisor instead of one per thread
+    // that allocates (the runtime's workers, the audit writer, the lookups'
+    // thread): their allocations are small, and each arena keeps its own
+    // high-water mark (about 0.4 MB of peak RSS together).
+    // SAFETY: mallopt(3) only changes the allocator's tuning; called before any thread is started.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let program = PathBuf::from(&args.command[0]);
     let (profile_name, profile) = load_profile(args.profile.as_deref(), &program)?;
     let (mut config, upstream_origin) = broker_config(&args, &profile)?;
@@ -616,32 +622,6 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     let before = airlock_core::snapshot::Snapshot::take_after(&cx.workspace, &previous, SNAPSHOT_BUDGET);
     drop(previous);
 
-    // The broker and the proxy: the only code of this session that opens a connection.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    let scanner = Arc::new(airlock_redact::Scanner::builtin());
-    let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone(), key: Some(key.clone()) };
-    // The turns and the tool calls of the agent, as its requests carry them: the record of a session.
-    let gw = Gateway::new(config, auth, audit.clone(), scanner)?.recording_conversations();
-    let egress = EgressConfig { allow_domains: allow_domains.clone(), ..EgressConfig::default() };
-    let recorder = Arc::new(AuditRecorder::new(audit.clone(), session.clone()));
-    let proxy = EgressProxy::new(egress, recorder, Arc::new(SystemResolver));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let lookups = record_lookups(dns_log, audit.clone(), session.clone())?;
-    let broker_task = runtime.spawn(serve_unix(gw, broker_listener, until_stopped(stopped.clone())));
-    let proxy_task = {
-        let _guard = runtime.enter();
-        proxy_listener.set_nonblocking(true)?;
-        let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
-        runtime.spawn(proxy.serve_unix(listener, until_stopped(stopped.clone())))
-    };
-
     // The agent, in the sandbox.
     let exe = std::env::current_exe().context("cannot find the airlock binary")?;
     let proxy_url = format!("http://127.0.0.1:{PROXY_PORT}");
@@ -693,8 +673,51 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     // Whatever the caller's environment holds (its keys included) stays here:
     // the sandbox passes only its allowlist and the profile's variables.
     let started = Instant::now();
+    let lookups = record_lookups(dns_log, audit.clone(), session.clone())?;
     let mut child = sandbox.spawn().with_context(|| format!("cannot start {}", exe.display()))?;
     let pid = child.id() as libc::pid_t;
+    let broker = (|| -> Result<_> {
+        // The broker and the proxy: the only code of this session that opens a
+        // connection. Built while the agent starts (their sockets are bound
+        // already: the agent's first connections wait in the backlog): compiling
+        // the scanner and the HTTP client costs tens of milliseconds.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")?;
+        let scanner = Arc::new(airlock_redact::Scanner::builtin());
+        let auth = Auth::Session { uid: crate::gateway::getuid(), session: session.clone(), key: Some(key.clone()) };
+        // The turns and the tool calls of the agent, as its requests carry them: the record of a session.
+        let gw = Gateway::new(config, auth, audit.clone(), scanner)?.recording_conversations();
+        let egress = EgressConfig { allow_domains: allow_domains.clone(), ..EgressConfig::default() };
+        let recorder = Arc::new(AuditRecorder::new(audit.clone(), session.clone()));
+        let proxy = EgressProxy::new(egress, recorder, Arc::new(SystemResolver));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let broker_task = runtime.spawn(serve_unix(gw, broker_listener, until_stopped(stopped.clone())));
+        let proxy_task = {
+            let _guard = runtime.enter();
+            proxy_listener.set_nonblocking(true)?;
+            let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
+            runtime.spawn(proxy.serve_unix(listener, until_stopped(stopped.clone())))
+        };
+
+        Ok((runtime, stop, broker_task, proxy_task))
+    })();
+    let (runtime, stop, broker_task, proxy_task) = match broker {
+        Ok(parts) => parts,
+        Err(e) => {
+            // The agent started but its model is out of reach: end its whole
+            // tree (the sandbox passes SIGTERM on, as for a signal sent here).
+            // SAFETY: kill(2) on our own child's pid, which is not reaped until `wait` below returns.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     // Signals sent to this process alone (a terminal's Ctrl-C reaches both)
     // go on to the sandbox, which ends the agent's whole tree.
     let forward = runtime.spawn(async move {
@@ -811,13 +834,18 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
 /// per name: a retry loop does not fill the log).
 struct Lookups {
     done: Arc<std::sync::atomic::AtomicBool>,
+    /// The thread's socket, shut for reading to wake it at the end.
+    socket: std::os::unix::net::UnixDatagram,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Lookups {
-    /// Stops after what has arrived is recorded.
+    /// Stops after what has arrived is recorded: at once, not at the
+    /// thread's next wake-up.
     fn stop(mut self) {
         self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Datagrams already queued are still received; then a read returns 0.
+        let _ = self.socket.shutdown(std::net::Shutdown::Read);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -829,9 +857,9 @@ fn record_lookups(
     audit: airlock_audit::writer::AuditHandle,
     session: String,
 ) -> Result<Lookups> {
-    socket.set_read_timeout(Some(std::time::Duration::from_millis(100)))?;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = done.clone();
+    let waker = socket.try_clone()?;
     let thread = std::thread::Builder::new().name("dns-log".into()).spawn(move || {
         let mut seen = std::collections::HashSet::new();
         let mut repeats: u64 = 0;
@@ -845,7 +873,8 @@ fn record_lookups(
             while events.len() < 1000 {
                 let got = if first { socket.recv(&mut buf) } else { recv_now(&socket, &mut buf) };
                 first = false;
-                let Ok(n) = got else { break };
+                // 0: shut by `stop` (an empty datagram carries no name either).
+                let Ok(n @ 1..) = got else { break };
                 match lookup_event(&buf[..n], &mut seen) {
                     Some(event) => events.push(event),
                     None => repeats += 1,
@@ -871,7 +900,7 @@ fn record_lookups(
             }
         }
     })?;
-    Ok(Lookups { done, thread: Some(thread) })
+    Ok(Lookups { done, socket: waker, thread: Some(thread) })
 }
 
 /// A datagram if one is waiting, without waiting.

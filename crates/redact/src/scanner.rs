@@ -48,16 +48,32 @@ const REGEX_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 const DFA_SIZE_LIMIT: usize = 8 * 1024 * 1024;
 
 struct CompiledAllowlist {
-    regexes: Vec<Regex>,
+    regexes: Vec<LazyRegex>,
     target: RegexTarget,
     stopwords: Vec<String>,
     paths: Vec<Regex>,
     condition: Condition,
 }
 
+/// A rule's regex, compiled at its first use: a text seldom wakes more than
+/// a few of the built-in rules, and each compiled regex holds its automata
+/// (hundreds of kilobytes for some), so the others cost neither start-up
+/// time nor memory. `None` inside: it did not compile (only for a rule set
+/// that was not checked at [`Scanner::new`]); it then matches nothing.
+struct LazyRegex {
+    pattern: String,
+    compiled: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    fn get(&self) -> Option<&Regex> {
+        self.compiled.get_or_init(|| compile("", "secret", &self.pattern).ok()).as_ref()
+    }
+}
+
 struct CompiledRule {
     id: String,
-    regex: Regex,
+    regex: LazyRegex,
     secret_group: usize,
     entropy: Option<f32>,
     path: Option<Regex>,
@@ -131,9 +147,17 @@ fn compile(rule_id: &str, what: &'static str, pattern: &str) -> Result<Regex, Re
         })
 }
 
-fn compile_allowlist(rule_id: &str, al: &Allowlist) -> Result<CompiledAllowlist, RedactError> {
+/// `eager` as for [`compile_rule`]: an allowlist's regexes are only needed once its rule matched.
+fn compile_allowlist(rule_id: &str, al: &Allowlist, eager: bool) -> Result<CompiledAllowlist, RedactError> {
+    let lazy = |r: &String| -> Result<LazyRegex, RedactError> {
+        let compiled = std::sync::OnceLock::new();
+        if eager {
+            let _ = compiled.set(Some(compile(rule_id, "allowlist", r)?));
+        }
+        Ok(LazyRegex { pattern: r.clone(), compiled })
+    };
     Ok(CompiledAllowlist {
-        regexes: al.regexes.iter().map(|r| compile(rule_id, "allowlist", r)).collect::<Result<_, _>>()?,
+        regexes: al.regexes.iter().map(lazy).collect::<Result<_, _>>()?,
         target: al.regex_target,
         stopwords: al.stopwords.iter().map(|s| s.to_ascii_lowercase()).collect(),
         paths: al.paths.iter().map(|r| compile(rule_id, "allowlist path", r)).collect::<Result<_, _>>()?,
@@ -141,25 +165,35 @@ fn compile_allowlist(rule_id: &str, al: &Allowlist) -> Result<CompiledAllowlist,
     })
 }
 
-fn compile_rule(rule: &Rule) -> Result<CompiledRule, RedactError> {
-    let regex = compile(&rule.id, "secret", &rule.regex)?;
-    let groups = regex.captures_len() - 1;
-    if rule.secret_group > groups {
-        return Err(RedactError::InvalidRule {
-            rule_id: rule.id.clone(),
-            message: format!(
-                "secretGroup {} but the regex has {groups} capture group(s)\nhint: count the `(` that are not `(?:`",
-                rule.secret_group
-            ),
-        });
+/// `eager`: compile the rule's regex now, and check its groups (a rule set
+/// from a file); else at its first use (the built-in rules, checked by tests).
+fn compile_rule(rule: &Rule, eager: bool) -> Result<CompiledRule, RedactError> {
+    let compiled = std::sync::OnceLock::new();
+    if eager {
+        let regex = compile(&rule.id, "secret", &rule.regex)?;
+        let groups = regex.captures_len() - 1;
+        if rule.secret_group > groups {
+            return Err(RedactError::InvalidRule {
+                rule_id: rule.id.clone(),
+                message: format!(
+                    "secretGroup {} but the regex has {groups} capture group(s)\nhint: count the `(` that are not `(?:`",
+                    rule.secret_group
+                ),
+            });
+        }
+        let _ = compiled.set(Some(regex));
     }
     Ok(CompiledRule {
         id: rule.id.clone(),
-        regex,
+        regex: LazyRegex { pattern: rule.regex.clone(), compiled },
         secret_group: rule.secret_group,
         entropy: rule.entropy,
         path: rule.path.as_deref().map(|p| compile(&rule.id, "path", p)).transpose()?,
-        allowlists: rule.allowlists.iter().map(|al| compile_allowlist(&rule.id, al)).collect::<Result<_, _>>()?,
+        allowlists: rule
+            .allowlists
+            .iter()
+            .map(|al| compile_allowlist(&rule.id, al, eager))
+            .collect::<Result<_, _>>()?,
         tier: rule.tier,
         // Rules without keywords cannot be windowed.
         scope: if rule.keywords.is_empty() { Scope::Whole } else { rule.scope },
@@ -171,9 +205,16 @@ fn compile_rule(rule: &Rule) -> Result<CompiledRule, RedactError> {
 impl Scanner {
     /// Compiles `rules`. Fails naming the rule whose regex does not compile.
     pub fn new(rules: RuleSet) -> Result<Scanner, RedactError> {
-        let compiled = rules.rules.iter().map(compile_rule).collect::<Result<Vec<_>, _>>()?;
-        let global =
-            rules.allowlists.iter().map(|al| compile_allowlist("<global allowlist>", al)).collect::<Result<_, _>>()?;
+        Scanner::compile(rules, true)
+    }
+
+    fn compile(rules: RuleSet, eager: bool) -> Result<Scanner, RedactError> {
+        let compiled = rules.rules.iter().map(|r| compile_rule(r, eager)).collect::<Result<Vec<_>, _>>()?;
+        let global = rules
+            .allowlists
+            .iter()
+            .map(|al| compile_allowlist("<global allowlist>", al, eager))
+            .collect::<Result<_, _>>()?;
         let mut patterns: Vec<String> = Vec::new();
         let mut keyword_rules: Vec<Vec<u32>> = Vec::new();
         let mut always = Vec::new();
@@ -225,8 +266,9 @@ impl Scanner {
     /// The built-in rules, compiled.
     pub fn builtin() -> Scanner {
         // The built-in rules are compiled in tests (`builtin_rules_compile`), so this cannot fail
-        // in a shipped build; fall back to an empty scanner rather than panic regardless.
-        Scanner::new(RuleSet::builtin()).unwrap_or_else(|_| Scanner {
+        // in a shipped build; fall back to an empty scanner rather than panic regardless. Their
+        // regexes are compiled at first use.
+        Scanner::compile(RuleSet::builtin(), false).unwrap_or_else(|_| Scanner {
             rules: Vec::new(),
             global: Vec::new(),
             keywords: None,
@@ -349,7 +391,8 @@ impl Scanner {
         out: &mut Vec<Candidate>,
     ) {
         let rule = &self.rules[index as usize];
-        let mut locs = rule.regex.capture_locations();
+        let Some(regex) = rule.regex.get() else { return };
+        let mut locs = regex.capture_locations();
         match rule.scope {
             Scope::Whole => {
                 self.run_window(index, text, 0, ctx, &mut locs, out);
@@ -360,7 +403,7 @@ impl Scanner {
                     if hit < pos {
                         continue;
                     }
-                    match rule.regex.captures_read_at(&mut locs, text, hit) {
+                    match regex.captures_read_at(&mut locs, text, hit) {
                         Some(m) => {
                             pos = m.end().max(m.start() + 1);
                             self.consider(index, text, ctx, &locs, out);
@@ -398,13 +441,13 @@ impl Scanner {
         locs: &mut CaptureLocations,
         out: &mut Vec<Candidate>,
     ) -> usize {
-        let rule = &self.rules[index as usize];
+        let Some(regex) = self.rules[index as usize].regex.get() else { return start };
         let mut last_end = start;
         while start <= haystack.len() {
             // Find the match with the DFA first; resolve groups only on its span, which is far
             // cheaper than a capturing search over the whole window.
-            let Some(found) = rule.regex.find_at(haystack, start) else { break };
-            let Some(m) = rule.regex.captures_read_at(locs, &haystack[..found.end()], found.start()) else { break };
+            let Some(found) = regex.find_at(haystack, start) else { break };
+            let Some(m) = regex.captures_read_at(locs, &haystack[..found.end()], found.start()) else { break };
             self.consider(index, haystack, ctx, locs, out);
             last_end = m.end();
             start = m.end().max(m.start() + 1);
@@ -560,7 +603,7 @@ fn allowlist_allows(
                 &text[start..end]
             }
         };
-        results[0] = Some(al.regexes.iter().any(|r| r.is_match(target)));
+        results[0] = Some(al.regexes.iter().any(|r| r.get().is_some_and(|r| r.is_match(target))));
     }
     if !al.stopwords.is_empty() {
         let lower = text[secret].to_ascii_lowercase();
