@@ -150,12 +150,24 @@ impl Fixture {
 
     /// `airlock wrap` in `repo` (another workspace than the fixture's own).
     fn wrap_in(&self, repo: &Path, upstream: &Upstream, extra: &[&str]) -> (i32, String) {
+        self.wrap_program(repo, upstream, extra, &["sh".as_ref(), "agent.sh".as_ref()])
+    }
+
+    /// `airlock wrap -- PROGRAM...` in `repo`.
+    fn wrap_program(
+        &self,
+        repo: &Path,
+        upstream: &Upstream,
+        extra: &[&str],
+        program: &[&std::ffi::OsStr],
+    ) -> (i32, String) {
         let out = Command::new(airlock())
             .arg("wrap")
             .args(["--endpoint", &format!("http://{}", upstream.addr), "--api-key-env", "UPSTREAM_KEY", "--dir"])
             .arg(&self.data)
             .args(extra)
-            .args(["--", "sh", "agent.sh"])
+            .arg("--")
+            .args(program)
             .current_dir(repo)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -652,22 +664,8 @@ fn a_helper_shipped_without_its_execute_bit_runs_and_the_installation_stays_read
         "description = \"test\"\napi = \"openai\"\nhelpers = [\"vendor/helper\", \"vendor/absent-{arch}\"]\n",
     )
     .unwrap();
-    let out = Command::new(airlock())
-        .arg("wrap")
-        .args(["--endpoint", &format!("http://{}", upstream.addr), "--api-key-env", "UPSTREAM_KEY", "--dir"])
-        .arg(&f.data)
-        .args(["--profile", "helpers", "--quiet", "--"])
-        .arg(&agent)
-        .current_dir(&f.repo)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", &f.home)
-        .env("XDG_CONFIG_HOME", f.home.join(".config"))
-        .env("XDG_DATA_HOME", f.home.join(".local/share"))
-        .env("UPSTREAM_KEY", REAL_KEY)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, stderr) = f.wrap_program(&f.repo, &upstream, &["--profile", "helpers", "--quiet"], &[agent.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
     let seen = std::fs::read_to_string(f.repo.join("helper.txt")).unwrap();
     assert!(seen.contains("helper-ran\nrc=0"), "the helper did not run: {seen}");
     assert!(!seen.contains("write=0"), "the installation was writable: {seen}");
