@@ -113,7 +113,13 @@ AGENTS = {
         # Its API key dialogs are skipped by the profile (security.auth.selectedType); no theme picker.
         first_run=[("Do you trust the files in this folder?", ["Enter"])],
         ready="Type your message or @path/to/file",
-        telemetry=True,
+        # It may ask before a command even in its yolo mode ("Redirection detected").
+        during_turn=[("Allow execution of", ["Enter"])],
+        # Its second Ctrl-C must follow the first at once.
+        quit=["C-c C-c"],
+        # Its usage statistics are off in the settings file the profile writes, --vendor-telemetry or not (the
+        # switch is honoured there only); a one-shot run then tries no other host.
+        telemetry=False,
     ),
     "opencode": Agent(
         program="opencode", registry="npm", package="opencode-ai", version="1.18.33", api="openai",

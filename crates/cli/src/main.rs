@@ -131,6 +131,11 @@ struct SandboxArgs {
     /// of a helper that a wrapped agent's installation ships without its execute bit).
     #[arg(long = "show-file", value_name = "SRC:DST")]
     show_file: Vec<String>,
+    /// Where no memory cgroup can be made, cap each process's address space at N times the memory
+    /// budget instead of 4 (never less): for runtimes that reserve much address space and touch little
+    /// of it (V8's WebAssembly memories).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(4..=64))]
+    address_space_factor: Option<u64>,
     /// Answer name lookups inside with REFUSED and send each name asked for to the Unix datagram
     /// socket SOCKET outside (lookups that bypass the broker's proxy are still seen).
     #[arg(long, value_name = "SOCKET")]
@@ -336,6 +341,9 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode> {
     let mut spec = SandboxSpec::from_policy(&policy, &cx.workspace, &cx.workspace, std::env::vars_os(), &args.env)?;
     if let Some(bytes) = args.max_output {
         spec.limits.output_bytes = spec.limits.output_bytes.min(bytes);
+    }
+    if let Some(factor) = args.address_space_factor {
+        spec.limits.address_space_factor = factor;
     }
     for dir in &args.read {
         let abs = if dir.is_absolute() { dir.clone() } else { cx.workspace.join(dir) };

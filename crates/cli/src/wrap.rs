@@ -173,6 +173,10 @@ struct Profile {
     /// its package ships without the execute bit shows as an executable copy.
     #[serde(default)]
     helpers: Vec<String>,
+    /// Where no memory cgroup can be made, its processes' address space as a
+    /// multiple of the memory budget (default 4; Gemini CLI's WebAssembly
+    /// memories need more).
+    address_space_factor: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -661,6 +665,9 @@ pub fn run(args: WrapArgs) -> Result<ExitCode> {
     }
     for dir in &args.write {
         sandbox.arg("--write").arg(dir);
+    }
+    if let Some(factor) = profile.address_space_factor {
+        sandbox.arg("--address-space-factor").arg(factor.to_string());
     }
     for (copy, original) in executable_helpers(&profile, &found)? {
         sandbox.arg("--show-file").arg(format!("{}:{}", copy.display(), original.display()));

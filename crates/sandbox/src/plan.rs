@@ -885,6 +885,7 @@ mod tests {
                 cpu_secs: 100,
                 output_bytes: 1 << 20,
                 tmp_bytes: 1 << 28,
+                address_space_factor: crate::spec::ADDRESS_SPACE_FACTOR,
             },
             env: vec![],
             bridges: vec![],

@@ -122,6 +122,11 @@ pub struct Limits {
     /// Size of each private tmpfs (`/tmp`, `/dev/shm`, a private home):
     /// `limits.tmp_size_mb`, within the memory budget ([`tmpfs_bytes`]).
     pub tmp_bytes: u64,
+    /// Where no memory cgroup limits the tree, each process's address space
+    /// is this many times the memory budget ([`ADDRESS_SPACE_FACTOR`] unless
+    /// the caller asks for more: a wrapped agent whose runtime reserves much
+    /// address space, Gemini CLI's WebAssembly).
+    pub address_space_factor: u64,
 }
 
 /// How many private tmpfs mounts a sandbox may have: `/tmp`, `/dev/shm` and a
@@ -151,7 +156,7 @@ impl Limits {
     /// the budget would break them: 4 times the default 8 GiB budget lets a
     /// node agent keep three WebAssembly memories.
     pub fn address_space_bytes(&self) -> u64 {
-        self.memory_bytes.saturating_mul(ADDRESS_SPACE_FACTOR)
+        self.memory_bytes.saturating_mul(self.address_space_factor)
     }
 }
 
@@ -229,6 +234,7 @@ impl SandboxSpec {
             cpu_secs: l.cpu_secs.value,
             output_bytes: l.output_bytes.value,
             tmp_bytes: tmpfs_bytes(l.tmp_size_mb.value.saturating_mul(MIB), l.memory_mb.value.saturating_mul(MIB)),
+            address_space_factor: ADDRESS_SPACE_FACTOR,
         };
         let env = clean_env(host_env, extra_env);
         let home = env.iter().find(|(k, _)| k == "HOME").and_then(|(_, v)| fs_err::canonicalize(v).ok());
@@ -446,8 +452,10 @@ mod tests {
             cpu_secs: 1,
             output_bytes: 1,
             tmp_bytes: 1,
+            address_space_factor: ADDRESS_SPACE_FACTOR,
         };
         assert_eq!(limits(64 * MIB).address_space_bytes(), 256 * MIB);
+        assert_eq!(Limits { address_space_factor: 8, ..limits(8192 * MIB) }.address_space_bytes(), 65536 * MIB);
         assert_eq!(limits(8192 * MIB).address_space_bytes(), 32768 * MIB);
         assert_eq!(limits(u64::MAX).address_space_bytes(), u64::MAX);
     }
