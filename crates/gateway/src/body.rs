@@ -208,7 +208,7 @@ pub fn scrub(
     let stripped = crate::server_tools::strip(&mut value, schema, allow_server_tools)?;
     let mut notes = Vec::new();
     let mut path = Vec::new();
-    walk(&mut value, schema, &mut path, redactor, &mut notes);
+    redact_tree(&mut value, &mut path, redactor, &mut notes, &|p, t| is_protocol_field(schema, p, t));
     let model = value.get("model").and_then(Value::as_str).unwrap_or_default().to_string();
     let body = serde_json::to_vec(&value).map_err(|e| BodyError::NotJson(e.to_string()))?;
     Ok(Scrubbed { body, notes, model, stream, stripped })
@@ -237,16 +237,19 @@ pub fn pointer(path: &[Step]) -> String {
     out
 }
 
-fn walk(
+/// Redacts every string and key of `value` (at `path`), except the strings
+/// `protocol` says are protocol fields (opaque values the API needs back
+/// unchanged), noting each replacement.
+pub(crate) fn redact_tree(
     value: &mut Value,
-    schema: Schema,
     path: &mut Vec<Step>,
     redactor: &mut Redactor,
     notes: &mut Vec<RedactionNote>,
+    protocol: &dyn Fn(&[Step], &str) -> bool,
 ) {
     match value {
         Value::String(text) => {
-            if is_protocol_field(schema, path, text) {
+            if protocol(path, text) {
                 return;
             }
             let out = redactor.redact(text);
@@ -258,7 +261,7 @@ fn walk(
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(Step::Index(i));
-                walk(item, schema, path, redactor, notes);
+                redact_tree(item, path, redactor, notes, protocol);
                 path.pop();
             }
         }
@@ -285,7 +288,7 @@ fn walk(
             }
             for (key, item) in map.iter_mut() {
                 path.push(Step::Key(key.clone()));
-                walk(item, schema, path, redactor, notes);
+                redact_tree(item, path, redactor, notes, protocol);
                 path.pop();
             }
         }

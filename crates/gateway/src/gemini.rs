@@ -18,12 +18,11 @@
 //! assert!(parse_path("/v1/messages").is_none());
 //! ```
 
-use airlock_audit::event::RedactionNote;
 use airlock_redact::Redactor;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::body::{BodyError, Scrubbed, Step, pointer};
+use crate::body::{BodyError, Scrubbed, Step, redact_tree};
 use crate::server_tools::Stripped;
 
 /// Where the Gemini API's model routes live.
@@ -226,67 +225,9 @@ pub fn scrub(
     }
     let stripped = strip_server_tools(&mut value, allow_server_tools);
     let mut notes = Vec::new();
-    walk(&mut value, &mut Vec::new(), redactor, &mut notes);
+    redact_tree(&mut value, &mut Vec::new(), redactor, &mut notes, &is_protocol_field);
     let body = serde_json::to_vec(&value).map_err(|e| BodyError::NotJson(e.to_string()))?;
     Ok(Scrubbed { body, notes, model: model.to_string(), stream, stripped })
-}
-
-fn note_all(notes: &mut Vec<RedactionNote>, field: &str, report: Vec<airlock_redact::Redaction>) {
-    notes.extend(report.into_iter().map(|r| RedactionNote {
-        rule: r.rule_id,
-        field: field.to_string(),
-        placeholder: r.placeholder,
-        secret_sha256: r.secret_sha256,
-    }));
-}
-
-fn walk(value: &mut Value, path: &mut Vec<Step>, redactor: &mut Redactor, notes: &mut Vec<RedactionNote>) {
-    match value {
-        Value::String(text) => {
-            if is_protocol_field(path, text) {
-                return;
-            }
-            let out = redactor.redact(text);
-            if !out.report.is_empty() {
-                note_all(notes, &pointer(path), out.report);
-                *text = out.text;
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                path.push(Step::Index(i));
-                walk(item, path, redactor, notes);
-                path.pop();
-            }
-        }
-        Value::Object(map) => {
-            // Keys leave too (a function's arguments can use a secret as a key).
-            let renamed: Vec<(String, String)> = map
-                .keys()
-                .filter_map(|key| {
-                    let out = redactor.redact(key);
-                    if out.report.is_empty() {
-                        return None;
-                    }
-                    path.push(Step::Key(out.text.clone()));
-                    note_all(notes, &pointer(path), out.report);
-                    path.pop();
-                    Some((key.clone(), out.text))
-                })
-                .collect();
-            for (old, new) in renamed {
-                if let Some(item) = map.remove(&old) {
-                    map.insert(new, item);
-                }
-            }
-            for (key, item) in map.iter_mut() {
-                path.push(Step::Key(key.clone()));
-                walk(item, path, redactor, notes);
-                path.pop();
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
 }
 
 #[cfg(test)]
