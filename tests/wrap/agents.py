@@ -83,6 +83,9 @@ AGENTS = {
         # Its own questions, which airlock leaves to the person: the folder, and its bypass mode.
         first_run=[("Yes, I trust this folder", ["Down", "Enter"]), ("Yes, I accept", ["Down", "Enter"])],
         ready="bypass permissions on",
+        # "Press Ctrl-C again to exit": the second must follow at once (a first one alone may only cancel
+        # what it is doing after the turn).
+        quit=["C-c C-c"],
         telemetry=True,
     ),
     "codex": Agent(
@@ -103,6 +106,8 @@ AGENTS = {
         oneshot=lambda task, auto: ["qwen", "-p", task] + (["--yolo"] if auto else []),
         interactive=lambda auto: ["qwen"] + (["--yolo"] if auto else []),
         ready="Type your message",
+        # Its Ctrl-C exit depends on what it is doing after the turn; its own command does not.
+        quit=["/quit", "Enter"],
     ),
     "gemini": Agent(
         program="gemini", registry="npm", package="@google/gemini-cli", version="0.61.0", api="gemini",
