@@ -381,6 +381,26 @@ impl Env {
     }
 }
 
+/// An event stream's first chunk, which must arrive while the upstream is
+/// held at `gate` (the gateway passes chunks on, it does not buffer), and
+/// the rest once the upstream is let go.
+async fn streamed_in_pieces(r: reqwest::Response, gate: &tokio::sync::Notify) -> (String, String) {
+    use futures_util::StreamExt;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut stream = r.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the first chunk did not arrive before the upstream finished: the gateway buffers")
+        .unwrap()
+        .unwrap();
+    gate.notify_one();
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    (String::from_utf8_lossy(&first).into_owned(), String::from_utf8_lossy(&rest).into_owned())
+}
+
 fn chat(model: &str, content: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": content}]})
 }
@@ -479,7 +499,6 @@ async fn a_gateway_records_no_conversation_unless_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_pass_chunk_by_chunk() {
-    use futures_util::StreamExt;
     let env = Env::start().await;
     for (path, model, body) in [
         ("/v1/chat/completions", "gpt-4o", serde_json::json!({"model": "gpt-4o", "stream": true, "messages": []})),
@@ -491,20 +510,9 @@ async fn streams_pass_chunk_by_chunk() {
     ] {
         let r = env.post(path, body).send().await.unwrap();
         assert_eq!(r.status(), 200, "{model}");
-        assert_eq!(r.headers()["content-type"], "text/event-stream");
-        let mut stream = r.bytes_stream();
-        let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
-            .await
-            .expect("the first chunk did not arrive before the upstream finished: the gateway buffers")
-            .unwrap()
-            .unwrap();
-        assert!(String::from_utf8_lossy(&first).contains("data:"));
-        env.gate.notify_one();
-        let mut rest = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            rest.extend_from_slice(&chunk.unwrap());
-        }
-        assert!(String::from_utf8_lossy(&rest).contains("usage"), "{model}");
+        let (first, rest) = streamed_in_pieces(r, &env.gate).await;
+        assert!(first.contains("data:"));
+        assert!(rest.contains("usage"), "{model}");
     }
     let log = env.audit(4).await;
     let responses: Vec<&serde_json::Value> = log.iter().filter(|e| e.0 == "model_response").map(|e| &e.1).collect();
@@ -928,7 +936,6 @@ async fn gemini_requests_are_redacted_recorded_and_sent_with_the_upstreams_key()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gemini_streams_pass_chunk_by_chunk_with_only_alt_sse_forwarded() {
-    use futures_util::StreamExt;
     let env = Env::start().await;
     let r = reqwest::Client::new()
         .post(format!("http://{}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key={KEY}", env.gateway))
@@ -937,20 +944,9 @@ async fn gemini_streams_pass_chunk_by_chunk_with_only_alt_sse_forwarded() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let mut stream = r.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .expect("the first chunk did not arrive before the upstream finished: the gateway buffers")
-        .unwrap()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&first).starts_with("data: {"), "{first:?}");
-    env.gate.notify_one();
-    let mut rest = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        rest.extend_from_slice(&chunk.unwrap());
-    }
-    assert!(String::from_utf8_lossy(&rest).contains("\"finishReason\":\"STOP\""));
+    let (first, rest) = streamed_in_pieces(r, &env.gate).await;
+    assert!(first.starts_with("data: {"), "{first:?}");
+    assert!(rest.contains("\"finishReason\":\"STOP\""));
     assert_eq!(env.seen.lock().unwrap().uris, ["/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"]);
     let log = env.audit(2).await;
     assert_eq!(log[0].1["route"], "gemini.stream_generate_content");
