@@ -153,6 +153,61 @@ pub trait Store {
     fn prune_payloads_below(&mut self, index: u64) -> Result<u64, StoreError> {
         Err(StoreError::Unsupported { path: String::new(), what: format!("pruning payloads below entry {index}") })
     }
+    /// Keeps a witness's cosignature of the checkpoint of `size`: `witness`
+    /// is the witness's name, `line` the signature line (`— NAME BASE64`).
+    /// A second cosignature of the same witness for the same size replaces the first.
+    fn add_cosignature(&mut self, size: u64, witness: &str, line: &str) -> Result<(), StoreError> {
+        let _ = line;
+        Err(StoreError::Unsupported {
+            path: String::new(),
+            what: format!("keeping {witness}'s cosignature of size {size}"),
+        })
+    }
+    /// The cosignatures kept for the checkpoint of `size`, as (witness, line), by witness name.
+    fn cosignatures(&self, size: u64) -> Result<Vec<(String, String)>, StoreError> {
+        let _ = size;
+        Ok(Vec::new())
+    }
+}
+
+/// A store chosen at run time (SQLite for one user, PostgreSQL for a team).
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn size(&self) -> Result<u64, StoreError> {
+        (**self).size()
+    }
+    fn append(&mut self, first: u64, entries: &[NewEntry], nodes: &[(u32, u64, Hash)]) -> Result<(), StoreError> {
+        (**self).append(first, entries, nodes)
+    }
+    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        (**self).node(level, index)
+    }
+    fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError> {
+        (**self).scan(from, visit)
+    }
+    fn list(&self, filter: &Filter, visit: &mut dyn FnMut(Listed<'_>) -> bool) -> Result<(), StoreError> {
+        (**self).list(filter, visit)
+    }
+    fn add_checkpoint(&mut self, size: u64, note: &str) -> Result<(), StoreError> {
+        (**self).add_checkpoint(size, note)
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        (**self).checkpoints()
+    }
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        (**self).latest_checkpoint()
+    }
+    fn prune_payloads(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        (**self).prune_payloads(before_ms)
+    }
+    fn prune_payloads_below(&mut self, index: u64) -> Result<u64, StoreError> {
+        (**self).prune_payloads_below(index)
+    }
+    fn add_cosignature(&mut self, size: u64, witness: &str, line: &str) -> Result<(), StoreError> {
+        (**self).add_cosignature(size, witness, line)
+    }
+    fn cosignatures(&self, size: u64) -> Result<Vec<(String, String)>, StoreError> {
+        (**self).cosignatures(size)
+    }
 }
 
 /// The SQLite store.
@@ -183,6 +238,7 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE TABLE IF NOT EXISTS payloads (idx INTEGER PRIMARY KEY, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cosignatures (size INTEGER NOT NULL, witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness)) WITHOUT ROWID;
 ";
 
 impl SqliteStore {
@@ -371,6 +427,27 @@ impl Store for SqliteStore {
         let below = index.min(i64::MAX as u64) as i64;
         let n = self.conn.execute("DELETE FROM payloads WHERE idx < ?1", params![below]).map_err(|e| self.err(e))?;
         Ok(n as u64)
+    }
+
+    fn add_cosignature(&mut self, size: u64, witness: &str, line: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO cosignatures (size, witness, line) VALUES (?1, ?2, ?3)",
+                params![size as i64, witness, line],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn cosignatures(&self, size: u64) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT witness, line FROM cosignatures WHERE size = ?1 ORDER BY witness")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![size as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 }
 
