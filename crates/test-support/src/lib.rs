@@ -7,10 +7,13 @@
 //! [`scripted`] is a model server that answers from a script, for tests
 //! of the agent, end-to-end tests of the `airlock` binary (through the
 //! `scripted-model` binary) and benchmarks.
+//!
+//! [`postgres`] starts a private PostgreSQL cluster on a Unix socket.
 #![deny(missing_docs)]
 // Test output is the point of this crate.
 #![allow(clippy::print_stdout)]
 
+pub mod postgres;
 pub mod scripted;
 
 /// The SmolLM2-135M-Instruct GGUF that tests run a real model on
