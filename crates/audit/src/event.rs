@@ -203,6 +203,20 @@ pub enum Event {
         /// The result's size in bytes (0 when none came back).
         result_bytes: u64,
     },
+    /// A witness refused to cosign one of this log's checkpoints for a
+    /// reason other than a race between replicas: a bad consistency proof
+    /// (the log was rolled back or forked), a signature it does not accept,
+    /// or a size it has already passed.
+    WitnessRefused {
+        /// The witness's name (as configured).
+        witness: String,
+        /// The size of the checkpoint it refused.
+        size: u64,
+        /// Its HTTP status (0 when its answer could not be used at all).
+        status: u64,
+        /// What it said, or what was wrong with its answer.
+        message: String,
+    },
     /// A record from outside (`airlock audit append`: hooks, CI pipelines).
     External {
         /// Who sent it.
@@ -230,6 +244,7 @@ impl Event {
             Event::Rewind { .. } => "rewind",
             Event::AgentTurn { .. } => "agent_turn",
             Event::AgentToolCall { .. } => "agent_tool_call",
+            Event::WitnessRefused { .. } => "witness_refused",
             Event::External { .. } => "external",
         }
     }

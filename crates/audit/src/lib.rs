@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod event;
 pub mod export;
 pub mod latest;

@@ -789,7 +789,10 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
                 d.bytes_down += bytes_down;
             }
             Event::External { .. } => external_events += 1,
-            Event::Rewind { .. } | Event::AgentTurn { .. } | Event::AgentToolCall { .. } => {}
+            Event::Rewind { .. }
+            | Event::AgentTurn { .. }
+            | Event::AgentToolCall { .. }
+            | Event::WitnessRefused { .. } => {}
         }
     }
     let turns = timeline.finish();
