@@ -1,5 +1,6 @@
 //! The tamper-evident audit log: events in canonical JSON, an RFC 6962
-//! Merkle tree over them kept in SQLite with O(log n) appends and proofs,
+//! Merkle tree over them kept in SQLite (or PostgreSQL, [`postgres`], for a
+//! team gateway's replicas) with O(log n) appends and proofs,
 //! payloads apart from leaves (so they can be pruned), and C2SP checkpoints
 //! signed with Ed25519 that anyone can verify offline with the public key.
 #![deny(missing_docs)]
@@ -12,5 +13,7 @@ pub mod latest;
 pub mod log;
 pub mod merkle;
 pub mod note;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod store;
 pub mod writer;

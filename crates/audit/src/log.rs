@@ -164,7 +164,21 @@ pub enum AuditError {
     /// An external append was refused.
     #[error("{0}")]
     Refused(String),
+    /// Other writers appended first every time this one tried.
+    #[error(
+        "audit log: other writers appended first {tries} times in a row (the log holds {size} entries); nothing \
+         was recorded\nhint: too many writers share this database for the rate of appends; retry later"
+    )]
+    Contended {
+        /// Appends tried.
+        tries: u32,
+        /// Entries the log held at the last try.
+        size: u64,
+    },
 }
+
+/// How many times one append is tried when other writers keep appending first.
+pub const APPEND_TRIES: u32 = 64;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -226,7 +240,8 @@ impl<S: Store> AuditLog<S> {
         let size = store.size()?;
         let frontier = Frontier::from_nodes(size, &StoreNodes(&store))?;
         let stored = store.checkpoints()?;
-        let signed_size = stored.last().map_or(0, |(s, _)| *s);
+        // Another writer may have appended and signed beyond `size` since.
+        let signed_size = stored.iter().rev().map(|(s, _)| *s).find(|s| *s <= size).unwrap_or(0);
         let pruned = stored.iter().filter_map(|(_, note)| unchecked(note)).map(|c| pruned_below(&c)).max();
         Ok(AuditLog {
             store,
@@ -360,21 +375,31 @@ impl<S: Store> AuditLog<S> {
         if batch.entries.is_empty() {
             return Ok(batch.firsts);
         }
-        if let Err(e) = self.store.append(self.frontier.size(), &batch.entries, &batch.nodes) {
-            // Another process appended to the same database since this log
-            // was opened (`airlock audit append` beside a running session, a
-            // gateway beside a session): take its entries into the tree and
-            // try once more at the new end. Any other failure stands.
-            let size = self.store.size()?;
-            if size == self.frontier.size() {
-                return Err(e.into());
+        let mut tries = 1;
+        while let Err(e) = self.store.append(self.frontier.size(), &batch.entries, &batch.nodes) {
+            // Another writer appended to the same database since this log
+            // last looked (`airlock audit append` beside a running session,
+            // another gateway replica): take its entries into the tree and
+            // try again at the new end. PostgreSQL says so (`Behind`, under
+            // its sequencer lock); SQLite's insert fails on the taken index.
+            // Any other failure stands: nothing was recorded.
+            let size = match e {
+                StoreError::Behind { size } => size,
+                StoreError::Postgres { .. } => return Err(e.into()),
+                _ => match self.store.size()? {
+                    size if size == self.frontier.size() => return Err(e.into()),
+                    size => size,
+                },
+            };
+            if tries == APPEND_TRIES {
+                return Err(AuditError::Contended { tries, size });
             }
+            tries += 1;
             self.reload(size)?;
             batch = self.batch(groups, source, time_ms)?;
-            self.store.append(self.frontier.size(), &batch.entries, &batch.nodes)?;
         }
         self.frontier = batch.frontier;
-        if batch.session_ended || self.frontier.size() - self.signed_size >= self.every.entries {
+        if batch.session_ended || self.unsigned() >= self.every.entries {
             self.checkpoint()?;
         } else {
             self.checkpoint_if_due()?;
@@ -385,9 +410,12 @@ impl<S: Store> AuditLog<S> {
     /// Restores the tree and the signed state from the store, at `size`.
     fn reload(&mut self, size: u64) -> Result<(), AuditError> {
         self.frontier = Frontier::from_nodes(size, &StoreNodes(&self.store))?;
-        let stored = self.store.checkpoints()?;
-        self.signed_size = stored.last().map_or(0, |(s, _)| *s);
-        let pruned = stored.iter().filter_map(|(_, note)| unchecked(note)).map(|c| pruned_below(&c)).max();
+        // The latest checkpoint alone (one row, however long the log): it
+        // carries every prune's watermark forward. One signed beyond `size`
+        // (another writer appended and signed since) covers this tree too.
+        let latest = self.store.latest_checkpoint()?;
+        self.signed_size = latest.as_ref().map_or(0, |(s, _)| (*s).min(size));
+        let pruned = latest.and_then(|(_, note)| unchecked(&note)).map(|c| pruned_below(&c));
         self.pruned_below = self.pruned_below.max(pruned.unwrap_or(0));
         Ok(())
     }
@@ -447,7 +475,7 @@ impl<S: Store> AuditLog<S> {
 
     /// Entries appended since the last checkpoint.
     pub fn unsigned(&self) -> u64 {
-        self.frontier.size() - self.signed_size
+        self.frontier.size().saturating_sub(self.signed_size)
     }
 
     /// The checkpoint schedule.

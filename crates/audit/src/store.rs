@@ -1,6 +1,6 @@
 //! Where the log lives: a small trait, and SQLite behind it (WAL, one writer,
 //! every append in one transaction, fsynced before it is acknowledged unless
-//! batching is chosen). PostgreSQL can implement the same trait later.
+//! batching is chosen). PostgreSQL implements the same trait (`crate::postgres`).
 
 use std::path::Path;
 
@@ -45,6 +45,35 @@ pub enum StoreError {
         path: String,
         /// The error.
         source: std::io::Error,
+    },
+    /// PostgreSQL failed. `database` names it without any password.
+    #[error("audit database {database}: {source}")]
+    Postgres {
+        /// The database (`postgresql://user@host:port/name`, never the password).
+        database: String,
+        /// The error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another writer (another replica, another process) appended first:
+    /// the log holds `size` entries, not the number the append was for.
+    /// Nothing was written; reload the tree at `size` and try again.
+    #[error("audit store: another writer appended first (the log now holds {size} entries); nothing was written")]
+    Behind {
+        /// How many entries the log holds now.
+        size: u64,
+    },
+    /// The database's schema is newer than this program's.
+    #[error(
+        "audit database {database}: its schema is at version {found}, newer than version {known}, the newest this \
+         airlock knows\nhint: a newer airlock migrated it; upgrade this one (every replica runs the same release)"
+    )]
+    SchemaTooNew {
+        /// The database (never the password).
+        database: String,
+        /// The version the database is at.
+        found: i64,
+        /// The newest version this program knows.
+        known: i64,
     },
     /// This store cannot do what was asked.
     #[error("audit store {path}: {what} is not supported")]

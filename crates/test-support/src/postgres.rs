@@ -93,23 +93,17 @@ impl Cluster {
         let data = cluster.data();
         cluster.run_ok(
             "initdb",
-            &[
-                "-D",
-                path_str(&data),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
+            &["-D", path_str(&data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
         );
         let mut options = format!("-k {} -c listen_addresses=''", path_str(cluster.dir.path()));
         for (name, value) in settings {
             options.push_str(&format!(" -c {name}={value}"));
         }
         let log = cluster.dir.path().join("server.log");
-        cluster.run_ok("pg_ctl", &["start", "-w", "-t", "60", "-D", path_str(&data), "-l", path_str(&log), "-o", &options]);
+        cluster.run_ok(
+            "pg_ctl",
+            &["start", "-w", "-t", "60", "-D", path_str(&data), "-l", path_str(&log), "-o", &options],
+        );
         cluster.running = true;
         cluster.wait_ready();
         cluster.psql("postgres", &format!("CREATE DATABASE {DATABASE}"));
