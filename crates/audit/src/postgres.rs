@@ -135,7 +135,6 @@ impl Drop for Held {
 #[derive(Debug)]
 struct Failure {
     text: String,
-    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl std::fmt::Display for Failure {
@@ -144,11 +143,9 @@ impl std::fmt::Display for Failure {
     }
 }
 
-impl std::error::Error for Failure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
+// No `source()`: the text tells the whole chain already, and a printer
+// that walks sources (anyhow's) would tell it twice.
+impl std::error::Error for Failure {}
 
 impl Failure {
     fn new(error: impl std::error::Error + Send + Sync + 'static) -> Failure {
@@ -177,7 +174,7 @@ impl Failure {
             }
             next = e.source();
         }
-        Failure { text: parts.join(": "), source: Box::new(error) }
+        Failure { text: parts.join(": ") }
     }
 }
 

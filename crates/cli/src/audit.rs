@@ -19,6 +19,10 @@ pub struct AuditArgs {
     /// The folder holding the log and its keys (default: $XDG_DATA_HOME/airlock).
     #[arg(long, value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
+    /// The log in PostgreSQL (`postgresql://…`, also $AIRLOCK_DATABASE_URL), as
+    /// a team gateway's replicas share it; the keys stay in --dir.
+    #[arg(long, value_name = "URL", global = true)]
+    database: Option<String>,
     #[command(subcommand)]
     command: AuditCommand,
 }
@@ -118,6 +122,8 @@ pub(crate) struct Paths {
     pub(crate) latest: PathBuf,
     /// The folder itself.
     pub(crate) dir: PathBuf,
+    /// The PostgreSQL database the log lives in, instead of `db`.
+    pub(crate) database: Option<String>,
 }
 
 pub(crate) fn paths(dir: Option<PathBuf>) -> Result<Paths> {
@@ -135,6 +141,7 @@ pub(crate) fn paths(dir: Option<PathBuf>) -> Result<Paths> {
         mac_key: dir.join("audit-mac-key"),
         latest: dir.join("audit-latest-checkpoint"),
         dir,
+        database: None,
     })
 }
 
@@ -144,6 +151,25 @@ pub(crate) fn host() -> String {
 
 pub(crate) fn origin() -> String {
     format!("airlock.local/audit/{}", host())
+}
+
+/// The log's origin line: the host's for a log in SQLite; for one in
+/// PostgreSQL, the database's name (`airlock.local/audit/pg/NAME`), the same
+/// on every replica that shares it.
+pub(crate) fn origin_of(p: &Paths) -> Result<String> {
+    let Some(url) = &p.database else { return Ok(origin()) };
+    let target = airlock_audit::postgres::parse_url(url)?;
+    let name = target.config.get_dbname().or(target.config.get_user()).unwrap_or("postgres");
+    Ok(format!("airlock.local/audit/pg/{name}"))
+}
+
+/// The store `p` names: PostgreSQL when a database URL is given, else
+/// SQLite in the folder.
+fn connect(p: &Paths) -> Result<Box<dyn Store + Send>> {
+    match &p.database {
+        Some(url) => Ok(Box::new(airlock_audit::postgres::PgStore::connect(url)?)),
+        None => Ok(Box::new(SqliteStore::open(&p.db, Durability::Durable)?)),
+    }
 }
 
 fn key_name() -> String {
@@ -203,13 +229,27 @@ pub(crate) fn open_log(p: &Paths) -> Result<AuditLog<SqliteStore>> {
     Ok(log.keep_latest(LatestCheckpoint::at(&p.latest))?)
 }
 
+/// [`open_log`] in the store `p` names: PostgreSQL when `p.database` is set
+/// (`--database`, `[store] url`), else SQLite in the folder. The keys and
+/// the kept checkpoint stay in the folder: each replica has a copy of the
+/// same key files, and keeps its own latest checkpoint.
+pub(crate) fn open_chosen_log(p: &Paths) -> Result<AuditLog<Box<dyn Store + Send>>> {
+    private_folder(&p.dir)?;
+    let signer = load_or_create_signer(&p.signer, &key_name())?;
+    let key = mac_key(&p.mac_key)?;
+    let store = connect(p)?;
+    let log = AuditLog::open(store, signer, &origin_of(p)?, key, CheckpointEvery::default())?;
+    Ok(log.keep_latest(LatestCheckpoint::at(&p.latest))?)
+}
+
 /// The checkpoint kept outside the database, if one was kept yet.
 pub(crate) fn kept_checkpoint(p: &Paths) -> Result<Option<String>> {
     Ok(LatestCheckpoint::at(&p.latest).read()?)
 }
 
 pub fn run(args: AuditArgs) -> Result<ExitCode> {
-    let p = paths(args.dir)?;
+    let mut p = paths(args.dir)?;
+    p.database = args.database.or_else(|| std::env::var("AIRLOCK_DATABASE_URL").ok().filter(|u| !u.is_empty()));
     // Fallible writes: a reader gone (`| head`) ends the command quietly in main.
     let mut out = std::io::stdout().lock();
     match args.command {
@@ -222,12 +262,12 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
             let event: Event = serde_json::from_str(&input).context("the event on standard input")?;
-            let mut log = open_log(&p)?;
+            let mut log = open_chosen_log(&p)?;
             let index = log.append_external(&session, std::slice::from_ref(&event))?;
             writeln!(out, "{index}")?;
         }
         AuditCommand::Checkpoint => {
-            let mut log = open_log(&p)?;
+            let mut log = open_chosen_log(&p)?;
             write!(out, "{}", log.checkpoint()?)?;
         }
         AuditCommand::Verify { key, checkpoints, require_signed } => {
@@ -249,7 +289,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let mac = std::fs::read(&p.mac_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
             let store = open_store(&p)?;
             let kept = kept_checkpoint(&p)?;
-            match verify_kept(&store, &verifier, &origin(), mac.as_ref(), &retained, kept.as_deref())? {
+            match verify_kept(&store, &verifier, &origin_of(&p)?, mac.as_ref(), &retained, kept.as_deref())? {
                 Ok(v) => {
                     writeln!(
                         out,
@@ -321,7 +361,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             }
         }
         AuditCommand::Prove { index, size } => {
-            let log = open_log(&p)?;
+            let log = open_chosen_log(&p)?;
             let signed = signed_roots(log.store())?;
             let size = match size {
                 Some(s) => s,
@@ -345,7 +385,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             writeln!(out, "{}", serde_json::json!({"index": index, "size": size, "proof": hashes}))?;
         }
         AuditCommand::Consistency { old, new } => {
-            let log = open_log(&p)?;
+            let log = open_chosen_log(&p)?;
             let proof = log.consistency(old, new)?;
             let signed = signed_roots(log.store())?;
             let root = |size| signed.iter().find(|(s, _)| *s == size).map(|(_, r)| *r);
@@ -359,10 +399,10 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
         }
         AuditCommand::Prune { before } => {
             let ms = date_ms(&before)?;
-            if !p.db.exists() {
+            if p.database.is_none() && !p.db.exists() {
                 bail!("there is no audit log at {}\nhint: pass --dir", p.db.display());
             }
-            let mut log = open_log(&p)?;
+            let mut log = open_chosen_log(&p)?;
             let pruned = log.prune(ms)?;
             writeln!(
                 out,
@@ -395,7 +435,7 @@ fn tamper_hint(tamper: &Tamper, p: &Paths) -> Option<String> {
 }
 
 /// The roots the stored checkpoints sign, by size (signatures are `verify`'s job).
-fn signed_roots(store: &SqliteStore) -> Result<Vec<(u64, airlock_audit::merkle::Hash)>> {
+fn signed_roots(store: &dyn Store) -> Result<Vec<(u64, airlock_audit::merkle::Hash)>> {
     store
         .checkpoints()?
         .into_iter()
@@ -410,12 +450,12 @@ fn signed_roots(store: &SqliteStore) -> Result<Vec<(u64, airlock_audit::merkle::
 
 /// Opens the log's database for reading, refusing to create one; a folder
 /// or database left readable by others (by an older airlock) is narrowed.
-pub(crate) fn open_store(p: &Paths) -> Result<SqliteStore> {
-    if !p.db.exists() {
+pub(crate) fn open_store(p: &Paths) -> Result<Box<dyn Store + Send>> {
+    if p.database.is_none() && !p.db.exists() {
         bail!("there is no audit log at {}\nhint: pass --dir, or append to it first", p.db.display());
     }
     private_folder(&p.dir)?;
-    Ok(SqliteStore::open(&p.db, Durability::Durable)?)
+    connect(p)
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -423,7 +463,7 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Prints entries as a table or as JSON Lines.
-fn show(store: &SqliteStore, filter: &Filter, json: bool) -> Result<()> {
+fn show(store: &dyn Store, filter: &Filter, json: bool) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failure = None;
     if !json {

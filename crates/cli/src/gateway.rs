@@ -147,7 +147,12 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         }
     };
     init_logs();
-    let log = crate::audit::open_log(&audit_paths)?;
+    // `[store] url` (or $AIRLOCK_DATABASE_URL): the log in PostgreSQL, shared
+    // by every replica; the keys stay in the data folder (each replica a copy).
+    let mut audit_paths = audit_paths;
+    audit_paths.database =
+        config.store_url.clone().or_else(|| std::env::var("AIRLOCK_DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    let log = crate::audit::open_chosen_log(&audit_paths)?;
     let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
     let scanner = Arc::new(airlock_redact::Scanner::builtin());
     let listen = config.listen.clone();

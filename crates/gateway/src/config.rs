@@ -109,6 +109,9 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Requests in flight at once per key (or per local user); beyond, 429.
     pub max_requests_per_key: usize,
+    /// `[store] url`: the PostgreSQL database the audit log lives in, shared
+    /// by every replica (`${VAR}` expanded); `None`: SQLite in the data folder.
+    pub store_url: Option<String>,
 }
 
 /// The egress proxy's settings.
@@ -152,6 +155,39 @@ struct File {
     #[serde(default)]
     upstream: Vec<UpstreamSection>,
     egress: Option<EgressSection>,
+    store: Option<StoreSection>,
+}
+
+/// `[store]`: where the audit log lives.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    /// `postgresql://user:${AIRLOCK_DB_PASSWORD}@db/airlock?sslmode=verify-full`.
+    url: String,
+}
+
+/// Replaces each `${NAME}` in `text` by the variable's value: an unset or
+/// empty variable, or an unclosed `${`, is an error naming it (never the
+/// text, which may hold a secret once expanded).
+pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after.find('}').ok_or_else(|| "an unclosed ${ (write ${NAME})".to_string())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("${{{name}}} is not a variable name (letters, digits, _)"));
+        }
+        let value = env(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("${{{name}}} is not set\nhint: export {name}=... before starting the gateway"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -305,6 +341,16 @@ impl GatewayConfig {
             body_timeout: Some(secs(g.body_timeout_secs, 120)),
             max_connections: g.max_connections.unwrap_or(256),
             max_requests_per_key: g.max_requests_per_key.unwrap_or(16),
+            store_url: match file.store {
+                None => None,
+                Some(store) => {
+                    let bad = |what: String| ConfigError::Invalid(format!("{}: store.url: {what}", origin.display()));
+                    if !(store.url.starts_with("postgres://") || store.url.starts_with("postgresql://")) {
+                        return Err(bad("must be a postgresql:// URL".into()));
+                    }
+                    Some(expand_env(&store.url, env).map_err(bad)?)
+                }
+            },
         })
     }
 
@@ -340,6 +386,23 @@ mod tests {
 
     fn parse(text: &str) -> Result<GatewayConfig, ConfigError> {
         GatewayConfig::parse(text, Path::new("gateway.toml"), &|v| (v == "KEY").then(|| "sk-upstream".to_string()))
+    }
+
+    #[test]
+    fn the_store_url_expands_variables_and_names_a_missing_one() {
+        let upstream =
+            "[[upstream]]\nname = \"l\"\napi = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\nmodels = [\"*\"]\n";
+        assert_eq!(parse(upstream).unwrap().store_url, None);
+        let c = parse(&format!("[store]\nurl = \"postgresql://gw:${{KEY}}@db/airlock\"\n{upstream}")).unwrap();
+        assert_eq!(c.store_url.as_deref(), Some("postgresql://gw:sk-upstream@db/airlock"));
+        let e = parse(&format!("[store]\nurl = \"postgresql://gw:${{NOPE}}@db/airlock\"\n{upstream}")).unwrap_err();
+        assert!(e.to_string().contains("store.url: ${NOPE} is not set"), "{e}");
+        let e = parse(&format!("[store]\nurl = \"mysql://db\"\n{upstream}")).unwrap_err();
+        assert!(e.to_string().contains("postgresql://"), "{e}");
+        let env = |_: &str| Some("v".to_string());
+        assert_eq!(expand_env("a${X}b${Y_2}", &env).unwrap(), "avbv");
+        assert!(expand_env("a${X", &env).unwrap_err().contains("unclosed"));
+        assert!(expand_env("${a-b}", &env).unwrap_err().contains("not a variable name"));
     }
 
     #[test]
