@@ -45,20 +45,48 @@ enum GatewayCommand {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Make a key for NAME and print it (it is shown this once; only its hash is kept).
+    /// Make a key for the principal NAME and print it (it is shown this once; only its
+    /// hash is kept). A principal may hold several keys (to rotate one): a new key
+    /// for a principal that holds live keys keeps its role and kind. The key's own
+    /// models, upstreams and limits can only narrow its role's ([roles.ROLE] in gateway.toml).
     Add {
-        /// Who it is for.
+        /// Who or what it is for.
         name: String,
-        /// Only these models (patterns, `*` matches any run; repeatable). Default: every configured model.
+        /// admin, developer, ci or auditor (an auditor reads the log, never uses models).
+        /// Default: the role of NAME's live keys, else developer.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<airlock_gateway::keys::Role>,
+        /// person, ci or service. Default: as NAME's live keys, else person.
+        #[arg(long, value_name = "KIND")]
+        kind: Option<airlock_gateway::keys::PrincipalKind>,
+        /// Only these models (patterns, `*` matches any run; repeatable). Default: every model the role may use.
         #[arg(long = "model", value_name = "PATTERN")]
         models: Vec<String>,
+        /// Only these upstreams (names; repeatable). Default: every upstream the role may use.
+        #[arg(long = "upstream", value_name = "NAME")]
+        upstreams: Vec<String>,
+        /// Requests per UTC minute.
+        #[arg(long, value_name = "N")]
+        requests_per_minute: Option<u64>,
+        /// Tokens (input and output, as upstreams report them) per UTC minute.
+        #[arg(long, value_name = "N")]
+        tokens_per_minute: Option<u64>,
+        /// Tokens per UTC day; a stream that spends them is ended.
+        #[arg(long, value_name = "N")]
+        daily_tokens: Option<u64>,
+        /// The largest request body, in bytes.
+        #[arg(long, value_name = "N")]
+        max_request_bytes: Option<u64>,
     },
-    /// List keys (names and dates, never the keys).
+    /// List keys: principal, key id, role, kind, dates, models, upstreams and limits (never the keys).
     List,
-    /// Revoke NAME's key.
+    /// Revoke NAME's live keys (or one of them, with --key).
     Revoke {
-        /// Whose key.
+        /// Whose keys.
         name: String,
+        /// Only the key whose id (as `key list` shows it) starts with this (at least 6 hex digits).
+        #[arg(long, value_name = "ID")]
+        key: Option<String>,
     },
 }
 
@@ -85,8 +113,25 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         let mut store = KeyStore::open(&key_file)?;
         let mut out = std::io::stdout().lock();
         match cmd {
-            KeyCommand::Add { name, models } => {
-                let key = store.add(&name, &models)?;
+            KeyCommand::Add {
+                name,
+                role,
+                kind,
+                models,
+                upstreams,
+                requests_per_minute,
+                tokens_per_minute,
+                daily_tokens,
+                max_request_bytes,
+            } => {
+                let limits = airlock_gateway::keys::Limits {
+                    requests_per_minute,
+                    tokens_per_minute,
+                    daily_tokens,
+                    max_request_bytes,
+                };
+                let new = airlock_gateway::keys::NewKey { role, kind, models, upstreams, limits };
+                let key = store.add(&name, &new)?;
                 writeln!(out, "{key}")?;
                 eprintln!(
                     "the key for {name} is shown only now; the gateway keeps its SHA-256 in {}",
@@ -99,18 +144,25 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
                         Some(ms) => format!("revoked {}", crate::audit::iso_time(ms)),
                         None => "live".into(),
                     };
+                    let or_all = |v: &[String]| if v.is_empty() { "(role's)".to_string() } else { v.join(",") };
                     writeln!(
                         out,
-                        "{}\t{}\tcreated {}\t{state}",
+                        "{}\t{}\t{}\t{}\tcreated {}\t{state}\tmodels {}\tupstreams {}\tlimits {}",
                         k.name,
-                        &k.sha256[..12],
-                        crate::audit::iso_time(k.created_ms)
+                        k.id(),
+                        k.role,
+                        k.kind,
+                        crate::audit::iso_time(k.created_ms),
+                        or_all(&k.models),
+                        or_all(&k.upstreams),
+                        k.limits.describe()
                     )?;
                 }
             }
-            KeyCommand::Revoke { name } => {
-                store.revoke(&name)?;
-                writeln!(out, "revoked the key of {name}; a running gateway refuses it from its next request")?;
+            KeyCommand::Revoke { name, key } => {
+                let n = store.revoke(&name, key.as_deref())?;
+                let what = if n == 1 { "1 key".to_string() } else { format!("{n} keys") };
+                writeln!(out, "revoked {what} of {name}; a running gateway refuses it from its next request")?;
             }
         }
         return Ok(ExitCode::SUCCESS);

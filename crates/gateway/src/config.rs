@@ -25,6 +25,11 @@
 //! allow_domains = ["crates.io", "*.crates.io", "pypi.org"]
 //! allow_ports = [443]                # default [443, 80]
 //! allow_private = false              # loopback, RFC 1918, link-local, ... (default false)
+//!
+//! [roles.developer]                  # optional, per role (admin, developer, ci, auditor): see crate::access
+//! models = ["qwen2.5-coder-*"]       # patterns; absent: every configured model
+//! upstreams = ["vllm"]               # absent: every upstream
+//! requests_per_minute = 60           # and tokens_per_minute, daily_tokens (UTC day), max_request_bytes
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -109,6 +114,8 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Requests in flight at once per key (or per local user); beyond, 429.
     pub max_requests_per_key: usize,
+    /// What each role may use, and its limits ([`crate::access`]).
+    pub roles: crate::access::Roles,
     /// `[store] url`: the PostgreSQL database the audit log lives in, shared
     /// by every replica (`${VAR}` expanded); `None`: SQLite in the data folder.
     pub store_url: Option<String>,
@@ -155,6 +162,8 @@ struct File {
     #[serde(default)]
     upstream: Vec<UpstreamSection>,
     egress: Option<EgressSection>,
+    #[serde(default)]
+    roles: crate::access::Roles,
     store: Option<StoreSection>,
 }
 
@@ -329,7 +338,10 @@ impl GatewayConfig {
                 )));
             }
         }
+        let names: Vec<&str> = upstreams.iter().map(|u| u.name.as_str()).collect();
+        file.roles.check(&names).map_err(|e| ConfigError::Invalid(format!("{}: {e}", origin.display())))?;
         Ok(GatewayConfig {
+            roles: file.roles.clone(),
             listen,
             max_request_bytes: file.gateway.max_request_bytes.unwrap_or(32 << 20),
             upstream_timeout: secs(file.gateway.upstream_timeout_secs, 600),

@@ -1,5 +1,8 @@
 //! Team-gateway API keys. A key is shown once when it is made; the gateway
-//! keeps only its SHA-256, with a name, in a 0600 JSON file.
+//! keeps only its SHA-256, with the principal it belongs to (its name, role
+//! and kind) and what the key may use, in a 0600 JSON file. A principal may
+//! hold several live keys (to rotate one without a gap); revoking by name
+//! revokes them all.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -9,14 +12,19 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::access::{Limits, PrincipalKind, Role};
+
 /// The prefix of every key, so that secret scanners recognise them.
 pub const KEY_PREFIX: &str = "alk_";
 
-/// One key, as stored.
+/// One key, as stored. Files written before principals had roles hold
+/// no `role`, `kind`, `upstreams` or `limits`: such a key is a person's, a
+/// `developer`, without limits of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRecord {
-    /// Who it is for (unique).
+    /// The principal it belongs to (who or what calls with it); a principal
+    /// may hold several live keys (rotation).
     pub name: String,
     /// SHA-256 of the key, hex.
     pub sha256: String,
@@ -24,24 +32,96 @@ pub struct KeyRecord {
     pub created_ms: i64,
     /// When it was revoked, if it was.
     pub revoked_ms: Option<i64>,
-    /// The models it may ask for (patterns, `*` any run); empty: every configured model.
+    /// The principal's role.
+    #[serde(default)]
+    pub role: Role,
+    /// What kind of principal it is.
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    /// The models it may ask for (patterns, `*` any run); empty: every model its role may use.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<String>,
+    /// The upstreams it may use (names); empty: every one its role may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstreams: Vec<String>,
+    /// Its own limits, which can only tighten its role's.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
 }
 
-/// What a live key may do, as the server sees it.
+impl KeyRecord {
+    /// The short id `key list` shows and `key revoke --key` takes: the
+    /// first 12 hex digits of its digest.
+    pub fn id(&self) -> &str {
+        self.sha256.get(..12).unwrap_or(&self.sha256)
+    }
+}
+
+/// What a new key is for and may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewKey {
+    /// The principal's role; `None`: the role its live keys have (a new principal must name one).
+    pub role: Option<Role>,
+    /// What kind of principal; `None`: as its live keys, else a person.
+    pub kind: Option<PrincipalKind>,
+    /// Model patterns (empty: as the role).
+    pub models: Vec<String>,
+    /// Upstream names (empty: as the role).
+    pub upstreams: Vec<String>,
+    /// Limits of the key's own.
+    pub limits: Limits,
+}
+
+/// What a live key may do, as the server sees it: the key's own part; the
+/// role's policy is applied on top ([`crate::access::Grant`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPolicy {
-    /// The key's name (the principal in the audit log).
+    /// The principal (its name in the audit log, and what usage is counted against).
     pub name: String,
-    /// Model patterns it may use; empty: all.
+    /// The principal's role.
+    pub role: Role,
+    /// What kind of principal.
+    pub kind: PrincipalKind,
+    /// Model patterns the key may use; empty: all its role may.
     pub models: Vec<String>,
+    /// Upstream names the key may use; empty: all its role may.
+    pub upstreams: Vec<String>,
+    /// The key's own limits.
+    pub limits: Limits,
 }
 
 impl KeyPolicy {
-    /// Whether this key may ask for `model`.
+    /// A principal with `role`, no narrowing of its own.
+    pub fn new(name: impl Into<String>, role: Role) -> KeyPolicy {
+        KeyPolicy {
+            name: name.into(),
+            role,
+            kind: PrincipalKind::Person,
+            models: Vec::new(),
+            upstreams: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// A developer's key limited to `models` (patterns; empty: all), as keys were before roles.
+    pub fn developer(name: impl Into<String>, models: &[&str]) -> KeyPolicy {
+        KeyPolicy { models: models.iter().map(|m| m.to_string()).collect(), ..KeyPolicy::new(name, Role::Developer) }
+    }
+
+    /// Whether this key's own patterns allow `model` (its role's are checked apart).
     pub fn allows(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|p| crate::config::glob_match(p, model))
+    }
+
+    /// Whether the principal may send model requests (an `auditor` may not).
+    pub fn may_use_models(&self) -> bool {
+        self.role.may_use_models()
+    }
+
+    /// Whether the principal may read the audit log, checkpoints and proofs
+    /// (`admin` and `auditor`).
+    pub fn may_read_log(&self) -> bool {
+        self.role.may_read_log()
     }
 }
 
@@ -97,20 +177,45 @@ impl KeyStore {
         &self.keys
     }
 
-    /// Makes a key for `name`, limited to `models` (patterns; empty: all),
-    /// and returns it: the only time it is seen.
-    pub fn add(&mut self, name: &str, models: &[String]) -> Result<String, KeyError> {
-        if models.iter().any(String::is_empty) {
-            return Err(KeyError::Name("a model pattern is empty".into()));
-        }
+    /// Makes a key for the principal `name` and returns it: the only time
+    /// it is seen. A principal that holds live keys keeps its role and kind
+    /// (a new key may not change them); a new one is a `developer` and a
+    /// person unless `new` says otherwise.
+    pub fn add(&mut self, name: &str, new: &NewKey) -> Result<String, KeyError> {
         if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
         {
             return Err(KeyError::Name(format!(
                 "{name:?} is not a key name\nhint: use letters, digits and - _ . @ (at most 64)"
             )));
         }
-        if self.keys.iter().any(|k| k.name == name && k.revoked_ms.is_none()) {
-            return Err(KeyError::Name(format!("a key named {name:?} exists\nhint: revoke it first")));
+        if new.models.iter().chain(&new.upstreams).any(String::is_empty) {
+            return Err(KeyError::Name("a model pattern or upstream name is empty".into()));
+        }
+        new.limits.check().map_err(KeyError::Name)?;
+        let held = self.keys.iter().find(|k| k.name == name && k.revoked_ms.is_none());
+        let role = match (held, new.role) {
+            (Some(k), Some(r)) if k.role != r => {
+                return Err(KeyError::Name(format!(
+                    "{name} holds live keys as {}, and a principal has one role\nhint: revoke them first (airlock gateway key revoke {name}), or leave out --role",
+                    k.role
+                )));
+            }
+            (Some(k), _) => k.role,
+            (None, r) => r.unwrap_or_default(),
+        };
+        let kind = match (held, new.kind) {
+            (Some(k), Some(kind)) if k.kind != kind => {
+                return Err(KeyError::Name(format!(
+                    "{name} holds live keys as a {}, and a principal is one kind\nhint: leave out --kind",
+                    k.kind
+                )));
+            }
+            (Some(k), _) => k.kind,
+            (None, kind) => kind.unwrap_or_default(),
+        };
+        let narrows = !new.models.is_empty() || !new.upstreams.is_empty();
+        if !role.may_use_models() && narrows {
+            return Err(KeyError::Name(format!("{name} is an {role}, and an {role} may not use models")));
         }
         let mut raw = [0u8; 32];
         getrandom(&mut raw).map_err(|source| KeyError::Io { path: self.path.clone(), source })?;
@@ -120,19 +225,43 @@ impl KeyStore {
             sha256: digest(&key),
             created_ms: now_ms(),
             revoked_ms: None,
-            models: models.to_vec(),
+            role,
+            kind,
+            models: new.models.clone(),
+            upstreams: new.upstreams.clone(),
+            limits: new.limits,
         });
         self.save()?;
         Ok(key)
     }
 
-    /// Revokes the live key named `name`.
-    pub fn revoke(&mut self, name: &str) -> Result<(), KeyError> {
-        let Some(k) = self.keys.iter_mut().find(|k| k.name == name && k.revoked_ms.is_none()) else {
-            return Err(KeyError::Name(format!("there is no live key named {name:?}")));
-        };
-        k.revoked_ms = Some(now_ms());
-        self.save()
+    /// Revokes the principal `name`'s live keys, or only the one whose id
+    /// ([`KeyRecord::id`]) starts with `key` (at least 6 hex digits), and
+    /// says how many.
+    pub fn revoke(&mut self, name: &str, key: Option<&str>) -> Result<usize, KeyError> {
+        if let Some(id) = key
+            && (id.len() < 6 || !id.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(KeyError::Name(format!(
+                "{id:?} is not a key id\nhint: give at least 6 hex digits of the id `airlock gateway key list` shows"
+            )));
+        }
+        let now = now_ms();
+        let mut n = 0;
+        for k in self.keys.iter_mut().filter(|k| k.name == name && k.revoked_ms.is_none()) {
+            if key.is_none_or(|id| k.sha256.starts_with(&id.to_ascii_lowercase())) {
+                k.revoked_ms = Some(now);
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Err(KeyError::Name(match key {
+                None => format!("there is no live key named {name:?}"),
+                Some(id) => format!("{name:?} holds no live key with id {id}"),
+            }));
+        }
+        self.save()?;
+        Ok(n)
     }
 
     /// The live keys, by digest, for the server.
@@ -140,7 +269,17 @@ impl KeyStore {
         self.keys
             .iter()
             .filter(|k| k.revoked_ms.is_none())
-            .map(|k| (k.sha256.clone(), KeyPolicy { name: k.name.clone(), models: k.models.clone() }))
+            .map(|k| {
+                let policy = KeyPolicy {
+                    name: k.name.clone(),
+                    role: k.role,
+                    kind: k.kind,
+                    models: k.models.clone(),
+                    upstreams: k.upstreams.clone(),
+                    limits: k.limits,
+                };
+                (k.sha256.clone(), policy)
+            })
             .collect()
     }
 
@@ -173,18 +312,22 @@ fn getrandom(buf: &mut [u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn models(m: &[&str]) -> NewKey {
+        NewKey { models: m.iter().map(|m| m.to_string()).collect(), ..NewKey::default() }
+    }
+
     #[test]
     fn keys_are_kept_hashed_and_can_be_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         let mut store = KeyStore::open(&path).unwrap();
-        let key = store.add("alice", &[]).unwrap();
+        let key = store.add("alice", &NewKey::default()).unwrap();
         assert!(key.starts_with("alk_") && key.len() == 68);
-        assert!(store.add("alice", &[]).unwrap_err().to_string().contains("exists"));
-        assert!(store.add("bad name", &[]).is_err());
-        let ci = store.add("ci", &["qwen*".to_string()]).unwrap();
+        assert!(store.add("bad name", &NewKey::default()).is_err());
+        let ci = store.add("ci", &models(&["qwen*"])).unwrap();
         let policy = store.live().remove(&digest(&ci)).unwrap();
         assert!(policy.allows("qwen2.5-coder") && !policy.allows("claude-opus-4"));
+        assert_eq!(policy.role, Role::Developer);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&key), "the key itself was stored");
         use std::os::unix::fs::PermissionsExt;
@@ -193,10 +336,63 @@ mod tests {
         assert_eq!(again.live().get(&digest(&key)).map(|p| p.name.as_str()), Some("alice"));
         assert!(again.live()[&digest(&key)].allows("anything"));
         let mut again = again;
-        again.revoke("alice").unwrap();
+        assert_eq!(again.revoke("alice", None).unwrap(), 1);
         assert_eq!(KeyStore::open(&path).unwrap().live().len(), 1);
-        assert!(again.revoke("alice").is_err());
+        assert!(again.revoke("alice", None).is_err());
         std::fs::write(&path, "nope").unwrap();
         assert!(KeyStore::open(&path).unwrap_err().to_string().contains("not a gateway key file"));
+    }
+
+    #[test]
+    fn a_principal_holds_several_keys_with_one_role() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let mut store = KeyStore::open(&path).unwrap();
+        let limits = Limits { requests_per_minute: Some(5), daily_tokens: Some(1000), ..Limits::default() };
+        let first = store
+            .add("build", &NewKey { role: Some(Role::Ci), kind: Some(PrincipalKind::Ci), limits, ..NewKey::default() })
+            .unwrap();
+        // Rotation: a second key, same role and kind without saying so.
+        let second = store.add("build", &NewKey::default()).unwrap();
+        let live = store.live();
+        assert_eq!((live[&digest(&second)].role, live[&digest(&second)].kind), (Role::Ci, PrincipalKind::Ci));
+        assert_eq!(live[&digest(&first)].limits, limits);
+        let err = store.add("build", &NewKey { role: Some(Role::Admin), ..NewKey::default() }).unwrap_err();
+        assert!(err.to_string().contains("holds live keys as ci"), "{err}");
+        // Revoke the old one only, by id.
+        let id = store.list().iter().find(|k| k.sha256 == digest(&first)).unwrap().id().to_string();
+        assert_eq!(store.revoke("build", Some(&id[..8])).unwrap(), 1);
+        let live = KeyStore::open(&path).unwrap().live();
+        assert!(!live.contains_key(&digest(&first)) && live.contains_key(&digest(&second)));
+        assert!(store.revoke("build", Some("zz")).unwrap_err().to_string().contains("not a key id"));
+        let auditor = NewKey { role: Some(Role::Auditor), ..models(&["gpt-*"]) };
+        assert!(store.add("eve", &auditor).unwrap_err().to_string().contains("may not use models"));
+        let zero = NewKey { limits: Limits { daily_tokens: Some(0), ..Limits::default() }, ..NewKey::default() };
+        assert!(store.add("zed", &zero).unwrap_err().to_string().contains("daily_tokens must be at least 1"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"role\": \"ci\"") && text.contains("\"requests_per_minute\": 5"), "{text}");
+    }
+
+    /// A key file written before roles existed.
+    #[test]
+    fn old_key_files_are_still_read_as_developers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let key = "alk_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let old = serde_json::json!([
+            {"name": "alice", "sha256": digest(key), "created_ms": 1_700_000_000_000_i64, "revoked_ms": null},
+            {"name": "ci", "sha256": digest("other"), "created_ms": 1_700_000_000_000_i64, "revoked_ms": null,
+             "models": ["qwen*"]},
+            {"name": "gone", "sha256": digest("gone"), "created_ms": 1, "revoked_ms": 2}
+        ]);
+        std::fs::write(&path, old.to_string()).unwrap();
+        let mut store = KeyStore::open(&path).unwrap();
+        let live = store.live();
+        assert_eq!(live.len(), 2);
+        assert_eq!(live[&digest(key)], KeyPolicy::developer("alice", &[]));
+        assert_eq!(live[&digest("other")], KeyPolicy::developer("ci", &["qwen*"]));
+        // Written again with the new fields, and read back the same.
+        store.add("bob", &NewKey::default()).unwrap();
+        assert_eq!(KeyStore::open(&path).unwrap().live()[&digest(key)], KeyPolicy::developer("alice", &[]));
     }
 }

@@ -14,6 +14,7 @@
 //! person's turns and the agent's tool calls ([`conversation`]).
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod body;
 pub mod config;
 pub mod conversation;

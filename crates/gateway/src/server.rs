@@ -117,6 +117,8 @@ pub struct Gateway {
     record_conversations: std::sync::atomic::AtomicBool,
     /// Per caller, the conversations seen so far (what is new in a request).
     transcripts: Mutex<HashMap<String, crate::conversation::Transcript>>,
+    /// Roles' limits counted per principal ([`crate::access`]).
+    access: Arc<crate::access::Access>,
 }
 
 /// The routes the gateway serves, and the API each belongs to.
@@ -257,6 +259,7 @@ impl Gateway {
             in_flight: Mutex::new(HashMap::new()),
             record_conversations: std::sync::atomic::AtomicBool::new(false),
             transcripts: Mutex::new(HashMap::new()),
+            access: Arc::default(),
         }))
     }
 
@@ -272,6 +275,12 @@ impl Gateway {
     pub fn recording_conversations(self: Arc<Self>) -> Arc<Self> {
         self.record_conversations.store(true, std::sync::atomic::Ordering::Relaxed);
         self
+    }
+
+    /// Access control's usage ledger (in memory unless
+    /// [`crate::access::Access::set_ledger`] gives a shared one).
+    pub fn access(&self) -> &crate::access::Access {
+        &self.access
     }
 
     /// The axum router.
@@ -290,7 +299,7 @@ impl Gateway {
                 Err("this broker serves only its session: present the session's key (the placeholder it was given)")
             }
             Auth::Peer { uid } | Auth::Session { uid, .. } => match peer.uid {
-                Some(u) if u == *uid => Ok(crate::keys::KeyPolicy { name: format!("uid:{u}"), models: Vec::new() }),
+                Some(u) if u == *uid => Ok(crate::keys::KeyPolicy::new(format!("uid:{u}"), crate::access::Role::Admin)),
                 Some(_) => Err("this broker serves only its own user"),
                 None => Err("the local broker only accepts Unix-socket peers"),
             },
@@ -602,6 +611,9 @@ async fn forward(
     let api = route.api();
     let principal = caller.name.as_str();
     let shown = route_path(route, target.model.unwrap_or("MODEL"));
+    if let Err(refusal) = crate::access::may_use_models(caller, &format!("broker:POST {shown}")) {
+        return refused(gw, api, principal, refusal, body.len() as u64).await;
+    }
     // No query leaves but Claude Code's constant and the Gemini API's
     // `alt=sse` (its `key=` is consumed); the refusal is on the record with
     // the query's size and digest, never the query.
@@ -715,6 +727,15 @@ async fn forward(
             ),
         );
     }
+    // The caller's role and key: model, upstream, size, then its counted
+    // limits (the request is counted once admitted).
+    let roles = &gw.config.roles;
+    let now = std::time::SystemTime::now();
+    let admitted =
+        match gw.access.admit(roles, caller, &scrubbed.model, &upstream.name, body.len() as u64, now).await {
+            Ok(a) => a,
+            Err(refusal) => return refused(gw, api, principal, refusal, body.len() as u64).await,
+        };
     // Each server-side tool (or the beta that turns one on) kept from the
     // vendor is a refused route out, recorded as such.
     let mut removed: Vec<String> = Vec::new();
@@ -780,6 +801,7 @@ async fn forward(
     }
     out = credentials(out, upstream);
     let mut tap = Tap::new(Arc::clone(gw), principal.to_string(), destination.clone(), started);
+    tap.meter = crate::access::Meter::new(caller, roles, admitted, stream_format(route));
     let upstream_response = match out.send().await {
         Ok(r) => r,
         Err(e) => {
@@ -811,7 +833,7 @@ async fn forward(
     if is_stream {
         // Chunk by chunk: nothing is held back but what a chunk already is.
         let stream =
-            TapStream { inner: Box::pin(upstream_response.bytes_stream()), tap: Some(tap), status: status.as_u16() };
+            TapStream { inner: Box::pin(upstream_response.bytes_stream()), tap: Some(tap), status: status.as_u16(), ended: false };
         return builder.body(Body::from_stream(stream)).unwrap_or_else(|_| internal(api));
     }
     // Not a stream: read it whole (it is one JSON document) and check it is one.
@@ -847,6 +869,40 @@ async fn forward(
         None => builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
     };
     builder.body(Body::from(bytes)).unwrap_or_else(|_| internal(api))
+}
+
+/// The shape of a route's event stream, for the event that ends one early.
+fn stream_format(route: Route) -> Option<crate::access::StreamFormat> {
+    use crate::access::StreamFormat;
+    match route {
+        Route::Chat => Some(StreamFormat::OpenAiChat),
+        Route::Responses => Some(StreamFormat::OpenAiResponses),
+        Route::Messages => Some(StreamFormat::Anthropic),
+        Route::Gemini(GeminiMethod::StreamGenerateContent) => Some(StreamFormat::Gemini),
+        _ => None,
+    }
+}
+
+/// A request refused by access control ([`crate::access`]): on the record,
+/// then answered in the caller's format, with `Retry-After` for a limit.
+async fn refused(
+    gw: &Gateway,
+    api: ApiStyle,
+    principal: &str,
+    refusal: crate::access::Refusal,
+    bytes: u64,
+) -> Response {
+    tracing::warn!(principal, status = refusal.status, "refused: {}", refusal.reason);
+    let event = Event::BlockedEgress { destination: refusal.destination, reason: refusal.reason.clone(), bytes };
+    if let Err(e) = gw.record(principal, event).await {
+        return audit_down(api, &e);
+    }
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut response = error(api, status, refusal.kind, refusal.reason);
+    if let Some(secs) = refusal.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 /// The upstream path of a route (`model` goes into the Gemini API's).
@@ -951,6 +1007,8 @@ struct Tap {
     digest: Sha256,
     usage: Usage,
     done: bool,
+    /// Tokens against the caller's daily budget; ends a stream that spends it.
+    meter: crate::access::Meter,
 }
 
 #[derive(Default)]
@@ -1032,6 +1090,7 @@ impl Tap {
             digest: Sha256::new(),
             usage: Usage::default(),
             done: false,
+            meter: crate::access::Meter::unlimited(),
         }
     }
 
@@ -1047,6 +1106,7 @@ impl Tap {
             return;
         }
         self.usage.finish();
+        self.gw.access.charge(&self.principal, self.meter.charged(self.usage.input, self.usage.output));
         let event = Event::ModelResponse {
             principal: self.principal.clone(),
             destination: self.destination.clone(),
@@ -1079,6 +1139,8 @@ struct TapStream {
     inner: ByteStream,
     tap: Option<Tap>,
     status: u16,
+    /// Ended by the gateway (a budget spent): nothing more is read or sent.
+    ended: bool,
 }
 
 impl Stream for TapStream {
@@ -1086,10 +1148,22 @@ impl Stream for TapStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let status = self.status;
+        if self.ended {
+            return Poll::Ready(None);
+        }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 if let Some(tap) = self.tap.as_mut() {
                     tap.feed(&chunk);
+                    let (input, output) = (tap.usage.input, tap.usage.output);
+                    if let crate::access::Pass::Last(end) = tap.meter.pass(&chunk, input, output) {
+                        // The daily budget is spent: a well-formed end, on the record.
+                        let outcome = tap.meter.cut().unwrap_or("cut").to_string();
+                        tap.finish(status, &outcome);
+                        self.tap = None;
+                        self.ended = true;
+                        return Poll::Ready(Some(Ok(end)));
+                    }
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -1427,12 +1501,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         let mut store = crate::keys::KeyStore::open(&path).unwrap();
-        let key = store.add("alice", &[]).unwrap();
+        let key = store.add("alice", &crate::keys::NewKey::default()).unwrap();
         let file = KeyFile::open(&path).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", key.parse().unwrap());
         assert_eq!(key_of(&file.current().unwrap(), &headers, None).unwrap().name, "alice");
-        store.revoke("alice").unwrap();
+        store.revoke("alice", None).unwrap();
         assert!(key_of(&file.current().unwrap(), &headers, None).is_err());
         std::fs::write(&path, "garbage").unwrap();
         assert!(file.current().is_err(), "a corrupt key file must not keep the old keys");

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod attacks;
 
 use std::net::SocketAddr;
@@ -330,10 +331,7 @@ impl Env {
             std::mem::forget(writer);
             handle
         };
-        let policy = |name: &str, models: &[&str]| airlock_gateway::keys::KeyPolicy {
-            name: name.into(),
-            models: models.iter().map(|m| m.to_string()).collect(),
-        };
+        let policy = airlock_gateway::keys::KeyPolicy::developer;
         let keys = [
             (airlock_gateway::keys::digest(KEY), policy("alice", &[])),
             (airlock_gateway::keys::digest(CI_KEY), policy("ci", &["gpt-4o-mini"])),
