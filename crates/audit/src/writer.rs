@@ -18,7 +18,13 @@ const MAX_GROUP: usize = 4096;
 enum Request {
     Append { session: String, events: Vec<Event>, reply: SyncSender<Result<u64, AuditError>> },
     Checkpoint { reply: SyncSender<Result<String, AuditError>> },
+    Ready { reply: SyncSender<Result<u64, AuditError>> },
 }
+
+/// How long after a failed group commit the writer reports itself not
+/// ready ([`AuditHandle::ready`]); then it says ready again, so that the next
+/// append can find out whether the store recovered.
+const NOT_READY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 
 /// The thread that owns the log. Dropping it (or [`AuditWriter::close`])
 /// signs the unsigned tail and stops the thread once every handle is gone.
@@ -97,10 +103,22 @@ impl AuditHandle {
             .map_err(|_| AuditError::Writer("the audit writer has stopped".into()))?;
         answer.recv().map_err(|_| AuditError::Writer("the audit writer stopped before answering".into()))?
     }
+
+    /// Whether the log can take appends now: the writer thread answers after
+    /// a cheap read of its store (its size, returned), and refuses while its
+    /// last group commit failed less than 10 s ago. For readiness probes.
+    pub fn ready(&self) -> Result<u64, AuditError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.tx
+            .send(Request::Ready { reply })
+            .map_err(|_| AuditError::Writer("the audit writer has stopped".into()))?;
+        answer.recv().map_err(|_| AuditError::Writer("the audit writer stopped before answering".into()))?
+    }
 }
 
 fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditLog<S>, AuditError> {
     let interval = log.schedule().interval.max(Duration::from_millis(1));
+    let mut failed_at: Option<std::time::Instant> = None;
     loop {
         // The timer runs only while entries wait to be signed: a quiet log
         // (an idle session) wakes nobody.
@@ -131,12 +149,23 @@ fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditL
             match request {
                 Request::Append { session, events, reply } => group.push((session, events, reply)),
                 Request::Checkpoint { reply } => {
-                    commit(&mut log, std::mem::take(&mut group));
+                    commit(&mut log, std::mem::take(&mut group), &mut failed_at);
                     let _ = reply.send(log.checkpoint());
+                }
+                Request::Ready { reply } => {
+                    commit(&mut log, std::mem::take(&mut group), &mut failed_at);
+                    let answer = match failed_at.filter(|t| t.elapsed() < NOT_READY_AFTER_FAILURE) {
+                        Some(t) => Err(AuditError::Writer(format!(
+                            "the last append failed {:.1}s ago",
+                            t.elapsed().as_secs_f64()
+                        ))),
+                        None => log.store().size().map_err(AuditError::from),
+                    };
+                    let _ = reply.send(answer);
                 }
             }
         }
-        commit(&mut log, group);
+        commit(&mut log, group, &mut failed_at);
     }
     if log.unsigned() > 0 {
         log.checkpoint()?;
@@ -146,19 +175,21 @@ fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditL
 
 type Pending = (String, Vec<Event>, SyncSender<Result<u64, AuditError>>);
 
-/// Commits a group in one transaction and answers each caller.
-fn commit<S: Store>(log: &mut AuditLog<S>, group: Vec<Pending>) {
+/// Commits a group in one transaction and answers each caller; a failure's time goes in `failed_at`.
+fn commit<S: Store>(log: &mut AuditLog<S>, group: Vec<Pending>, failed_at: &mut Option<std::time::Instant>) {
     if group.is_empty() {
         return;
     }
     let refs: Vec<(&str, &[Event])> = group.iter().map(|(s, e, _)| (s.as_str(), e.as_slice())).collect();
     match log.append_many(&refs) {
         Ok(firsts) => {
+            *failed_at = None;
             for ((_, _, reply), first) in group.iter().zip(firsts) {
                 let _ = reply.send(Ok(first));
             }
         }
         Err(e) => {
+            *failed_at = Some(std::time::Instant::now());
             let message = e.to_string();
             for (_, _, reply) in &group {
                 let _ = reply.send(Err(AuditError::Writer(format!("the group commit failed: {message}"))));
