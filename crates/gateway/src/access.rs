@@ -934,6 +934,194 @@ fn streamed_text(line: &[u8]) -> u64 {
     walk(&v, "")
 }
 
+/// The usage ledger in PostgreSQL, shared by every replica of a gateway.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    use std::time::SystemTime;
+
+    use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+
+    use super::{Admitted, Counts, LedgerError, LedgerFuture, Limits, RetryAfter, UsageLedger, Windows};
+
+    /// The ledger's own migrations, recorded in `airlock_gateway_migrations`
+    /// (apart from the audit log's).
+    pub const MIGRATIONS: &[(i64, &str)] = &[(
+        1,
+        "CREATE TABLE IF NOT EXISTS gateway_usage (\
+           principal TEXT NOT NULL, \
+           window_kind TEXT NOT NULL CHECK (window_kind IN ('minute', 'day')), \
+           window_start BIGINT NOT NULL, \
+           tokens BIGINT NOT NULL DEFAULT 0, \
+           requests BIGINT NOT NULL DEFAULT 0, \
+           PRIMARY KEY (principal, window_kind, window_start))",
+    )];
+
+    /// The advisory lock migrations hold ("airlock" and 3; the audit log's are 1 and 2).
+    pub const MIGRATION_LOCK: i64 = 0x6169_726c_6f63_6b03;
+
+    const TOKENS: &str = "SELECT \
+        COALESCE(SUM(tokens) FILTER (WHERE window_kind = 'minute' AND window_start = $2), 0)::BIGINT, \
+        COALESCE(SUM(requests) FILTER (WHERE window_kind = 'minute' AND window_start = $2), 0)::BIGINT, \
+        COALESCE(SUM(tokens) FILTER (WHERE window_kind = 'day' AND window_start = $3), 0)::BIGINT \
+        FROM gateway_usage WHERE principal = $1 \
+        AND ((window_kind = 'minute' AND window_start = $2) OR (window_kind = 'day' AND window_start = $3))";
+
+    /// Counts the request only while the minute's count is under the limit,
+    /// in one statement, so that replicas admitting at once never exceed it.
+    const COUNT_REQUEST: &str = "INSERT INTO gateway_usage AS u (principal, window_kind, window_start, requests) \
+        VALUES ($1, 'minute', $2, 1) ON CONFLICT (principal, window_kind, window_start) \
+        DO UPDATE SET requests = u.requests + 1 WHERE u.requests < $3 RETURNING u.requests";
+
+    /// One UPSERT per charge: the minute's row and the day's.
+    const CHARGE: &str = "INSERT INTO gateway_usage AS u (principal, window_kind, window_start, tokens) \
+        VALUES ($1, 'minute', $2, $4), ($1, 'day', $3, $4) ON CONFLICT (principal, window_kind, window_start) \
+        DO UPDATE SET tokens = u.tokens + EXCLUDED.tokens";
+
+    /// Minute rows older than this many minutes are deleted now and then.
+    const KEEP_MINUTES: i64 = 24 * 60;
+
+    /// The ledger in PostgreSQL.
+    #[derive(Clone)]
+    pub struct PgLedger {
+        pool: Pool,
+        name: String,
+    }
+
+    impl std::fmt::Debug for PgLedger {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("PgLedger").field("database", &self.name).finish_non_exhaustive()
+        }
+    }
+
+    fn unavailable(name: &str, e: impl std::fmt::Display) -> LedgerError {
+        LedgerError::Unavailable(format!("{name}: {e}"))
+    }
+
+    impl PgLedger {
+        /// Connects to `url` (as [`airlock_audit::postgres::parse_url`]
+        /// reads it) and brings its table up to date; call from within a
+        /// tokio runtime. TLS to the ledger's database is not supported yet:
+        /// such a URL is refused, never connected to without it.
+        pub async fn connect(url: &str) -> Result<PgLedger, LedgerError> {
+            let target =
+                airlock_audit::postgres::parse_url(url).map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+            let name = target.shown.clone();
+            if !matches!(target.tls, airlock_audit::postgres::Tls::Off) {
+                return Err(LedgerError::Unavailable(format!(
+                    "{name}: the usage ledger does not speak TLS yet\nhint: give it a Unix socket or a TLS-less connection on a private network"
+                )));
+            }
+            let manager = Manager::from_config(
+                target.config,
+                tokio_postgres::NoTls,
+                ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            );
+            let pool = Pool::builder(manager)
+                .max_size(8)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|e| unavailable(&name, e))?;
+            let ledger = PgLedger { pool, name };
+            ledger.migrate().await?;
+            Ok(ledger)
+        }
+
+        /// Applies the ledger's migrations the database lacks, under [`MIGRATION_LOCK`].
+        pub async fn migrate(&self) -> Result<Vec<i64>, LedgerError> {
+            let err = |e: tokio_postgres::Error| unavailable(&self.name, e);
+            let mut client = self.pool.get().await.map_err(|e| unavailable(&self.name, e))?;
+            let tx = client.transaction().await.map_err(err)?;
+            tx.batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
+                 CREATE TABLE IF NOT EXISTS airlock_gateway_migrations (\
+                 version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            ))
+            .await
+            .map_err(err)?;
+            let found: i64 = tx
+                .query_one("SELECT COALESCE(MAX(version), 0) FROM airlock_gateway_migrations", &[])
+                .await
+                .map_err(err)?
+                .get(0);
+            let known = MIGRATIONS.last().map_or(0, |m| m.0);
+            if found > known {
+                return Err(LedgerError::Unavailable(format!(
+                    "{}: the usage table is at version {found}, newer than this airlock knows ({known})",
+                    self.name
+                )));
+            }
+            let mut applied = Vec::new();
+            for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
+                tx.batch_execute(sql).await.map_err(err)?;
+                tx.execute("INSERT INTO airlock_gateway_migrations (version) VALUES ($1)", &[version])
+                    .await
+                    .map_err(err)?;
+                applied.push(*version);
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(applied)
+        }
+
+        async fn admit_at(&self, principal: &str, limits: &Limits, now: SystemTime) -> Result<Admitted, LedgerError> {
+            let w = Windows::at(now);
+            let err = |e: tokio_postgres::Error| unavailable(&self.name, e);
+            let client = self.pool.get().await.map_err(|e| unavailable(&self.name, e))?;
+            let row = client.query_one(TOKENS, &[&principal, &w.minute, &w.day]).await.map_err(err)?;
+            let (minute_tokens, minute_requests, day_tokens): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            let counts = Counts {
+                minute: w.minute,
+                minute_requests: minute_requests as u64,
+                minute_tokens: minute_tokens as u64,
+                day: w.day,
+                day_tokens: day_tokens as u64,
+            };
+            let admitted = counts.admit(limits, &w).map_err(LedgerError::Limit)?;
+            let limit = limits.requests_per_minute.map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let counted = client.query_opt(COUNT_REQUEST, &[&principal, &w.minute, &limit]).await.map_err(err)?;
+            if counted.is_none() {
+                // Another replica took the last one in the meantime.
+                return Err(LedgerError::Limit(RetryAfter {
+                    limit: super::Counted::RequestsPerMinute,
+                    value: limits.requests_per_minute.unwrap_or(0),
+                    used: limits.requests_per_minute.unwrap_or(0),
+                    seconds: w.minute_left,
+                }));
+            }
+            Ok(admitted)
+        }
+
+        async fn charge_at(&self, principal: &str, tokens: u64, now: SystemTime) -> Result<(), LedgerError> {
+            let w = Windows::at(now);
+            let err = |e: tokio_postgres::Error| unavailable(&self.name, e);
+            let client = self.pool.get().await.map_err(|e| unavailable(&self.name, e))?;
+            let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
+            client.execute(CHARGE, &[&principal, &w.minute, &w.day, &tokens]).await.map_err(err)?;
+            // Now and then (about once an hour per principal that is charged
+            // at the top of the hour), drop minute rows no limit looks at.
+            if w.minute % 60 == 0 {
+                client
+                    .execute(
+                        "DELETE FROM gateway_usage WHERE window_kind = 'minute' AND window_start < $1",
+                        &[&(w.minute - KEEP_MINUTES)],
+                    )
+                    .await
+                    .map_err(err)?;
+            }
+            Ok(())
+        }
+    }
+
+    impl UsageLedger for PgLedger {
+        fn admit<'a>(&'a self, principal: &'a str, limits: &'a Limits, now: SystemTime) -> LedgerFuture<'a, Admitted> {
+            Box::pin(self.admit_at(principal, limits, now))
+        }
+
+        fn charge<'a>(&'a self, principal: &'a str, tokens: u64, now: SystemTime) -> LedgerFuture<'a, ()> {
+            Box::pin(self.charge_at(principal, tokens, now))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1094,5 +1282,40 @@ mod tests {
         );
         assert_eq!(streamed_text(br#"data: {"candidates":[{"content":{"parts":[{"text":"ab"}]}}]}"#), 2);
         assert_eq!(streamed_text(b"event: ping"), 0);
+    }
+
+    /// Two replicas' ledgers on one database count one budget.
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_share_one_postgres_ledger() {
+        let Some(cluster) = airlock_test_support::postgres::Cluster::start() else { return };
+        let url = cluster.create_database("ledger");
+        let a = postgres::PgLedger::connect(&url).await.unwrap();
+        let b = postgres::PgLedger::connect(&url).await.unwrap();
+        assert!(a.migrate().await.unwrap().is_empty(), "migrated twice");
+        let limits = Limits { requests_per_minute: Some(2), daily_tokens: Some(100), ..Limits::default() };
+        let t = 86_400 * 20_000 + 10;
+        assert_eq!(a.admit("ci", &limits, at(t)).await.unwrap().daily_tokens_left, Some(100));
+        b.admit("ci", &limits, at(t + 1)).await.unwrap();
+        let Err(LedgerError::Limit(r)) = a.admit("ci", &limits, at(t + 2)).await else { panic!() };
+        assert_eq!((r.limit, r.seconds), (Counted::RequestsPerMinute, 48));
+        a.charge("ci", 70, at(t + 3)).await.unwrap();
+        b.charge("ci", 20, at(t + 4)).await.unwrap();
+        assert_eq!(b.admit("ci", &limits, at(t + 61)).await.unwrap().daily_tokens_left, Some(10));
+        a.charge("ci", 10, at(t + 62)).await.unwrap();
+        let Err(LedgerError::Limit(r)) = b.admit("ci", &limits, at(t + 63)).await else { panic!() };
+        assert_eq!((r.limit, r.used), (Counted::DailyTokens, 100));
+        // Concurrent admissions on both never pass the limit.
+        let many = Limits { requests_per_minute: Some(5), ..Limits::default() };
+        let tries = (0..20).map(|i| {
+            let l = if i % 2 == 0 { a.clone() } else { b.clone() };
+            async move { l.admit("burst", &many, at(t + 200)).await.is_ok() }
+        });
+        let admitted = futures_util::future::join_all(tries).await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(admitted, 5);
+        let rows = cluster.psql("ledger", "SELECT count(*) FROM gateway_usage WHERE principal = 'ci'");
+        assert_eq!(rows, "3", "a row for each of two minutes, and one for the day");
+        let bad = postgres::PgLedger::connect(&format!("{url}&sslmode=require")).await.unwrap_err();
+        assert!(bad.to_string().contains("does not speak TLS yet"), "{bad}");
     }
 }
