@@ -10,7 +10,9 @@ use airlock_gateway::config::{GatewayConfig, Listen};
 use airlock_gateway::egress::{EgressProxy, SystemResolver};
 use airlock_gateway::egress_audit::AuditRecorder;
 use airlock_gateway::keys::KeyStore;
-use airlock_gateway::server::{Auth, Gateway, KeyFile, serve};
+use airlock_gateway::ops::{LiveGateway, LogFormat};
+use airlock_gateway::server::{Auth, Gateway, KeyFile, serve_live};
+use airlock_gateway::telemetry::Telemetry;
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 
@@ -32,6 +34,11 @@ pub struct GatewayArgs {
     /// The folder holding the audit log and the key file (default: $XDG_DATA_HOME/airlock).
     #[arg(long, value_name = "DIR", global = true)]
     dir: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object a line; each request's line has its
+    /// principal, route, model, status, duration and tokens, never its content).
+    /// Overrides the configuration's gateway.log_format.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<GatewayCommand>,
 }
@@ -169,22 +176,27 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     }
 
     let path = config_path(args.config)?;
-    let env = |name: &str| std::env::var(name).ok();
-    let mut config = if path.exists() {
-        GatewayConfig::load(&path, &env)?
-    } else {
+    if !path.exists() {
         bail!(
             "there is no gateway configuration at {}\nhint: write one naming the upstreams (see `airlock gateway --help` and the README), or pass --config FILE",
             path.display()
         );
+    }
+    // Read the same way at start and on each SIGHUP.
+    let (listen_flag, extra_tools) = (args.listen, args.allow_server_tools);
+    let read_config = move || -> Result<GatewayConfig> {
+        let env = |name: &str| std::env::var(name).ok();
+        let mut config = GatewayConfig::load(&path, &env)?;
+        if let Some(listen) = &listen_flag {
+            config.listen = listen.parse()?;
+        }
+        config.allow_server_tools.extend(extra_tools.iter().cloned());
+        if config.upstreams.is_empty() {
+            bail!("{} names no [[upstream]]: the gateway would refuse every request", path.display());
+        }
+        Ok(config)
     };
-    if let Some(listen) = args.listen {
-        config.listen = listen.parse()?;
-    }
-    config.allow_server_tools.extend(args.allow_server_tools);
-    if config.upstreams.is_empty() {
-        bail!("{} names no [[upstream]]: the gateway would refuse every request", path.display());
-    }
+    let config = read_config()?;
     let auth = match &config.listen {
         Listen::Unix(_) => Auth::Peer { uid: getuid() },
         Listen::Tcp(_) => {
@@ -198,7 +210,15 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
             Auth::KeyFile(KeyFile::open(&key_file)?)
         }
     };
-    init_logs();
+    init_logs(args.log_format.unwrap_or(config.log_format));
+    // Before the runtime: the exporters' HTTP client blocks on its own threads.
+    let telemetry = match &config.telemetry {
+        Some(t) => {
+            tracing::info!(endpoint = t.otlp_endpoint, "exporting traces and metrics over OTLP/HTTP");
+            Some(Arc::new(Telemetry::start(t)?))
+        }
+        None => None,
+    };
     // `[store] url` (or $AIRLOCK_DATABASE_URL): the log in PostgreSQL, shared
     // by every replica; the keys stay in the data folder (each replica a copy).
     let mut audit_paths = audit_paths;
@@ -212,13 +232,11 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let handle = writer.handle();
     let egress = config.egress.clone();
+    let exporting = telemetry.clone();
     let result = runtime.block_on(async move {
-        // One signal stops both servers.
+        // One signal stops both servers; the handlers are in place before either listens.
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop.send(true);
-        });
+        let signals = Signals::install()?;
         let when = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
@@ -253,7 +271,12 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
             }
         };
         let gw = Gateway::new(config, auth, handle, scanner)?;
-        serve(gw, &listen, when(stopped)).await?;
+        if let Some(t) = exporting {
+            gw.operations().set_telemetry(t);
+        }
+        let live = LiveGateway::new(gw);
+        tokio::spawn(signals.run(Arc::clone(&live), read_config, stop));
+        serve_live(live, &listen, when(stopped)).await?;
         if let Some(proxy) = proxy {
             proxy.await.context("the egress proxy stopped abnormally")??;
         }
@@ -261,6 +284,11 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     });
     // Stop every task (and with them every handle on the log) before closing it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    if let Some(t) = telemetry
+        && let Err(e) = t.shutdown()
+    {
+        tracing::warn!("{e}");
+    }
     result?;
     // Sign what the gateway recorded before exiting.
     writer.close()?;
@@ -273,25 +301,87 @@ pub(crate) fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// SIGINT or SIGTERM: stop accepting, finish what is in flight.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+/// The signals the gateway answers: SIGTERM and SIGINT drain and stop it,
+/// SIGHUP reloads its configuration.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
-/// Structured logs to stderr; `RUST_LOG` filters (default info); `NO_COLOR` respected.
-fn init_logs() {
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot handle SIGHUP")?,
+        })
+    }
+
+    /// Reloads on SIGHUP until SIGTERM or SIGINT; then drains: `/readyz`
+    /// answers 503 at once, requests are served for `gateway.drain_seconds`
+    /// more (a second signal cuts that short), and `stop` tells the servers
+    /// to stop accepting and finish what is in flight.
+    async fn run(
+        mut self,
+        live: Arc<LiveGateway>,
+        read_config: impl Fn() -> Result<GatewayConfig>,
+        stop: tokio::sync::watch::Sender<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => break,
+                _ = self.int.recv() => break,
+                _ = self.hup.recv() => reload(&live, &read_config),
+            }
+        }
+        live.drain();
+        let grace = live.current().config().drain;
+        tracing::info!(
+            "draining: /readyz answers 503; serving {}s more (gateway.drain_seconds), then finishing requests in flight",
+            grace.as_secs_f64()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(grace) => {}
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        let _ = stop.send(true);
+    }
+}
+
+/// Reads the configuration again and serves it from the next request on;
+/// a file that does not load leaves the running configuration in force.
+fn reload(live: &LiveGateway, read_config: &impl Fn() -> Result<GatewayConfig>) {
+    let config = match read_config() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload refused, the running configuration stays: {e:#}");
+            return;
+        }
+    };
+    match live.reload(config) {
+        Ok(restart) => {
+            tracing::info!("reloaded the configuration: new requests use it");
+            for setting in restart {
+                tracing::warn!(setting, "reload: {setting} changed; it takes effect only after a restart");
+            }
+        }
+        Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+    }
+}
+
+/// Logs to stderr, as text or JSON lines; `RUST_LOG` filters (default info); `NO_COLOR` respected.
+fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(color).try_init(),
+        LogFormat::Json => builder.json().with_current_span(false).with_span_list(false).try_init(),
+    };
 }

@@ -12,6 +12,9 @@
 //! max_connections = 256              # open at once; when full, the oldest idle one is closed
 //! max_requests_per_key = 16          # requests in flight per key (or per local user)
 //! allow_server_tools = []            # vendor-side tools let through, e.g. ["web_search"]
+//! drain_seconds = 5                  # on SIGTERM: /readyz 503 and still serving this long, then
+//! drain_timeout_secs = 30            # stop accepting; requests in flight get this long to finish
+//! log_format = "text"                # or "json": one object a line (also --log-format)
 //!
 //! [[upstream]]
 //! name = "vllm"
@@ -30,6 +33,10 @@
 //! models = ["qwen2.5-coder-*"]       # patterns; absent: every configured model
 //! upstreams = ["vllm"]               # absent: every upstream
 //! requests_per_minute = 60           # and tokens_per_minute, daily_tokens (UTC day), max_request_bytes
+//!
+//! [telemetry]                        # optional: OTLP export (see crate::telemetry)
+//! otlp_endpoint = "http://127.0.0.1:4318"
+//! service_name = "airlock-gateway"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -116,6 +123,15 @@ pub struct GatewayConfig {
     pub max_requests_per_key: usize,
     /// What each role may use, and its limits ([`crate::access`]).
     pub roles: crate::access::Roles,
+    /// On SIGTERM, how long `/readyz` says 503 while requests are still
+    /// served (for a load balancer's health check to take the replica out).
+    pub drain: Duration,
+    /// Then, how long requests in flight (streams included) get to finish.
+    pub drain_timeout: Duration,
+    /// How logs are written.
+    pub log_format: crate::ops::LogFormat,
+    /// OTLP export, when configured.
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
     /// `[store] url`: the PostgreSQL database the audit log lives in, shared
     /// by every replica (`${VAR}` expanded); `None`: SQLite in the data folder.
     pub store_url: Option<String>,
@@ -164,6 +180,7 @@ struct File {
     egress: Option<EgressSection>,
     #[serde(default)]
     roles: crate::access::Roles,
+    telemetry: Option<crate::telemetry::TelemetrySection>,
     store: Option<StoreSection>,
 }
 
@@ -221,6 +238,9 @@ struct GatewaySection {
     max_connections: Option<usize>,
     max_requests_per_key: Option<usize>,
     allow_server_tools: Option<Vec<String>>,
+    drain_seconds: Option<u64>,
+    drain_timeout_secs: Option<u64>,
+    log_format: Option<crate::ops::LogFormat>,
 }
 
 #[derive(Deserialize)]
@@ -353,6 +373,10 @@ impl GatewayConfig {
             body_timeout: Some(secs(g.body_timeout_secs, 120)),
             max_connections: g.max_connections.unwrap_or(256),
             max_requests_per_key: g.max_requests_per_key.unwrap_or(16),
+            drain: secs(g.drain_seconds, 5),
+            drain_timeout: secs(g.drain_timeout_secs, 30),
+            log_format: g.log_format.unwrap_or_default(),
+            telemetry: file.telemetry.map(|t| t.check(origin)).transpose()?,
             store_url: match file.store {
                 None => None,
                 Some(store) => {

@@ -11,7 +11,8 @@
 //! server bounds slow clients ([`server`]: header and body timeouts, a
 //! connection cap, requests in flight per key). A broker that wraps an
 //! agent can also record what each request adds to the conversation: the
-//! person's turns and the agent's tool calls ([`conversation`]).
+//! person's turns and the agent's tool calls ([`conversation`]). Operators
+//! get readiness, drain and reload ([`ops`]) and OTLP export ([`telemetry`]).
 #![deny(missing_docs)]
 
 pub mod access;
@@ -23,5 +24,7 @@ pub mod egress_audit;
 pub mod forwarded;
 pub mod gemini;
 pub mod keys;
+pub mod ops;
 pub mod server;
 pub mod server_tools;
+pub mod telemetry;

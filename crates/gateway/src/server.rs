@@ -102,21 +102,27 @@ impl Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>> for Pe
 }
 
 /// Everything a request needs.
+///
+/// A reload ([`Gateway::reconfigured`]) makes a new one over a new
+/// configuration; what belongs to the callers and the process (the fields
+/// behind an `Arc`) is shared by both.
 pub struct Gateway {
     config: GatewayConfig,
     client: reqwest::Client,
-    auth: Auth,
+    auth: Arc<Auth>,
     audit: AuditHandle,
     scanner: Arc<Scanner>,
+    /// Draining, telemetry.
+    ops: Arc<crate::ops::Operations>,
     /// One redactor per caller, so a secret keeps its placeholder across a session's requests.
-    redactors: Mutex<HashMap<String, Redactor>>,
+    redactors: Arc<Mutex<HashMap<String, Redactor>>>,
     /// Requests in flight per caller, against `max_requests_per_key`.
-    in_flight: Mutex<HashMap<String, usize>>,
+    in_flight: Arc<Mutex<HashMap<String, usize>>>,
     /// Whether each request's new turns and tool calls are recorded
     /// ([`Gateway::recording_conversations`]); off unless asked for.
     record_conversations: std::sync::atomic::AtomicBool,
     /// Per caller, the conversations seen so far (what is new in a request).
-    transcripts: Mutex<HashMap<String, crate::conversation::Transcript>>,
+    transcripts: Arc<Mutex<HashMap<String, crate::conversation::Transcript>>>,
     /// Roles' limits counted per principal ([`crate::access`]).
     access: Arc<crate::access::Access>,
 }
@@ -222,6 +228,17 @@ fn gemini_status(status: StatusCode) -> &'static str {
     }
 }
 
+/// The client that sends to upstreams, with the configuration's timeouts.
+fn upstream_client(config: &GatewayConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.upstream_timeout)
+        // Upstreams are named in the config: never follow a redirect elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+}
+
 /// An error in the wire format of the API the client speaks.
 fn error(api: ApiStyle, status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     let message = message.into();
@@ -242,25 +259,50 @@ impl Gateway {
         audit: AuditHandle,
         scanner: Arc<Scanner>,
     ) -> Result<Arc<Gateway>, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.upstream_timeout)
-            // Upstreams are named in the config: never follow a redirect elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()?;
         Ok(Arc::new(Gateway {
+            client: upstream_client(&config)?,
             config,
-            client,
-            auth,
+            auth: Arc::new(auth),
             audit,
             scanner,
-            redactors: Mutex::new(HashMap::new()),
-            in_flight: Mutex::new(HashMap::new()),
+            ops: Arc::default(),
+            redactors: Arc::default(),
+            in_flight: Arc::default(),
             record_conversations: std::sync::atomic::AtomicBool::new(false),
-            transcripts: Mutex::new(HashMap::new()),
+            transcripts: Arc::default(),
             access: Arc::default(),
         }))
+    }
+
+    /// This gateway over a new configuration (a reload): the callers'
+    /// placeholders, requests in flight and conversations, the key file,
+    /// the audit log and the telemetry carry over.
+    pub fn reconfigured(&self, config: GatewayConfig) -> Result<Arc<Gateway>, reqwest::Error> {
+        Ok(Arc::new(Gateway {
+            client: upstream_client(&config)?,
+            config,
+            auth: Arc::clone(&self.auth),
+            audit: self.audit.clone(),
+            scanner: Arc::clone(&self.scanner),
+            ops: Arc::clone(&self.ops),
+            redactors: Arc::clone(&self.redactors),
+            in_flight: Arc::clone(&self.in_flight),
+            record_conversations: std::sync::atomic::AtomicBool::new(
+                self.record_conversations.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            transcripts: Arc::clone(&self.transcripts),
+            access: Arc::clone(&self.access),
+        }))
+    }
+
+    /// The configuration this gateway serves.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    /// Draining and telemetry, shared across reloads.
+    pub fn operations(&self) -> &crate::ops::Operations {
+        &self.ops
     }
 
     /// This gateway, recording after each model request what it adds to the
@@ -294,7 +336,7 @@ impl Gateway {
         headers: &HeaderMap,
         query_key: Option<&str>,
     ) -> Result<crate::keys::KeyPolicy, &'static str> {
-        match &self.auth {
+        match &*self.auth {
             Auth::Session { key: Some(key), .. } if presented_key(headers, query_key) != Some(key.as_str()) => {
                 Err("this broker serves only its session: present the session's key (the placeholder it was given)")
             }
@@ -317,7 +359,7 @@ impl Gateway {
 
     /// The audit session a caller's records go under.
     fn session_of(&self, principal: &str) -> String {
-        match &self.auth {
+        match &*self.auth {
             Auth::Session { session, .. } => session.clone(),
             _ => format!("gateway:{principal}"),
         }
@@ -332,10 +374,15 @@ impl Gateway {
     async fn record_all(&self, principal: &str, events: Vec<Event>) -> Result<u64, String> {
         let audit = self.audit.clone();
         let session = self.session_of(principal);
-        tokio::task::spawn_blocking(move || audit.append(&session, events))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+        let ops = Arc::clone(&self.ops);
+        tokio::task::spawn_blocking(move || {
+            let first = audit.append(&session, events.clone())?;
+            ops.observe(&events);
+            Ok(first)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e: airlock_audit::log::AuditError| e.to_string())
     }
 
     /// What a request (its body as it leaves) adds to its caller's
@@ -378,6 +425,9 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     if (path == "/healthz" || path == "/") && matches!(parts.method, Method::GET | Method::HEAD) {
         return (StatusCode::OK, "ok\n").into_response();
     }
+    if path == "/readyz" && matches!(parts.method, Method::GET | Method::HEAD) {
+        return crate::ops::readiness(&gw.ops, &gw.audit).await;
+    }
     let gemini = path.starts_with("/v1beta/");
     let api = if path.starts_with("/v1/messages") {
         ApiStyle::Anthropic
@@ -392,9 +442,10 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
         Ok(p) => p,
         Err(why) => {
             tracing::warn!(path, "refused: {why}");
+            gw.ops.refused("unauthenticated");
             // A session's broker has one caller: anything else knocking on
             // it is that session's business, and goes on its record.
-            if let Auth::Session { .. } = &gw.auth {
+            if let Auth::Session { .. } = &*gw.auth {
                 // Its size is worth waiting for only while few such requests are.
                 let bytes = match InFlight::enter(&gw, "unauthenticated") {
                     Some(_counted) => body_size(body, gw.config.max_request_bytes, gw.config.body_timeout).await,
@@ -417,6 +468,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     // in number, without this).
     let Some(in_flight) = InFlight::enter(&gw, &caller.name) else {
         tracing::warn!(principal = caller.name, limit = gw.config.max_requests_per_key, "too many requests in flight");
+        gw.ops.refused("too_many_in_flight");
         let mut response = error(
             api,
             StatusCode::TOO_MANY_REQUESTS,
@@ -499,15 +551,28 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     };
     let target = Target { route, model: model.as_deref() };
     let response = forward(&gw, &caller, target, &parts.headers, parts.uri.query(), &body, started).await;
-    tracing::info!(
-        principal = caller.name,
-        route = route.name(),
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    // A forwarded request's line is written when its answer ends, with its
+    // tokens (`Tap::finish`); this is the line of one refused before it left.
+    if response.extensions().get::<Tapped>().is_none() {
+        tracing::info!(
+            principal = caller.name,
+            route = route.name(),
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
     // Counted until the answer has been streamed to the end, or dropped.
     holding(response, in_flight)
+}
+
+/// Marks a response whose request left for an upstream: its [`Tap`] logs it.
+#[derive(Debug, Clone, Copy)]
+struct Tapped;
+
+fn tapped(mut response: Response) -> Response {
+    response.extensions_mut().insert(Tapped);
+    response
 }
 
 /// A request counted against its caller's `max_requests_per_key`, until dropped.
@@ -731,11 +796,10 @@ async fn forward(
     // limits (the request is counted once admitted).
     let roles = &gw.config.roles;
     let now = std::time::SystemTime::now();
-    let admitted =
-        match gw.access.admit(roles, caller, &scrubbed.model, &upstream.name, body.len() as u64, now).await {
-            Ok(a) => a,
-            Err(refusal) => return refused(gw, api, principal, refusal, body.len() as u64).await,
-        };
+    let admitted = match gw.access.admit(roles, caller, &scrubbed.model, &upstream.name, body.len() as u64, now).await {
+        Ok(a) => a,
+        Err(refusal) => return refused(gw, api, principal, refusal, body.len() as u64).await,
+    };
     // Each server-side tool (or the beta that turns one on) kept from the
     // vendor is a refused route out, recorded as such.
     let mut removed: Vec<String> = Vec::new();
@@ -773,6 +837,10 @@ async fn forward(
         content_digest: hex::encode(Sha256::digest(&scrubbed.body)),
         redactions: scrubbed.notes,
     };
+    let redaction_count = match &request_event {
+        Event::ModelRequest { redactions, .. } => redactions.len() as u64,
+        _ => 0,
+    };
     // What the request adds to the conversation goes in the same batch,
     // right after it (read from the body as it leaves: redacted).
     let observed = gw.conversation(principal, route, &scrubbed.body);
@@ -800,7 +868,17 @@ async fn forward(
         out = out.header(name, value);
     }
     out = credentials(out, upstream);
-    let mut tap = Tap::new(Arc::clone(gw), principal.to_string(), destination.clone(), started);
+    let call = crate::telemetry::ModelCall {
+        route: route.name(),
+        operation: crate::telemetry::operation(route.name()),
+        api,
+        request_model: scrubbed.model.clone(),
+        upstream: upstream.name.clone(),
+        base_url: upstream.base_url.clone(),
+        redactions: redaction_count,
+        started: std::time::SystemTime::now() - started.elapsed(),
+    };
+    let mut tap = Tap::new(Arc::clone(gw), principal.to_string(), destination.clone(), started).calling(call);
     tap.meter = crate::access::Meter::new(caller, roles, admitted, stream_format(route));
     let upstream_response = match out.send().await {
         Ok(r) => r,
@@ -811,7 +889,7 @@ async fn forward(
                 (StatusCode::BAD_GATEWAY, format!("upstream {} failed: {}", upstream.name, error_chain(&e)))
             };
             tap.finish(0, &what);
-            return error(api, status, "api_error", what);
+            return tapped(error(api, status, "api_error", what));
         }
     };
     let status = upstream_response.status();
@@ -832,9 +910,13 @@ async fn forward(
     }
     if is_stream {
         // Chunk by chunk: nothing is held back but what a chunk already is.
-        let stream =
-            TapStream { inner: Box::pin(upstream_response.bytes_stream()), tap: Some(tap), status: status.as_u16(), ended: false };
-        return builder.body(Body::from_stream(stream)).unwrap_or_else(|_| internal(api));
+        let stream = TapStream {
+            inner: Box::pin(upstream_response.bytes_stream()),
+            tap: Some(tap),
+            status: status.as_u16(),
+            ended: false,
+        };
+        return tapped(builder.body(Body::from_stream(stream)).unwrap_or_else(|_| internal(api)));
     }
     // Not a stream: read it whole (it is one JSON document) and check it is one.
     let bytes = match upstream_response.bytes().await {
@@ -846,7 +928,7 @@ async fn forward(
                 format!("upstream {} broke off its answer: {}", upstream.name, error_chain(&e))
             };
             tap.finish(status.as_u16(), &what);
-            return error(api, StatusCode::BAD_GATEWAY, "api_error", what);
+            return tapped(error(api, StatusCode::BAD_GATEWAY, "api_error", what));
         }
     };
 
@@ -860,7 +942,7 @@ async fn forward(
             bytes.len()
         );
         tap.finish(status.as_u16(), &what);
-        return error(api, StatusCode::BAD_GATEWAY, "api_error", what);
+        return tapped(error(api, StatusCode::BAD_GATEWAY, "api_error", what));
     }
     tap.finish(status.as_u16(), "complete");
     // The upstream's own content-type was copied above; name one if it gave none.
@@ -868,7 +950,7 @@ async fn forward(
         Some(_) => builder,
         None => builder.header(header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
     };
-    builder.body(Body::from(bytes)).unwrap_or_else(|_| internal(api))
+    tapped(builder.body(Body::from(bytes)).unwrap_or_else(|_| internal(api)))
 }
 
 /// The shape of a route's event stream, for the event that ends one early.
@@ -1007,6 +1089,8 @@ struct Tap {
     digest: Sha256,
     usage: Usage,
     done: bool,
+    /// What the log line and telemetry say of the request.
+    call: Option<crate::telemetry::ModelCall>,
     /// Tokens against the caller's daily budget; ends a stream that spends it.
     meter: crate::access::Meter,
 }
@@ -1015,6 +1099,8 @@ struct Tap {
 struct Usage {
     input: u64,
     output: u64,
+    /// The model the answer names.
+    model: Option<String>,
     /// A partial line carried between chunks.
     line: Vec<u8>,
 }
@@ -1038,6 +1124,13 @@ impl Usage {
             return;
         }
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(json.trim_ascii()) else { return };
+        // OpenAI's chunks and documents, Anthropic's message_start, Responses' events, Gemini's.
+        let named = ["/model", "/message/model", "/response/model", "/modelVersion"]
+            .iter()
+            .find_map(|p| v.pointer(p).and_then(serde_json::Value::as_str));
+        if let Some(m) = named.filter(|m| !m.is_empty()) {
+            self.model = Some(m.chars().take(128).collect());
+        }
         let mut found = Vec::new();
         collect_usage(&v, &mut found);
         for u in found {
@@ -1090,8 +1183,15 @@ impl Tap {
             digest: Sha256::new(),
             usage: Usage::default(),
             done: false,
+            call: None,
             meter: crate::access::Meter::unlimited(),
         }
+    }
+
+    /// This tap, logging and exporting `call` when the answer ends.
+    fn calling(mut self, call: crate::telemetry::ModelCall) -> Tap {
+        self.call = Some(call);
+        self
     }
 
     fn feed(&mut self, chunk: &[u8]) {
@@ -1118,6 +1218,33 @@ impl Tap {
             duration_ms: self.started.elapsed().as_millis() as u64,
             outcome: outcome.to_string(),
         };
+        if let Some(call) = &self.call {
+            let ended = crate::telemetry::Ended {
+                status,
+                input_tokens: self.usage.input,
+                output_tokens: self.usage.output,
+                response_model: self.usage.model.as_deref(),
+                duration: self.started.elapsed(),
+                outcome,
+            };
+            // One line per forwarded request: names and counts, never content.
+            tracing::info!(
+                principal = self.principal,
+                route = call.route,
+                model = call.request_model,
+                upstream = call.upstream,
+                status,
+                duration_ms = ended.duration.as_millis() as u64,
+                input_tokens = ended.input_tokens,
+                output_tokens = ended.output_tokens,
+                redactions = call.redactions,
+                outcome,
+                "request"
+            );
+            if let Some(t) = self.gw.ops.telemetry() {
+                t.model_call(call, &ended);
+            }
+        }
         let audit = self.gw.audit.clone();
         let session = self.gw.session_of(&self.principal);
         let record = move || {
@@ -1207,6 +1334,19 @@ pub async fn serve(
     listen: &crate::config::Listen,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_live(crate::ops::LiveGateway::new(gw), listen, shutdown).await
+}
+
+/// [`serve`], with the gateway each request goes to read from `live` as
+/// the request starts (so a reload reaches open connections too). After
+/// `shutdown`, requests in flight get the current configuration's
+/// `drain_timeout` to finish; those still running then are cut off.
+pub async fn serve_live(
+    live: Arc<crate::ops::LiveGateway>,
+    listen: &crate::config::Listen,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let gw = live;
     match listen {
         crate::config::Listen::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -1238,7 +1378,7 @@ pub async fn serve_unix(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::UnixListener::from_std(listener)?;
-    serve_on(gw, listener, shutdown).await
+    serve_on(crate::ops::LiveGateway::new(gw), listener, shutdown).await
 }
 
 /// What the server needs of a listener: the next connection and who is on
@@ -1421,14 +1561,11 @@ impl Drop for RequestInProgress {
 /// `max_connections` open (the oldest idle one closed to make room), and
 /// `max_requests_per_key` in flight per caller (in the handler).
 async fn serve_on<L: Incoming>(
-    gw: Arc<Gateway>,
+    live: Arc<crate::ops::LiveGateway>,
     listener: L,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Arc::clone(&gw).router();
     let table = Arc::new(Connections::default());
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(gw.config.header_timeout);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -1446,18 +1583,23 @@ async fn serve_on<L: Incoming>(
                 }
             },
         };
+        // Limits as configured now (a reload changes them for new connections).
+        let gw = live.current();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(gw.config.header_timeout);
         let Some(connection) = table.admit(gw.config.max_connections) else {
             tracing::warn!(limit = gw.config.max_connections, "gateway: too many connections, every one busy");
             L::refuse(&io);
             continue;
         };
         let service = {
-            let hyper_service = hyper_util::service::TowerToHyperService::new(router.clone());
-            let (table, connection) = (Arc::clone(&table), Arc::clone(&connection));
+            let (table, connection, live) = (Arc::clone(&table), Arc::clone(&connection), Arc::clone(&live));
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
                 table.request_started(&connection);
                 let guard = RequestInProgress { table: Arc::clone(&table), connection: Arc::clone(&connection) };
                 request.extensions_mut().insert(ConnectInfo(peer));
+                // The gateway as configured when the request starts; it keeps it to the end.
+                let hyper_service = hyper_util::service::TowerToHyperService::new(live.router());
                 let call = hyper::service::Service::call(&hyper_service, request);
                 async move {
                     let response = call.await?;
@@ -1487,8 +1629,18 @@ async fn serve_on<L: Incoming>(
             table.closed(&connection);
         });
     }
+    drop(listener);
     let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
+    let limit = live.current().config.drain_timeout;
+    let finished = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(limit, finished).await.is_err() {
+        tracing::warn!(
+            connections = tasks.len(),
+            "requests still in flight after {}s (gateway.drain_timeout_secs): cut off",
+            limit.as_secs_f64()
+        );
+        tasks.shutdown().await;
+    }
     Ok(())
 }
 

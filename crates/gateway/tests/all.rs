@@ -5,6 +5,7 @@
 
 mod access;
 mod attacks;
+mod ops;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
