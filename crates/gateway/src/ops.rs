@@ -122,7 +122,9 @@ pub(crate) async fn readiness(ops: &Operations, audit: &AuditHandle) -> Response
 }
 
 /// What a new configuration changes that only a restart applies, by the
-/// name of its setting (the running value stays in force).
+/// name of its setting (the running value stays in force): where the
+/// gateway listens, the audit store, the egress proxy, telemetry, the log
+/// format.
 pub fn needs_restart(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static str> {
     let mut out = Vec::new();
     if old.listen != new.listen {
@@ -131,6 +133,9 @@ pub fn needs_restart(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static s
     // Compared by their debug forms: the egress proxy's rules have no Eq.
     if format!("{:?}", old.egress) != format!("{:?}", new.egress) {
         out.push("egress");
+    }
+    if old.store_url != new.store_url {
+        out.push("store.url");
     }
     if old.telemetry != new.telemetry {
         out.push("telemetry");
