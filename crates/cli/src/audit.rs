@@ -31,6 +31,8 @@ pub struct AuditArgs {
 enum AuditCommand {
     /// Print the verifier key (C2SP signed-note format), creating the signing key on first use.
     Key,
+    /// Print the log's origin: the name its checkpoints carry, which a witness is told with its key.
+    Origin,
     /// Append one event from outside (hooks, CI), read as JSON from standard input.
     ///
     /// The entry is marked as external (reports never count it as the
@@ -59,6 +61,17 @@ enum AuditCommand {
         /// Fail (exit 1) when entries after the latest checkpoint are not signed.
         #[arg(long)]
         require_signed: bool,
+        /// A witness's cosignature verifier key (NAME+KEYID+BASE64, from `airlock witness key`),
+        /// or a file holding it; repeatable. Some checkpoint must carry --cosignatures of them.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned a checkpoint (default: 1 when any is named).
+        #[arg(long, value_name = "N")]
+        cosignatures: Option<usize>,
+        /// Keep the newest verified checkpoint in $XDG_STATE_HOME/airlock/seen/ and fail when a
+        /// later verification finds a log that does not extend it (rolled back or forked).
+        #[arg(long)]
+        remember: bool,
     },
     /// List entries: a table, or JSON Lines with --json. Reads; checks nothing (see `verify`).
     Show {
@@ -258,6 +271,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let signer = load_or_create_signer(&p.signer, &key_name())?;
             writeln!(out, "{}", signer.verifier().to_key_string())?;
         }
+        AuditCommand::Origin => writeln!(out, "{}", origin_of(&p)?)?,
         AuditCommand::Append { session } => {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
@@ -270,7 +284,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let mut log = open_chosen_log(&p)?;
             write!(out, "{}", log.checkpoint()?)?;
         }
-        AuditCommand::Verify { key, checkpoints, require_signed } => {
+        AuditCommand::Verify { key, checkpoints, require_signed, witnesses, cosignatures, remember } => {
             let verifier = match key {
                 Some(file) => Verifier::from_key_string(
                     std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?.trim(),
@@ -289,6 +303,17 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
             let mac = std::fs::read(&p.mac_key).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
             let store = open_store(&p)?;
             let kept = kept_checkpoint(&p)?;
+            // Checkpoints held elsewhere (a witness's, the one this machine saw last) must be extended.
+            let origin_name = origin_of(&p)?;
+            let given: Vec<(PathBuf, String)> = checkpoints.iter().cloned().zip(retained.iter().cloned()).collect();
+            let witness_keys = crate::witness::witness_keys(&witnesses)?;
+            let quorum = crate::witness::required(&witness_keys, cosignatures)?;
+            if let Some(problem) =
+                crate::witness::check_kept_elsewhere(&store, &verifier, &origin_name, &given, remember)?
+            {
+                writeln!(out, "TAMPERED: {}", sanitize(&problem))?;
+                return Ok(exit::exit_code(exit::FOUND));
+            }
             match verify_kept(&store, &verifier, &origin_of(&p)?, mac.as_ref(), &retained, kept.as_deref())? {
                 Ok(v) => {
                     writeln!(
@@ -296,6 +321,27 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
                         "ok: {} entries, {} checkpoints, {} payloads checked; {} entries not yet in a checkpoint",
                         v.entries, v.checkpoints, v.payloads, v.unsigned_tail
                     )?;
+                    if quorum > 0 {
+                        match crate::witness::witnessed(&store, &verifier, &origin_name, &witness_keys, quorum, &given)?
+                        {
+                            Ok(w) => writeln!(
+                                out,
+                                "witnessed: the checkpoint of size {} is cosigned by {} ({} required); {} entries after it",
+                                w.size,
+                                sanitize(&w.by.join(", ")),
+                                quorum,
+                                v.entries.saturating_sub(w.size)
+                            )?,
+                            Err(problem) => {
+                                writeln!(out, "NOT WITNESSED: {}", sanitize(&problem))?;
+                                return Ok(exit::exit_code(exit::FOUND));
+                            }
+                        }
+                    }
+                    if remember && let Some((size, note)) = store.latest_checkpoint()? {
+                        let path = crate::witness::remember(&origin_name, &note, size)?;
+                        writeln!(out, "remembered: the checkpoint of size {size} in {}", path.display())?;
+                    }
                     if v.pruned_below > 0 {
                         writeln!(out, "pruned (signed): the payloads of entries 0 to {}", v.pruned_below - 1)?;
                     }

@@ -224,6 +224,9 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     let mut audit_paths = audit_paths;
     audit_paths.database =
         config.store_url.clone().or_else(|| std::env::var("AIRLOCK_DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    // Usage (requests and tokens per principal) in the same database, so that
+    // every replica counts against one budget.
+    let ledger_url = audit_paths.database.clone();
     let log = crate::audit::open_chosen_log(&audit_paths)?;
     let writer = airlock_audit::writer::AuditWriter::spawn(log)?;
     let scanner = Arc::new(airlock_redact::Scanner::builtin());
@@ -231,6 +234,13 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let handle = writer.handle();
+    // A second store connection, for reads: the witnessing task and the audit endpoints.
+    let reads: airlock_gateway::witnessing::ReadStore =
+        Arc::new(std::sync::Mutex::new(crate::audit::open_store(&audit_paths)?));
+    let witnessing = match config.witnesses.is_empty() {
+        true => None,
+        false => Some(airlock_gateway::witnessing::Witnessing::new(reads.clone(), &config.witnesses, handle.clone())?),
+    };
     let egress = config.egress.clone();
     let exporting = telemetry.clone();
     let result = runtime.block_on(async move {
@@ -270,7 +280,16 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
                 })
             }
         };
-        let gw = Gateway::new(config, auth, handle, scanner)?;
+        let gw = Gateway::new(config, auth, handle, scanner)?.with_audit_reads(reads);
+        if let Some(url) = &ledger_url {
+            let ledger = airlock_gateway::access::postgres::PgLedger::connect(url)
+                .await
+                .context("cannot open the usage ledger in the database")?;
+            gw.access().set_ledger(Arc::new(ledger));
+        }
+        if let Some(witnessing) = witnessing {
+            tokio::spawn(witnessing.run(when(stopped.clone())));
+        }
         if let Some(t) = exporting {
             gw.operations().set_telemetry(t);
         }

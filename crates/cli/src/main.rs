@@ -17,6 +17,7 @@ mod interactive;
 mod model;
 mod report;
 mod scan;
+mod witness;
 mod wrap;
 
 use std::ffi::OsString;
@@ -63,6 +64,9 @@ enum Command {
     /// The egress broker (unix:PATH, this user) or team gateway (HOST:PORT, API keys): model
     /// requests checked against the configured upstreams, redacted, and recorded before they leave.
     Gateway(gateway::GatewayArgs),
+    /// A witness for audit logs (C2SP tlog-witness): cosigns each checkpoint a gateway sends
+    /// once it has checked that it extends the last one it cosigned; run it on another machine.
+    Witness(witness::WitnessArgs),
     /// Work on TASK in the current directory, headless: the agent runs sandboxed with no network,
     /// its model requests go through airlock's broker (redacted, recorded), every step is audited.
     Exec(exec::ExecArgs),
@@ -223,6 +227,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::Report(args) => report::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Witness(args) => witness::run(args),
     }
 }
 

@@ -34,6 +34,11 @@
 //! upstreams = ["vllm"]               # absent: every upstream
 //! requests_per_minute = 60           # and tokens_per_minute, daily_tokens (UTC day), max_request_bytes
 //!
+//! [[witness]]                        # optional, repeatable: a witness cosigns each checkpoint (crate::witnessing)
+//! name = "w1"                        # what the log calls it (beside its cosignatures, in witness_refused records)
+//! url = "http://10.0.0.9:7380"       # its submission prefix (/add-checkpoint is appended)
+//! key = "witness.example/w1+1a2b3c4d+BB..."  # its cosignature verifier key, from `airlock witness key`
+//!
 //! [telemetry]                        # optional: OTLP export (see crate::telemetry)
 //! otlp_endpoint = "http://127.0.0.1:4318"
 //! service_name = "airlock-gateway"
@@ -132,6 +137,8 @@ pub struct GatewayConfig {
     pub log_format: crate::ops::LogFormat,
     /// OTLP export, when configured.
     pub telemetry: Option<crate::telemetry::TelemetryConfig>,
+    /// The witnesses each new checkpoint is sent to ([`crate::witnessing`]).
+    pub witnesses: Vec<crate::witnessing::WitnessSettings>,
     /// `[store] url`: the PostgreSQL database the audit log lives in, shared
     /// by every replica (`${VAR}` expanded); `None`: SQLite in the data folder.
     pub store_url: Option<String>,
@@ -181,6 +188,8 @@ struct File {
     #[serde(default)]
     roles: crate::access::Roles,
     telemetry: Option<crate::telemetry::TelemetrySection>,
+    #[serde(default)]
+    witness: Vec<crate::witnessing::WitnessSection>,
     store: Option<StoreSection>,
 }
 
@@ -377,14 +386,17 @@ impl GatewayConfig {
             drain_timeout: secs(g.drain_timeout_secs, 30),
             log_format: g.log_format.unwrap_or_default(),
             telemetry: file.telemetry.map(|t| t.check(origin)).transpose()?,
+            witnesses: crate::witnessing::check_witnesses(file.witness, origin)?,
             store_url: match file.store {
                 None => None,
                 Some(store) => {
                     let bad = |what: String| ConfigError::Invalid(format!("{}: store.url: {what}", origin.display()));
-                    if !(store.url.starts_with("postgres://") || store.url.starts_with("postgresql://")) {
+                    // Checked once expanded: the whole URL may come from the environment.
+                    let url = expand_env(&store.url, env).map_err(bad)?;
+                    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                         return Err(bad("must be a postgresql:// URL".into()));
                     }
-                    Some(expand_env(&store.url, env).map_err(bad)?)
+                    Some(url)
                 }
             },
         })

@@ -28,3 +28,4 @@ pub mod ops;
 pub mod server;
 pub mod server_tools;
 pub mod telemetry;
+pub mod witnessing;

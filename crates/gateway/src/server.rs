@@ -123,8 +123,10 @@ pub struct Gateway {
     record_conversations: std::sync::atomic::AtomicBool,
     /// Per caller, the conversations seen so far (what is new in a request).
     transcripts: Arc<Mutex<HashMap<String, crate::conversation::Transcript>>>,
-    /// Roles' limits counted per principal ([`crate::access`]).
+    /// Roles' limits counted per principal ([`crate::access`]), shared across reloads.
     access: Arc<crate::access::Access>,
+    /// A store connection for the read-only audit endpoints ([`Gateway::with_audit_reads`]).
+    audit_reads: std::sync::OnceLock<crate::witnessing::ReadStore>,
 }
 
 /// The routes the gateway serves, and the API each belongs to.
@@ -271,6 +273,7 @@ impl Gateway {
             record_conversations: std::sync::atomic::AtomicBool::new(false),
             transcripts: Arc::default(),
             access: Arc::default(),
+            audit_reads: std::sync::OnceLock::new(),
         }))
     }
 
@@ -292,6 +295,7 @@ impl Gateway {
             ),
             transcripts: Arc::clone(&self.transcripts),
             access: Arc::clone(&self.access),
+            audit_reads: self.audit_reads.clone(),
         }))
     }
 
@@ -303,6 +307,12 @@ impl Gateway {
     /// Draining and telemetry, shared across reloads.
     pub fn operations(&self) -> &crate::ops::Operations {
         &self.ops
+    }
+
+    /// Access control's usage ledger (in memory unless
+    /// [`crate::access::Access::set_ledger`] gives a shared one), shared across reloads.
+    pub fn access(&self) -> &crate::access::Access {
+        &self.access
     }
 
     /// This gateway, recording after each model request what it adds to the
@@ -319,10 +329,14 @@ impl Gateway {
         self
     }
 
-    /// Access control's usage ledger (in memory unless
-    /// [`crate::access::Access::set_ledger`] gives a shared one).
-    pub fn access(&self) -> &crate::access::Access {
-        &self.access
+    /// This gateway, serving the read-only audit endpoints (`GET
+    /// /v1/audit/checkpoint`, `/v1/audit/consistency?old=N&new=M`,
+    /// `/v1/audit/inclusion?index=I&size=N`, see
+    /// [`crate::witnessing::audit_endpoint`]) from `store`, to keys whose
+    /// role may read the log ([`crate::keys::KeyPolicy::may_read_log`]).
+    pub fn with_audit_reads(self: Arc<Self>, store: crate::witnessing::ReadStore) -> Arc<Self> {
+        let _ = self.audit_reads.set(store);
+        self
     }
 
     /// The axum router.
@@ -483,6 +497,19 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     };
     if path == "/v1/models" && parts.method == Method::GET {
         return models(&gw);
+    }
+    if path.starts_with("/v1/audit/") && parts.method == Method::GET {
+        let Some(store) = gw.audit_reads.get() else {
+            return error(api, StatusCode::NOT_FOUND, "not_found_error", "this gateway does not serve its audit log");
+        };
+        if !caller.may_read_log() {
+            gw.ops.refused("role");
+            return error(api, StatusCode::FORBIDDEN, "permission_error", "this key's role may not read the audit log");
+        }
+        if let Some((status, text)) = crate::witnessing::audit_endpoint(store, &path, parts.uri.query()).await {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+        }
     }
     let (route, model) = match crate::gemini::parse_path(&path) {
         Some(Ok((model, method))) => (Some(Route::Gemini(method)), Some(model)),
