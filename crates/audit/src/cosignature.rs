@@ -277,7 +277,7 @@ impl Cosignature {
             .ok_or_else(|| malformed(format!("{line:?} does not start with an em dash (U+2014) and a space")))?;
         let (name, b64) =
             rest.split_once(' ').ok_or_else(|| malformed(format!("{line:?} has no space after the key name")))?;
-        if !is_valid_name(name) {
+        if !crate::note::is_valid_name(name) {
             return Err(malformed(format!("the key name {name:?} is not valid")));
         }
         let blob =
@@ -449,25 +449,12 @@ fn check_key_id(name: &str, stated: [u8; 4], computed: [u8; 4]) -> Result<(), Co
     })
 }
 
-fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains('+') && !name.chars().any(char::is_whitespace)
-}
-
 fn check_name(name: &str) -> Result<(), CosignatureError> {
-    if is_valid_name(name) { Ok(()) } else { Err(CosignatureError::InvalidName { name: name.to_owned() }) }
+    if crate::note::is_valid_name(name) { Ok(()) } else { Err(CosignatureError::InvalidName { name: name.to_owned() }) }
 }
 
 fn check_text(text: &str) -> Result<(), CosignatureError> {
-    let reason = if !text.ends_with('\n') {
-        "it must end with a newline"
-    } else if text.starts_with('\n') || text.contains("\n\n") {
-        "it must not contain a blank line"
-    } else if text.chars().any(|c| c < ' ' && c != '\n') {
-        "it must not contain ASCII control characters other than newline"
-    } else {
-        return Ok(());
-    };
-    Err(CosignatureError::InvalidText { reason })
+    crate::note::text_problem(text).map_or(Ok(()), |reason| Err(CosignatureError::InvalidText { reason }))
 }
 
 #[cfg(test)]

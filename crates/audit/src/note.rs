@@ -426,8 +426,9 @@ fn key_hash(name: &str, key: &VerifyingKey) -> [u8; 4] {
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-/// Whether `name` may name a key: non-empty, no `+`, no whitespace.
-fn is_valid_name(name: &str) -> bool {
+/// Whether `name` may name a key: non-empty, no `+`, no whitespace
+/// (signed-note keys and cosignature keys alike).
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('+') && !name.chars().any(char::is_whitespace)
 }
 
@@ -435,17 +436,22 @@ fn check_name(name: &str) -> Result<(), NoteError> {
     if is_valid_name(name) { Ok(()) } else { Err(NoteError::InvalidKeyName { name: name.to_owned() }) }
 }
 
-fn check_text(text: &str) -> Result<(), NoteError> {
-    let reason = if !text.ends_with('\n') {
-        "it must end with a newline"
+/// Why `text` cannot be the text of a signed note, if it cannot (notes and
+/// cosigned checkpoints alike).
+pub(crate) fn text_problem(text: &str) -> Option<&'static str> {
+    if !text.ends_with('\n') {
+        Some("it must end with a newline")
     } else if text.starts_with('\n') || text.contains("\n\n") {
-        "it must not contain a blank line"
+        Some("it must not contain a blank line")
     } else if text.chars().any(|c| c < ' ' && c != '\n') {
-        "it must not contain ASCII control characters other than newline"
+        Some("it must not contain ASCII control characters other than newline")
     } else {
-        return Ok(());
-    };
-    Err(NoteError::InvalidText { reason })
+        None
+    }
+}
+
+fn check_text(text: &str) -> Result<(), NoteError> {
+    text_problem(text).map_or(Ok(()), |reason| Err(NoteError::InvalidText { reason }))
 }
 
 /// Parses exactly 8 hex digits.
