@@ -117,7 +117,11 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     let audit_paths = crate::audit::paths(args.dir)?;
     let key_file = audit_paths.dir.join("gateway-keys.json");
     if let Some(GatewayCommand::Key(cmd)) = args.command {
-        let mut store = KeyStore::open(&key_file)?;
+        // In the database when the gateway has one (its replicas share the keys), else in the file.
+        let mut store = match key_database(&config_path(args.config.clone())?)? {
+            Some(url) => Keys::database(&url, &key_file)?,
+            None => Keys::File(KeyStore::open(&key_file)?),
+        };
         let mut out = std::io::stdout().lock();
         match cmd {
             KeyCommand::Add {
@@ -142,11 +146,11 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
                 writeln!(out, "{key}")?;
                 eprintln!(
                     "the key for {name} is shown only now; the gateway keeps its SHA-256 in {}",
-                    key_file.display()
+                    store.place(&key_file)
                 );
             }
             KeyCommand::List => {
-                for k in store.list() {
+                for k in &store.list()? {
                     let state = match k.revoked_ms {
                         Some(ms) => format!("revoked {}", crate::audit::iso_time(ms)),
                         None => "live".into(),
@@ -197,8 +201,13 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         Ok(config)
     };
     let config = read_config()?;
+    // `[store] url` (or $AIRLOCK_DATABASE_URL): the log, the usage ledger and the keys in PostgreSQL.
+    let database =
+        config.store_url.clone().or_else(|| std::env::var("AIRLOCK_DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    // `None`: the keys in the database, opened in the runtime below.
     let auth = match &config.listen {
-        Listen::Unix(_) => Auth::Peer { uid: getuid() },
+        Listen::Unix(_) => Some(Auth::Peer { uid: getuid() }),
+        Listen::Tcp(_) if database.is_some() => None,
         Listen::Tcp(_) => {
             if KeyStore::open(&key_file)?.live().is_empty() {
                 bail!(
@@ -207,7 +216,7 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
                 );
             }
             // Read again whenever it changes: `key revoke` takes effect at once.
-            Auth::KeyFile(KeyFile::open(&key_file)?)
+            Some(Auth::KeyFile(KeyFile::open(&key_file)?))
         }
     };
     init_logs(args.log_format.unwrap_or(config.log_format));
@@ -219,11 +228,9 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    // `[store] url` (or $AIRLOCK_DATABASE_URL): the log in PostgreSQL, shared
-    // by every replica; the keys stay in the data folder (each replica a copy).
+    // The log in PostgreSQL when there is a database, shared by every replica (as are the keys).
     let mut audit_paths = audit_paths;
-    audit_paths.database =
-        config.store_url.clone().or_else(|| std::env::var("AIRLOCK_DATABASE_URL").ok().filter(|u| !u.is_empty()));
+    audit_paths.database = database;
     // Usage (requests and tokens per principal) in the same database, so that
     // every replica counts against one budget.
     let ledger_url = audit_paths.database.clone();
@@ -280,6 +287,25 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
                 })
             }
         };
+        let auth = match (auth, &ledger_url) {
+            (Some(auth), _) => auth,
+            (None, Some(url)) => {
+                let (store, note) = database_keys(url, &key_file).await?;
+                if let Some(note) = note {
+                    tracing::warn!("{note}");
+                }
+                let keys = airlock_gateway::keys_pg::PgKeys::start(store).await?;
+                use airlock_gateway::keys::LiveKeys as _;
+                if keys.current()?.is_empty() {
+                    bail!(
+                        "the team gateway needs API keys and the database {} has none\nhint: airlock gateway key add NAME",
+                        keys.database()
+                    );
+                }
+                Auth::Live(keys)
+            }
+            (None, None) => bail!("the team gateway has no key source"),
+        };
         let gw = Gateway::new(config, auth, handle, scanner)?.with_audit_reads(reads);
         if let Some(url) = &ledger_url {
             let ledger = airlock_gateway::access::postgres::PgLedger::connect(url)
@@ -313,6 +339,109 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
     writer.close()?;
     tracing::info!("stopped; the audit log is signed up to its last entry");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The database the gateway keeps its keys in, as the server chooses it:
+/// the configuration's `[store] url` (when the file exists and names one),
+/// else `$AIRLOCK_DATABASE_URL`. Only `[store]` is read: `key` commands need
+/// not have the upstreams' credentials.
+fn key_database(config: &std::path::Path) -> Result<Option<String>> {
+    let from_env = || std::env::var("AIRLOCK_DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let text = match std::fs::read_to_string(config) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(from_env()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", config.display())),
+    };
+    let doc: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not TOML", config.display()))?;
+    let Some(url) = doc.get("store").and_then(|s| s.get("url")) else { return Ok(from_env()) };
+    let url = url.as_str().with_context(|| format!("{}: store.url must be a string", config.display()))?;
+    let env = |name: &str| std::env::var(name).ok();
+    let url = airlock_gateway::config::expand_env(url, &env)
+        .map_err(|e| anyhow::anyhow!("{}: store.url: {e}", config.display()))?;
+    Ok(Some(url))
+}
+
+/// Opens the keys in the database. A key file beside the log (the keys of
+/// a gateway before it had a database) is imported once, if the database
+/// holds no key yet, and renamed `gateway-keys.json.imported`; else it is
+/// left alone, unread. Returns what happened to the file, to be said.
+async fn database_keys(
+    url: &str,
+    key_file: &std::path::Path,
+) -> Result<(airlock_gateway::keys_pg::PgKeyStore, Option<String>)> {
+    let store = airlock_gateway::keys_pg::PgKeyStore::connect(url)
+        .await
+        .context("cannot open the gateway's keys in the database")?;
+    if !key_file.exists() {
+        return Ok((store, None));
+    }
+    let records = KeyStore::open(key_file)?.list().to_vec();
+    let note = match store.import_if_empty(&records).await? {
+        Some(n) => {
+            let moved = key_file.with_extension("json.imported");
+            std::fs::rename(key_file, &moved)
+                .with_context(|| format!("imported {n} keys, but cannot rename {}", key_file.display()))?;
+            format!(
+                "imported the {n} keys of {} into the database {}; the file is now {} and is not read",
+                key_file.display(),
+                store.database(),
+                moved.display()
+            )
+        }
+        None => format!(
+            "{} is not read: the gateway's keys are in the database {}, which already holds keys\nhint: remove the file, or make its keys again with `airlock gateway key add`",
+            key_file.display(),
+            store.database()
+        ),
+    };
+    Ok((store, Some(note)))
+}
+
+/// Where `key` commands keep keys: the file, or the database.
+enum Keys {
+    File(KeyStore),
+    Database(airlock_gateway::keys_pg::PgKeyStore, tokio::runtime::Runtime),
+}
+
+impl Keys {
+    fn database(url: &str, key_file: &std::path::Path) -> Result<Keys> {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the runtime")?;
+        let (store, note) = runtime.block_on(database_keys(url, key_file))?;
+        if let Some(note) = note {
+            eprintln!("{note}");
+        }
+        Ok(Keys::Database(store, runtime))
+    }
+
+    fn add(&mut self, name: &str, new: &airlock_gateway::keys::NewKey) -> Result<String> {
+        Ok(match self {
+            Keys::File(f) => f.add(name, new)?,
+            Keys::Database(db, rt) => rt.block_on(db.add(name, new))?,
+        })
+    }
+
+    fn list(&self) -> Result<Vec<airlock_gateway::keys::KeyRecord>> {
+        Ok(match self {
+            Keys::File(f) => f.list().to_vec(),
+            Keys::Database(db, rt) => rt.block_on(db.list())?,
+        })
+    }
+
+    fn revoke(&mut self, name: &str, key: Option<&str>) -> Result<usize> {
+        Ok(match self {
+            Keys::File(f) => f.revoke(name, key)?,
+            Keys::Database(db, rt) => rt.block_on(db.revoke(name, key))?,
+        })
+    }
+
+    /// Where they are, for messages.
+    fn place(&self, key_file: &std::path::Path) -> String {
+        match self {
+            Keys::File(_) => key_file.display().to_string(),
+            Keys::Database(db, _) => format!("the database {}", db.database()),
+        }
+    }
 }
 
 pub(crate) fn getuid() -> u32 {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -147,6 +148,10 @@ pub enum KeyError {
     /// The name is taken or unknown, or not a valid name.
     #[error("{0}")]
     Name(String),
+    /// The database holding the keys cannot be used (or holds something
+    /// that is not a key).
+    #[error("{0}")]
+    Database(String),
 }
 
 /// The key file.
@@ -156,7 +161,7 @@ pub struct KeyStore {
     keys: Vec<KeyRecord>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -178,109 +183,26 @@ impl KeyStore {
     }
 
     /// Makes a key for the principal `name` and returns it: the only time
-    /// it is seen. A principal that holds live keys keeps its role and kind
-    /// (a new key may not change them); a new one is a `developer` and a
-    /// person unless `new` says otherwise.
+    /// it is seen. The rules are [`new_key`]'s.
     pub fn add(&mut self, name: &str, new: &NewKey) -> Result<String, KeyError> {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-        {
-            return Err(KeyError::Name(format!(
-                "{name:?} is not a key name\nhint: use letters, digits and - _ . @ (at most 64)"
-            )));
-        }
-        if new.models.iter().chain(&new.upstreams).any(String::is_empty) {
-            return Err(KeyError::Name("a model pattern or upstream name is empty".into()));
-        }
-        new.limits.check().map_err(KeyError::Name)?;
-        let held = self.keys.iter().find(|k| k.name == name && k.revoked_ms.is_none());
-        let role = match (held, new.role) {
-            (Some(k), Some(r)) if k.role != r => {
-                return Err(KeyError::Name(format!(
-                    "{name} holds live keys as {}, and a principal has one role\nhint: revoke them first (airlock gateway key revoke {name}), or leave out --role",
-                    k.role
-                )));
-            }
-            (Some(k), _) => k.role,
-            (None, r) => r.unwrap_or_default(),
-        };
-        let kind = match (held, new.kind) {
-            (Some(k), Some(kind)) if k.kind != kind => {
-                return Err(KeyError::Name(format!(
-                    "{name} holds live keys as a {}, and a principal is one kind\nhint: leave out --kind",
-                    k.kind
-                )));
-            }
-            (Some(k), _) => k.kind,
-            (None, kind) => kind.unwrap_or_default(),
-        };
-        let narrows = !new.models.is_empty() || !new.upstreams.is_empty();
-        if !role.may_use_models() && narrows {
-            return Err(KeyError::Name(format!("{name} is an {role}, and an {role} may not use models")));
-        }
-        let mut raw = [0u8; 32];
-        getrandom(&mut raw).map_err(|source| KeyError::Io { path: self.path.clone(), source })?;
-        let key = format!("{KEY_PREFIX}{}", hex::encode(raw));
-        self.keys.push(KeyRecord {
-            name: name.into(),
-            sha256: digest(&key),
-            created_ms: now_ms(),
-            revoked_ms: None,
-            role,
-            kind,
-            models: new.models.clone(),
-            upstreams: new.upstreams.clone(),
-            limits: new.limits,
-        });
+        let (key, record) = new_key(&self.keys, name, new)?;
+        self.keys.push(record);
         self.save()?;
         Ok(key)
     }
 
     /// Revokes the principal `name`'s live keys, or only the one whose id
     /// ([`KeyRecord::id`]) starts with `key` (at least 6 hex digits), and
-    /// says how many.
+    /// says how many. The rules are [`revoke_in`]'s.
     pub fn revoke(&mut self, name: &str, key: Option<&str>) -> Result<usize, KeyError> {
-        if let Some(id) = key
-            && (id.len() < 6 || !id.chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            return Err(KeyError::Name(format!(
-                "{id:?} is not a key id\nhint: give at least 6 hex digits of the id `airlock gateway key list` shows"
-            )));
-        }
-        let now = now_ms();
-        let mut n = 0;
-        for k in self.keys.iter_mut().filter(|k| k.name == name && k.revoked_ms.is_none()) {
-            if key.is_none_or(|id| k.sha256.starts_with(&id.to_ascii_lowercase())) {
-                k.revoked_ms = Some(now);
-                n += 1;
-            }
-        }
-        if n == 0 {
-            return Err(KeyError::Name(match key {
-                None => format!("there is no live key named {name:?}"),
-                Some(id) => format!("{name:?} holds no live key with id {id}"),
-            }));
-        }
+        let n = revoke_in(&mut self.keys, name, key, now_ms())?.len();
         self.save()?;
         Ok(n)
     }
 
     /// The live keys, by digest, for the server.
     pub fn live(&self) -> HashMap<String, KeyPolicy> {
-        self.keys
-            .iter()
-            .filter(|k| k.revoked_ms.is_none())
-            .map(|k| {
-                let policy = KeyPolicy {
-                    name: k.name.clone(),
-                    role: k.role,
-                    kind: k.kind,
-                    models: k.models.clone(),
-                    upstreams: k.upstreams.clone(),
-                    limits: k.limits,
-                };
-                (k.sha256.clone(), policy)
-            })
-            .collect()
+        live_of(&self.keys)
     }
 
     /// Writes the file atomically, 0600.
@@ -296,6 +218,124 @@ impl KeyStore {
         f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)
     }
+}
+
+/// Checks a new key for the principal `name` against the keys already
+/// stored (`records`: all of them, or at least all of `name`'s), and makes
+/// it: the key (shown once) and the record to store. A principal that holds
+/// live keys keeps its role and kind (a new key may not change them); a new
+/// one is a `developer` and a person unless `new` says otherwise. Both key
+/// stores (the file, and [`crate::keys_pg`]) apply these rules.
+pub fn new_key(records: &[KeyRecord], name: &str, new: &NewKey) -> Result<(String, KeyRecord), KeyError> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) {
+        return Err(KeyError::Name(format!(
+            "{name:?} is not a key name\nhint: use letters, digits and - _ . @ (at most 64)"
+        )));
+    }
+    if new.models.iter().chain(&new.upstreams).any(String::is_empty) {
+        return Err(KeyError::Name("a model pattern or upstream name is empty".into()));
+    }
+    new.limits.check().map_err(KeyError::Name)?;
+    let held = records.iter().find(|k| k.name == name && k.revoked_ms.is_none());
+    let role = match (held, new.role) {
+        (Some(k), Some(r)) if k.role != r => {
+            return Err(KeyError::Name(format!(
+                "{name} holds live keys as {}, and a principal has one role\nhint: revoke them first (airlock gateway key revoke {name}), or leave out --role",
+                k.role
+            )));
+        }
+        (Some(k), _) => k.role,
+        (None, r) => r.unwrap_or_default(),
+    };
+    let kind = match (held, new.kind) {
+        (Some(k), Some(kind)) if k.kind != kind => {
+            return Err(KeyError::Name(format!(
+                "{name} holds live keys as a {}, and a principal is one kind\nhint: leave out --kind",
+                k.kind
+            )));
+        }
+        (Some(k), _) => k.kind,
+        (None, kind) => kind.unwrap_or_default(),
+    };
+    let narrows = !new.models.is_empty() || !new.upstreams.is_empty();
+    if !role.may_use_models() && narrows {
+        return Err(KeyError::Name(format!("{name} is an {role}, and an {role} may not use models")));
+    }
+    let mut raw = [0u8; 32];
+    getrandom(&mut raw).map_err(|source| KeyError::Io { path: "/dev/urandom".into(), source })?;
+    let key = format!("{KEY_PREFIX}{}", hex::encode(raw));
+    let record = KeyRecord {
+        name: name.into(),
+        sha256: digest(&key),
+        created_ms: now_ms(),
+        revoked_ms: None,
+        role,
+        kind,
+        models: new.models.clone(),
+        upstreams: new.upstreams.clone(),
+        limits: new.limits,
+    };
+    Ok((key, record))
+}
+
+/// Marks revoked (at `now_ms`) the principal `name`'s live keys among
+/// `records`, or only the one whose id ([`KeyRecord::id`]) starts with `key`
+/// (at least 6 hex digits), and returns the digests of those it revoked (at
+/// least one: none is an error).
+pub fn revoke_in(
+    records: &mut [KeyRecord],
+    name: &str,
+    key: Option<&str>,
+    now_ms: i64,
+) -> Result<Vec<String>, KeyError> {
+    if let Some(id) = key
+        && (id.len() < 6 || !id.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(KeyError::Name(format!(
+            "{id:?} is not a key id\nhint: give at least 6 hex digits of the id `airlock gateway key list` shows"
+        )));
+    }
+    let mut revoked = Vec::new();
+    for k in records.iter_mut().filter(|k| k.name == name && k.revoked_ms.is_none()) {
+        if key.is_none_or(|id| k.sha256.starts_with(&id.to_ascii_lowercase())) {
+            k.revoked_ms = Some(now_ms);
+            revoked.push(k.sha256.clone());
+        }
+    }
+    if revoked.is_empty() {
+        return Err(KeyError::Name(match key {
+            None => format!("there is no live key named {name:?}"),
+            Some(id) => format!("{name:?} holds no live key with id {id}"),
+        }));
+    }
+    Ok(revoked)
+}
+
+/// The live keys among `records`, by digest, as the server sees them.
+pub fn live_of(records: &[KeyRecord]) -> HashMap<String, KeyPolicy> {
+    records
+        .iter()
+        .filter(|k| k.revoked_ms.is_none())
+        .map(|k| {
+            let policy = KeyPolicy {
+                name: k.name.clone(),
+                role: k.role,
+                kind: k.kind,
+                models: k.models.clone(),
+                upstreams: k.upstreams.clone(),
+                limits: k.limits,
+            };
+            (k.sha256.clone(), policy)
+        })
+        .collect()
+}
+
+/// Where the server finds its live keys when they can change under it (the
+/// database that replicas share): what they are now, or an error, in which
+/// case no key is honoured.
+pub trait LiveKeys: Send + Sync + std::fmt::Debug {
+    /// The live keys, by digest; an error when they cannot be known now.
+    fn current(&self) -> Result<Arc<HashMap<String, KeyPolicy>>, KeyError>;
 }
 
 /// SHA-256 of a presented key, hex.

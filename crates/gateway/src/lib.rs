@@ -24,6 +24,8 @@ pub mod egress_audit;
 pub mod forwarded;
 pub mod gemini;
 pub mod keys;
+#[cfg(feature = "postgres")]
+pub mod keys_pg;
 pub mod ops;
 pub mod server;
 pub mod server_tools;

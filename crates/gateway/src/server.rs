@@ -32,6 +32,10 @@ pub enum Auth {
     /// Team mode with the key file read again whenever it changes, so a
     /// revoked key stops working at once.
     KeyFile(KeyFile),
+    /// Team mode with keys that can change under the server (the database
+    /// replicas share, [`crate::keys_pg::PgKeys`]); while they cannot be
+    /// read, no key is honoured.
+    Live(Arc<dyn crate::keys::LiveKeys>),
     /// Local mode: only Unix-socket peers with this uid.
     Peer {
         /// The uid allowed.
@@ -366,6 +370,14 @@ impl Gateway {
                     // Fail closed: no key is honoured while the file cannot be read.
                     tracing::error!("cannot read the key file: {e}");
                     Err("the gateway cannot read its key file")
+                }
+            },
+            Auth::Live(live) => match live.current() {
+                Ok(keys) => key_of(&keys, headers, query_key),
+                Err(e) => {
+                    // Fail closed, as with the file.
+                    tracing::error!("cannot read the keys: {e}");
+                    Err("the gateway cannot read its keys")
                 }
             },
         }

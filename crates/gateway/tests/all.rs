@@ -5,6 +5,7 @@
 
 mod access;
 mod attacks;
+mod keys_db;
 mod ops;
 
 use std::net::SocketAddr;
