@@ -173,7 +173,11 @@ pub fn run(args: GatewayArgs) -> Result<ExitCode> {
             KeyCommand::Revoke { name, key } => {
                 let n = store.revoke(&name, key.as_deref())?;
                 let what = if n == 1 { "1 key".to_string() } else { format!("{n} keys") };
-                writeln!(out, "revoked {what} of {name}; a running gateway refuses it from its next request")?;
+                let when = match store {
+                    Keys::File(_) => "from its next request",
+                    Keys::Database(..) => "within about a second, on every replica",
+                };
+                writeln!(out, "revoked {what} of {name}; a running gateway refuses it {when}")?;
             }
         }
         return Ok(ExitCode::SUCCESS);
