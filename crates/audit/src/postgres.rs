@@ -369,6 +369,22 @@ fn tls_connector(roots: Option<&PathBuf>, shown: &str) -> Result<tokio_postgres_
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// A pool of connections to `target`, with TLS when it asks for it (the
+/// server's certificate always verified), for the log and for the other
+/// tables a gateway keeps in the same database (its keys, its usage
+/// counts). Connections are made on the runtime that first uses the pool;
+/// callers set its size and timeouts.
+pub fn pool_builder(target: &Target) -> Result<deadpool_postgres::PoolBuilder, StoreError> {
+    let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = match &target.tls {
+        Tls::Off => Manager::from_config(target.config.clone(), tokio_postgres::NoTls, manager_config),
+        Tls::Verify { roots } => {
+            Manager::from_config(target.config.clone(), tls_connector(roots.as_ref(), &target.shown)?, manager_config)
+        }
+    };
+    Ok(Pool::builder(manager).runtime(deadpool_postgres::Runtime::Tokio1))
+}
+
 impl Db {
     fn err(&self, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
         StoreError::Postgres { database: self.name.to_string(), source: Box::new(Failure::new(source)) }
@@ -400,16 +416,8 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(io)?;
-        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
-        let manager = match &target.tls {
-            Tls::Off => Manager::from_config(target.config.clone(), tokio_postgres::NoTls, manager_config),
-            Tls::Verify { roots } => {
-                Manager::from_config(target.config.clone(), tls_connector(roots.as_ref(), &name)?, manager_config)
-            }
-        };
-        let pool = Pool::builder(manager)
+        let pool = pool_builder(&target)?
             .max_size(POOL_SIZE)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Postgres { database: name.to_string(), source: e.into() })?;
         let handle = runtime.handle().clone();

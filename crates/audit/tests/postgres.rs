@@ -359,6 +359,49 @@ fn an_unreachable_database_is_named_without_its_password() {
     assert!(!text.contains("s3cret"), "{text}");
 }
 
+/// TLS to the database: the log over TCP with `sslmode=verify-full` and the
+/// cluster's own CA; the wrong CA, or a host name the certificate does not
+/// name, is refused with the reason, never connected to without TLS.
+#[test]
+fn the_log_reaches_its_database_over_verified_tls() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let Some(cluster) = Cluster::start_tls(port) else { return };
+    let ca = cluster.tls_ca();
+    let url = cluster.tls_url(port, &format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    let signer = Signer::generate("airlock-test-tls").unwrap();
+    let mut log = open(&url, &signer, 4);
+    for i in 0..10 {
+        log.append("s", &[event(0, i)]).unwrap();
+    }
+    log.checkpoint().unwrap();
+    let report = verify(log.store(), &signer.verifier(), ORIGIN, Some(&MAC_KEY), &[]).unwrap().unwrap();
+    assert_eq!(report.entries, 10);
+    let ssl = cluster.psql("airlock", "SELECT count(*) FROM pg_stat_ssl WHERE ssl");
+    assert_ne!(ssl, "0", "no connection used TLS");
+    // Another CA: the server's certificate does not verify.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-subj", "/CN=other-ca", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "1", "-keyout"])
+        .arg(other.path().join("k"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let wrong = cluster.tls_url(port, &format!("sslmode=verify-full&sslrootcert={}", other_ca.display()));
+    let Err(e) = PgStore::connect(&wrong) else { panic!("connected with a certificate from another CA") };
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // The same server by a name its certificate does not carry (only `localhost`).
+    let renamed = url.replace("@localhost:", "@127.0.0.1:");
+    let Err(e) = PgStore::connect(&renamed) else { panic!("connected to a host the certificate does not name") };
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
 /// Appends per second: one log with groups of 1 and 64 entries, and three
 /// logs at once (durable commits, the server's defaults). Run with
 /// `cargo test -p airlock-audit --test postgres -- --ignored --nocapture`.

@@ -939,7 +939,7 @@ fn streamed_text(line: &[u8]) -> u64 {
 pub mod postgres {
     use std::time::SystemTime;
 
-    use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+    use deadpool_postgres::Pool;
 
     use super::{Admitted, Counts, LedgerError, LedgerFuture, Limits, RetryAfter, UsageLedger, Windows};
 
@@ -1000,34 +1000,23 @@ pub mod postgres {
     impl PgLedger {
         /// Connects to `url` (as [`airlock_audit::postgres::parse_url`]
         /// reads it) and brings its table up to date; call from within a
-        /// tokio runtime. TLS to the ledger's database is not supported yet:
-        /// such a URL is refused, never connected to without it.
+        /// tokio runtime. TLS as the URL asks.
         pub async fn connect(url: &str) -> Result<PgLedger, LedgerError> {
-            let target =
+            let mut target =
                 airlock_audit::postgres::parse_url(url).map_err(|e| LedgerError::Unavailable(e.to_string()))?;
             let name = target.shown.clone();
-            if !matches!(target.tls, airlock_audit::postgres::Tls::Off) {
-                return Err(LedgerError::Unavailable(format!(
-                    "{name}: the usage ledger does not speak TLS yet\nhint: give it a Unix socket or a TLS-less connection on a private network"
-                )));
-            }
             // Usage counts are not the record: they need not wait for the
             // disk (the audit log's commits do), and a crash loses at most
             // the last moment's counts. Charges then never queue on fsyncs.
-            let mut config = target.config;
-            let options = match config.get_options() {
+            let options = match target.config.get_options() {
                 Some(given) => format!("{given} -c synchronous_commit=off"),
                 None => "-c synchronous_commit=off".to_string(),
             };
-            config.options(&options);
-            let manager = Manager::from_config(
-                config,
-                tokio_postgres::NoTls,
-                ManagerConfig { recycling_method: RecyclingMethod::Fast },
-            );
-            let pool = Pool::builder(manager)
+            target.config.options(&options);
+            // The log's own pool builder: TLS as the URL asks, the server's certificate verified.
+            let pool = airlock_audit::postgres::pool_builder(&target)
+                .map_err(|e| LedgerError::Unavailable(e.to_string()))?
                 .max_size(8)
-                .runtime(deadpool_postgres::Runtime::Tokio1)
                 .build()
                 .map_err(|e| unavailable(&name, e))?;
             let ledger = PgLedger { pool, name };
@@ -1331,7 +1320,5 @@ mod tests {
         assert_eq!(admitted, 5);
         let rows = cluster.psql("ledger", "SELECT count(*) FROM gateway_usage WHERE principal = 'ci'");
         assert_eq!(rows, "3", "a row for each of two minutes, and one for the day");
-        let bad = postgres::PgLedger::connect(&format!("{url}&sslmode=require")).await.unwrap_err();
-        assert!(bad.to_string().contains("does not speak TLS yet"), "{bad}");
     }
 }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::Pool;
 
 use crate::keys::{KeyError, KeyPolicy, KeyRecord, LiveKeys, NewKey};
 
@@ -73,28 +73,17 @@ fn database(name: &str, e: impl std::fmt::Display) -> KeyError {
 impl PgKeyStore {
     /// Connects to `url` (as [`airlock_audit::postgres::parse_url`] reads
     /// it) and brings the key table up to date; call from within a tokio
-    /// runtime. TLS is not supported yet: such a URL is refused, never
-    /// connected to without it.
+    /// runtime. TLS as the URL asks (`sslmode=require|verify-ca|verify-full`).
     pub async fn connect(url: &str) -> Result<PgKeyStore, KeyError> {
-        let target = airlock_audit::postgres::parse_url(url).map_err(|e| KeyError::Database(e.to_string()))?;
+        let mut target = airlock_audit::postgres::parse_url(url).map_err(|e| KeyError::Database(e.to_string()))?;
         let name = target.shown.clone();
-        if !matches!(target.tls, airlock_audit::postgres::Tls::Off) {
-            return Err(KeyError::Database(format!(
-                "{name}: the gateway's key table does not speak TLS yet\nhint: give it a Unix socket or a TLS-less connection on a private network"
-            )));
+        if target.config.get_connect_timeout().is_none() {
+            target.config.connect_timeout(Duration::from_secs(5));
         }
-        let mut config = target.config;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(5));
-        }
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
-        let pool = Pool::builder(manager)
+        // The log's own pool builder: TLS as the URL asks, the server's certificate verified.
+        let pool = airlock_audit::postgres::pool_builder(&target)
+            .map_err(|e| KeyError::Database(e.to_string()))?
             .max_size(4)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
             .build()

@@ -36,6 +36,8 @@ pub struct Cluster {
     bin: PathBuf,
     run_as: Option<String>,
     running: bool,
+    /// The port, when not the default (the socket's name carries it).
+    port: u16,
 }
 
 /// The folder of the PostgreSQL server programs: `AIRLOCK_PG_BINDIR`, else
@@ -74,6 +76,75 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra server settings (`("fsync", "off")`).
     pub fn start_with(settings: &[(&str, &str)]) -> Option<Cluster> {
+        Cluster::start_inner(settings, None)
+    }
+
+    /// A cluster that also listens on `127.0.0.1:port` with TLS only there
+    /// (`hostssl`): its certificate, for `localhost` only (not `127.0.0.1`), is
+    /// signed by a CA made for this cluster alone ([`Cluster::tls_ca`]).
+    /// Needs the `openssl` program.
+    pub fn start_tls(port: u16) -> Option<Cluster> {
+        Cluster::start_inner(&[], Some(port))
+    }
+
+    /// The CA file that signed a TLS cluster's certificate.
+    pub fn tls_ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A connection string over TCP and TLS to a [`Cluster::start_tls`]
+    /// cluster, with `extra` query parameters (`sslmode=verify-full&sslrootcert=...`).
+    pub fn tls_url(&self, port: u16, extra: &str) -> String {
+        format!("postgresql://{SUPERUSER}@localhost:{port}/{DATABASE}?{extra}")
+    }
+
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("running openssl");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-subj", "/CN=airlock-test-ca", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req", "-subj", "/CN=localhost"][..], &ec, &["-keyout", "server.key", "-out", "server.csr"]].concat(),
+        );
+        std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost\n").expect("server.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod server.key");
+        if let Some(user) = &self.run_as {
+            let (uid, gid) = ensure_user(user);
+            for file in ["server.key", "server.pem", "ca.pem"] {
+                std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid)).expect("chown the certificates");
+            }
+        }
+    }
+
+    fn start_inner(settings: &[(&str, &str)], tls_port: Option<u16>) -> Option<Cluster> {
         let Some(bin) = bindir() else {
             let what = "PostgreSQL's server programs (initdb, pg_ctl) are not installed: \
                         apt-get install postgresql, or set AIRLOCK_PG_BINDIR";
@@ -89,13 +160,24 @@ impl Cluster {
             let (uid, gid) = ensure_user(user);
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("giving the folder to the server's user");
         }
-        let mut cluster = Cluster { dir, bin, run_as, running: false };
+        let mut cluster = Cluster { dir, bin, run_as, running: false, port: tls_port.unwrap_or(5432) };
         let data = cluster.data();
         cluster.run_ok(
             "initdb",
             &["-D", path_str(&data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
         );
         let mut options = format!("-k {} -c listen_addresses=''", path_str(cluster.dir.path()));
+        if let Some(port) = tls_port {
+            cluster.make_certificates();
+            let dir = path_str(cluster.dir.path());
+            options = format!(
+                "-k {dir} -c listen_addresses=127.0.0.1 -c port={port} -c ssl=on \
+                 -c ssl_cert_file={dir}/server.pem -c ssl_key_file={dir}/server.key"
+            );
+            // TCP only with TLS; the socket as before.
+            let hba = data.join("pg_hba.conf");
+            std::fs::write(&hba, "local all all trust\nhostssl all all 127.0.0.1/32 trust\n").expect("pg_hba.conf");
+        }
         for (name, value) in settings {
             options.push_str(&format!(" -c {name}={value}"));
         }
@@ -127,7 +209,7 @@ impl Cluster {
     /// A connection string for the database `name` (Unix socket, the
     /// superuser, no password: trust authentication).
     pub fn url_for(&self, name: &str) -> String {
-        format!("postgresql:///{name}?host={}&user={SUPERUSER}", path_str(self.socket_dir()))
+        format!("postgresql:///{name}?host={}&port={}&user={SUPERUSER}", path_str(self.socket_dir()), self.port)
     }
 
     /// Creates an empty database `name` (letters, digits and `_`) and
@@ -147,6 +229,7 @@ impl Cluster {
         let out = Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.socket_dir())
+            .args(["-p", &self.port.to_string()])
             .args(["-U", SUPERUSER, "-d", db, "-c", sql])
             .output()
             .expect("running psql");
@@ -178,6 +261,7 @@ impl Cluster {
             let ready = Command::new(self.bin.join("pg_isready"))
                 .arg("-h")
                 .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string()])
                 .args(["-U", SUPERUSER, "-d", "postgres", "-q"])
                 .status()
                 .is_ok_and(|s| s.success());
