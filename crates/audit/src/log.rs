@@ -226,6 +226,16 @@ impl<S: Store> NodeSource for StoreNodes<'_, S> {
             Err(e) => Err(MerkleError::NodeRead { level, index, source: Box::new(e) }),
         }
     }
+
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Hash>, MerkleError> {
+        let (level, index) = wanted.first().copied().unwrap_or((0, 0));
+        let found = self.0.nodes(wanted).map_err(|e| MerkleError::NodeRead { level, index, source: Box::new(e) })?;
+        wanted
+            .iter()
+            .zip(found)
+            .map(|(&(level, index), h)| h.ok_or(MerkleError::MissingNode { level, index }))
+            .collect()
+    }
 }
 
 impl<S: Store> AuditLog<S> {

@@ -125,6 +125,11 @@ pub trait NodeSource {
     /// `[index·2^level, (index+1)·2^level)`. Fails with
     /// [`MerkleError::MissingNode`] when that node is not (yet) complete.
     fn node(&self, level: u32, index: u64) -> Result<Hash, MerkleError>;
+    /// Several complete nodes, in the order asked for: a store may fetch
+    /// them in one round trip (a frontier is up to 64 of them).
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Hash>, MerkleError> {
+        wanted.iter().map(|&(level, index)| self.node(level, index)).collect()
+    }
 }
 
 /// The right border of the tree: the roots of its perfect subtrees, largest
@@ -201,14 +206,15 @@ impl Frontier {
     /// Rebuilds the frontier of the first `size` leaves from stored complete
     /// nodes (one read per set bit of `size`), for example after a restart.
     pub fn from_nodes(size: u64, src: &dyn NodeSource) -> Result<Frontier, MerkleError> {
-        let mut hashes = Vec::with_capacity(size.count_ones() as usize);
+        let mut wanted = Vec::with_capacity(size.count_ones() as usize);
         let mut start = 0u64;
         for level in (0..u64::BITS).rev() {
             if (size >> level) & 1 == 1 {
-                hashes.push(src.node(level, start >> level)?);
+                wanted.push((level, start >> level));
                 start += 1 << level;
             }
         }
+        let hashes = src.nodes(&wanted)?;
         Ok(Frontier { size, hashes })
     }
 }

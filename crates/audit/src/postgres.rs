@@ -82,6 +82,9 @@ const CHUNK: i32 = 1024;
 
 const SIZE: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM entries";
 const NODE: &str = "SELECT hash FROM nodes WHERE level = $1 AND idx = $2";
+/// Several nodes in one round trip: the (level, idx) pairs as two arrays.
+const NODES: &str = "SELECT n.level, n.idx, n.hash FROM nodes n \
+     JOIN UNNEST($1::int4[], $2::int8[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx";
 const LATEST: &str = "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1";
 const PUT_ENTRIES: &str = "INSERT INTO entries (idx, entry, leaf, time_ms, session, kind) \
      SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], $5::text[], $6::text[])";
@@ -688,6 +691,27 @@ impl Store for PgStore {
         };
         let bytes: &[u8] = self.get(&row, 0)?;
         self.db.hash(bytes, || format!("node ({level}, {index})")).map(Some)
+    }
+
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<Hash>>, StoreError> {
+        if wanted.len() <= 1 {
+            return wanted.iter().map(|&(level, index)| self.node(level, index)).collect();
+        }
+        let levels: Vec<i32> = wanted.iter().map(|&(l, _)| l as i32).collect();
+        let indexes: Vec<i64> = wanted.iter().map(|&(_, i)| i as i64).collect();
+        let db = self.db.clone();
+        let rows = self.run(async move {
+            let client = db.client().await?;
+            let stmt = client.prepare_cached(NODES).await.map_err(|e| db.err(e))?;
+            client.query(&stmt, &[&levels, &indexes]).await.map_err(|e| db.err(e))
+        })?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let (level, index): (i32, i64) = (self.get(row, 0)?, self.get(row, 1)?);
+            let bytes: &[u8] = self.get(row, 2)?;
+            found.insert((level as u32, index as u64), self.db.hash(bytes, || format!("node ({level}, {index})"))?);
+        }
+        Ok(wanted.iter().map(|key| found.get(key).copied()).collect())
     }
 
     fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError> {

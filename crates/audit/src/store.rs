@@ -157,6 +157,11 @@ pub trait Store {
     fn append(&mut self, first: u64, entries: &[NewEntry], nodes: &[(u32, u64, Hash)]) -> Result<(), StoreError>;
     /// A complete tree node.
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError>;
+    /// Several tree nodes, in the order asked for (one round trip where the
+    /// store can: a replica that fell behind reloads its frontier with it).
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<Hash>>, StoreError> {
+        wanted.iter().map(|&(level, index)| self.node(level, index)).collect()
+    }
     /// Entries from `from` on, in order, to `visit` (which may stop early by
     /// returning false). Bytes stored as text (by an editor of the database)
     /// are read as their bytes, so verification judges them rather than failing.
@@ -209,6 +214,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
         (**self).node(level, index)
+    }
+    fn nodes(&self, wanted: &[(u32, u64)]) -> Result<Vec<Option<Hash>>, StoreError> {
+        (**self).nodes(wanted)
     }
     fn scan(&self, from: u64, visit: &mut dyn FnMut(StoredEntry<'_>) -> bool) -> Result<(), StoreError> {
         (**self).scan(from, visit)
