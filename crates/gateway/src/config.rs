@@ -39,6 +39,11 @@
 //! url = "http://10.0.0.9:7380"       # its submission prefix (/add-checkpoint is appended)
 //! key = "witness.example/w1+1a2b3c4d+BB..."  # its cosignature verifier key, from `airlock witness key`
 //!
+//! [oidc]                             # optional: principals from an SSO's ID tokens (see crate::oidc)
+//! issuer = "https://login.example.com"
+//! audience = "airlock-gateway"
+//! roles = { "developers" = "developer", "auditors" = "auditor" }
+//!
 //! [telemetry]                        # optional: OTLP export (see crate::telemetry)
 //! otlp_endpoint = "http://127.0.0.1:4318"
 //! service_name = "airlock-gateway"
@@ -142,6 +147,8 @@ pub struct GatewayConfig {
     /// `[store] url`: the PostgreSQL database the audit log lives in, shared
     /// by every replica (`${VAR}` expanded); `None`: SQLite in the data folder.
     pub store_url: Option<String>,
+    /// `[oidc]`: bearer JWTs verified against an identity provider ([`crate::oidc`]).
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 /// The egress proxy's settings.
@@ -191,6 +198,7 @@ struct File {
     #[serde(default)]
     witness: Vec<crate::witnessing::WitnessSection>,
     store: Option<StoreSection>,
+    oidc: Option<crate::oidc::OidcSection>,
 }
 
 /// `[store]`: where the audit log lives.
@@ -387,6 +395,7 @@ impl GatewayConfig {
             log_format: g.log_format.unwrap_or_default(),
             telemetry: file.telemetry.map(|t| t.check(origin)).transpose()?,
             witnesses: crate::witnessing::check_witnesses(file.witness, origin)?,
+            oidc: file.oidc.map(|o| o.check(origin)).transpose()?,
             store_url: match file.store {
                 None => None,
                 Some(store) => {

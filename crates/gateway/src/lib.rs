@@ -26,6 +26,7 @@ pub mod gemini;
 pub mod keys;
 #[cfg(feature = "postgres")]
 pub mod keys_pg;
+pub mod oidc;
 pub mod ops;
 pub mod server;
 pub mod server_tools;

@@ -131,6 +131,8 @@ pub struct Gateway {
     access: Arc<crate::access::Access>,
     /// A store connection for the read-only audit endpoints ([`Gateway::with_audit_reads`]).
     audit_reads: std::sync::OnceLock<crate::witnessing::ReadStore>,
+    /// `[oidc]`: bearer JWTs verified against the identity provider's keys (cached across reloads).
+    oidc: Option<Arc<crate::oidc::Verifier>>,
 }
 
 /// The routes the gateway serves, and the API each belongs to.
@@ -267,6 +269,7 @@ impl Gateway {
     ) -> Result<Arc<Gateway>, reqwest::Error> {
         Ok(Arc::new(Gateway {
             client: upstream_client(&config)?,
+            oidc: config.oidc.clone().map(crate::oidc::Verifier::start).transpose()?,
             config,
             auth: Arc::new(auth),
             audit,
@@ -287,6 +290,10 @@ impl Gateway {
     pub fn reconfigured(&self, config: GatewayConfig) -> Result<Arc<Gateway>, reqwest::Error> {
         Ok(Arc::new(Gateway {
             client: upstream_client(&config)?,
+            oidc: match (&self.oidc, &config.oidc) {
+                (Some(v), Some(c)) if v.config() == c => Some(Arc::clone(v)),
+                (_, c) => c.clone().map(crate::oidc::Verifier::start).transpose()?,
+            },
             config,
             auth: Arc::clone(&self.auth),
             audit: self.audit.clone(),
@@ -383,6 +390,19 @@ impl Gateway {
         }
     }
 
+    /// The principal a bearer JWT names, when `[oidc]` is configured on a
+    /// team gateway: such a token never goes to the key table.
+    async fn oidc_principal(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<crate::keys::KeyPolicy, crate::oidc::OidcError>> {
+        let verifier = self.oidc.as_ref()?;
+        if !matches!(&*self.auth, Auth::Keys(_) | Auth::KeyFile(_) | Auth::Live(_)) {
+            return None;
+        }
+        Some(verifier.principal(crate::oidc::bearer_jwt(headers)?).await)
+    }
+
     /// The audit session a caller's records go under.
     fn session_of(&self, principal: &str) -> String {
         match &*self.auth {
@@ -464,7 +484,18 @@ async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<P
     };
     // `?key=` is a key only on the Gemini API's routes.
     let query_key = if gemini { crate::gemini::query_key(parts.uri.query()) } else { None };
-    let caller = match gw.principal(peer, &parts.headers, query_key) {
+    let caller = match gw.oidc_principal(&parts.headers).await {
+        Some(Ok(p)) => Ok(p),
+        Some(Err(why)) => {
+            tracing::warn!(path, "refused an ID token: {why}");
+            gw.ops.refused(why.reason());
+            let status = StatusCode::from_u16(why.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            let kind = if why.status() == 403 { "permission_error" } else { "authentication_error" };
+            return error(api, status, kind, why.to_string());
+        }
+        None => gw.principal(peer, &parts.headers, query_key),
+    };
+    let caller = match caller {
         Ok(p) => p,
         Err(why) => {
             tracing::warn!(path, "refused: {why}");

@@ -6,6 +6,7 @@
 mod access;
 mod attacks;
 mod keys_db;
+mod oidc;
 mod ops;
 
 use std::net::SocketAddr;
