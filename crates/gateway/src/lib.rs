@@ -23,6 +23,7 @@ pub mod egress;
 pub mod egress_audit;
 pub mod forwarded;
 pub mod gemini;
+pub mod jwt;
 pub mod keys;
 #[cfg(feature = "postgres")]
 pub mod keys_pg;

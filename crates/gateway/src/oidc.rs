@@ -37,8 +37,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use crate::jwt::{self, Alg, SetKey};
 use serde::Deserialize;
 
 use crate::access::{PrincipalKind, Role};
@@ -55,17 +54,6 @@ pub const MAX_AGE: Duration = Duration::from_secs(3600);
 pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// The largest discovery document or key set read.
 const MAX_DOCUMENT_BYTES: usize = 1 << 20;
-/// The algorithms a token may be signed with.
-const ALLOWED: [Algorithm; 8] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-];
 
 /// `[oidc]` as written.
 #[derive(Debug, Deserialize)]
@@ -216,12 +204,6 @@ impl OidcError {
             _ => "unauthenticated",
         }
     }
-}
-
-/// A key from the set: what verifies, and the algorithm the set pins it to.
-struct SetKey {
-    key: DecodingKey,
-    alg: Option<Algorithm>,
 }
 
 /// The key set as last fetched.
@@ -378,21 +360,8 @@ impl Verifier {
         let mut keys = HashMap::new();
         for value in listed {
             // A key this gateway cannot use (another type, another use, no id) is passed over.
-            let Ok(jwk) = serde_json::from_value::<Jwk>(value.clone()) else { continue };
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
-            if matches!(jwk.common.public_key_use, Some(ref u) if *u != jsonwebtoken::jwk::PublicKeyUse::Signature) {
-                continue;
-            }
-            if !matches!(
-                jwk.algorithm,
-                jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
-                    | jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)
-            ) {
-                continue;
-            }
-            let alg = jwk.common.key_algorithm.and_then(|a| Algorithm::try_from(a).ok());
-            let Ok(key) = DecodingKey::from_jwk(&jwk) else { continue };
-            keys.insert(kid, Arc::new(SetKey { key, alg }));
+            let Some(key) = SetKey::from_jwk(value) else { continue };
+            keys.insert(key.kid.clone(), Arc::new(key));
         }
         if keys.is_empty() {
             return Err(format!("{url} holds no RSA or EC signing key with a kid"));
@@ -417,39 +386,61 @@ impl Verifier {
 
     /// The principal an ID token names, or why it names none.
     pub async fn principal(&self, token: &str) -> Result<KeyPolicy, OidcError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| OidcError::Malformed)?;
-        if !ALLOWED.contains(&header.alg) {
-            return Err(OidcError::Algorithm(format!("{:?}", header.alg)));
+        let parts = jwt::parts(token).ok_or(OidcError::Malformed)?;
+        if parts.alg == "none" {
+            return Err(OidcError::Malformed);
         }
-        let kid = header.kid.ok_or(OidcError::NoKid)?;
+        let alg = Alg::parse(&parts.alg).ok_or_else(|| OidcError::Algorithm(parts.alg.clone()))?;
+        let kid = parts.kid.clone().ok_or(OidcError::NoKid)?;
         let key = self.key(&kid).await?;
-        if key.alg.is_some_and(|a| a != header.alg) || key.key.family() != header.alg.family() {
-            return Err(OidcError::Algorithm(format!("{:?}, not the algorithm its key is for", header.alg)));
+        if key.alg.is_some_and(|a| a != alg) || !key.key.fits(alg) {
+            return Err(OidcError::Algorithm(format!("{alg:?}, not the algorithm its key is for")));
         }
-        let mut validation = Validation::new(header.alg);
-        validation.algorithms = vec![header.alg];
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &validation)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.into_kind() {
-                    K::ExpiredSignature => OidcError::Expired,
-                    K::ImmatureSignature => OidcError::NotYetValid,
-                    K::InvalidIssuer => OidcError::Issuer,
-                    K::InvalidAudience => OidcError::Audience,
-                    K::InvalidSignature => OidcError::Signature,
-                    K::InvalidAlgorithm => OidcError::Algorithm(format!("{:?} with a key of another type", header.alg)),
-                    K::MissingRequiredClaim(c) => OidcError::Claims(format!("no {c} claim")),
-                    K::InvalidClaimFormat(c) => OidcError::Claims(format!("{c} is malformed")),
-                    _ => OidcError::Malformed,
-                }
-            })?;
-        policy(&self.config, &data.claims)
+        if !key.key.verify(alg, parts.signed, &parts.signature) {
+            return Err(OidcError::Signature);
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        check_claims(&parts.claims, &self.config, now)?;
+        policy(&self.config, &parts.claims)
+    }
+}
+
+/// Checks the registered claims of a token whose signature verified:
+/// `exp` (required) and `nbf` within [`LEEWAY_SECS`] of `now`, `iss` the
+/// configured issuer, `aud` (a string or a list) holding the audience.
+pub fn check_claims(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    config: &OidcConfig,
+    now: u64,
+) -> Result<(), OidcError> {
+    let time = |name: &str| -> Result<Option<u64>, OidcError> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .or_else(|| v.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+                .map(Some)
+                .ok_or_else(|| OidcError::Claims(format!("{name} is malformed"))),
+        }
+    };
+    let exp = time("exp")?.ok_or_else(|| OidcError::Claims("no exp claim".into()))?;
+    if exp.saturating_add(LEEWAY_SECS) <= now {
+        return Err(OidcError::Expired);
+    }
+    if time("nbf")?.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS)) {
+        return Err(OidcError::NotYetValid);
+    }
+    match claims.get("iss") {
+        None => return Err(OidcError::Claims("no iss claim".into())),
+        Some(iss) if iss.as_str() != Some(config.issuer.as_str()) => return Err(OidcError::Issuer),
+        Some(_) => {}
+    }
+    let audience = config.audience.as_str();
+    match claims.get("aud") {
+        None => Err(OidcError::Claims("no aud claim".into())),
+        Some(serde_json::Value::String(a)) if a == audience => Ok(()),
+        Some(serde_json::Value::Array(list)) if list.iter().any(|a| a.as_str() == Some(audience)) => Ok(()),
+        Some(_) => Err(OidcError::Audience),
     }
 }
 

@@ -1,18 +1,23 @@
 //! Principals from an OIDC provider's ID tokens: a provider on loopback
 //! serving its discovery document and key set, keys made by `openssl`,
-//! tokens signed with jsonwebtoken.
+//! tokens signed with ring (as a provider would sign them).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+/// How a test key signs.
+enum Signing {
+    Rsa(ring::signature::RsaKeyPair),
+    Ec(ring::signature::EcdsaKeyPair),
+}
 
 /// A key pair made by `openssl`: the signing key and its JWK.
 struct TestKey {
-    signing: EncodingKey,
-    alg: Algorithm,
+    signing: Signing,
+    alg: &'static str,
     jwk: serde_json::Value,
     /// The public key as PEM (the "secret" of the HS256 confusion attack).
     public_pem: Vec<u8>,
@@ -31,8 +36,8 @@ fn rsa_key(dir: &Path, kid: &str) -> TestKey {
     let modulus = String::from_utf8(openssl(dir, &["rsa", "-in", &pem, "-noout", "-modulus"])).unwrap();
     let n = hex::decode(modulus.trim().strip_prefix("Modulus=").unwrap()).unwrap();
     TestKey {
-        signing: EncodingKey::from_rsa_der(&der),
-        alg: Algorithm::RS256,
+        signing: Signing::Rsa(ring::signature::RsaKeyPair::from_der(&der).unwrap()),
+        alg: "RS256",
         jwk: serde_json::json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
             "n": B64.encode(n), "e": "AQAB"}),
         public_pem: openssl(dir, &["rsa", "-in", &pem, "-pubout"]),
@@ -48,8 +53,15 @@ fn ec_key(dir: &Path, kid: &str) -> TestKey {
     let point = &public[public.len() - 65..];
     assert_eq!(point[0], 4);
     TestKey {
-        signing: EncodingKey::from_ec_der(&der),
-        alg: Algorithm::ES256,
+        signing: Signing::Ec(
+            ring::signature::EcdsaKeyPair::from_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &der,
+                &ring::rand::SystemRandom::new(),
+            )
+            .unwrap(),
+        ),
+        alg: "ES256",
         jwk: serde_json::json!({"kty": "EC", "kid": kid, "crv": "P-256", "use": "sig",
             "x": B64.encode(&point[1..33]), "y": B64.encode(&point[33..])}),
         public_pem: openssl(dir, &["ec", "-in", &pem, "-pubout"]),
@@ -107,8 +119,27 @@ fn token(
     let mut claims = serde_json::json!({"iss": p.issuer, "aud": "airlock-gateway", "sub": format!("sub-{email}"),
         "email": email, "email_verified": true, "groups": groups, "iat": now(), "exp": now() + 300});
     change(&mut claims);
-    let header = Header { kid: Some(kid.into()), ..Header::new(key.alg) };
-    jsonwebtoken::encode(&header, &claims, &key.signing).unwrap()
+    let header = serde_json::json!({"alg": key.alg, "typ": "JWT", "kid": kid});
+    let signed = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+    let rng = ring::rand::SystemRandom::new();
+    let signature = match &key.signing {
+        Signing::Rsa(pair) => {
+            let mut sig = vec![0; pair.public().modulus_len()];
+            pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, signed.as_bytes(), &mut sig).unwrap();
+            sig
+        }
+        Signing::Ec(pair) => pair.sign(&rng, signed.as_bytes()).unwrap().as_ref().to_vec(),
+    };
+    format!("{signed}.{}", B64.encode(signature))
+}
+
+/// An HS256 token over `claims` with `secret` as the key: what an attacker
+/// makes of a provider's public key.
+fn hs256_token(kid: &str, claims: &serde_json::Value, secret: &[u8]) -> String {
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid});
+    let signed = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret), signed.as_bytes());
+    format!("{signed}.{}", B64.encode(tag.as_ref()))
 }
 
 /// `[oidc]` over `p`, with `extra` lines.
@@ -174,22 +205,16 @@ async fn an_id_token_names_the_principal_and_bad_ones_never_reach_the_upstream()
         "{}.{payload}.AAAA",
         B64.encode(serde_json::json!({"alg": "none", "typ": "JWT", "kid": "r1"}).to_string())
     );
-    let mut confusion = Header::new(Algorithm::HS256);
-    confusion.kid = Some("r1".into());
-    let hs256 = jsonwebtoken::encode(
-        &confusion,
+    let hs256 = hs256_token(
+        "r1",
         &serde_json::from_slice::<serde_json::Value>(&B64.decode(&payload).unwrap()).unwrap(),
-        &EncodingKey::from_secret(&rsa.public_pem).unwrap(),
-    )
-    .unwrap();
-    let mut hs256_ec = Header::new(Algorithm::HS256);
-    hs256_ec.kid = Some("e1".into());
-    let hs256_ec = jsonwebtoken::encode(
-        &hs256_ec,
+        &rsa.public_pem,
+    );
+    let hs256_ec = hs256_token(
+        "e1",
         &serde_json::json!({"iss": p.issuer, "aud": "airlock-gateway", "email": "x@example.com", "exp": now() + 300}),
-        &EncodingKey::from_secret(&ec.public_pem).unwrap(),
-    )
-    .unwrap();
+        &ec.public_pem,
+    );
     let bad = [
         (
             "expired",
