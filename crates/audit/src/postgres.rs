@@ -69,6 +69,58 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] =
     &[Migration { version: 1, name: "audit_log", sql: include_str!("../migrations/0001_audit_log.sql") }];
 
+/// Why [`apply_migrations`] failed.
+#[derive(Debug)]
+pub enum MigrationError {
+    /// The database failed.
+    Database(tokio_postgres::Error),
+    /// The database is at a newer version than these migrations know: a
+    /// newer airlock migrated it.
+    TooNew {
+        /// Its version.
+        found: i64,
+        /// The newest this program knows.
+        known: i64,
+    },
+}
+
+/// Applies the `migrations` a database lacks, in order, in one transaction
+/// that first takes the advisory lock `lock` (so that processes starting
+/// together take turns); `table` (created if missing) records each version
+/// applied. Returns the versions applied. The log, the gateway's keys and
+/// its usage counts each keep their own table and lock.
+pub async fn apply_migrations(
+    client: &mut tokio_postgres::Client,
+    table: &str,
+    lock: i64,
+    migrations: &[Migration],
+) -> Result<Vec<i64>, MigrationError> {
+    let db = MigrationError::Database;
+    let tx = client.transaction().await.map_err(db)?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({lock}); \
+         CREATE TABLE IF NOT EXISTS {table} (\
+         version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+    ))
+    .await
+    .map_err(db)?;
+    let found: i64 =
+        tx.query_one(&format!("SELECT COALESCE(MAX(version), 0) FROM {table}"), &[]).await.map_err(db)?.get(0);
+    let known = migrations.last().map_or(0, |m| m.version);
+    if found > known {
+        return Err(MigrationError::TooNew { found, known });
+    }
+    let record = format!("INSERT INTO {table} (version, name) VALUES ($1, $2)");
+    let mut applied = Vec::new();
+    for m in migrations.iter().filter(|m| m.version > found) {
+        tx.batch_execute(m.sql).await.map_err(db)?;
+        tx.execute(&record, &[&m.version, &m.name]).await.map_err(db)?;
+        applied.push(m.version);
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(applied)
+}
+
 /// The schema version this program brings a database to.
 pub fn schema_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
@@ -443,36 +495,14 @@ impl PgStore {
         let db = self.db.clone();
         self.run(async move {
             let mut client = db.client().await?;
-            let tx = client.transaction().await.map_err(|e| db.err(e))?;
-            tx.batch_execute(&format!(
-                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
-                 CREATE TABLE IF NOT EXISTS airlock_schema_migrations (\
-                 version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            ))
-            .await
-            .map_err(|e| db.err(e))?;
-            let found: i64 = tx
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM airlock_schema_migrations", &[])
-                .await
-                .map_err(|e| db.err(e))?
-                .get(0);
-            let known = schema_version();
-            if found > known {
-                return Err(StoreError::SchemaTooNew { database: db.name.to_string(), found, known });
-            }
-            let mut applied = Vec::new();
-            for m in MIGRATIONS.iter().filter(|m| m.version > found) {
-                tx.batch_execute(m.sql).await.map_err(|e| db.err(e))?;
-                tx.execute(
-                    "INSERT INTO airlock_schema_migrations (version, name) VALUES ($1, $2)",
-                    &[&m.version, &m.name],
-                )
-                .await
-                .map_err(|e| db.err(e))?;
-                applied.push(m.version);
-            }
-            tx.commit().await.map_err(|e| db.err(e))?;
-            Ok(applied)
+            apply_migrations(&mut client, "airlock_schema_migrations", MIGRATION_LOCK, MIGRATIONS).await.map_err(|e| {
+                match e {
+                    MigrationError::Database(e) => db.err(e),
+                    MigrationError::TooNew { found, known } => {
+                        StoreError::SchemaTooNew { database: db.name.to_string(), found, known }
+                    }
+                }
+            })
         })
     }
 

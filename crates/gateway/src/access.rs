@@ -939,22 +939,24 @@ fn streamed_text(line: &[u8]) -> u64 {
 pub mod postgres {
     use std::time::SystemTime;
 
+    use airlock_audit::postgres::{Migration, MigrationError, apply_migrations};
     use deadpool_postgres::Pool;
 
     use super::{Admitted, Counts, LedgerError, LedgerFuture, Limits, RetryAfter, UsageLedger, Windows};
 
     /// The ledger's own migrations, recorded in `airlock_gateway_migrations`
     /// (apart from the audit log's).
-    pub const MIGRATIONS: &[(i64, &str)] = &[(
-        1,
-        "CREATE TABLE IF NOT EXISTS gateway_usage (\
+    pub const MIGRATIONS: &[Migration] = &[Migration {
+        version: 1,
+        name: "gateway_usage",
+        sql: "CREATE TABLE IF NOT EXISTS gateway_usage (\
            principal TEXT NOT NULL, \
            window_kind TEXT NOT NULL CHECK (window_kind IN ('minute', 'day')), \
            window_start BIGINT NOT NULL, \
            tokens BIGINT NOT NULL DEFAULT 0, \
            requests BIGINT NOT NULL DEFAULT 0, \
            PRIMARY KEY (principal, window_kind, window_start))",
-    )];
+    }];
 
     /// The advisory lock migrations hold ("airlock" and 3; the audit log's are 1 and 2).
     pub const MIGRATION_LOCK: i64 = 0x6169_726c_6f63_6b03;
@@ -1026,38 +1028,16 @@ pub mod postgres {
 
         /// Applies the ledger's migrations the database lacks, under [`MIGRATION_LOCK`].
         pub async fn migrate(&self) -> Result<Vec<i64>, LedgerError> {
-            let err = |e: tokio_postgres::Error| unavailable(&self.name, e);
             let mut client = self.pool.get().await.map_err(|e| unavailable(&self.name, e))?;
-            let tx = client.transaction().await.map_err(err)?;
-            tx.batch_execute(&format!(
-                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
-                 CREATE TABLE IF NOT EXISTS airlock_gateway_migrations (\
-                 version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-            ))
-            .await
-            .map_err(err)?;
-            let found: i64 = tx
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM airlock_gateway_migrations", &[])
-                .await
-                .map_err(err)?
-                .get(0);
-            let known = MIGRATIONS.last().map_or(0, |m| m.0);
-            if found > known {
-                return Err(LedgerError::Unavailable(format!(
-                    "{}: the usage table is at version {found}, newer than this airlock knows ({known})",
-                    self.name
-                )));
-            }
-            let mut applied = Vec::new();
-            for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
-                tx.batch_execute(sql).await.map_err(err)?;
-                tx.execute("INSERT INTO airlock_gateway_migrations (version) VALUES ($1)", &[version])
-                    .await
-                    .map_err(err)?;
-                applied.push(*version);
-            }
-            tx.commit().await.map_err(err)?;
-            Ok(applied)
+            apply_migrations(&mut client, "airlock_gateway_migrations", MIGRATION_LOCK, MIGRATIONS).await.map_err(|e| {
+                match e {
+                    MigrationError::Database(e) => unavailable(&self.name, e),
+                    MigrationError::TooNew { found, known } => LedgerError::Unavailable(format!(
+                        "{}: the usage table is at version {found}, newer than this airlock knows ({known})",
+                        self.name
+                    )),
+                }
+            })
         }
 
         async fn admit_at(&self, principal: &str, limits: &Limits, now: SystemTime) -> Result<Admitted, LedgerError> {

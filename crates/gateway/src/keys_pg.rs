@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use airlock_audit::postgres::{Migration, MigrationError, apply_migrations};
 use deadpool_postgres::Pool;
 
 use crate::keys::{KeyError, KeyPolicy, KeyRecord, LiveKeys, NewKey};
@@ -24,9 +25,10 @@ use crate::keys::{KeyError, KeyPolicy, KeyRecord, LiveKeys, NewKey};
 /// The key table's own migrations, recorded in
 /// `airlock_gateway_key_migrations` (apart from the audit log's and the
 /// usage ledger's).
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS gateway_keys (\
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "gateway_keys",
+    sql: "CREATE TABLE IF NOT EXISTS gateway_keys (\
        sha256 TEXT PRIMARY KEY CHECK (sha256 ~ '^[0-9a-f]{64}$'), \
        name TEXT NOT NULL, \
        role TEXT NOT NULL, \
@@ -41,7 +43,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
        one BOOLEAN PRIMARY KEY DEFAULT true CHECK (one), \
        version BIGINT NOT NULL); \
      INSERT INTO gateway_keys_version (one, version) VALUES (true, 0) ON CONFLICT DO NOTHING",
-)];
+}];
 
 /// The advisory lock migrations hold ("airlock" and 4; the audit log's are
 /// 1 and 2, the usage ledger's 3).
@@ -108,38 +110,16 @@ impl PgKeyStore {
 
     /// Applies the migrations the database lacks, under [`MIGRATION_LOCK`].
     pub async fn migrate(&self) -> Result<Vec<i64>, KeyError> {
-        let err = self.err();
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(&err)?;
-        tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK}); \
-             CREATE TABLE IF NOT EXISTS airlock_gateway_key_migrations (\
-             version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
-        ))
-        .await
-        .map_err(&err)?;
-        let found: i64 = tx
-            .query_one("SELECT COALESCE(MAX(version), 0) FROM airlock_gateway_key_migrations", &[])
-            .await
-            .map_err(&err)?
-            .get(0);
-        let known = MIGRATIONS.last().map_or(0, |m| m.0);
-        if found > known {
-            return Err(KeyError::Database(format!(
-                "{}: the key table is at version {found}, newer than this airlock knows ({known})",
-                self.name
-            )));
-        }
-        let mut applied = Vec::new();
-        for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
-            tx.batch_execute(sql).await.map_err(&err)?;
-            tx.execute("INSERT INTO airlock_gateway_key_migrations (version) VALUES ($1)", &[version])
-                .await
-                .map_err(&err)?;
-            applied.push(*version);
-        }
-        tx.commit().await.map_err(&err)?;
-        Ok(applied)
+        apply_migrations(&mut client, "airlock_gateway_key_migrations", MIGRATION_LOCK, MIGRATIONS).await.map_err(|e| {
+            match e {
+                MigrationError::Database(e) => database(&self.name, e),
+                MigrationError::TooNew { found, known } => KeyError::Database(format!(
+                    "{}: the key table is at version {found}, newer than this airlock knows ({known})",
+                    self.name
+                )),
+            }
+        })
     }
 
     fn record(&self, row: &tokio_postgres::Row) -> Result<KeyRecord, KeyError> {
