@@ -5,6 +5,7 @@
 
 mod access;
 mod attacks;
+mod audit_reads;
 mod keys_db;
 mod oidc;
 mod ops;
