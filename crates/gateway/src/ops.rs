@@ -143,6 +143,13 @@ pub fn needs_restart(old: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static s
     if old.log_format != new.log_format {
         out.push("gateway.log_format");
     }
+    // The witnessing task is started once, with the witnesses it was given.
+    let witnesses = |c: &GatewayConfig| -> Vec<(String, String, String)> {
+        c.witnesses.iter().map(|w| (w.name.clone(), w.url.clone(), w.key.to_key_string())).collect()
+    };
+    if witnesses(old) != witnesses(new) {
+        out.push("witness");
+    }
     out
 }
 
@@ -214,6 +221,12 @@ mod tests {
         assert_eq!(needs_restart(&old, &moved), ["gateway.listen"]);
         let traced = parse(&format!("{base}[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\n"));
         assert_eq!(needs_restart(&old, &traced), ["telemetry"]);
+        let vkey =
+            airlock_audit::cosignature::CosignatureSigner::generate("w.test").unwrap().verifier().to_key_string();
+        let witnessed =
+            parse(&format!("{base}[[witness]]\nname = \"w\"\nurl = \"http://127.0.0.1:7380\"\nkey = \"{vkey}\"\n"));
+        assert_eq!(needs_restart(&old, &witnessed), ["witness"]);
+        assert!(needs_restart(&witnessed, &witnessed.clone()).is_empty());
         assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert!("xml".parse::<LogFormat>().is_err());
     }
