@@ -217,6 +217,38 @@ pub enum Event {
         /// What it said, or what was wrong with its answer.
         message: String,
     },
+    /// An MCP server of the session: started in its sandbox (with the
+    /// digest of what runs and the tools it offered), refused (a pin that
+    /// does not match, a start that failed) or stopped (why).
+    McpServer {
+        /// The server's name (as configured).
+        server: String,
+        /// `started`, `refused` or `stopped`.
+        action: String,
+        /// `sha256:…` of what runs (empty when unknown).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        digest: String,
+        /// What happened: the tools offered, or what was wrong.
+        detail: String,
+    },
+    /// The result of an MCP tool call (its `tool_call` came before it).
+    McpResult {
+        /// The server.
+        server: String,
+        /// The tool, as the server names it.
+        tool: String,
+        /// Whether the call failed (the server said so, or it was stopped).
+        is_error: bool,
+        /// Size of the result the model got, in bytes (after redaction).
+        result_bytes: u64,
+        /// SHA-256 of the result the model got (after redaction).
+        result_digest: String,
+        /// Secrets replaced in the result before the model saw it.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        redactions: Vec<RedactionNote>,
+        /// Wall-clock milliseconds.
+        duration_ms: u64,
+    },
     /// A record from outside (`airlock audit append`: hooks, CI pipelines).
     External {
         /// Who sent it.
@@ -245,6 +277,8 @@ impl Event {
             Event::AgentTurn { .. } => "agent_turn",
             Event::AgentToolCall { .. } => "agent_tool_call",
             Event::WitnessRefused { .. } => "witness_refused",
+            Event::McpServer { .. } => "mcp_server",
+            Event::McpResult { .. } => "mcp_result",
             Event::External { .. } => "external",
         }
     }

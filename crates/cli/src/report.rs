@@ -792,7 +792,9 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
             Event::Rewind { .. }
             | Event::AgentTurn { .. }
             | Event::AgentToolCall { .. }
-            | Event::WitnessRefused { .. } => {}
+            | Event::WitnessRefused { .. }
+            | Event::McpServer { .. }
+            | Event::McpResult { .. } => {}
         }
     }
     let turns = timeline.finish();

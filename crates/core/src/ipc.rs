@@ -47,6 +47,10 @@ pub struct Start {
     /// prompt ([`Up::Next`]) instead of exiting.
     #[serde(default)]
     pub interactive: bool,
+    /// Tools of the session's MCP servers (the supervisor runs them and
+    /// calls them: [`Up::Mcp`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_tools: Vec<airlock_tools::ExternalSpec>,
 }
 
 /// The embedded model the worker loads (the supervisor checked its digest).
@@ -85,6 +89,14 @@ pub enum Up {
         command: String,
         /// Seconds before it is killed.
         timeout_secs: u64,
+    },
+    /// Call an allowed MCP tool (its server runs in a sandbox of its own,
+    /// started by the supervisor).
+    Mcp {
+        /// The tool (`mcp__SERVER__TOOL`).
+        name: String,
+        /// Its arguments.
+        arguments: Value,
     },
     /// Progress, for the person, the script and the transcript.
     Progress {
@@ -141,6 +153,13 @@ pub enum Down {
         output: String,
         /// Wall-clock milliseconds.
         duration_ms: u64,
+    },
+    /// An MCP tool's result (secrets already replaced).
+    McpResult {
+        /// What the model gets.
+        content: String,
+        /// Whether the call failed.
+        is_error: bool,
     },
     /// Refused or failed: the worker's request did not happen.
     Refused {
@@ -211,6 +230,7 @@ mod tests {
             Up::Decide { id: "c1".into(), name: "read_file".into(), arguments: serde_json::json!({"path": "a\nb"}) },
             Up::Record { event: Event::FileChange { path: "x".into(), before: String::new(), after: "ab".into() } },
             Up::Run { command: "cargo test".into(), timeout_secs: 60 },
+            Up::Mcp { name: "mcp__fs__read".into(), arguments: serde_json::json!({"path": "a"}) },
             Up::Progress { progress: Progress::TurnStart { turn: 1 } },
             Up::Failed { error: "model: 500".into() },
         ];

@@ -274,7 +274,7 @@ fn workspace_instructions(tools: &mut Tools) -> Option<String> {
     None
 }
 
-fn digest(value: &serde_json::Value) -> String {
+pub(crate) fn digest(value: &serde_json::Value) -> String {
     let bytes = airlock_audit::event::canonical(value).unwrap_or_else(|_| value.to_string().into_bytes());
     hex::encode(Sha256::digest(bytes))
 }
@@ -323,7 +323,7 @@ impl<H: Host> Agent<H> {
         task: &str,
         cancel: &CancelToken,
     ) -> Result<Outcome, AgentError> {
-        let tools: Vec<ToolSpec> = self
+        let mut tools: Vec<ToolSpec> = self
             .tools
             .specs()
             .iter()
@@ -333,6 +333,11 @@ impl<H: Host> Agent<H> {
                 parameters: s.parameters.clone(),
             })
             .collect();
+        tools.extend(self.tools.external_specs().iter().map(|s| ToolSpec {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            parameters: s.parameters.clone(),
+        }));
         let mut messages = history;
         if messages.is_empty() {
             let mut system = SYSTEM.to_string();

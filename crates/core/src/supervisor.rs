@@ -262,6 +262,34 @@ pub trait Checkpoints: Send {
     fn changed_since(&mut self, id: &str) -> Result<Vec<String>, String>;
 }
 
+/// The session's MCP servers, as the supervisor calls them: each runs in a
+/// sandbox of its own, and its results come back with secrets replaced.
+pub trait McpCalls: Send {
+    /// Calls `name` (`mcp__SERVER__TOOL`); a failure (a stopped server, an
+    /// error it returned) is an answer with `is_error`, not an `Err`.
+    fn call(&mut self, name: &str, arguments: &Value) -> McpAnswer;
+    /// What happened since the last call that must go on the record (a
+    /// server stopped, a lookup it tried).
+    fn events(&mut self) -> Vec<Event>;
+}
+
+/// An MCP tool's answer, ready for the model and the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpAnswer {
+    /// The server.
+    pub server: String,
+    /// The tool, as the server names it.
+    pub tool: String,
+    /// What the model gets (secrets replaced).
+    pub content: String,
+    /// Whether it failed.
+    pub is_error: bool,
+    /// The secrets replaced.
+    pub redactions: Vec<airlock_audit::event::RedactionNote>,
+    /// Wall-clock milliseconds.
+    pub duration_ms: u64,
+}
+
 /// Reads the worker's lines on a thread of its own into `to` until its end closes.
 pub fn read_worker(from_worker: impl BufRead + Send + 'static, to: Sender<Incoming>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -308,6 +336,8 @@ pub struct Supervisor<'a> {
     pub embedded: Option<(String, String)>,
     /// Checkpoints before each turn, for rewind (none headless).
     pub checkpoints: Option<Box<dyn Checkpoints>>,
+    /// The session's MCP servers, if it has any.
+    pub mcp: Option<Box<dyn McpCalls>>,
 }
 
 /// How a session went, as the supervisor saw it.
@@ -346,6 +376,9 @@ struct State {
     served: Served,
     /// Commands decided `allow` and not run yet: the only ones `Run` may ask for.
     allowed: Vec<String>,
+    /// MCP calls decided `allow` and not made yet (name, argument digest):
+    /// the only ones `Mcp` may ask for.
+    allowed_mcp: Vec<(String, String)>,
     /// The workspace as the last command left it: the next one's snapshot
     /// reads only what changed since (the worker's own edits).
     last: Snapshot,
@@ -387,6 +420,7 @@ impl Supervisor<'_> {
         let mut st = State {
             served: Served::default(),
             allowed: Vec::new(),
+            allowed_mcp: Vec::new(),
             last: Snapshot::default(),
             interrupt: false,
             interrupt_sent: false,
@@ -617,6 +651,20 @@ impl Supervisor<'_> {
                     Down::Refused { error }
                 }
             },
+            Up::Mcp { name, arguments } => {
+                let key = (name.clone(), crate::digest(&arguments));
+                match st.allowed_mcp.iter().position(|c| *c == key) {
+                    Some(i) => {
+                        st.allowed_mcp.remove(i);
+                        self.call_mcp(&name, &arguments, st)
+                    }
+                    None => {
+                        let error = format!("the worker asked for an MCP call that was not allowed: {name}");
+                        self.violation(error.clone(), &mut st.served);
+                        Down::Refused { error }
+                    }
+                }
+            }
             Up::Progress { progress: Progress::Decision { .. } } => {
                 // Decisions are the supervisor's to report: one from the
                 // worker is an attempt to show or record a forged one.
@@ -690,6 +738,9 @@ impl Supervisor<'_> {
                 let command = arguments.get("command").and_then(|c| c.as_str());
                 if let (true, Some(command)) = (name == "run_command" && decided.decision == Decision::Allow, command) {
                     st.allowed.push(command.to_string());
+                }
+                if name.starts_with("mcp__") && decided.decision == Decision::Allow {
+                    st.allowed_mcp.push((name.to_string(), crate::digest(arguments)));
                 }
                 self.front.event(SessionEvent::Progress(Progress::Decision {
                     id: id.to_string(),
@@ -799,6 +850,35 @@ impl Supervisor<'_> {
         let event = Event::PolicyViolation { rule: "worker.protocol".into(), detail: clip(&detail, 1000) };
         let _ = self.append(vec![event], served);
         served.violation.get_or_insert(detail);
+    }
+
+    /// Calls an allowed MCP tool and records its result (and whatever its
+    /// server did meanwhile) before the worker sees it.
+    fn call_mcp(&mut self, name: &str, arguments: &Value, st: &mut State) -> Down {
+        let Some(mcp) = self.mcp.as_mut() else {
+            return Down::Refused { error: format!("{name}: this session has no MCP servers") };
+        };
+        let answer = mcp.call(name, arguments);
+        let mut events = mcp.events();
+        events.push(Event::McpResult {
+            server: answer.server.clone(),
+            tool: answer.tool.clone(),
+            is_error: answer.is_error,
+            result_bytes: answer.content.len() as u64,
+            result_digest: hex::encode(Sha256::digest(answer.content.as_bytes())),
+            redactions: answer.redactions.clone(),
+            duration_ms: answer.duration_ms,
+        });
+        for event in &events {
+            if let Event::McpServer { server, action, detail, .. } = event {
+                self.front.event(SessionEvent::Notice(format!("MCP server {server} {action}: {}", clip(detail, 300))));
+            }
+        }
+        match self.append(events, &mut st.served) {
+            Ok(()) => Down::McpResult { content: answer.content, is_error: answer.is_error },
+            // Not on the record: the model does not see it.
+            Err(error) => Down::Refused { error },
+        }
     }
 
     /// Runs an allowed command and records how it ended, and every change it
@@ -1003,6 +1083,7 @@ mod tests {
             commands: true,
             embedded: None,
             interactive,
+            mcp_tools: Vec::new(),
         }
     }
 
@@ -1067,6 +1148,7 @@ mod tests {
             let workspace = self.dir.path().canonicalize().unwrap();
             let mut supervisor = Supervisor {
                 rules: Rules { headless: false, ..Rules::default() },
+                mcp: None,
                 mode,
                 modes: Mode::ALL.to_vec(),
                 paths: PathPolicy::with_patterns(&workspace, &[]).unwrap(),

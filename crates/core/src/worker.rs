@@ -142,6 +142,27 @@ impl CommandRunner for PipeRunner {
     }
 }
 
+/// MCP tools, called by the supervisor (it started their servers, each in
+/// a sandbox of its own, and holds their secrets).
+struct PipeMcp(Shared);
+
+impl std::fmt::Debug for PipeMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PipeMcp")
+    }
+}
+
+impl airlock_tools::ExternalTools for PipeMcp {
+    fn call(&mut self, name: &str, arguments: &Value) -> Result<(String, bool), String> {
+        let up = Up::Mcp { name: name.into(), arguments: arguments.clone() };
+        match lock(&self.0).ask(&up)? {
+            Down::McpResult { content, is_error } => Ok((content, is_error)),
+            Down::Refused { error } => Err(error),
+            other => Err(format!("the supervisor answered {other:?} to an MCP call")),
+        }
+    }
+}
+
 /// `airlock __worker`: reads the task from standard input and runs the loop
 /// in the current directory (the workspace). Returns an error to print when
 /// the run could not be done; the supervisor has been told already when it
@@ -170,6 +191,9 @@ fn run(shared: &Shared, start: Start, turn: &Turn) -> Result<(), String> {
     let mut tools = Tools::new(workspace);
     if start.commands {
         tools = tools.with_runner(Box::new(PipeRunner(Arc::clone(shared))));
+    }
+    if !start.mcp_tools.is_empty() {
+        tools = tools.with_external(start.mcp_tools.clone(), Box::new(PipeMcp(Arc::clone(shared))));
     }
     let client = match &start.embedded {
         Some(e) => {

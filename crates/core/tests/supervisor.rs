@@ -39,6 +39,7 @@ fn start() -> Start {
         commands: true,
         embedded: None,
         interactive: false,
+        mcp_tools: Vec::new(),
     }
 }
 
@@ -72,6 +73,7 @@ fn serve(lines: &[String], rules: Rules) -> (Served, Vec<Down>, Vec<String>, Ent
     let input = lines.join("");
     let served = {
         let mut supervisor = Supervisor {
+            mcp: None,
             rules,
             paths: PathPolicy::defaults(),
             session: "s".into(),
@@ -217,6 +219,7 @@ fn what_a_command_changes_follows_its_record() {
     let rules = Rules { granted: vec!["make".into()], ..Rules::default() };
     let input = [decide("make"), run("make")].map(|u| line(&u)).join("");
     let served = Supervisor {
+        mcp: None,
         rules,
         paths: PathPolicy::defaults(),
         session: "s".into(),

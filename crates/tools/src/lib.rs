@@ -112,6 +112,26 @@ pub struct Preview {
     pub after: String,
 }
 
+/// A tool served outside these (an MCP server's, through the supervisor),
+/// as offered to the model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExternalSpec {
+    /// The name the model calls (`mcp__SERVER__TOOL`).
+    pub name: String,
+    /// What it does, as its server says.
+    pub description: String,
+    /// JSON Schema of its arguments, as its server gives it.
+    pub parameters: Value,
+}
+
+/// Calls the tools of [`ExternalSpec`]s: they are checked and run by
+/// whoever serves them (the supervisor), not here.
+pub trait ExternalTools: Send + std::fmt::Debug {
+    /// Calls `name`: its result and whether it failed; `Err` when it could
+    /// not be called at all.
+    fn call(&mut self, name: &str, arguments: &Value) -> Result<(String, bool), String>;
+}
+
 /// The tools of one session: the workspace and the todo list.
 #[derive(Debug)]
 pub struct Tools {
@@ -119,12 +139,14 @@ pub struct Tools {
     specs: Vec<ToolSpec>,
     todos: Vec<TodoItem>,
     runner: Option<Box<dyn CommandRunner>>,
+    external: Vec<ExternalSpec>,
+    caller: Option<Box<dyn ExternalTools>>,
 }
 
 impl Tools {
     /// Tools over `workspace`, with an empty todo list.
     pub fn new(workspace: Workspace) -> Tools {
-        Tools { workspace, specs: specs(), todos: Vec::new(), runner: None }
+        Tools { workspace, specs: specs(), todos: Vec::new(), runner: None, external: Vec::new(), caller: None }
     }
 
     /// Also offers `run_command`, run by `runner` (without one, the tool is
@@ -137,9 +159,23 @@ impl Tools {
         self
     }
 
+    /// Also offers `specs`, called through `caller` (a name that is also a
+    /// built-in tool's is not offered twice: the built-in one wins).
+    pub fn with_external(mut self, specs: Vec<ExternalSpec>, caller: Box<dyn ExternalTools>) -> Tools {
+        let builtin: Vec<&str> = self.specs.iter().map(|s| s.name).collect();
+        self.external = specs.into_iter().filter(|s| !builtin.contains(&s.name.as_str())).collect();
+        self.caller = Some(caller);
+        self
+    }
+
     /// The tools offered in this session.
     pub fn specs(&self) -> &[ToolSpec] {
         &self.specs
+    }
+
+    /// The external tools offered in this session (after the built-in ones).
+    pub fn external_specs(&self) -> &[ExternalSpec] {
+        &self.external
     }
 
     /// The workspace the tools work in.
@@ -182,8 +218,19 @@ impl Tools {
     }
 
     fn dispatch(&mut self, name: &str, arguments: &Value) -> Result<ToolOutput, ToolError> {
+        if let (Some(caller), true) = (self.caller.as_mut(), self.external.iter().any(|s| s.name == name)) {
+            if !arguments.is_object() {
+                let message = "the arguments must be a JSON object".to_string();
+                return Err(ToolError::InvalidArguments { tool: name.to_string(), message });
+            }
+            return Ok(match caller.call(name, arguments) {
+                Ok((content, is_error)) => ToolOutput { content, is_error, changed: None },
+                Err(error) => ToolOutput { content: format!("{name}: {error}"), is_error: true, changed: None },
+            });
+        }
         let Some(spec) = self.specs.iter().find(|s| s.name == name) else {
-            let known: Vec<&str> = self.specs.iter().map(|s| s.name).collect();
+            let mut known: Vec<&str> = self.specs.iter().map(|s| s.name).collect();
+            known.extend(self.external.iter().map(|s| s.name.as_str()));
             return Err(ToolError::UnknownTool { name: name.to_string(), known: known.join(", ") });
         };
         let invalid = |message: String| ToolError::InvalidArguments { tool: name.to_string(), message };
