@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::Problem;
+use crate::mcp::{McpLayer, RawMcp};
 use crate::rules::{Mode, Permission, RuleKind, parse_command_prefix, parse_tool_name};
 use crate::values::{parse_domain, parse_protected, resolve_root};
 use crate::{Context, Layer, LimitKey, NetworkMode, PolicyError, ProtectedPath, Source};
@@ -33,6 +34,9 @@ struct RawFile {
     /// Rules for one workspace, keyed by its absolute path (user config only).
     #[serde(default)]
     workspace: BTreeMap<Spanned<String>, RawWorkspace>,
+    /// MCP servers.
+    #[serde(default)]
+    mcp: RawMcp,
 }
 
 /// `name = "allow" | "ask" | "deny"`, and `default`.
@@ -126,6 +130,7 @@ pub(crate) struct LayerFile {
     pub(crate) default_mode: Option<Entry<Mode>>,
     pub(crate) modes: Option<Entry<Vec<Mode>>>,
     pub(crate) workspaces: Vec<WorkspaceRules>,
+    pub(crate) mcp: McpLayer,
 }
 
 /// The `[tools]` and `[commands]` of a file, or of one of its workspace sections.
@@ -229,7 +234,9 @@ impl LayerFile {
                 })
             })
             .transpose()?;
+        let mcp = McpLayer::parse(raw.mcp, &file, cx)?;
         Ok(LayerFile {
+            mcp,
             rules,
             default_mode: raw
                 .agent
@@ -295,17 +302,21 @@ fn located(path: &Path, at: Pos, key: &'static str, problem: Problem) -> PolicyE
     }
 }
 
-struct FileText<'a> {
+pub(crate) struct FileText<'a> {
     path: &'a Path,
     text: &'a str,
 }
 
 impl FileText<'_> {
-    fn pos(&self, span: Range<usize>) -> Pos {
+    pub(crate) fn pos(&self, span: Range<usize>) -> Pos {
         Pos::of(self.text, span.start)
     }
 
-    fn entry<R, T>(
+    pub(crate) fn error(&self, at: Pos, key: &'static str, problem: Problem) -> PolicyError {
+        located(self.path, at, key, problem)
+    }
+
+    pub(crate) fn entry<R, T>(
         &self,
         key: &'static str,
         raw: Spanned<R>,
@@ -385,7 +396,7 @@ fn parse_error(path: &Path, text: &str, error: &toml::de::Error) -> PolicyError 
     let hint = if message.starts_with("unknown field") {
         "check the spelling; unknown keys are errors so that a typo cannot leave a setting wider than meant"
     } else {
-        "the file is TOML with the tables [sandbox], [network], [limits], [tools], [commands] and [agent]; \
+        "the file is TOML with the tables [sandbox], [network], [limits], [tools], [commands], [agent] and [mcp]; \
          see `airlock policy show` for every key"
     };
     PolicyError::Parse { path: path.to_owned(), line: at.line, column: at.column, message, hint: hint.to_owned() }

@@ -268,6 +268,7 @@ fn apply(policy: &mut Policy, file: &LayerFile, rules: &Rules<'_>) -> Result<(),
     for section in file.workspaces.iter().filter(|w| here(&w.path)) {
         apply_rules(&mut policy.rules, &section.rules, file, &ceiling.rules)?;
     }
+    crate::mcp::apply(&mut policy.mcp, &file.mcp, file, &workspace)?;
     apply_agent(policy, file, ceiling)
 }
 
@@ -565,7 +566,7 @@ fn check_limit_lowered(key: LimitKey, value: u64, ceiling: Option<&Sourced<u64>>
 }
 
 /// How to get past a ceiling legitimately, given where it came from.
-fn remedy(source: &Source) -> &'static str {
+pub(crate) fn remedy(source: &Source) -> &'static str {
     match source {
         Source::Default => "to widen a built-in default, set it in your user config",
         Source::Managed(_) => "only an administrator can widen what managed policy allows",

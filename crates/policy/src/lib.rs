@@ -27,6 +27,11 @@
 //! own rules only in that workspace; [`add_workspace_rule`] writes them
 //! ("allow for this project") without touching the person's other settings.
 //!
+//! `[mcp.servers.NAME]` configures MCP servers (see [`McpServer`]); a lower
+//! layer may only tighten a server a higher one defined, a project's own
+//! servers get nothing beyond the workspace, and managed policy may restrict
+//! servers to those it pins by digest ([`Policy::mcp_servers`]).
+//!
 //! ```
 //! use std::path::Path;
 //! use airlock_policy::{Context, NetworkMode, Policy, PolicyFiles, Source};
@@ -56,6 +61,7 @@ mod error;
 pub mod exit;
 mod file;
 mod layering;
+mod mcp;
 mod render;
 mod rules;
 mod values;
@@ -69,6 +75,7 @@ use serde::Deserialize;
 pub use error::PolicyError;
 use file::LayerFile;
 use layering::{Ceiling, ListSources};
+pub use mcp::{DEFAULT_TIMEOUT_SECS, EnvValue, MAX_TIMEOUT_SECS, McpPolicy, McpServer, McpTransport};
 pub use rules::{
     AgentPolicy, DefaultRule, Mode, Origin, Permission, Position, Rule, RuleKind, RuleLine, ToolRules, UnknownMode,
 };
@@ -371,6 +378,8 @@ pub struct Policy {
     pub rules: ToolRules,
     /// Permission modes.
     pub agent: AgentPolicy,
+    /// MCP servers and the rules for their tools.
+    pub mcp: McpPolicy,
     /// The values managed policy set: ceilings for command-line overrides.
     managed_ceiling: Ceiling,
     /// Which source last replaced each replaceable list, even if it is empty.
@@ -471,6 +480,7 @@ impl Policy {
             },
             rules: ToolRules::defaults(),
             agent: AgentPolicy::defaults(),
+            mcp: McpPolicy::defaults(),
             managed_ceiling: Ceiling::default(),
             list_sources: ListSources::default(),
             context: cx.clone(),
@@ -540,6 +550,19 @@ impl Policy {
         }
         .map_err(|p| p.on_command_line(key))?;
         layering::check_user_rule(self, kind, &pattern, permission).map_err(|p| p.on_command_line(key))
+    }
+
+    /// The MCP servers that may start, in the order they were defined:
+    /// enabled, and when managed policy sets `pinned_only`, pinned. A pinned
+    /// server's [`McpServer::digest`] is its pin, for the launcher to compare
+    /// with what it is about to run.
+    pub fn mcp_servers(&self) -> Vec<(&str, &McpServer)> {
+        let mcp = &self.mcp;
+        mcp.servers
+            .iter()
+            .filter(|s| s.enabled.value && (!mcp.pinned_only.value || mcp.pinned.contains_key(&s.name)))
+            .map(|s| (s.name.as_str(), s))
+            .collect()
     }
 
     /// Every tool and command rule in force with where it came from (file

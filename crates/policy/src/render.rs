@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::rules::{Origin, RuleKind};
-use crate::{LimitKey, PathKind, Policy, Source, Sourced};
+use crate::{EnvValue, LimitKey, McpPolicy, McpTransport, PathKind, Policy, Source, Sourced};
 
 pub(crate) fn render(policy: &Policy) -> String {
     let sandbox = &policy.sandbox;
@@ -59,8 +59,85 @@ pub(crate) fn render(policy: &Policy) -> String {
     ));
     let modes: Vec<String> = agent.modes.value.iter().map(|m| quote(m.as_str())).collect();
     lines.push(format!("modes = [{}] {}", modes.join(", "), comment(&agent.modes.source)));
+    mcp(&mut lines, &policy.mcp);
     lines.push(String::new());
     lines.join("\n")
+}
+
+/// `[mcp]`, the pins and each server. A literal environment value is
+/// likely a secret, so it is not shown.
+fn mcp(lines: &mut Vec<String>, mcp: &McpPolicy) {
+    lines.extend([String::new(), "[mcp]".to_owned()]);
+    lines.push(format!("pinned_only = {} {}", mcp.pinned_only.value, comment(&mcp.pinned_only.source)));
+    if !mcp.pinned.is_empty() {
+        lines.extend([String::new(), "[mcp.pinned]".to_owned()]);
+        for (name, digest) in &mcp.pinned {
+            lines.push(format!("{} = {} {}", key(name), quote(&digest.value), comment(&digest.source)));
+        }
+    }
+    for server in &mcp.servers {
+        let table = format!("mcp.servers.{}", key(&server.name));
+        lines.extend([String::new(), format!("[{table}]"), format!("# defined by {}", strip(&server.defined_by))]);
+        let from = comment(&server.transport.source);
+        match &server.transport.value {
+            McpTransport::Stdio { command, args } => {
+                lines.push(format!("command = {} {from}", quote(command)));
+                lines.push(format!("args = {} {from}", array(args.iter().map(|a| quote(a)))));
+            }
+            McpTransport::Http { url } => lines.push(format!("url = {} {from}", quote(url))),
+        }
+        let paths =
+            |list: &Sourced<Vec<std::path::PathBuf>>| array(list.value.iter().map(|p| quote(&p.to_string_lossy())));
+        lines.push(format!("read = {} {}", paths(&server.read), comment(&server.read.source)));
+        lines.push(format!("write = {} {}", paths(&server.write), comment(&server.write.source)));
+        lines.push(format!(
+            "hosts = {} {}",
+            array(server.hosts.value.iter().map(|h| quote(h))),
+            comment(&server.hosts.source)
+        ));
+        if let Some(digest) = &server.digest {
+            lines.push(format!("digest = {} {}", quote(&digest.value), comment(&digest.source)));
+        }
+        lines.push(format!("enabled = {} {}", server.enabled.value, comment(&server.enabled.source)));
+        lines.push(format!("timeout_secs = {} {}", server.timeout_secs.value, comment(&server.timeout_secs.source)));
+        match &server.default {
+            Some(d) => lines.push(format!("default = {} {}", quote(d.permission.as_str()), origin(&d.origin))),
+            None => lines
+                .push("# default: tools annotated read-only \"allow\", others \"ask\" (built-in default)".to_owned()),
+        }
+        if !server.env.value.is_empty() {
+            lines.extend([String::new(), format!("[{table}.env]")]);
+            let from = comment(&server.env.source);
+            for (name, value) in &server.env.value {
+                let shown = match value {
+                    EnvValue::Literal(_) => format!("\"(hidden)\" {from} (a literal value, not shown)"),
+                    EnvValue::FromEnv(var) => format!("{} {from}", quote(&format!("${{{var}}}"))),
+                    EnvValue::File(path) => format!("{{ file = {} }} {from}", quote(&path.to_string_lossy())),
+                };
+                lines.push(format!("{} = {shown}", key(name)));
+            }
+        }
+        if !server.tools.is_empty() {
+            lines.extend([String::new(), format!("[{table}.tools]")]);
+            for rule in &server.tools {
+                lines.push(format!(
+                    "{} = {} {}",
+                    key(&rule.pattern),
+                    quote(rule.permission.as_str()),
+                    origin(&rule.origin)
+                ));
+            }
+        }
+    }
+}
+
+fn array(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(", "))
+}
+
+/// A source on a comment line of its own.
+fn strip(source: &Source) -> String {
+    source.to_string().chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// A list, one entry per line so each can carry its source. An empty list
