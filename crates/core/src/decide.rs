@@ -5,15 +5,22 @@
 //! applies on top of them ([`decide_in_mode`]), and so do what the
 //! invocation granted (`--grant`) and what a person approved for the session
 //! ([`Rules::allow_for_session`]). A deny rule always wins.
+//!
+//! Tools of MCP servers (`mcp__SERVER__TOOL`) are decided by the server's
+//! rules from policy (`[mcp.servers.SERVER]` `tools` and `default`), then by
+//! whether the server annotated the tool read-only; see [`decide_in_mode`].
 
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use airlock_policy::{Permission, Policy};
 use airlock_tools::{PathDecision, PathPolicy};
 use shell::{Part, Word};
 
+mod mcp;
 mod shell;
 pub use airlock_policy::Mode;
+pub use mcp::{McpServerRules, split_mcp_name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -87,6 +94,16 @@ pub enum Subject {
     Granted(String),
     /// Approved by a person for this session.
     Session(Grant),
+    /// The `default` of an MCP server's tools (when policy sets none: tools
+    /// annotated read-only allow, others ask).
+    McpDefault(String),
+    /// A rule for one tool of an MCP server.
+    McpTool {
+        /// The server's name.
+        server: String,
+        /// The tool, as in `mcp__SERVER__TOOL`.
+        tool: String,
+    },
 }
 
 /// One rule in force and where it came from.
@@ -121,6 +138,12 @@ pub struct Rules {
     /// Where the rules above came from, for [`Rules::in_force`]; a rule
     /// without an entry is a built-in default.
     pub origins: Vec<(Subject, String)>,
+    /// The MCP servers that may start, each with its tool rules; a tool of
+    /// any other server is denied (`mcp:unknown-server`).
+    pub mcp: Vec<McpServerRules>,
+    /// Fully qualified names (`mcp__SERVER__TOOL`) of the MCP tools their
+    /// servers annotated read-only, learnt when the servers start.
+    pub mcp_read_only: BTreeSet<String>,
 }
 
 impl Default for Rules {
@@ -139,7 +162,27 @@ impl Rules {
     /// The rules in force under `policy` (every layer applied), headless
     /// until the caller says a person is present.
     pub fn from_policy(policy: &Policy) -> Rules {
-        Rules::from_tool_rules(&policy.rules)
+        let mut rules = Rules::from_tool_rules(&policy.rules);
+        for (name, server) in policy.mcp_servers() {
+            let server_rules = McpServerRules::from_server(server);
+            if let Some(default) = &server.default {
+                rules.origins.push((Subject::McpDefault(name.to_owned()), default.origin.to_string()));
+            }
+            for rule in &server.tools {
+                let subject = Subject::McpTool { server: name.to_owned(), tool: rule.pattern.clone() };
+                rules.origins.push((subject, rule.origin.to_string()));
+            }
+            rules.mcp.push(server_rules);
+        }
+        rules
+    }
+
+    /// What the MCP servers said at start: the fully qualified names
+    /// (`mcp__SERVER__TOOL`) of the tools annotated read-only. Replaces what
+    /// was set before. Only these may be allowed without a rule, and only
+    /// these run in `plan` mode.
+    pub fn set_mcp_read_only(&mut self, names: impl IntoIterator<Item = String>) {
+        self.mcp_read_only = names.into_iter().collect();
     }
 
     fn from_tool_rules(rules: &airlock_policy::ToolRules) -> Rules {
@@ -161,6 +204,8 @@ impl Rules {
             granted: Vec::new(),
             session: Vec::new(),
             origins,
+            mcp: Vec::new(),
+            mcp_read_only: BTreeSet::new(),
         }
     }
 
@@ -183,24 +228,30 @@ impl Rules {
     }
 
     /// Every rule in force with where it came from, for `/permissions`: the
-    /// tool default and rules, the command default and rules, then grants
-    /// and approvals.
+    /// tool default and rules, the command default and rules, each MCP
+    /// server's default and tool rules, then grants and approvals.
     pub fn in_force(&self) -> Vec<RuleInForce> {
         let origin = |subject: &Subject| {
             self.origins.iter().find(|(s, _)| s == subject).map_or_else(|| BUILT_IN.to_owned(), |(_, o)| o.clone())
         };
         let mut out = Vec::new();
-        let mut push = |subject: Subject, decision: Decision| {
+        let line = |subject: Subject, decision: Decision| {
             let source = origin(&subject);
-            out.push(RuleInForce { subject, decision, source });
+            RuleInForce { subject, decision, source }
         };
-        push(Subject::DefaultTool, self.default_tool);
-        for (tool, d) in &self.tools {
-            push(Subject::Tool(tool.clone()), *d);
-        }
-        push(Subject::DefaultCommand, self.default_command);
-        for (prefix, d) in &self.commands {
-            push(Subject::Command(prefix.clone()), *d);
+        out.push(line(Subject::DefaultTool, self.default_tool));
+        out.extend(self.tools.iter().map(|(tool, d)| line(Subject::Tool(tool.clone()), *d)));
+        out.push(line(Subject::DefaultCommand, self.default_command));
+        out.extend(self.commands.iter().map(|(prefix, d)| line(Subject::Command(prefix.clone()), *d)));
+        for server in &self.mcp {
+            let subject = Subject::McpDefault(server.server.clone());
+            out.push(match server.default {
+                Some(d) => line(subject, d),
+                None => RuleInForce { subject, decision: Decision::Ask, source: mcp::IMPLICIT_DEFAULT.to_owned() },
+            });
+            for (tool, d) in &server.tools {
+                out.push(line(Subject::McpTool { server: server.server.clone(), tool: tool.clone() }, *d));
+            }
         }
         for granted in &self.granted {
             out.push(RuleInForce {
@@ -224,9 +275,13 @@ impl Rules {
 /// narrowest first: for a command, this exact line, then the prefix of each
 /// program it runs (the program and, when the next word looks like a
 /// subcommand such as `test` in `cargo test -p x`, that word too); for any
-/// other tool, the tool. Empty for a command that cannot be parsed or runs a
+/// MCP tool, the tool then every tool of its server (`mcp__SERVER__*`); for
+/// any other tool, the tool. Empty for a command that cannot be parsed or runs a
 /// program only known when the shell runs, since no approval covers those.
 pub fn session_grants(tool: &str, arguments: &Value) -> Vec<Grant> {
+    if let Some((server, _)) = split_mcp_name(tool) {
+        return vec![Grant::Tool(tool.to_owned()), Grant::Tool(format!("mcp__{server}__*"))];
+    }
     if tool != "run_command" {
         return vec![Grant::Tool(tool.to_owned())];
     }
@@ -310,7 +365,18 @@ pub fn decide(rules: &Rules, tool: &str, arguments: &Value) -> Decided {
 ///    cannot be known (`shell:undecidable`), which stays an ask;
 /// 6. headless, an ask is denied; otherwise it stays `Ask`, for the caller
 ///    to put to a person.
+///
+/// An MCP tool (`mcp__SERVER__TOOL`) is decided by its server's rules
+/// instead: the server's rule for the tool, else its `default`, else allow
+/// when the server annotated the tool read-only and ask otherwise; a
+/// `[tools]` rule for the qualified name overrides that only when it is
+/// stricter. A server policy does not list (or does not let start) is
+/// denied. `plan` runs only read-only MCP tools, `edits` frees none, and
+/// `--grant` takes the qualified name or `mcp__SERVER__*`.
 pub fn decide_in_mode(rules: &Rules, mode: Mode, tool: &str, arguments: &Value) -> Decided {
+    if tool.starts_with(mcp::PREFIX) {
+        return mcp::decide(rules, mode, tool);
+    }
     let (decision, source) = match rules.tools.iter().find(|(t, _)| t == tool) {
         Some((_, d)) => (*d, format!("rule:tool:{tool}")),
         None => (rules.default_tool, "default:tool".to_string()),
