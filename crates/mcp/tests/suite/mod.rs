@@ -1,0 +1,5 @@
+mod containment;
+mod hostile;
+mod pin;
+mod support;
+mod working;
