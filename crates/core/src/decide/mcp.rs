@@ -297,4 +297,78 @@ mod tests {
         assert_eq!(find(Subject::McpDefault("off".into())), None);
         assert_eq!(lines.len(), Rules::default().in_force().len() + 3);
     }
+
+    /// Whatever a project config says about MCP servers, if it loads, no
+    /// tool of a server above is decided more loosely, and a tool of the
+    /// project's own server is only allowed when its server annotated it
+    /// read-only.
+    #[test]
+    fn no_project_config_that_loads_loosens_an_mcp_decision() {
+        let dir = tempfile::tempdir().unwrap();
+        let cx = airlock_policy::Context { home: "/home/u".into(), workspace: "/home/u/work".into() };
+        let user = dir.path().join("user.toml");
+        std::fs::write(
+            &user,
+            "[mcp.servers.gh]\ncommand = \"gh-mcp\"\nhosts = [\"api.github.com\"]\ndefault = \"allow\"\n\
+             [mcp.servers.gh.tools]\nask = \"ask\"\nno = \"deny\"\n\
+             [mcp.servers.plain]\ncommand = \"plain-mcp\"\n",
+        )
+        .unwrap();
+        let files = airlock_policy::PolicyFiles {
+            managed: dir.path().join("none.toml"),
+            user: Some(user),
+            project: dir.path().join("project.toml"),
+        };
+        let read_only = ["mcp__gh__ro", "mcp__plain__ro", "mcp__p__ro"].map(str::to_owned);
+        let load = || {
+            let policy = airlock_policy::Policy::load(&files, &cx).ok()?;
+            let mut rules = Rules { headless: false, ..Rules::from_policy(&policy) };
+            rules.set_mcp_read_only(read_only.clone());
+            Some(rules)
+        };
+        let base = load().unwrap();
+        let above = ["mcp__gh__ask", "mcp__gh__no", "mcp__gh__other", "mcp__gh__ro", "mcp__plain__x", "mcp__plain__ro"];
+        // Dotted keys, so that any two lines make one valid file.
+        let mut lines = Vec::new();
+        for permission in ["allow", "ask", "deny"] {
+            for server in ["gh", "plain", "p"] {
+                for key in ["ask", "no", "other", "ro", "x"] {
+                    lines.push(format!("mcp.servers.{server}.tools.{key} = \"{permission}\"\n"));
+                }
+                lines.push(format!("mcp.servers.{server}.default = \"{permission}\"\n"));
+            }
+            for tool in ["mcp__gh__ask", "mcp__gh__other", "mcp__plain__x"] {
+                lines.push(format!("tools.{tool} = \"{permission}\"\n"));
+            }
+        }
+        for line in ["enabled = true", "enabled = false", "command = \"other\"", "hosts = []", "hosts = [\"evil.io\"]"]
+        {
+            lines.push(format!("mcp.servers.gh.{line}\n"));
+        }
+        lines.push("mcp.servers.p.command = \"./mcp\"\n".to_owned());
+        let (mut loaded, mut refused) = (0, 0);
+        for (i, a) in lines.iter().enumerate() {
+            for b in &lines[i..] {
+                let text = if a == b { a.clone() } else { format!("{a}{b}") };
+                std::fs::write(&files.project, &text).unwrap();
+                let Some(rules) = load() else {
+                    refused += 1;
+                    continue;
+                };
+                loaded += 1;
+                for mode in Mode::ALL {
+                    for tool in above {
+                        let (before, after) = (d(&base, mode, tool), d(&rules, mode, tool));
+                        assert!(
+                            rank(after.decision) >= rank(before.decision),
+                            "{text}loosened {tool} in {mode}: {before:?} -> {after:?}"
+                        );
+                    }
+                    let own = d(&rules, Mode::Ask, "mcp__p__x");
+                    assert_ne!(own.decision, Decision::Allow, "{text}: {own:?}");
+                }
+            }
+        }
+        assert!(loaded > 50 && refused > 50, "loaded {loaded}, refused {refused}");
+    }
 }
