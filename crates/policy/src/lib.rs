@@ -61,7 +61,7 @@ mod error;
 pub mod exit;
 mod file;
 mod layering;
-mod mcp;
+pub mod mcp;
 mod render;
 mod rules;
 mod values;
