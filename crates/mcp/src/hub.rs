@@ -663,7 +663,8 @@ async fn record_lookups(socket: std::os::unix::net::UnixDatagram, state: Arc<Sta
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
         let host = match text.strip_prefix("#dropped ") {
             Some(count) => format!("({} lookups whose names were not recorded)", count.trim()),
-            None => airlock_redact::terminal::one_line(&text),
+            // `TYPE NAME` (`A example.com`): the name is what is recorded, once for all types.
+            None => airlock_redact::terminal::one_line(text.split_once(' ').map_or(text.as_str(), |(_, name)| name)),
         };
         if seen.len() < 10_000 && seen.insert(host.clone()) {
             push(&state.events, ServerEvent::EgressAttempt { server: state.name.clone(), host });
