@@ -13,7 +13,6 @@ it is skipped with a message, unless AIRLOCK_CI or CI is set, when that fails.
 
 import asyncio
 import json
-import os
 import pathlib
 import shutil
 import socket
