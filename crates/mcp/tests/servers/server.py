@@ -12,6 +12,7 @@
   hang       never answers
   flood      sends notifications without end
   exit       writes to standard error and exits in the middle of the call
+  slowstart  writes to standard error and never answers `initialize`
 """
 
 import json
@@ -135,6 +136,10 @@ def handle(msg):
     method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
     if rid is None:
         return  # a notification
+    if method == "initialize" and MODE == "slowstart":
+        sys.stderr.write("loading a very large index...\n")
+        sys.stderr.flush()
+        return None
     if method == "initialize":
         return result(rid, {"protocolVersion": params.get("protocolVersion", "2025-06-18"),
                             "capabilities": {"tools": {}, "resources": {}, "prompts": {}},

@@ -117,3 +117,22 @@ fn tools_with_injected_or_oversized_descriptions_are_checked() {
     assert_eq!(echo.description, "Echo the text back.", "the first of two tools with one name is kept");
     hub.shutdown();
 }
+
+#[test]
+fn a_server_that_does_not_finish_starting_is_refused_and_killed() {
+    let session = Session::new();
+    let mut slow = spec("slow", "slowstart");
+    slow.start_timeout = Duration::from_secs(1);
+    let began = Instant::now();
+    let (hub, errors) = Hub::start(&[slow, spec("good", "good")], &session.launcher);
+    assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let text = errors[0].to_string();
+    assert!(matches!(errors[0], McpError::StartTimeout { secs: 1, .. }), "{text}");
+    assert!(text.contains("did not start within 1 s") && text.contains("loading a very large index"), "{text}");
+    assert_gone("slowstart");
+    assert_eq!(hub.call("mcp__good__echo", &json!({"text": "up"})).unwrap().text, "up");
+    let events = hub.take_events();
+    assert!(events.iter().any(|e| matches!(e, ServerEvent::Refused { server, .. } if server == "slow")), "{events:?}");
+    hub.shutdown();
+}
