@@ -10,6 +10,7 @@
 // through `writeln!` so that a closed pipe is an error, not a panic.
 #![allow(clippy::print_stderr)]
 
+mod acp;
 mod audit;
 mod exec;
 mod gateway;
@@ -93,6 +94,10 @@ enum Command {
     ///
     /// Exit status: 0 when the log verifies, 1 when it does not, 2 on error.
     Report(report::ReportArgs),
+    /// Serve an editor (Zed, JetBrains, ...) over the Agent Client Protocol on standard input and
+    /// output: each session it opens runs in the folder it names, sandboxed and on the record, and
+    /// approvals go to the editor, recorded with it as the approver.
+    Acp(acp::AcpArgs),
 }
 
 #[derive(clap::Args)]
@@ -228,6 +233,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Report(args) => report::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Witness(args) => witness::run(args),
+        Command::Acp(args) => acp::run(args),
     }
 }
 

@@ -1,0 +1,520 @@
+//! airlock as an Agent Client Protocol agent (stable protocol version 1),
+//! for editors that drive agents over stdio (Zed, JetBrains, ...).
+//!
+//! Each ACP session is one airlock session ([`airlock_session::Session`]),
+//! in the workspace the editor names (`cwd`), with its worker sandboxed and
+//! every step on the record as for the terminal UI. The editor is the
+//! person: its prompts become [`Input::Prompt`], `session/cancel` becomes
+//! [`Input::Interrupt`], and each approval policy leaves open goes to the
+//! editor as `session/request_permission`; the answer is recorded with the
+//! editor as the approver (`editor:NAME VERSION`, from `clientInfo`).
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), airlock_acp::AcpError> {
+//! let config = airlock_acp::Config {
+//!     session_options: Box::new(|_workspace| Err("build the options here".into())),
+//!     uid: 1000,
+//!     version: "0.1.0".into(),
+//! };
+//! airlock_acp::serve_stdio(config)
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod map;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use agent_client_protocol::v1::schema::{
+    AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, Implementation, InitializeRequest,
+    InitializeResponse, McpCapabilities, NewSessionRequest, NewSessionResponse, PromptCapabilities, PromptRequest,
+    PromptResponse, RequestPermissionRequest, SessionNotification, SessionUpdate, ToolCall, ToolCallContent,
+    ToolCallLocation, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
+};
+use agent_client_protocol::v1::{ConnectionTo, Responder};
+use agent_client_protocol::{ByteStreams, Client, ConnectTo};
+use airlock_core::{Progress, Stop};
+use airlock_session::{Ended, Input, Session, SessionError, SessionEvent, SessionOptions};
+use tokio::sync::{mpsc, oneshot};
+
+/// What stops the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AcpError {
+    /// The connection to the editor failed.
+    #[error("the connection to the editor: {0}")]
+    Protocol(String),
+    /// Standard input or output cannot be used.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// Builds a session's options for a workspace (canonical, an existing folder).
+pub type OptionsFor = Box<dyn Fn(&Path) -> Result<SessionOptions, String> + Send + Sync>;
+
+/// What the agent needs from its front end.
+pub struct Config {
+    /// The options of a session in a workspace: the policy and the
+    /// configuration are per workspace.
+    pub session_options: OptionsFor,
+    /// This process's uid (the approver's).
+    pub uid: u64,
+    /// airlock's version, for `agentInfo`.
+    pub version: String,
+}
+
+/// Serves one editor on standard input and output until it closes its end.
+/// Standard output carries protocol messages only: it is moved to a
+/// descriptor of its own, and descriptor 1 then points at standard error,
+/// so that nothing else this process or a child prints can corrupt the
+/// stream.
+pub fn serve_stdio(config: Config) -> Result<(), AcpError> {
+    let protocol_out = take_stdout()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| AcpError::Io { what: "cannot start the runtime".into(), source })?;
+    let transport = ByteStreams::new(blocking::Unblock::new(protocol_out), blocking::Unblock::new(std::io::stdin()));
+    runtime.block_on(serve(config, transport))
+}
+
+/// Standard output as a file of its own; descriptor 1 becomes a copy of 2.
+fn take_stdout() -> Result<std::fs::File, AcpError> {
+    use std::os::fd::FromRawFd;
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| AcpError::Io { what, source }
+    };
+    // SAFETY: dup and dup2 take descriptors only; the new descriptor is owned by the File alone.
+    unsafe {
+        let fd = libc::fcntl(libc::STDOUT_FILENO, libc::F_DUPFD_CLOEXEC, 3);
+        if fd < 0 {
+            return Err(io("cannot duplicate standard output")(std::io::Error::last_os_error()));
+        }
+        if libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) < 0 {
+            return Err(io("cannot point standard output at standard error")(std::io::Error::last_os_error()));
+        }
+        Ok(std::fs::File::from_raw_fd(fd))
+    }
+}
+
+/// Serves one editor over `transport` until it closes its end.
+pub async fn serve(
+    config: Config,
+    transport: impl ConnectTo<agent_client_protocol::Agent> + 'static,
+) -> Result<(), AcpError> {
+    let agent = Arc::new(AgentState { config, client: Mutex::new(None), sessions: Mutex::new(HashMap::new()) });
+    let (a1, a2, a3, a4) = (agent.clone(), agent.clone(), agent.clone(), agent.clone());
+    let served = agent_client_protocol::Agent
+        .v1()
+        .name("airlock")
+        .on_receive_request(
+            async move |request: InitializeRequest, responder, _cx| responder.respond(a1.initialize(request)),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: NewSessionRequest, responder, cx| a2.new_session(request, responder, cx),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: PromptRequest, responder, _cx| a3.prompt(request, responder),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_notification(
+            async move |notification: CancelNotification, _cx| {
+                a4.cancel(&notification.session_id.0);
+                Ok(())
+            },
+            agent_client_protocol::on_receive_notification!(),
+        )
+        .connect_to(transport)
+        .await;
+    // The editor is gone: every session ends (each records its end).
+    let sessions: Vec<_> = lock(&agent.sessions).drain().map(|(_, s)| s).collect();
+    for session in sessions {
+        session.handle.send(Input::End);
+    }
+    served.map_err(|e| AcpError::Protocol(e.to_string()))
+}
+
+/// The agent's state, shared by the handlers.
+struct AgentState {
+    config: Config,
+    /// The editor's name and version, from `initialize`.
+    client: Mutex<Option<(String, String)>>,
+    /// The open sessions, by id.
+    sessions: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+/// One open session.
+struct Slot {
+    handle: airlock_session::Handle,
+    workspace: PathBuf,
+    turn: Mutex<Turn>,
+}
+
+/// The turn under way, if any.
+#[derive(Default)]
+struct Turn {
+    /// The prompt request to answer when the turn is over.
+    responder: Option<Responder<PromptResponse>>,
+    /// The editor cancelled it.
+    cancelled: bool,
+    /// Why the worker's run ended.
+    stop: Option<Stop>,
+    /// Whether this model turn's text was streamed (deltas) already.
+    streamed: bool,
+    /// The calls of this session: their tool, and the diff shown for edits.
+    calls: HashMap<String, Call>,
+}
+
+/// What the adapter keeps of a tool call.
+struct Call {
+    tool: String,
+    diff: Option<ToolCallContent>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What reaches the session's pump from the thread that serves it.
+enum FromSession {
+    Event(SessionEvent),
+    Ended(Result<Ended, SessionError>),
+}
+
+impl AgentState {
+    fn initialize(&self, request: InitializeRequest) -> InitializeResponse {
+        if let Some(info) = &request.client_info {
+            *lock(&self.client) = Some((info.name.clone(), info.version.clone()));
+        }
+        tracing::info!(client = ?request.client_info.as_ref().map(|i| (&i.name, &i.version)), "initialize");
+        // Only version 1 exists; a client asking for another gets 1 and decides.
+        InitializeResponse::new(agent_client_protocol::schema::ProtocolVersion::V1)
+            .agent_capabilities(
+                AgentCapabilities::new()
+                    .load_session(false)
+                    .prompt_capabilities(PromptCapabilities::new())
+                    .mcp_capabilities(McpCapabilities::new()),
+            )
+            .agent_info(Implementation::new("airlock", self.config.version.clone()).title("airlock"))
+    }
+
+    fn approver(&self) -> airlock_session::Approver {
+        let client = lock(&self.client).clone();
+        map::approver(client.as_ref().map(|(n, v)| (n.as_str(), v.as_str())), self.config.uid)
+    }
+
+    /// `session/new`: the session starts on a thread of its own (the
+    /// sandbox takes a moment); the answer comes when its worker waits for
+    /// the first prompt, or the error that stopped it.
+    fn new_session(
+        self: &Arc<Self>,
+        request: NewSessionRequest,
+        responder: Responder<NewSessionResponse>,
+        cx: ConnectionTo<Client>,
+    ) -> Result<(), agent_client_protocol::Error> {
+        let workspace = match workspace(&request.cwd) {
+            Ok(w) => w,
+            Err(message) => return responder.respond_with_error(invalid_params(message)),
+        };
+        let (servers, refused) = map::editor_servers(&request.mcp_servers);
+        for reason in &refused {
+            tracing::warn!("{reason}");
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (started_tx, started_rx) = oneshot::channel();
+        let (agent, dir) = (self.clone(), workspace.clone());
+        std::thread::spawn(move || {
+            // Building the options reads the policy and opens the log: off the dispatch loop.
+            match (agent.config.session_options)(&dir) {
+                Ok(mut options) => {
+                    // Each runs in a sandbox of its own, under the session's rules for MCP tools.
+                    options.extra_mcp = servers;
+                    run_session(options, tx, started_tx);
+                }
+                Err(message) => {
+                    let _ = started_tx.send(Err(message));
+                }
+            }
+        });
+        let agent = self.clone();
+        cx.clone().spawn(async move {
+            let started = started_rx.await;
+            let (id, handle) = match started {
+                Ok(Ok(started)) => started,
+                Ok(Err(message)) => return responder.respond_with_error(internal(message)),
+                Err(_) => return responder.respond_with_error(internal("the session did not start".into())),
+            };
+            let slot = Arc::new(Slot { handle, workspace, turn: Mutex::new(Turn::default()) });
+            agent.pump(id, slot, rx, responder, cx).await
+        })
+    }
+
+    /// Turns one session's events into updates, answers and permission
+    /// requests, until the session ends.
+    async fn pump(
+        self: Arc<Self>,
+        id: String,
+        slot: Arc<Slot>,
+        mut rx: mpsc::UnboundedReceiver<FromSession>,
+        created: Responder<NewSessionResponse>,
+        cx: ConnectionTo<Client>,
+    ) -> Result<(), agent_client_protocol::Error> {
+        let mut created = Some(created);
+        while let Some(next) = rx.recv().await {
+            let event = match next {
+                FromSession::Event(event) => event,
+                FromSession::Ended(ended) => {
+                    let why = match ended {
+                        Ok(ended) => ended.reason,
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::info!(session = %id, "the session ended: {why}");
+                    lock(&self.sessions).remove(&id);
+                    if let Some(created) = created.take() {
+                        created.respond_with_error(internal(format!("the session ended before it started: {why}")))?;
+                    }
+                    if let Some(responder) = lock(&slot.turn).responder.take() {
+                        responder.respond_with_error(internal(format!("the session ended: {why}")))?;
+                    }
+                    return Ok(());
+                }
+            };
+            if created.is_some() {
+                // The session is ready when its worker waits for the first prompt.
+                match event {
+                    SessionEvent::Idle => {
+                        lock(&self.sessions).insert(id.clone(), slot.clone());
+                        if let Some(created) = created.take() {
+                            created.respond(NewSessionResponse::new(id.clone()))?;
+                        }
+                    }
+                    other => tracing::info!(session = %id, "before the first prompt: {other:?}"),
+                }
+                continue;
+            }
+            self.event(&id, &slot, event, &cx)?;
+        }
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        id: &str,
+        slot: &Arc<Slot>,
+        event: SessionEvent,
+        cx: &ConnectionTo<Client>,
+    ) -> Result<(), agent_client_protocol::Error> {
+        let update = |update: SessionUpdate| cx.send_notification(SessionNotification::new(id.to_string(), update));
+        match event {
+            SessionEvent::Progress(progress) => {
+                for u in self.progress(slot, progress) {
+                    update(u)?;
+                }
+            }
+            SessionEvent::Ask(request) => {
+                let mut content = vec![map::shown_content(&slot.workspace, &request.shown)];
+                {
+                    let mut turn = lock(&slot.turn);
+                    if let (Some(call), ToolCallContent::Diff(_)) = (turn.calls.get_mut(&request.call_id), &content[0])
+                    {
+                        call.diff = Some(content[0].clone());
+                    }
+                    if request.tool.starts_with("mcp__") {
+                        content.truncate(1);
+                    }
+                }
+                let tool_call = ToolCallUpdate::new(
+                    request.call_id.clone(),
+                    ToolCallUpdateFields::new()
+                        .title(map::tool_title(&request.tool, &serde_json::Value::Null))
+                        .kind(map::tool_kind(&request.tool))
+                        .status(ToolCallStatus::Pending)
+                        .content(content),
+                );
+                let options = map::permission_options(&request);
+                let asked = cx.send_request(RequestPermissionRequest::new(id.to_string(), tool_call, options));
+                let (handle, by) = (slot.handle.clone(), self.approver());
+                cx.spawn(async move {
+                    let answer = match asked.block_task().await {
+                        Ok(response) => map::answer(&request, &response.outcome),
+                        Err(e) => {
+                            tracing::warn!("the permission request failed: {e}");
+                            airlock_session::Answer::Deny { note: "the editor did not answer".into() }
+                        }
+                    };
+                    handle.send(Input::Answer { id: request.id, answer, by });
+                    Ok(())
+                })?;
+            }
+            SessionEvent::Idle => {
+                let mut turn = lock(&slot.turn);
+                let reason = map::stop_reason(turn.stop.take(), std::mem::take(&mut turn.cancelled));
+                if let Some(responder) = turn.responder.take() {
+                    responder.respond(PromptResponse::new(reason))?;
+                }
+            }
+            SessionEvent::Notice(text) => tracing::info!(session = %id, "{text}"),
+            other => tracing::debug!(session = %id, "{other:?}"),
+        }
+        Ok(())
+    }
+
+    /// The updates one step of progress makes.
+    fn progress(&self, slot: &Slot, progress: Progress) -> Vec<SessionUpdate> {
+        let mut turn = lock(&slot.turn);
+        let text = |text: String| SessionUpdate::AgentMessageChunk(ContentChunk::new(ContentBlock::from(text)));
+        match progress {
+            Progress::TurnStart { .. } => {
+                turn.streamed = false;
+                vec![]
+            }
+            Progress::TextDelta { text: delta } => {
+                turn.streamed = true;
+                vec![text(delta)]
+            }
+            Progress::ModelText { text: whole } if !turn.streamed && !whole.is_empty() => vec![text(whole)],
+            Progress::ToolCall { id, name, arguments } => {
+                let diff = map::diff_from_arguments(&slot.workspace, &name, &arguments).map(ToolCallContent::Diff);
+                let mut call = ToolCall::new(id.clone(), map::tool_title(&name, &arguments))
+                    .kind(map::tool_kind(&name))
+                    .status(ToolCallStatus::Pending)
+                    .raw_input(arguments.clone());
+                if let Some(path) = map::tool_path(&name, &arguments) {
+                    call = call.locations(vec![ToolCallLocation::new(slot.workspace.join(path))]);
+                }
+                if let Some(diff) = &diff {
+                    call = call.content(vec![diff.clone()]);
+                }
+                turn.calls.insert(id, Call { tool: name, diff });
+                vec![SessionUpdate::ToolCall(call)]
+            }
+            Progress::Decision { id, decision, source } => {
+                let fields = if decision == "allow" {
+                    ToolCallUpdateFields::new().status(ToolCallStatus::InProgress)
+                } else {
+                    ToolCallUpdateFields::new()
+                        .status(ToolCallStatus::Failed)
+                        .content(vec![map::text_content(format!("denied ({source})"))])
+                };
+                vec![SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(id, fields))]
+            }
+            Progress::ToolResult { id, is_error, preview, .. } => {
+                let mut content = Vec::new();
+                if let Some(Call { diff: Some(diff), .. }) = turn.calls.get(&id).filter(|_| !is_error) {
+                    content.push(diff.clone());
+                }
+                content.push(map::text_content(map::preview(&preview)));
+                let status = if is_error { ToolCallStatus::Failed } else { ToolCallStatus::Completed };
+                let tool = turn.calls.get(&id).map(|c| c.tool.clone()).unwrap_or_default();
+                tracing::debug!(call = %id, %tool, is_error, "tool result");
+                vec![SessionUpdate::ToolCallUpdate(ToolCallUpdate::new(
+                    id,
+                    ToolCallUpdateFields::new().status(status).content(content),
+                ))]
+            }
+            Progress::Done { stop, .. } => {
+                turn.stop = Some(stop);
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// `session/prompt`: the answer waits for the end of the turn.
+    fn prompt(
+        &self,
+        request: PromptRequest,
+        responder: Responder<PromptResponse>,
+    ) -> Result<(), agent_client_protocol::Error> {
+        let Some(slot) = lock(&self.sessions).get(&*request.session_id.0).cloned() else {
+            return responder.respond_with_error(invalid_params(format!("no session {}", request.session_id.0)));
+        };
+        let text = map::prompt_text(&request.prompt);
+        if text.trim().is_empty() {
+            return responder.respond_with_error(invalid_params("the prompt has no text".into()));
+        }
+        let mut turn = lock(&slot.turn);
+        if turn.responder.is_some() {
+            drop(turn);
+            return responder
+                .respond_with_error(invalid_params("a prompt is already under way in this session".into()));
+        }
+        turn.responder = Some(responder);
+        turn.cancelled = false;
+        turn.stop = None;
+        if !slot.handle.send(Input::Prompt { text })
+            && let Some(responder) = turn.responder.take()
+        {
+            return responder.respond_with_error(internal("the session has ended".into()));
+        }
+        Ok(())
+    }
+
+    /// `session/cancel`: the turn stops; its prompt answers `cancelled`.
+    fn cancel(&self, session: &str) {
+        let Some(slot) = lock(&self.sessions).get(session).cloned() else { return };
+        let mut turn = lock(&slot.turn);
+        if turn.responder.is_some() {
+            turn.cancelled = true;
+            drop(turn);
+            slot.handle.send(Input::Interrupt);
+        }
+    }
+}
+
+/// Starts the session, reports its id and handle, and serves it on this
+/// thread, sending each event to the pump.
+fn run_session(
+    options: SessionOptions,
+    tx: mpsc::UnboundedSender<FromSession>,
+    started: oneshot::Sender<Result<(String, airlock_session::Handle), String>>,
+) {
+    let session = match Session::start(options) {
+        Ok(session) => session,
+        Err(e) => {
+            let _ = started.send(Err(e.to_string()));
+            return;
+        }
+    };
+    for warning in &session.info().warnings {
+        tracing::warn!("{warning}");
+    }
+    let handle = session.handle();
+    if started.send(Ok((session.info().id.clone(), handle.clone()))).is_err() {
+        handle.send(Input::End);
+    }
+    let events = tx.clone();
+    let ended = session.serve(&mut |event| {
+        let _ = events.send(FromSession::Event(event));
+    });
+    let _ = tx.send(FromSession::Ended(ended));
+}
+
+/// The editor's `cwd` as a workspace: absolute, an existing folder, canonical.
+fn workspace(cwd: &Path) -> Result<PathBuf, String> {
+    if !cwd.is_absolute() {
+        return Err(format!("cwd {} is not an absolute path", cwd.display()));
+    }
+    let real = std::fs::canonicalize(cwd).map_err(|e| format!("cwd {}: {e}", cwd.display()))?;
+    if !real.is_dir() {
+        return Err(format!("cwd {} is not a folder", cwd.display()));
+    }
+    Ok(real)
+}
+
+fn invalid_params(message: String) -> agent_client_protocol::Error {
+    agent_client_protocol::Error::invalid_params().data(serde_json::Value::String(message))
+}
+
+fn internal(message: String) -> agent_client_protocol::Error {
+    agent_client_protocol::Error::internal_error().data(serde_json::Value::String(message))
+}
