@@ -159,6 +159,7 @@ pub(crate) fn options(
         context: args.context,
         threads: args.threads,
         user_config,
+        extra_mcp: Vec::new(),
     })
 }
 

@@ -53,17 +53,30 @@ fn is_system(path: &Path) -> bool {
     SYSTEM.iter().any(|s| path.starts_with(s))
 }
 
+/// What must be readable for `dir` to work: the outermost `node_modules`
+/// above it (npm puts a package's dependencies beside it, not inside it),
+/// else the Python virtual environment it is in (`pyvenv.cfg`), else itself.
+fn package_root(dir: &Path) -> PathBuf {
+    if let Some(modules) = dir.ancestors().filter(|a| a.file_name().is_some_and(|n| n == "node_modules")).last() {
+        return modules.to_path_buf();
+    }
+    match dir.ancestors().take(3).find(|a| a.join("pyvenv.cfg").is_file()) {
+        Some(venv) => venv.to_path_buf(),
+        None => dir.to_path_buf(),
+    }
+}
+
 /// The folders the command needs to read: the executable's (where it is
 /// found and where its links lead) unless it is a system folder, and each
 /// argument that is an existing absolute path (a file's folder).
 pub(crate) fn needed_reads(exe: &Path, args: &[String]) -> Vec<PathBuf> {
     let mut reads = Vec::new();
     let mut add = |dir: Option<&Path>| {
-        if let Some(dir) = dir
-            && !is_system(dir)
-            && !reads.iter().any(|r: &PathBuf| r == dir)
+        if let Some(dir) = dir.map(package_root)
+            && !is_system(&dir)
+            && !reads.iter().any(|r: &PathBuf| r.as_path() == dir)
         {
-            reads.push(dir.to_path_buf());
+            reads.push(dir);
         }
     };
     add(exe.parent());
@@ -94,6 +107,8 @@ pub(crate) fn sandbox_args(
 ) -> Vec<OsString> {
     let absolute = |p: &PathBuf| if p.is_absolute() { p.clone() } else { launcher.workspace.join(p) };
     let mut out: Vec<OsString> = vec!["sandbox".into(), "--private-home".into(), "--net".into(), "none".into()];
+    out.push("--timeout".into());
+    out.push(launcher.lifetime.as_secs().max(1).to_string().into());
     let mut reads = vec![launcher.workspace.clone()];
     reads.extend(needed_reads(exe, args));
     reads.extend(spec.read.iter().map(absolute));
@@ -174,7 +189,12 @@ mod tests {
             call_timeout: Duration::from_secs(1),
             start_timeout: Duration::from_secs(1),
         };
-        let launcher = Launcher { exe: "/x/airlock".into(), workspace: "/ws".into(), run_dir: "/run/r".into() };
+        let launcher = Launcher {
+            exe: "/x/airlock".into(),
+            workspace: "/ws".into(),
+            run_dir: "/run/r".into(),
+            lifetime: Duration::from_secs(3600),
+        };
         let places = Places::of(&launcher, "s");
         let args = vec![script.to_str().unwrap().to_string(), "-v".to_string()];
         let line: Vec<String> = sandbox_args(&spec, &launcher, &places, Path::new("/usr/bin/python3"), &args)
@@ -187,6 +207,8 @@ mod tests {
             "--private-home",
             "--net",
             "none",
+            "--timeout",
+            "3600",
             "--read",
             "/ws",
             "--read",

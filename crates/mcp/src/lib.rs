@@ -31,7 +31,12 @@
 //!     call_timeout: Duration::from_secs(60),
 //!     start_timeout: Duration::from_secs(30),
 //! };
-//! let launcher = Launcher { exe: "/usr/bin/airlock".into(), workspace: "/src/app".into(), run_dir: "/run/user/1000/airlock/s1".into() };
+//! let launcher = Launcher {
+//!     exe: "/usr/bin/airlock".into(),
+//!     workspace: "/src/app".into(),
+//!     run_dir: "/run/user/1000/airlock/s1".into(),
+//!     lifetime: Duration::from_secs(3600),
+//! };
 //! let (hub, errors) = Hub::start(&[spec], &launcher);
 //! for tool in hub.tools() {
 //!     println!("{}: {}", tool.name, tool.description);
@@ -107,6 +112,9 @@ pub struct Launcher {
     pub workspace: PathBuf,
     /// The session's private run folder (0700); each server gets `mcp/NAME` in it.
     pub run_dir: PathBuf,
+    /// How long a server may live (the session's own limit): its sandbox's
+    /// timeout, which otherwise is the policy's limit for one command.
+    pub lifetime: Duration,
 }
 
 /// A tool offered to the model.

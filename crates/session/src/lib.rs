@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod checkpoints;
+pub mod mcp;
 pub mod route;
 pub mod run;
 
@@ -115,6 +116,11 @@ pub struct SessionOptions {
     pub threads: Option<u32>,
     /// The user configuration file, for "allow for this project".
     pub user_config: Option<PathBuf>,
+    /// MCP servers besides the policy's (an editor's, for `airlock acp`):
+    /// each runs in a sandbox of its own like the policy's, and its tools
+    /// are decided like theirs (a server the policy does not name is denied
+    /// unless granted).
+    pub extra_mcp: Vec<airlock_mcp::ServerSpec>,
 }
 
 /// What a front end shows about the session before anything happens.
@@ -144,6 +150,11 @@ pub struct SessionInfo {
     pub user_config: Option<PathBuf>,
     /// The model's context window in tokens, when known (the embedded model's).
     pub context_window: Option<u64>,
+    /// The MCP tools offered (qualified names), and the servers that did
+    /// not start, with why.
+    pub mcp_tools: Vec<String>,
+    /// MCP servers that could not start, with why.
+    pub mcp_refused: Vec<(String, String)>,
 }
 
 /// Sends the person's input to a running session, from any thread.
@@ -202,6 +213,8 @@ pub struct Session {
     output_bytes: u64,
     checkpoints: Option<Box<dyn airlock_core::supervisor::Checkpoints>>,
     running: airlock_tools::Running,
+    mcp: Option<mcp::SessionMcp>,
+    _mcp_dir: Option<RemoveOnDrop>,
     _run_dir: RemoveOnDrop,
 }
 
@@ -234,6 +247,7 @@ impl Session {
             context,
             threads,
             user_config,
+            extra_mcp,
         } = options;
         if let Route::Embedded { .. } = route {
             // Offline: from here on no process of this session can open a
@@ -291,7 +305,7 @@ impl Session {
         let exe_dir = exe.parent().ok_or_else(|| SessionError::Config(format!("{} has no folder", exe.display())))?;
         // A private folder the worker's sandbox can see: the broker's socket.
         // Not beside the audit log: the sandbox hides airlock's data folder.
-        let (root, warnings) = run::run_root().map_err(SessionError::Config)?;
+        let (root, mut warnings) = run::run_root().map_err(SessionError::Config)?;
         let run_dir = root.join(&id);
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -379,6 +393,58 @@ impl Session {
             )
             .map_err(|e| SessionError::Audit(e.to_string()))?;
 
+        // The MCP servers, each in a sandbox of its own (started while the
+        // worker's is built); what they offer goes into the worker's task.
+        let scanner = Arc::new(airlock_redact::Scanner::builtin());
+        let (mut specs, mut mcp_refused) = mcp::specs_from_policy(&policy, &workspace);
+        specs.extend(extra_mcp);
+        let mut mcp_events: Vec<Event> = mcp_refused
+            .iter()
+            .map(|(server, why)| Event::McpServer {
+                server: server.clone(),
+                action: "refused".into(),
+                digest: String::new(),
+                detail: why.clone(),
+            })
+            .collect();
+        // Not in the run folder: the worker may read that one.
+        let mcp_dir = root.join(format!("{id}.mcp"));
+        let mcp_dir_guard = match specs.is_empty() {
+            true => None,
+            false => {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&mcp_dir)
+                    .map_err(io(format!("cannot create {}", mcp_dir.display())))?;
+                Some(RemoveOnDrop(mcp_dir.clone()))
+            }
+        };
+        let mut session_mcp = mcp::SessionMcp::start(
+            &specs,
+            &mcp::launcher(&exe, &workspace, &mcp_dir, std::time::Duration::from_secs(timeout_secs)),
+            scanner.clone(),
+        );
+        if let Some(started) = session_mcp.as_mut() {
+            use airlock_core::supervisor::McpCalls;
+            mcp_events.extend(started.events());
+            rules.set_mcp_read_only(started.read_only());
+        }
+        for event in &mcp_events {
+            match event {
+                Event::McpServer { server, action, detail, .. } if action == "refused" => {
+                    mcp_refused.push((server.clone(), detail.clone()))
+                }
+                Event::McpServer { server, action, detail, .. } if action == "tool_refused" => {
+                    warnings.push(format!("MCP server {server}: {detail}"))
+                }
+                _ => {}
+            }
+        }
+        mcp_refused.dedup();
+        warnings.extend(mcp_refused.iter().map(|(server, why)| format!("MCP server {server} was not started: {why}")));
+        audit.append(&id, mcp_events).map_err(|e| SessionError::Audit(e.to_string()))?;
+
         // The broker: the only code of this session that opens a connection.
         let place = route.place();
         let (api, embedded_start, broker) = match route {
@@ -388,7 +454,6 @@ impl Session {
                     .enable_all()
                     .build()
                     .map_err(io("cannot start the runtime".into()))?;
-                let scanner = Arc::new(airlock_redact::Scanner::builtin());
                 // SAFETY: getuid cannot fail.
                 let uid = unsafe { libc::getuid() };
                 let auth = Auth::Session { uid, session: id.clone(), key: None };
@@ -420,6 +485,7 @@ impl Session {
             commands: true,
             embedded: embedded_start,
             interactive,
+            mcp_tools: session_mcp.as_ref().map(mcp::SessionMcp::external_specs).unwrap_or_default(),
         };
         let paths = airlock_tools::PathPolicy::with_patterns(&workspace, &[])
             .map_err(|e| SessionError::Config(e.to_string()))?;
@@ -448,6 +514,11 @@ impl Session {
                 permissions: rules.in_force(),
                 user_config,
                 context_window: embedded.as_ref().map(|_| u64::from(context)),
+                mcp_tools: session_mcp
+                    .as_ref()
+                    .map(|m| m.tools().iter().map(|t| t.name.clone()).collect())
+                    .unwrap_or_default(),
+                mcp_refused,
             },
             start,
             tx,
@@ -468,6 +539,8 @@ impl Session {
             output_bytes,
             checkpoints,
             running: airlock_tools::Running::default(),
+            mcp: session_mcp,
+            _mcp_dir: mcp_dir_guard,
             _run_dir: run_dir_guard,
         })
     }
@@ -523,6 +596,7 @@ impl Session {
                 front: &mut noting,
                 embedded: self.embedded.clone(),
                 checkpoints: self.checkpoints.take(),
+                mcp: self.mcp.take().map(|m| Box::new(m) as Box<dyn airlock_core::supervisor::McpCalls>),
             };
             let to_worker = self.to_worker.take().ok_or_else(|| SessionError::Config("served twice".into()))?;
             supervisor.serve(&self.start, to_worker, &self.rx)
