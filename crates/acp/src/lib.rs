@@ -109,7 +109,12 @@ pub async fn serve(
     config: Config,
     transport: impl ConnectTo<agent_client_protocol::Agent> + 'static,
 ) -> Result<(), AcpError> {
-    let agent = Arc::new(AgentState { config, client: Mutex::new(None), sessions: Mutex::new(HashMap::new()) });
+    let agent = Arc::new(AgentState {
+        config,
+        client: Mutex::new(None),
+        sessions: Mutex::new(HashMap::new()),
+        threads: Mutex::new(Vec::new()),
+    });
     let (a1, a2, a3, a4) = (agent.clone(), agent.clone(), agent.clone(), agent.clone());
     let served = agent_client_protocol::Agent
         .v1()
@@ -135,10 +140,16 @@ pub async fn serve(
         )
         .connect_to(transport)
         .await;
-    // The editor is gone: every session ends (each records its end).
+    // The editor is gone: every session ends, and is waited for (each
+    // records its end and reaps its worker; one still starting ends as
+    // soon as it has started, seeing nobody waits for it).
     let sessions: Vec<_> = lock(&agent.sessions).drain().map(|(_, s)| s).collect();
     for session in sessions {
         session.handle.send(Input::End);
+    }
+    let threads = std::mem::take(&mut *lock(&agent.threads));
+    for thread in threads {
+        let _ = thread.join();
     }
     served.map_err(|e| AcpError::Protocol(e.to_string()))
 }
@@ -150,6 +161,8 @@ struct AgentState {
     client: Mutex<Option<(String, String)>>,
     /// The open sessions, by id.
     sessions: Mutex<HashMap<String, Arc<Slot>>>,
+    /// The threads that serve them.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// One open session.
@@ -232,7 +245,7 @@ impl AgentState {
         let (tx, rx) = mpsc::unbounded_channel();
         let (started_tx, started_rx) = oneshot::channel();
         let (agent, dir) = (self.clone(), workspace.clone());
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             // Building the options reads the policy and opens the log: off the dispatch loop.
             match (agent.config.session_options)(&dir) {
                 Ok(mut options) => {
@@ -245,6 +258,7 @@ impl AgentState {
                 }
             }
         });
+        lock(&self.threads).push(thread);
         let agent = self.clone();
         cx.clone().spawn(async move {
             let started = started_rx.await;

@@ -307,6 +307,9 @@ async fn an_editor_drives_a_session_with_an_edit_a_rejected_command_and_a_cancel
     assert_eq!(uid, u64::from(unsafe { libc::getuid() }));
     let shown = f.audit(&["show", "--session", &session_id.0]);
     assert!(shown.contains("editor:test-editor 1.2.3"), "{shown}");
+    let ends: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "session_end").collect();
+    assert_eq!(ends.len(), 1, "the session's end is on the record: {ends:?}");
+    assert_eq!(ends[0]["payload"]["reason"], "ended by the user", "{ends:?}");
     let verify = f.audit(&["verify"]);
     assert!(verify.starts_with("ok"), "{verify}");
 }
