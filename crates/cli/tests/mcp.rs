@@ -6,7 +6,7 @@
 //!
 //! The servers come from `tests/mcp/setup` (`~/.cache/airlock-ci/mcp`, or
 //! `$AIRLOCK_MCP_CACHE`). Without them these tests say so and pass, unless
-//! `AIRLOCK_CI` is set: then a missing server is a failure.
+//! `AIRLOCK_CI` or `CI` is set: then a missing server is a failure.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -24,8 +24,20 @@ fn airlock() -> PathBuf {
 const PLANTED_AWS_KEY_ID: &str = "AKIA2MCPFIXTURE7ZQ4W";
 const PLANTED_AWS_SECRET: &str = "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";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+/// A fixture server script: from `$AIRLOCK_MCP_SERVERS` when set (a copy
+/// that an unprivileged user can read), else from the checkout.
+fn server_script(name: &str) -> PathBuf {
+    let path = match std::env::var_os("AIRLOCK_MCP_SERVERS") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            match name {
+                "server.py" => root.join("crates/mcp/tests/servers/server.py"),
+                _ => root.join("tests/mcp/servers").join(name),
+            }
+        }
+    };
+    path.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The fixture cache, or `None` (and why) when it is missing outside CI.
@@ -41,8 +53,8 @@ fn cache() -> Option<PathBuf> {
     ];
     if let Some(missing) = needed.iter().find(|p| !p.exists()) {
         assert!(
-            std::env::var_os("AIRLOCK_CI").is_none(),
-            "{} is missing: run tests/mcp/setup (AIRLOCK_CI is set, so this is a failure)",
+            std::env::var_os("AIRLOCK_CI").is_none() && std::env::var_os("CI").is_none(),
+            "{} is missing: run tests/mcp/setup (CI is set, so this is a failure)",
             missing.display()
         );
         eprintln!("skipped: {} is missing (run tests/mcp/setup)", missing.display());
@@ -120,7 +132,7 @@ fn tool_results(model: &ScriptedModel, request: usize) -> String {
 fn a_pypi_server_is_contained_its_secrets_redacted_and_every_call_on_the_record() {
     let Some(cache) = cache() else { return };
     let python = cache.join("venv/bin/python");
-    let server = repo_root().join("tests/mcp/servers/pypi_server.py");
+    let server = server_script("pypi_server.py");
     let config = format!(
         r#"
 [mcp.servers.py]
@@ -144,7 +156,10 @@ tools = {{ write_path = "deny" }}
             .and_call("mcp__py__read_path", json!({"path": ssh_key.display().to_string()}))
             .and_call("mcp__py__fetch", json!({"host": "example.com", "port": 443}))
             .and_call("mcp__py__write_path", json!({"path": outside.display().to_string(), "content": "x"}))
-            .and_call("mcp__py__echo", json!({"text": "echoed through the sandbox"})),
+            .and_call("mcp__py__echo", json!({"text": "echoed through the sandbox"}))
+            .and_call("mcp__py__list_resources", json!({}))
+            .and_call("mcp__py__read_resource", json!({"uri": "note://readme"}))
+            .and_call("mcp__py__get_prompt", json!({"name": "review", "arguments": {"path": "src/lib.rs"}})),
         Turn::text("done")
             .expect_contains("«secret:")
             .expect_absent(PLANTED_AWS_SECRET)
@@ -152,7 +167,10 @@ tools = {{ write_path = "deny" }}
             .expect_contains("given-to-the-server")
             .expect_absent("the-users-own-secret")
             .expect_absent("PLANTED-SSH-KEY-CONTENT")
-            .expect_contains("echoed through the sandbox"),
+            .expect_contains("echoed through the sandbox")
+            .expect_contains("note://readme")
+            .expect_contains("this resource is note://readme")
+            .expect_contains("Review the file src/lib.rs"),
     ]);
     let (code, stderr) = f.exec(
         &model,
@@ -192,7 +210,7 @@ tools = {{ write_path = "deny" }}
     }
     assert!(calls.contains(&("mcp__py__write_path".to_string(), "\"deny\"".to_string())), "{calls:?}");
     let results = of_kind(&entries, "mcp_result");
-    assert_eq!(results.len(), 5, "one result per allowed call: {results:?}");
+    assert_eq!(results.len(), 8, "one result per allowed call: {results:?}");
     let secret = results.iter().find(|e| e["payload"]["tool"] == "secret").unwrap();
     assert!(secret["payload"]["redactions"].as_array().is_some_and(|r| r.len() >= 2), "{secret}");
     assert!(results.iter().all(|e| e["payload"]["result_digest"].as_str().unwrap().len() == 64));
@@ -273,8 +291,8 @@ args = ["{filesystem}", "{repo}"]
 fn hostile_servers_are_stopped_one_by_one_and_the_session_goes_on() {
     let Some(cache) = cache() else { return };
     let python = cache.join("venv/bin/python");
-    let server = repo_root().join("tests/mcp/servers/pypi_server.py");
-    let hostile = repo_root().join("crates/mcp/tests/servers/server.py");
+    let server = server_script("pypi_server.py");
+    let hostile = server_script("server.py");
     let mut config = format!(
         r#"
 [mcp.servers.py]
