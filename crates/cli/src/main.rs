@@ -15,6 +15,7 @@ mod audit;
 mod exec;
 mod gateway;
 mod interactive;
+mod mcp;
 mod model;
 mod report;
 mod scan;
@@ -98,6 +99,11 @@ enum Command {
     /// output: each session it opens runs in the folder it names, sandboxed and on the record, and
     /// approvals go to the editor, recorded with it as the approver.
     Acp(acp::AcpArgs),
+    /// MCP servers: list what policy configures, print the digest a managed policy pins, start
+    /// one in its sandbox to see its tools and the decision each gets.
+    ///
+    /// Exit status: 0 on success, 2 on any error.
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(clap::Args)]
@@ -234,6 +240,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Witness(args) => witness::run(args),
         Command::Acp(args) => acp::run(args),
+        Command::Mcp(args) => mcp::run(args),
     }
 }
 
