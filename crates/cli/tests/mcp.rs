@@ -353,3 +353,71 @@ read = ["{venv}", "{servers}"]
     assert!(results.iter().any(|e| e["payload"]["server"] == "py" && e["payload"]["is_error"] == false));
     assert_eq!(of_kind(&entries, "session_end").len(), 1);
 }
+
+#[test]
+fn a_managed_policy_pins_servers_by_digest() {
+    let Some(cache) = cache() else { return };
+    let python = cache.join("venv/bin/python");
+    let server = server_script("pypi_server.py");
+    let py = format!(
+        "[mcp.servers.py]\ncommand = \"{}\"\nargs = [\"{}\"]\nread = [\"{}\", \"{}\"]\n",
+        python.display(),
+        server.display(),
+        cache.join("venv").display(),
+        server.parent().unwrap().display(),
+    );
+    let f = Fixture::new(&py);
+    let managed = f.home.join("managed.toml");
+    let airlock_here = |args: &[&str]| {
+        Command::new(airlock())
+            .args(args)
+            .current_dir(&f.repo)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &f.home)
+            .env("XDG_CONFIG_HOME", f.home.join(".config"))
+            .env("AIRLOCK_MANAGED_POLICY", &managed)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&managed, "").unwrap();
+    let digest = airlock_here(&["mcp", "digest", "py"]);
+    assert!(digest.status.success(), "{}", String::from_utf8_lossy(&digest.stderr));
+    let digest = String::from_utf8(digest.stdout).unwrap().trim().to_string();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "{digest}");
+
+    // Pinned to what runs: it starts and its tools are offered.
+    std::fs::write(&managed, format!("[mcp]\npinned_only = true\n\n[mcp.pinned]\npy = \"{digest}\"\n")).unwrap();
+    let listed = airlock_here(&["mcp", "tools", "py", "--json"]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"mcp__py__echo\""));
+    let model = ScriptedModel::start(vec![Turn::text("done").expect_contains("mcp__py__echo")]);
+    let (code, stderr) = f.exec(&model, &["hello"], &[("AIRLOCK_MANAGED_POLICY", managed.to_str().unwrap())]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(model.violations(), Vec::<String>::new());
+
+    // A server the managed policy did not pin is refused when the policy loads.
+    let other = format!("{py}\n[mcp.servers.other]\ncommand = \"python3\"\nargs = [\"-c\", \"pass\"]\n");
+    std::fs::write(f.home.join(".config/airlock/config.toml"), other).unwrap();
+    let refused = airlock_here(&["mcp", "list"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("other"), "{}", String::from_utf8_lossy(&refused.stderr));
+    std::fs::write(f.home.join(".config/airlock/config.toml"), &py).unwrap();
+
+    // Pinned to something else: not started, on the record, its tools not offered.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(&managed, format!("[mcp]\npinned_only = true\n\n[mcp.pinned]\npy = \"{wrong}\"\n")).unwrap();
+    let model = ScriptedModel::start(vec![Turn::text("done").expect_absent("mcp__py__echo")]);
+    let (code, stderr) = f.exec(&model, &["hello"], &[("AIRLOCK_MANAGED_POLICY", managed.to_str().unwrap())]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("MCP server py was not started"), "{stderr}");
+    assert_eq!(model.violations(), Vec::<String>::new());
+    let entries = f.audit();
+    let refused: Vec<&Value> = of_kind(&entries, "mcp_server")
+        .into_iter()
+        .filter(|e| e["payload"]["server"] == "py" && e["payload"]["action"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{entries:?}");
+    let detail = refused[0]["payload"]["detail"].as_str().unwrap();
+    assert!(detail.contains(&wrong) && detail.contains(&digest), "{detail}");
+}
