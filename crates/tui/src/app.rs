@@ -70,6 +70,7 @@ fn commands() -> Vec<SlashCommand> {
         ("/compact", "summarise the conversation to free context"),
         ("/clear", "start the conversation afresh (the record stays)"),
         ("/resume", "sessions of this workspace to continue"),
+        ("/mcp", "the MCP servers' tools (each server in a sandbox of its own), and servers that did not start"),
         ("/exit", "end the session"),
     ]
     .into_iter()
@@ -226,6 +227,9 @@ impl App {
         ];
         for warning in &self.info.warnings {
             lines.push(dim(format!("warning: {warning}")));
+        }
+        if !self.info.mcp_tools.is_empty() {
+            lines.push(dim(format!("MCP: {} tools, each server sandboxed · /mcp", self.info.mcp_tools.len())));
         }
         if !self.info.history.is_empty() {
             lines.push(dim(format!("resumed: {} messages", self.info.history.len())));
@@ -542,6 +546,20 @@ impl App {
                 }
                 Err(e) => say(screen, vec![e.to_string()]),
             },
+            "mcp" => {
+                let mut lines = Vec::new();
+                if self.info.mcp_tools.is_empty() && self.info.mcp_refused.is_empty() {
+                    lines.push("no MCP servers: configure [mcp.servers.NAME] (airlock mcp list)".to_string());
+                }
+                if !self.info.mcp_tools.is_empty() {
+                    lines.push("MCP tools (each server in a sandbox of its own; decided like the other tools):".into());
+                    lines.extend(self.info.mcp_tools.iter().map(|t| format!("  {t}")));
+                }
+                for (server, why) in &self.info.mcp_refused {
+                    lines.push(format!("  {server}: not started: {why}"));
+                }
+                say(screen, lines);
+            }
             "permissions" => {
                 let mut lines =
                     vec![format!("mode {} · rules in force (first match by tool, longest command prefix):", self.mode)];

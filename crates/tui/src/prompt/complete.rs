@@ -58,6 +58,7 @@ pub fn default_commands() -> Vec<SlashCommand> {
         ("compact", "summarise the conversation to free context"),
         ("clear", "start a new conversation"),
         ("resume", "resume an earlier session"),
+        ("mcp", "the MCP servers' tools, and servers that did not start"),
         ("exit", "leave airlock"),
     ]
     .into_iter()
@@ -283,7 +284,7 @@ mod tests {
         let commands = default_commands();
         let names: Vec<&str> = match_commands(&commands, "re").iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["rewind", "report", "resume"]);
-        assert_eq!(match_commands(&commands, "").len(), 12);
+        assert_eq!(match_commands(&commands, "").len(), 13);
         assert!(match_commands(&commands, "zz").is_empty());
     }
 

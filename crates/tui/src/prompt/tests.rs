@@ -620,7 +620,7 @@ fn arrows_choose_in_a_popup_instead_of_walking_history() {
     typed(&mut prompt, "/m");
     prompt.handle(&key(KeyCode::Up));
     assert_eq!(prompt.text(), "/m");
-    assert_eq!(enter(&mut prompt), PromptAction::Submit("/mode".into()), "Up from the first chose the last");
+    assert_eq!(enter(&mut prompt), PromptAction::Submit("/mcp".into()), "Up from the first chose the last");
 }
 
 #[test]
