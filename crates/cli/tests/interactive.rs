@@ -749,3 +749,63 @@ fn audit_command_shows_the_session_and_verifies_it() {
     t.wait_for_all(&["reading the log", "edit_file allow (by uid", "file_change", "a.txt changed", "ok: "]);
     assert_eq!(t.read("a.txt").as_deref(), Some("audited\n"));
 }
+
+/// The test MCP server of crates/mcp (Python, standard library only): from `$AIRLOCK_MCP_SERVERS` when set.
+fn mcp_test_server() -> PathBuf {
+    let path = match std::env::var_os("AIRLOCK_MCP_SERVERS") {
+        Some(dir) => PathBuf::from(dir).join("server.py"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mcp/tests/servers/server.py"),
+    };
+    path.canonicalize().unwrap()
+}
+
+#[test]
+fn an_mcp_tool_is_asked_shown_and_recorded() {
+    if !have_tmux() {
+        return;
+    }
+    let model = ScriptedModel::start(vec![
+        Turn::call("mcp__box__echo", json!({"text": "read-only, so not asked"}))
+            .and_call("mcp__box__env", json!({"name": "BOX_GREETING"})),
+        Turn::text("The server said hello.").expect_contains("hello from the config").expect_contains("not asked"),
+    ]);
+    let mut t = Term::new();
+    let config = t.home.join(".config/airlock");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[mcp.servers.box]\ncommand = \"python3\"\nargs = [\"{}\", \"good\"]\nenv = {{ BOX_GREETING = \"hello from the config\" }}\n",
+            mcp_test_server().display()
+        ),
+    )
+    .unwrap();
+    t.start(&model, &[]);
+    let welcome = t.wait_ready();
+    assert!(welcome.contains("MCP:") && welcome.contains("tools"), "{welcome}");
+    t.submit("/mcp");
+    t.wait_for_all(&["mcp__box__echo", "mcp__box__env"]);
+    t.submit("ask the server");
+    t.wait_for_all(&["airlock asks", "mcp__box__env", "BOX_GREETING", "d deny with a note"]);
+    t.type_text("y");
+    t.wait_for("The server said hello.");
+    t.wait_idle();
+    assert_eq!(model.violations(), Vec::<String>::new());
+
+    let audit = t.audit();
+    let calls = records(&audit, "tool_call");
+    let named: Vec<(&Value, &Value)> =
+        calls.iter().map(|c| (&c["payload"]["name"], &c["payload"]["decision"])).collect();
+    assert_eq!(
+        named,
+        [(&json!("mcp__box__echo"), &json!("allow")), (&json!("mcp__box__env"), &json!("allow"))],
+        "{audit:#?}"
+    );
+    assert_eq!(calls[0]["payload"]["decided_by"], "mcp:read-only");
+    assert_eq!(calls[1]["payload"]["approval"]["answer"], "once");
+    let results = records(&audit, "mcp_result");
+    assert_eq!(results.len(), 2, "{audit:#?}");
+    assert!(results.iter().all(|r| r["payload"]["server"] == "box" && r["payload"]["is_error"] == false));
+    assert!(records(&audit, "mcp_server").iter().any(|r| r["payload"]["action"] == "started"));
+    t.verify_audit();
+}
