@@ -63,7 +63,8 @@ pub(crate) struct AgentArgs {
     #[arg(long, default_value_t = 2_000_000, value_name = "N")]
     max_tokens: u64,
     /// Allow what policy would ask about (headless, nobody is asked): a tool (`write_file`, `edit_file`,
-    /// `run_command`) or a command prefix (`cargo test`). Denied tools and commands stay denied.
+    /// `run_command`, an MCP tool `mcp__SERVER__TOOL` or all of a server's `mcp__SERVER__*`) or a
+    /// command prefix (`cargo test`). Denied tools and commands stay denied.
     #[arg(long = "grant", value_name = "TOOL|PREFIX")]
     grant: Vec<String>,
     /// The folder of the audit log and the sessions (default: $XDG_DATA_HOME/airlock).
