@@ -101,6 +101,12 @@ pub enum McpError {
         /// What is wrong.
         reason: String,
     },
+    /// The person interrupted the call (the server goes on).
+    #[error("the call to MCP server {server} was interrupted by the user")]
+    Interrupted {
+        /// The server.
+        server: String,
+    },
     /// The server was stopped.
     #[error("server {server} was stopped: {reason}")]
     Stopped {

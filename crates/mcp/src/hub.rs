@@ -33,6 +33,19 @@ pub struct Hub {
     servers: Vec<Arc<Server>>,
     offered: Vec<Offered>,
     events: Arc<Mutex<Vec<ServerEvent>>>,
+    interrupt: Interrupter,
+}
+
+/// Ends the call in progress, from any thread (the person pressed Esc):
+/// it fails as interrupted, and its server goes on.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupter(Arc<tokio::sync::Notify>);
+
+impl Interrupter {
+    /// Interrupts the call in progress, if there is one.
+    pub fn interrupt(&self) {
+        self.0.notify_waiters();
+    }
 }
 
 /// A tool offered, and what calling it does.
@@ -156,7 +169,14 @@ impl Hub {
                         push(&events, ServerEvent::Refused { server: spec.name.clone(), reason: reason.clone() });
                         errors.push(McpError::Start { server: spec.name.clone(), reason });
                     }
-                    return (Hub { runtime: None, servers: Vec::new(), offered: Vec::new(), events }, errors);
+                    let hub = Hub {
+                        runtime: None,
+                        servers: Vec::new(),
+                        offered: Vec::new(),
+                        events,
+                        interrupt: Interrupter::default(),
+                    };
+                    return (hub, errors);
                 }
             };
         let mut seen = BTreeSet::new();
@@ -215,7 +235,7 @@ impl Hub {
             }
             servers.push(Arc::new(started.server));
         }
-        (Hub { runtime: Some(runtime), servers, offered, events }, errors)
+        (Hub { runtime: Some(runtime), servers, offered, events, interrupt: Interrupter::default() }, errors)
     }
 
     /// The tools offered by the servers still running.
@@ -243,7 +263,18 @@ impl Hub {
             server: server.name.clone(),
             reason: "the MCP runtime is gone".into(),
         })?;
-        runtime.block_on(server.request(request))
+        let interrupted = self.interrupt.0.notified();
+        runtime.block_on(async {
+            tokio::select! {
+                answer = server.request(request) => answer,
+                () = interrupted => Err(McpError::Interrupted { server: server.name.clone() }),
+            }
+        })
+    }
+
+    /// What interrupts a call in progress, from another thread.
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupt.clone()
     }
 
     /// What happened since the last call, for the record.

@@ -61,7 +61,7 @@ use std::time::Duration;
 
 pub use digest::digest_of;
 pub use error::McpError;
-pub use hub::Hub;
+pub use hub::{Hub, Interrupter};
 
 /// One MCP server as the policy configures it.
 #[derive(Debug, Clone, PartialEq, Eq)]

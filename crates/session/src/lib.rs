@@ -159,15 +159,19 @@ pub struct SessionInfo {
 
 /// Sends the person's input to a running session, from any thread.
 #[derive(Debug, Clone)]
-pub struct Handle(Sender<Incoming>, airlock_tools::Running);
+pub struct Handle(Sender<Incoming>, airlock_tools::Running, Option<airlock_mcp::Interrupter>);
 
 impl Handle {
     /// Sends `input`; false when the session is over. An interrupt or the
     /// end also stops a command that is running (its sandbox and every
-    /// process in it), which the supervisor waits for.
+    /// process in it), which the supervisor waits for, and ends an MCP
+    /// call in progress (its server goes on).
     pub fn send(&self, input: Input) -> bool {
         if matches!(input, Input::Interrupt | Input::End) {
             self.1.interrupt();
+            if let Some(mcp) = &self.2 {
+                mcp.interrupt();
+            }
         }
         self.0.send(Incoming::Person(input)).is_ok()
     }
@@ -214,6 +218,7 @@ pub struct Session {
     checkpoints: Option<Box<dyn airlock_core::supervisor::Checkpoints>>,
     running: airlock_tools::Running,
     mcp: Option<mcp::SessionMcp>,
+    mcp_interrupt: Option<airlock_mcp::Interrupter>,
     _mcp_dir: Option<RemoveOnDrop>,
     _run_dir: RemoveOnDrop,
 }
@@ -539,6 +544,7 @@ impl Session {
             output_bytes,
             checkpoints,
             running: airlock_tools::Running::default(),
+            mcp_interrupt: session_mcp.as_ref().map(mcp::SessionMcp::interrupter),
             mcp: session_mcp,
             _mcp_dir: mcp_dir_guard,
             _run_dir: run_dir_guard,
@@ -552,7 +558,7 @@ impl Session {
 
     /// Sends the person's input, from any thread.
     pub fn handle(&self) -> Handle {
-        Handle(self.tx.clone(), self.running.clone())
+        Handle(self.tx.clone(), self.running.clone(), self.mcp_interrupt.clone())
     }
 
     /// Runs the session on this thread until the worker is done (headless)

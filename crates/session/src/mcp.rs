@@ -137,6 +137,11 @@ impl SessionMcp {
             .collect()
     }
 
+    /// What interrupts a call in progress (Esc).
+    pub fn interrupter(&self) -> airlock_mcp::Interrupter {
+        self.hub.as_ref().map(Hub::interrupter).unwrap_or_default()
+    }
+
     /// The tools their servers annotate read-only.
     pub fn read_only(&self) -> Vec<String> {
         self.tools.iter().filter(|t| t.read_only).map(|t| t.name.clone()).collect()

@@ -136,3 +136,30 @@ fn a_server_that_does_not_finish_starting_is_refused_and_killed() {
     assert!(events.iter().any(|e| matches!(e, ServerEvent::Refused { server, .. } if server == "slow")), "{events:?}");
     hub.shutdown();
 }
+
+#[test]
+fn an_interrupted_call_ends_at_once_and_its_server_goes_on() {
+    let session = Session::new();
+    let mut s = spec("slow", "hang");
+    s.call_timeout = Duration::from_secs(30);
+    let (hub, errors) = Hub::start(&[s], &session.launcher);
+    assert!(errors.is_empty(), "{errors:?}");
+    let interrupter = hub.interrupter();
+    let began = Instant::now();
+    let pressing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        interrupter.interrupt();
+    });
+    let err = hub.call("mcp__slow__misbehave", &json!({})).unwrap_err();
+    pressing.join().unwrap();
+    assert!(matches!(&err, McpError::Interrupted { server } if server == "slow"), "{err}");
+    assert!(began.elapsed() < Duration::from_secs(5), "took {:?}", began.elapsed());
+    // Not stopped: the next call is answered.
+    let echoed = hub.call("mcp__slow__echo", &json!({"text": "still here"})).unwrap();
+    assert_eq!(echoed.text, "still here");
+    // An interrupt with no call in progress does not reach the next call.
+    hub.interrupter().interrupt();
+    assert_eq!(hub.call("mcp__slow__echo", &json!({"text": "again"})).unwrap().text, "again");
+    hub.shutdown();
+    assert_gone("hang");
+}
