@@ -9,6 +9,14 @@
 //! editor as `session/request_permission`; the answer is recorded with the
 //! editor as the approver (`editor:NAME VERSION`, from `clientInfo`).
 //!
+//! Sessions advertise airlock's permission modes that policy allows (ask,
+//! edits, plan, auto) as ACP session modes (`session/set_mode`), and an
+//! earlier session of the same workspace can be continued with
+//! `session/load`: its conversation is replayed to the editor from the
+//! transcript, then it goes on as it was. The editor's own stdio MCP
+//! servers run each in a sandbox of its own, their tools decided like
+//! those of a server policy names without rules.
+//!
 //! ```no_run
 //! # fn demo() -> Result<(), airlock_acp::AcpError> {
 //! let config = airlock_acp::Config {
@@ -23,20 +31,22 @@
 
 pub mod map;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agent_client_protocol::v1::schema::{
-    AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, Implementation, InitializeRequest,
-    InitializeResponse, McpCapabilities, NewSessionRequest, NewSessionResponse, PromptCapabilities, PromptRequest,
-    PromptResponse, RequestPermissionRequest, SessionNotification, SessionUpdate, ToolCall, ToolCallContent,
+    AgentCapabilities, CancelNotification, ContentBlock, ContentChunk, CurrentModeUpdate, Implementation,
+    InitializeRequest, InitializeResponse, LoadSessionRequest, LoadSessionResponse, McpCapabilities, McpServer,
+    NewSessionRequest, NewSessionResponse, PromptCapabilities, PromptRequest, PromptResponse, RequestPermissionRequest,
+    SessionNotification, SessionUpdate, SetSessionModeRequest, SetSessionModeResponse, ToolCall, ToolCallContent,
     ToolCallLocation, ToolCallStatus, ToolCallUpdate, ToolCallUpdateFields,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{ByteStreams, Client, ConnectTo};
 use airlock_core::{Progress, Stop};
-use airlock_session::{Ended, Input, Session, SessionError, SessionEvent, SessionOptions};
+use airlock_model::Message;
+use airlock_session::{Ended, Input, Mode, Session, SessionError, SessionEvent, SessionOptions};
 use tokio::sync::{mpsc, oneshot};
 
 /// What stops the agent.
@@ -113,9 +123,11 @@ pub async fn serve(
         config,
         client: Mutex::new(None),
         sessions: Mutex::new(HashMap::new()),
+        loading: Mutex::new(HashSet::new()),
         threads: Mutex::new(Vec::new()),
     });
     let (a1, a2, a3, a4) = (agent.clone(), agent.clone(), agent.clone(), agent.clone());
+    let (a5, a6) = (agent.clone(), agent.clone());
     let served = agent_client_protocol::Agent
         .v1()
         .name("airlock")
@@ -124,7 +136,17 @@ pub async fn serve(
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
-            async move |request: NewSessionRequest, responder, cx| a2.new_session(request, responder, cx),
+            async move |request: NewSessionRequest, responder, cx| {
+                a2.open(&request.cwd, &request.mcp_servers, Opening::New(responder), cx)
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: LoadSessionRequest, responder, cx| a5.load_session(request, responder, cx),
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: SetSessionModeRequest, responder, _cx| a6.set_mode(request, responder),
             agent_client_protocol::on_receive_request!(),
         )
         .on_receive_request(
@@ -161,6 +183,8 @@ struct AgentState {
     client: Mutex<Option<(String, String)>>,
     /// The open sessions, by id.
     sessions: Mutex<HashMap<String, Arc<Slot>>>,
+    /// The sessions being loaded (`session/load`), until they are open.
+    loading: Mutex<HashSet<String>>,
     /// The threads that serve them.
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -169,7 +193,36 @@ struct AgentState {
 struct Slot {
     handle: airlock_session::Handle,
     workspace: PathBuf,
+    /// The modes policy allows in this session.
+    modes: Vec<Mode>,
     turn: Mutex<Turn>,
+}
+
+/// A session that started, as its thread reports it.
+struct Started {
+    id: String,
+    handle: airlock_session::Handle,
+    mode: Mode,
+    modes: Vec<Mode>,
+    /// The conversation so far (a loaded session's).
+    history: Vec<Message>,
+}
+
+/// The request that opens a session, answered once it is ready.
+enum Opening {
+    /// `session/new`.
+    New(Responder<NewSessionResponse>),
+    /// `session/load` of this session: the conversation is replayed first.
+    Load(String, Responder<LoadSessionResponse>),
+}
+
+impl Opening {
+    fn fail(self, error: agent_client_protocol::Error) -> Result<(), agent_client_protocol::Error> {
+        match self {
+            Opening::New(responder) => responder.respond_with_error(error),
+            Opening::Load(_, responder) => responder.respond_with_error(error),
+        }
+    }
 }
 
 /// The turn under way, if any.
@@ -213,7 +266,7 @@ impl AgentState {
         InitializeResponse::new(agent_client_protocol::schema::ProtocolVersion::V1)
             .agent_capabilities(
                 AgentCapabilities::new()
-                    .load_session(false)
+                    .load_session(true)
                     .prompt_capabilities(PromptCapabilities::new())
                     .mcp_capabilities(McpCapabilities::new()),
             )
@@ -225,23 +278,29 @@ impl AgentState {
         map::approver(client.as_ref().map(|(n, v)| (n.as_str(), v.as_str())), self.config.uid)
     }
 
-    /// `session/new`: the session starts on a thread of its own (the
-    /// sandbox takes a moment); the answer comes when its worker waits for
-    /// the first prompt, or the error that stopped it.
-    fn new_session(
+    /// `session/new` and `session/load`: the session starts on a thread of
+    /// its own (the sandbox takes a moment), with the options of its
+    /// workspace; the answer comes when its worker waits for the first
+    /// prompt, or the error that stopped it.
+    fn open(
         self: &Arc<Self>,
-        request: NewSessionRequest,
-        responder: Responder<NewSessionResponse>,
+        cwd: &Path,
+        mcp_servers: &[McpServer],
+        opening: Opening,
         cx: ConnectionTo<Client>,
     ) -> Result<(), agent_client_protocol::Error> {
-        let workspace = match workspace(&request.cwd) {
+        let workspace = match workspace(cwd) {
             Ok(w) => w,
-            Err(message) => return responder.respond_with_error(invalid_params(message)),
+            Err(message) => {
+                self.done_loading(&opening);
+                return opening.fail(invalid_params(message));
+            }
         };
-        let (servers, refused) = map::editor_servers(&request.mcp_servers);
-        for reason in &refused {
-            tracing::warn!("{reason}");
-        }
+        let resume = match &opening {
+            Opening::Load(id, _) => Some(id.clone()),
+            Opening::New(_) => None,
+        };
+        let mcp_servers = mcp_servers.to_vec();
         let (tx, rx) = mpsc::unbounded_channel();
         let (started_tx, started_rx) = oneshot::channel();
         let (agent, dir) = (self.clone(), workspace.clone());
@@ -250,7 +309,13 @@ impl AgentState {
             match (agent.config.session_options)(&dir) {
                 Ok(mut options) => {
                     // Each runs in a sandbox of its own, under the session's rules for MCP tools.
+                    let (servers, refused) =
+                        map::editor_servers(&mcp_servers, &map::PolicyServers::of(&options.policy));
+                    for reason in &refused {
+                        tracing::warn!("{reason}");
+                    }
                     options.extra_mcp = servers;
+                    options.resume = resume;
                     run_session(options, tx, started_tx);
                 }
                 Err(message) => {
@@ -261,28 +326,80 @@ impl AgentState {
         lock(&self.threads).push(thread);
         let agent = self.clone();
         cx.clone().spawn(async move {
-            let started = started_rx.await;
-            let (id, handle) = match started {
+            let started = match started_rx.await {
                 Ok(Ok(started)) => started,
-                Ok(Err(message)) => return responder.respond_with_error(internal(message)),
-                Err(_) => return responder.respond_with_error(internal("the session did not start".into())),
+                Ok(Err(message)) => {
+                    agent.done_loading(&opening);
+                    return opening.fail(internal(message));
+                }
+                Err(_) => {
+                    agent.done_loading(&opening);
+                    return opening.fail(internal("the session did not start".into()));
+                }
             };
-            let slot = Arc::new(Slot { handle, workspace, turn: Mutex::new(Turn::default()) });
-            agent.pump(id, slot, rx, responder, cx).await
+            let slot = Arc::new(Slot {
+                handle: started.handle.clone(),
+                workspace,
+                modes: started.modes.clone(),
+                turn: Mutex::new(Turn::default()),
+            });
+            agent.pump(started, slot, rx, opening, cx).await
         })
+    }
+
+    /// `session/load`: an earlier session of this workspace, continued.
+    fn load_session(
+        self: &Arc<Self>,
+        request: LoadSessionRequest,
+        responder: Responder<LoadSessionResponse>,
+        cx: ConnectionTo<Client>,
+    ) -> Result<(), agent_client_protocol::Error> {
+        let id = request.session_id.0.to_string();
+        // One process serves a session at a time: its transcript has one writer.
+        if lock(&self.sessions).contains_key(&id) || !lock(&self.loading).insert(id.clone()) {
+            return responder.respond_with_error(invalid_params(format!("session {id} is open already")));
+        }
+        self.open(&request.cwd, &request.mcp_servers, Opening::Load(id, responder), cx)
+    }
+
+    /// A session being loaded is open, or failed to open.
+    fn done_loading(&self, opening: &Opening) {
+        if let Opening::Load(id, _) = opening {
+            lock(&self.loading).remove(id);
+        }
+    }
+
+    /// `session/set_mode`: one of the modes policy allows in the session.
+    fn set_mode(
+        &self,
+        request: SetSessionModeRequest,
+        responder: Responder<SetSessionModeResponse>,
+    ) -> Result<(), agent_client_protocol::Error> {
+        let Some(slot) = lock(&self.sessions).get(&*request.session_id.0).cloned() else {
+            return responder.respond_with_error(invalid_params(format!("no session {}", request.session_id.0)));
+        };
+        let mode = match map::mode_of(&request.mode_id, &slot.modes) {
+            Ok(mode) => mode,
+            Err(message) => return responder.respond_with_error(invalid_params(message)),
+        };
+        if !slot.handle.send(Input::Mode(mode)) {
+            return responder.respond_with_error(internal("the session has ended".into()));
+        }
+        responder.respond(SetSessionModeResponse::new())
     }
 
     /// Turns one session's events into updates, answers and permission
     /// requests, until the session ends.
     async fn pump(
         self: Arc<Self>,
-        id: String,
+        started: Started,
         slot: Arc<Slot>,
         mut rx: mpsc::UnboundedReceiver<FromSession>,
-        created: Responder<NewSessionResponse>,
+        opening: Opening,
         cx: ConnectionTo<Client>,
     ) -> Result<(), agent_client_protocol::Error> {
-        let mut created = Some(created);
+        let Started { id, mode, modes, history, .. } = started;
+        let mut created = Some(opening);
         while let Some(next) = rx.recv().await {
             let event = match next {
                 FromSession::Event(event) => event,
@@ -294,7 +411,8 @@ impl AgentState {
                     tracing::info!(session = %id, "the session ended: {why}");
                     lock(&self.sessions).remove(&id);
                     if let Some(created) = created.take() {
-                        created.respond_with_error(internal(format!("the session ended before it started: {why}")))?;
+                        self.done_loading(&created);
+                        created.fail(internal(format!("the session ended before it started: {why}")))?;
                     }
                     if let Some(responder) = lock(&slot.turn).responder.take() {
                         responder.respond_with_error(internal(format!("the session ended: {why}")))?;
@@ -307,8 +425,22 @@ impl AgentState {
                 match event {
                     SessionEvent::Idle => {
                         lock(&self.sessions).insert(id.clone(), slot.clone());
-                        if let Some(created) = created.take() {
-                            created.respond(NewSessionResponse::new(id.clone()))?;
+                        let state = map::mode_state(mode, &modes);
+                        match created.take() {
+                            Some(Opening::New(responder)) => {
+                                responder.respond(NewSessionResponse::new(id.clone()).modes(state))?
+                            }
+                            Some(opening @ Opening::Load(..)) => {
+                                self.done_loading(&opening);
+                                // The conversation first, then the answer (as the protocol asks).
+                                for update in map::replay(&history, &slot.workspace) {
+                                    cx.send_notification(SessionNotification::new(id.clone(), update))?;
+                                }
+                                if let Opening::Load(_, responder) = opening {
+                                    responder.respond(LoadSessionResponse::new().modes(state))?;
+                                }
+                            }
+                            None => {}
                         }
                     }
                     other => tracing::info!(session = %id, "before the first prompt: {other:?}"),
@@ -375,6 +507,9 @@ impl AgentState {
                 if let Some(responder) = turn.responder.take() {
                     responder.respond(PromptResponse::new(reason))?;
                 }
+            }
+            SessionEvent::Mode(mode) => {
+                update(SessionUpdate::CurrentModeUpdate(CurrentModeUpdate::new(mode.as_str())))?;
             }
             SessionEvent::Notice(text) => tracing::info!(session = %id, "{text}"),
             other => tracing::debug!(session = %id, "{other:?}"),
@@ -490,7 +625,7 @@ impl AgentState {
 fn run_session(
     options: SessionOptions,
     tx: mpsc::UnboundedSender<FromSession>,
-    started: oneshot::Sender<Result<(String, airlock_session::Handle), String>>,
+    started: oneshot::Sender<Result<Started, String>>,
 ) {
     let session = match Session::start(options) {
         Ok(session) => session,
@@ -503,7 +638,15 @@ fn run_session(
         tracing::warn!("{warning}");
     }
     let handle = session.handle();
-    if started.send(Ok((session.info().id.clone(), handle.clone()))).is_err() {
+    let info = session.info();
+    let report = Started {
+        id: info.id.clone(),
+        handle: handle.clone(),
+        mode: info.mode,
+        modes: info.modes.clone(),
+        history: info.history.clone(),
+    };
+    if started.send(Ok(report)).is_err() {
         handle.send(Input::End);
     }
     let events = tx.clone();

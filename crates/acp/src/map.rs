@@ -6,12 +6,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use agent_client_protocol::v1::schema::{
-    ContentBlock, Diff, McpServer, PermissionOption, PermissionOptionKind, RequestPermissionOutcome, StopReason,
-    ToolCallContent, ToolKind,
+    ContentBlock, ContentChunk, Diff, McpServer, PermissionOption, PermissionOptionKind, RequestPermissionOutcome,
+    SessionMode, SessionModeId, SessionModeState, SessionUpdate, StopReason, ToolCall, ToolCallContent,
+    ToolCallLocation, ToolCallStatus, ToolKind,
 };
 use airlock_core::Stop;
 use airlock_mcp::{ServerSpec, Transport};
-use airlock_session::{Answer, ApprovalRequest, Approver, Shown};
+use airlock_model::Message;
+use airlock_session::{Answer, ApprovalRequest, Approver, Mode, Shown};
 use serde_json::Value;
 
 /// The permission options offered for every approval, by id.
@@ -214,27 +216,92 @@ const EDITOR_MCP_CALL: Duration = Duration::from_secs(120);
 /// How long an editor's MCP server may take to start.
 const EDITOR_MCP_START: Duration = Duration::from_secs(30);
 
+/// What the policy says about MCP servers that the editor's must respect.
+#[derive(Debug, Default, Clone)]
+pub struct PolicyServers {
+    /// Every server the policy names, enabled or not: an editor's server
+    /// never takes one of these names (and with it that server's rules).
+    pub names: Vec<String>,
+    /// Managed policy starts only pinned servers: then an editor's server
+    /// starts only when the policy pins its name, and only with that digest.
+    pub pinned_only: bool,
+    /// The pins, by server name.
+    pub pinned: Vec<(String, String)>,
+}
+
+impl PolicyServers {
+    /// What `policy` says.
+    pub fn of(policy: &airlock_policy::Policy) -> PolicyServers {
+        let mcp = &policy.mcp;
+        PolicyServers {
+            names: mcp.servers.iter().map(|s| s.name.clone()).collect(),
+            pinned_only: mcp.pinned_only.value,
+            pinned: mcp.pinned.iter().map(|(name, pin)| (name.clone(), pin.value.clone())).collect(),
+        }
+    }
+}
+
+/// Characters of an editor's server name kept (a policy name has at most 64;
+/// room is left for a `-N` suffix).
+const SERVER_NAME_CHARS: usize = 48;
+
+/// The name an editor's server runs under: what the editor called it, with
+/// every character outside `[A-Za-z0-9-]` made `-` (so that
+/// `mcp__SERVER__TOOL` splits one way), capped; `-2`, `-3`, ... when the
+/// policy or an earlier editor server has that name.
+pub fn server_name(given: &str, taken: &[String]) -> String {
+    let kept: String = given
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .take(SERVER_NAME_CHARS)
+        .collect();
+    let base = kept.trim_matches('-');
+    let base = if base.is_empty() { "editor" } else { base };
+    let mut name = base.to_string();
+    let mut n = 2;
+    while taken.iter().any(|t| t == &name) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
 /// The editor's MCP servers as the session runs them, each in its own
 /// sandbox: stdio ones with the command, arguments and environment the
 /// editor gave, and nothing more (no hosts, no reads or writes beyond the
-/// workspace, no pin); the others refused with the reason (airlock reaches
-/// remote servers only through its broker, which an editor's server list
-/// does not go through yet).
-pub fn editor_servers(servers: &[McpServer]) -> (Vec<ServerSpec>, Vec<String>) {
+/// workspace), under a name of their own ([`server_name`]); the others
+/// refused with the reason (airlock reaches remote servers only through its
+/// broker, which an editor's server list does not go through yet). Under a
+/// managed policy that starts only pinned servers, an editor's server
+/// starts only when its name is pinned, and then only with the pinned digest.
+pub fn editor_servers(servers: &[McpServer], policy: &PolicyServers) -> (Vec<ServerSpec>, Vec<String>) {
     let (mut kept, mut refused) = (Vec::new(), Vec::new());
+    let mut taken = policy.names.clone();
     for server in servers {
         match server {
-            McpServer::Stdio(s) => kept.push(ServerSpec {
-                name: s.name.clone(),
-                transport: Transport::Stdio { command: s.command.display().to_string(), args: s.args.clone() },
-                env: s.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
-                read: Vec::new(),
-                write: Vec::new(),
-                hosts: Vec::new(),
-                digest: None,
-                call_timeout: EDITOR_MCP_CALL,
-                start_timeout: EDITOR_MCP_START,
-            }),
+            McpServer::Stdio(s) => {
+                let name = server_name(&s.name, &taken);
+                let digest = policy.pinned.iter().find(|(n, _)| *n == name).map(|(_, pin)| pin.clone());
+                if policy.pinned_only && digest.is_none() {
+                    refused.push(format!(
+                        "the editor's MCP server {:?} is not started: managed policy starts only the servers it pins",
+                        s.name
+                    ));
+                    continue;
+                }
+                taken.push(name.clone());
+                kept.push(ServerSpec {
+                    name,
+                    transport: Transport::Stdio { command: s.command.display().to_string(), args: s.args.clone() },
+                    env: s.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+                    read: Vec::new(),
+                    write: Vec::new(),
+                    hosts: Vec::new(),
+                    digest,
+                    call_timeout: EDITOR_MCP_CALL,
+                    start_timeout: EDITOR_MCP_START,
+                })
+            }
             McpServer::Http(s) => refused.push(format!(
                 "the editor's MCP server {:?} ({}) is not started: remote MCP servers from an editor are not supported yet",
                 s.name, s.url
@@ -247,6 +314,97 @@ pub fn editor_servers(servers: &[McpServer]) -> (Vec<ServerSpec>, Vec<String>) {
         }
     }
     (kept, refused)
+}
+
+/// What each permission mode means, for the editor's mode picker.
+fn mode_description(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Ask => "Reading is free; edits and commands ask",
+        Mode::Edits => "Edits are free; commands ask",
+        Mode::Plan => "Read-only: edits and commands are refused",
+        Mode::Auto => "What policy allows or asks about runs, sandboxed, without asking",
+    }
+}
+
+/// The session's modes as ACP session modes: the current one and those
+/// policy allows, by airlock's names.
+pub fn mode_state(current: Mode, modes: &[Mode]) -> SessionModeState {
+    let available = modes
+        .iter()
+        .map(|m| SessionMode::new(m.as_str(), m.as_str()).description(mode_description(*m).to_string()))
+        .collect();
+    SessionModeState::new(current.as_str(), available)
+}
+
+/// The mode the editor picked, if policy allows it in this session.
+pub fn mode_of(id: &SessionModeId, modes: &[Mode]) -> Result<Mode, String> {
+    let mode: Mode = id.0.parse().map_err(|e: airlock_policy::UnknownMode| e.to_string())?;
+    if !modes.contains(&mode) {
+        let allowed: Vec<&str> = modes.iter().map(|m| m.as_str()).collect();
+        return Err(format!("policy does not allow the {mode} mode (allowed: {})", allowed.join(", ")));
+    }
+    Ok(mode)
+}
+
+/// What the person wrote, without the note airlock put before it for the
+/// model (`[airlock: plan mode. ...]`).
+fn person_text(text: &str) -> &str {
+    match text.strip_prefix("[airlock: ").and_then(|rest| rest.split_once("]\n\n")) {
+        Some((_, typed)) => typed,
+        None => text,
+    }
+}
+
+/// A loaded session's conversation as the editor is shown it again: the
+/// person's messages, the model's, and each tool call as it ended (with its
+/// diff when it was an edit that succeeded, and its result's preview).
+/// Instructions are not shown.
+pub fn replay(history: &[Message], workspace: &Path) -> Vec<SessionUpdate> {
+    let results: std::collections::HashMap<&str, (&str, bool)> = history
+        .iter()
+        .filter_map(|m| match m {
+            Message::ToolResult { call_id, content, is_error } => {
+                Some((call_id.as_str(), (content.as_str(), *is_error)))
+            }
+            _ => None,
+        })
+        .collect();
+    let chunk = |text: &str| ContentChunk::new(ContentBlock::from(text.to_string()));
+    let mut updates = Vec::new();
+    for message in history {
+        match message {
+            Message::User(text) => updates.push(SessionUpdate::UserMessageChunk(chunk(person_text(text)))),
+            Message::Assistant { text, tool_calls, .. } => {
+                if !text.is_empty() {
+                    updates.push(SessionUpdate::AgentMessageChunk(chunk(text)));
+                }
+                for call in tool_calls {
+                    let (status, mut content) = match results.get(call.id.as_str()) {
+                        Some((_, true)) => (ToolCallStatus::Failed, Vec::new()),
+                        Some((_, false)) => {
+                            let diff = diff_from_arguments(workspace, &call.name, &call.arguments);
+                            (ToolCallStatus::Completed, diff.map(ToolCallContent::Diff).into_iter().collect())
+                        }
+                        None => (ToolCallStatus::Failed, vec![text_content("no result (the turn was stopped)".into())]),
+                    };
+                    if let Some((result, _)) = results.get(call.id.as_str()) {
+                        content.push(text_content(preview(result)));
+                    }
+                    let mut update = ToolCall::new(call.id.clone(), tool_title(&call.name, &call.arguments))
+                        .kind(tool_kind(&call.name))
+                        .status(status)
+                        .raw_input(call.arguments.clone())
+                        .content(content);
+                    if let Some(path) = tool_path(&call.name, &call.arguments) {
+                        update = update.locations(vec![ToolCallLocation::new(workspace.join(path))]);
+                    }
+                    updates.push(SessionUpdate::ToolCall(update));
+                }
+            }
+            Message::System(_) | Message::ToolResult { .. } => {}
+        }
+    }
+    updates
 }
 
 #[cfg(test)]
@@ -335,7 +493,7 @@ mod tests {
     fn editor_mcp_servers_over_stdio_are_kept_and_remote_ones_refused() {
         let stdio = McpServer::Stdio(McpServerStdio::new("fs", "/usr/bin/mcp-fs").args(vec!["--ro".to_string()]));
         let http = McpServer::Http(McpServerHttp::new("remote", "https://example.com/mcp"));
-        let (kept, refused) = editor_servers(&[stdio, http]);
+        let (kept, refused) = editor_servers(&[stdio, http], &PolicyServers::default());
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].name, "fs");
         assert_eq!(
@@ -345,5 +503,96 @@ mod tests {
         assert!(kept[0].hosts.is_empty() && kept[0].read.is_empty() && kept[0].write.is_empty());
         assert_eq!(refused.len(), 1);
         assert!(refused[0].contains("remote"), "{}", refused[0]);
+    }
+
+    #[test]
+    fn an_editor_server_never_takes_a_policy_servers_name_or_one_that_splits_two_ways() {
+        let taken = vec!["github".to_string(), "github-2".to_string()];
+        assert_eq!(server_name("github", &taken), "github-3");
+        assert_eq!(server_name("my_server", &[]), "my-server");
+        assert_eq!(server_name("a__b", &[]), "a--b");
+        assert_eq!(server_name("Context 7!", &[]), "Context-7");
+        assert_eq!(server_name("___", &[]), "editor");
+        assert_eq!(server_name(&"x".repeat(100), &[]).len(), SERVER_NAME_CHARS);
+        let policy = PolicyServers { names: taken, ..PolicyServers::default() };
+        let two = [
+            McpServer::Stdio(McpServerStdio::new("github", "/bin/a")),
+            McpServer::Stdio(McpServerStdio::new("github", "/bin/b")),
+        ];
+        let (kept, _) = editor_servers(&two, &policy);
+        let names: Vec<&str> = kept.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["github-3", "github-4"]);
+    }
+
+    #[test]
+    fn under_pinned_only_an_editor_server_starts_only_pinned_and_with_the_pin() {
+        let policy = PolicyServers {
+            names: vec![],
+            pinned_only: true,
+            pinned: vec![("fs".to_string(), "sha256:ab".to_string())],
+        };
+        let servers = [
+            McpServer::Stdio(McpServerStdio::new("fs", "/bin/fs")),
+            McpServer::Stdio(McpServerStdio::new("x", "/bin/x")),
+        ];
+        let (kept, refused) = editor_servers(&servers, &policy);
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].name.as_str(), kept[0].digest.as_deref()), ("fs", Some("sha256:ab")));
+        assert_eq!(refused.len(), 1);
+        assert!(refused[0].contains("pins"), "{}", refused[0]);
+    }
+
+    #[test]
+    fn modes_are_offered_as_policy_allows_and_only_those_are_taken() {
+        let state = mode_state(Mode::Ask, &[Mode::Ask, Mode::Plan]);
+        assert_eq!(&*state.current_mode_id.0, "ask");
+        let ids: Vec<&str> = state.available_modes.iter().map(|m| &*m.id.0).collect();
+        assert_eq!(ids, ["ask", "plan"]);
+        assert_eq!(mode_of(&SessionModeId::new("plan"), &[Mode::Ask, Mode::Plan]), Ok(Mode::Plan));
+        assert!(mode_of(&SessionModeId::new("auto"), &[Mode::Ask, Mode::Plan]).unwrap_err().contains("does not allow"));
+        assert!(mode_of(&SessionModeId::new("yolo"), &Mode::ALL).unwrap_err().contains("unknown permission mode"));
+    }
+
+    #[test]
+    fn a_loaded_conversation_is_replayed_without_instructions_and_with_each_call_as_it_ended() {
+        use airlock_model::ToolCall as Call;
+        let call = |id: &str, name: &str, arguments: Value| Call {
+            id: id.into(),
+            name: name.into(),
+            raw_arguments: arguments.to_string(),
+            arguments,
+        };
+        let history = vec![
+            Message::System("you are airlock".into()),
+            Message::User("[airlock: plan mode. Propose a plan.]\n\nfix a.txt".into()),
+            Message::Assistant {
+                text: "Editing.".into(),
+                thinking: vec![],
+                tool_calls: vec![
+                    call("c1", "edit_file", json!({"path": "a.txt", "old_string": "a", "new_string": "b"})),
+                    call("c2", "run_command", json!({"command": "false"})),
+                    call("c3", "read_file", json!({"path": "b.txt"})),
+                ],
+            },
+            Message::ToolResult { call_id: "c1".into(), content: "edited".into(), is_error: false },
+            Message::ToolResult { call_id: "c2".into(), content: "exit 1".into(), is_error: true },
+            Message::Assistant { text: "Done.".into(), thinking: vec![], tool_calls: vec![] },
+        ];
+        let updates = replay(&history, Path::new("/w"));
+        let text = |c: &ContentChunk| match &c.content {
+            ContentBlock::Text(t) => t.text.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(updates.len(), 6, "{updates:#?}");
+        assert!(matches!(&updates[0], SessionUpdate::UserMessageChunk(c) if text(c) == "fix a.txt"));
+        assert!(matches!(&updates[1], SessionUpdate::AgentMessageChunk(c) if text(c) == "Editing."));
+        let SessionUpdate::ToolCall(edit) = &updates[2] else { panic!("{:?}", updates[2]) };
+        assert_eq!((edit.status, edit.kind), (ToolCallStatus::Completed, ToolKind::Edit));
+        assert!(matches!(&edit.content[0], ToolCallContent::Diff(d) if d.new_text == "b"));
+        let SessionUpdate::ToolCall(failed) = &updates[3] else { panic!() };
+        assert_eq!(failed.status, ToolCallStatus::Failed);
+        let SessionUpdate::ToolCall(stopped) = &updates[4] else { panic!() };
+        assert_eq!(stopped.status, ToolCallStatus::Failed);
+        assert!(matches!(&updates[5], SessionUpdate::AgentMessageChunk(c) if text(c) == "Done."));
     }
 }

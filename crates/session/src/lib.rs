@@ -403,6 +403,15 @@ impl Session {
         let scanner = Arc::new(airlock_redact::Scanner::builtin());
         let (mut specs, mut mcp_refused) = mcp::specs_from_policy(&policy, &workspace);
         specs.extend(extra_mcp);
+        // The editor's servers are not in the policy: their tools are decided
+        // by the built-in default (read-only ones allow, the others ask), not
+        // denied as an unknown server. The policy's servers have their rules.
+        for spec in &specs {
+            if !rules.mcp.iter().any(|r| r.server == spec.name) {
+                let server = spec.name.clone();
+                rules.mcp.push(airlock_core::decide::McpServerRules { server, tools: Vec::new(), default: None });
+            }
+        }
         let mut mcp_events: Vec<Event> = mcp_refused
             .iter()
             .map(|(server, why)| Event::McpServer {
