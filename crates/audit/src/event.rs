@@ -249,6 +249,38 @@ pub enum Event {
         /// Wall-clock milliseconds.
         duration_ms: u64,
     },
+    /// One HTTP exchange with a remote MCP server (streamable HTTP), made by
+    /// the supervisor: recorded before the request is sent (nothing is sent
+    /// unless this is kept), and again when its answer ended.
+    McpHttp {
+        /// The server (as configured).
+        server: String,
+        /// Where: the URL without its query or user information.
+        url: String,
+        /// `request` (before it is sent) or `response` (its answer).
+        direction: String,
+        /// The HTTP method (`POST`, `DELETE`).
+        method: String,
+        /// The JSON-RPC method sent (`initialize`, `tools/call`), when there is one.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        rpc: String,
+        /// Bytes of the body (a request's after redaction).
+        bytes: u64,
+        /// SHA-256 of the body (a request's after redaction).
+        sha256: String,
+        /// The answer's HTTP status (0 for a request, or when there was no answer).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        status: u64,
+        /// Secrets replaced in the request before it was sent.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        redactions: Vec<RedactionNote>,
+        /// Milliseconds from sending to the answer's last byte.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        duration_ms: u64,
+        /// How the answer ended: `complete`, or what went wrong.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        outcome: String,
+    },
     /// A record from outside (`airlock audit append`: hooks, CI pipelines).
     External {
         /// Who sent it.
@@ -279,6 +311,7 @@ impl Event {
             Event::WitnessRefused { .. } => "witness_refused",
             Event::McpServer { .. } => "mcp_server",
             Event::McpResult { .. } => "mcp_result",
+            Event::McpHttp { .. } => "mcp_http",
             Event::External { .. } => "external",
         }
     }

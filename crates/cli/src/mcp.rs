@@ -102,6 +102,7 @@ pub fn run(args: McpArgs) -> Result<ExitCode> {
                 &cx.workspace,
                 &run_dir,
                 std::time::Duration::from_secs(spec.start_timeout.as_secs() + 60),
+                Some((handle.clone(), session.clone())),
             );
             let (hub, _) = Hub::start(std::slice::from_ref(&spec), &launcher);
             let events: Vec<_> = hub.take_events().into_iter().map(airlock_session::mcp::record).collect();
@@ -114,6 +115,8 @@ pub fn run(args: McpArgs) -> Result<ExitCode> {
             let recorded = handle.append(&session, events);
             let tools = hub.tools();
             hub.shutdown();
+            // The launcher records through a handle too: the writer closes once every handle is gone.
+            drop(launcher);
             drop(handle);
             let _ = std::fs::remove_dir_all(&run_dir);
             writer.close().map_err(|e| anyhow!(e))?;

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams, Implementation, JsonObject,
-    ReadResourceRequestParams,
+    ProtocolVersion, ReadResourceRequestParams,
 };
 use rmcp::service::{RoleClient, RunningService, ServiceError, serve_client};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::egress;
+use crate::http;
 use crate::launch::{self, Places};
 use crate::lines::LimitedLines;
 use crate::{CallOutcome, Launcher, McpError, McpTool, ServerEvent, ServerSpec, Transport, digest_of, names, render};
@@ -428,20 +430,14 @@ async fn start_one(
     names::check_server_name(&spec.name)?;
     let (command, args) = match &spec.transport {
         Transport::Stdio { command, args } => (command.clone(), args.clone()),
-        Transport::Http { .. } => {
-            return Err(McpError::NotSupported {
-                server: spec.name.clone(),
-                what: "a remote (HTTP) server".into(),
-                hint: "run it as a stdio server (command and args)".into(),
-            });
-        }
+        Transport::Http { url } => return start_remote(spec.clone(), url.clone(), launcher, events).await,
     };
     if !spec.hosts.is_empty() {
-        return Err(McpError::NotSupported {
-            server: spec.name.clone(),
-            what: format!("network access (hosts = {:?})", spec.hosts),
-            hint: "remove `hosts`: servers run without network for now".into(),
-        });
+        // Its connections go through a proxy of its own, each on the record: no record, no network.
+        if launcher.record.is_none() {
+            return Err(egress::no_record(&spec.name, &spec.hosts));
+        }
+        egress::check_hosts(&spec.name, &spec.hosts)?;
     }
     let (name, workspace) = (spec.name.clone(), launcher.workspace.clone());
     let pinned = spec.clone();
@@ -466,10 +462,20 @@ async fn start_one(
         stderr: Mutex::new(VecDeque::new()),
         events: events.clone(),
     });
+    let proxy = match spec.hosts.is_empty() {
+        true => None,
+        false => Some(egress::start(
+            &spec.name,
+            &spec.hosts,
+            &places.egress,
+            launcher,
+            until_stopped(state.stopped.subscribe()),
+        )?),
+    };
     let mut child = tokio::process::Command::new(&launcher.exe)
         .args(launch::sandbox_args(&spec, launcher, &places, &exe, &args))
         .current_dir(&places.work)
-        .envs(&spec.env)
+        .envs(launch::server_env(&spec))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -487,7 +493,8 @@ async fn start_one(
     };
     let stderr_task = tokio::spawn(keep_stderr(stderr, state.clone()));
     tokio::spawn(record_lookups(dns, state.clone()));
-    let monitor = tokio::spawn(watch_child(child, state.clone(), stderr_task));
+    // Its proxy (if it has one) ends with it, its last records kept before the monitor ends.
+    let monitor = tokio::spawn(egress::then_proxy(watch_child(child, state.clone(), stderr_task), proxy));
 
     let told = state.clone();
     let stdout = LimitedLines::new(
@@ -527,7 +534,82 @@ async fn start_one(
             });
         }
     };
+    Ok(offer(&spec, client, tools, state, digest, monitor))
+}
 
+/// A remote server: reached over streamable HTTP from this process, each
+/// exchange checked, redacted, recorded and capped ([`crate::http`]).
+async fn start_remote(
+    spec: ServerSpec,
+    url: String,
+    launcher: &Launcher,
+    events: Arc<Mutex<Vec<ServerEvent>>>,
+) -> Result<Started, McpError> {
+    if spec.digest.is_some() {
+        return Err(McpError::NotSupported {
+            server: spec.name.clone(),
+            what: "a pin (digest) of a remote (url) server".into(),
+            hint: "only stdio servers can be pinned: what runs behind a URL cannot be seen from here".into(),
+        });
+    }
+    let state = Arc::new(State {
+        name: spec.name.clone(),
+        stopped: watch::Sender::new(None),
+        started: AtomicBool::new(false),
+        received: Arc::new(AtomicU64::new(0)),
+        stderr: Mutex::new(VecDeque::new()),
+        events,
+    });
+    let told = state.clone();
+    let watch = http::Watch {
+        received: state.received.clone(),
+        stopped: state.stopped.subscribe(),
+        stop: Arc::new(move |reason| {
+            told.stop(reason, true);
+        }),
+    };
+    let remote = http::Remote::new(&spec, &url, launcher.record.clone(), watch)?;
+    // 2025-11-25: the newest version with an `initialize` handshake, which servers of today speak.
+    let config =
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("airlock", env!("CARGO_PKG_VERSION")))
+            .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE);
+    let handshake = async {
+        let client = remote.connect(config).await?;
+        let tools = client.list_all_tools().await.map_err(|e| format!("tools/list failed: {e}"))?;
+        Ok::<_, String>((client, tools))
+    };
+    let (client, tools) = match tokio::time::timeout(spec.start_timeout, handshake).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(reason)) => {
+            let why = state.reason().unwrap_or(reason);
+            state.stop(why.clone(), false);
+            return Err(McpError::Start { server: spec.name.clone(), reason: why });
+        }
+        Err(_) => {
+            state.stop("it did not start in time".into(), false);
+            let secs = spec.start_timeout.as_secs();
+            return Err(McpError::StartTimeout { server: spec.name.clone(), secs, stderr: String::new() });
+        }
+    };
+    // A stop ends its connection (rmcp's worker, and with it any exchange in progress).
+    let (ended, stopped) = (client.cancellation_token(), state.stopped.subscribe());
+    let monitor = tokio::spawn(async move {
+        until_stopped(stopped).await;
+        ended.cancel();
+    });
+    Ok(offer(&spec, client, tools, state, String::new(), monitor))
+}
+
+/// What a started server offers (its tools within the caps, its resources
+/// and prompts as tools), and the server as the hub keeps it.
+fn offer(
+    spec: &ServerSpec,
+    client: RunningService<RoleClient, ClientConfig>,
+    tools: Vec<rmcp::model::Tool>,
+    state: Arc<State>,
+    digest: String,
+    monitor: tokio::task::JoinHandle<()>,
+) -> Started {
     let mut offered = Vec::new();
     let mut refused_tools = Vec::new();
     for tool in tools {
@@ -596,7 +678,7 @@ async fn start_one(
         call_timeout: spec.call_timeout,
         monitor: Mutex::new(Some(monitor)),
     };
-    Ok(Started { server, digest, tools: offered, refused_tools })
+    Started { server, digest, tools: offered, refused_tools }
 }
 
 fn no_args() -> Value {

@@ -17,12 +17,14 @@ pub(crate) struct Places {
     pub(crate) work: PathBuf,
     /// `RUN_DIR/mcp/NAME/dns.sock`: where the names it looks up are sent.
     pub(crate) dns: PathBuf,
+    /// `RUN_DIR/mcp/NAME/egress.sock`: its egress proxy (a server with `hosts`).
+    pub(crate) egress: PathBuf,
 }
 
 impl Places {
     pub(crate) fn of(launcher: &Launcher, server: &str) -> Places {
         let base = launcher.run_dir.join("mcp").join(server);
-        Places { work: base.join("work"), dns: base.join("dns.sock") }
+        Places { work: base.join("work"), dns: base.join("dns.sock"), egress: base.join("egress.sock") }
     }
 }
 
@@ -97,6 +99,16 @@ pub(crate) fn needed_reads(exe: &Path, args: &[String]) -> Vec<PathBuf> {
     reads
 }
 
+/// The environment a server gets: its configuration's, and for a server
+/// with `hosts` the proxy's variables over it.
+pub(crate) fn server_env(spec: &ServerSpec) -> std::collections::BTreeMap<String, String> {
+    let mut env = spec.env.clone();
+    if !spec.hosts.is_empty() {
+        env.extend(crate::egress::proxy_env());
+    }
+    env
+}
+
 /// `airlock sandbox ...` for one server (the arguments after the airlock binary).
 pub(crate) fn sandbox_args(
     spec: &ServerSpec,
@@ -124,9 +136,16 @@ pub(crate) fn sandbox_args(
         out.push("--write".into());
         out.push(dir.into());
     }
-    for name in spec.env.keys() {
+    for name in server_env(spec).keys() {
         out.push("--env".into());
         out.push(name.into());
+    }
+    if !spec.hosts.is_empty() {
+        // Its one way out: TCP to this port inside, carried to its proxy.
+        let mut bridge = OsString::from(format!("{}=", crate::egress::PROXY_PORT));
+        bridge.push(&places.egress);
+        out.push("--bridge".into());
+        out.push(bridge);
     }
     out.push("--dns-log".into());
     out.push(places.dns.clone().into());
@@ -189,12 +208,7 @@ mod tests {
             call_timeout: Duration::from_secs(1),
             start_timeout: Duration::from_secs(1),
         };
-        let launcher = Launcher {
-            exe: "/x/airlock".into(),
-            workspace: "/ws".into(),
-            run_dir: "/run/r".into(),
-            lifetime: Duration::from_secs(3600),
-        };
+        let launcher = Launcher::new("/x/airlock".into(), "/ws".into(), "/run/r".into(), Duration::from_secs(3600));
         let places = Places::of(&launcher, "s");
         let args = vec![script.to_str().unwrap().to_string(), "-v".to_string()];
         let line: Vec<String> = sandbox_args(&spec, &launcher, &places, Path::new("/usr/bin/python3"), &args)
@@ -227,6 +241,45 @@ mod tests {
         assert_eq!(&line[..want.len()], &want[..]);
         assert_eq!(&line[want.len()..], &args[..]);
         assert!(!line.iter().any(|a| a.contains("secret-value")), "a secret's value is never on the command line");
+    }
+
+    #[test]
+    fn a_server_with_hosts_gets_the_bridge_to_its_proxy_and_the_proxy_environment() {
+        let mut spec = ServerSpec {
+            name: "gh".into(),
+            transport: Transport::Stdio { command: "python3".into(), args: vec![] },
+            env: [("HTTPS_PROXY".to_string(), "http://elsewhere:1".to_string())].into(),
+            read: vec![],
+            write: vec![],
+            hosts: vec!["api.github.com".into()],
+            digest: None,
+            call_timeout: Duration::from_secs(1),
+            start_timeout: Duration::from_secs(1),
+        };
+        let launcher = Launcher::new("/x/airlock".into(), "/ws".into(), "/run/r".into(), Duration::from_secs(60));
+        let places = Places::of(&launcher, "gh");
+        let line = |spec: &ServerSpec| -> Vec<String> {
+            sandbox_args(spec, &launcher, &places, Path::new("/usr/bin/python3"), &[])
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect()
+        };
+        let with = line(&spec);
+        let at = with.iter().position(|a| a == "--bridge").expect("a bridge");
+        assert_eq!(with[at + 1], "3128=/run/r/mcp/gh/egress.sock");
+        assert_eq!(with.iter().filter(|a| *a == "--bridge").count(), 1);
+        assert!(with.windows(2).any(|w| w == ["--net", "none"]), "no network of its own: {with:?}");
+        for name in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"] {
+            assert!(with.windows(2).any(|w| w[0] == "--env" && w[1] == name), "{name} passed: {with:?}");
+        }
+        // The proxy wins over the configuration's own value.
+        assert_eq!(server_env(&spec)["HTTPS_PROXY"], "http://127.0.0.1:3128");
+        assert_eq!(server_env(&spec)["NO_PROXY"], "");
+
+        spec.hosts.clear();
+        let without = line(&spec);
+        assert!(!without.iter().any(|a| a == "--bridge" || a == "HTTP_PROXY"), "{without:?}");
+        assert_eq!(server_env(&spec)["HTTPS_PROXY"], "http://elsewhere:1");
     }
 
     #[test]

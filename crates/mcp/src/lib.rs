@@ -31,12 +31,12 @@
 //!     call_timeout: Duration::from_secs(60),
 //!     start_timeout: Duration::from_secs(30),
 //! };
-//! let launcher = Launcher {
-//!     exe: "/usr/bin/airlock".into(),
-//!     workspace: "/src/app".into(),
-//!     run_dir: "/run/user/1000/airlock/s1".into(),
-//!     lifetime: Duration::from_secs(3600),
-//! };
+//! let launcher = Launcher::new(
+//!     "/usr/bin/airlock".into(),
+//!     "/src/app".into(),
+//!     "/run/user/1000/airlock/s1".into(),
+//!     Duration::from_secs(3600),
+//! );
 //! let (hub, errors) = Hub::start(&[spec], &launcher);
 //! for tool in hub.tools() {
 //!     println!("{}: {}", tool.name, tool.description);
@@ -48,7 +48,9 @@
 #![deny(missing_docs)]
 
 mod digest;
+mod egress;
 mod error;
+mod http;
 mod hub;
 mod launch;
 mod lines;
@@ -60,6 +62,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use digest::digest_of;
+#[doc(hidden)]
+pub use egress::EgressForTests;
+pub use egress::{PROXY_PORT, Record};
 pub use error::McpError;
 pub use hub::{Hub, Interrupter};
 
@@ -76,7 +81,8 @@ pub struct ServerSpec {
     pub read: Vec<PathBuf>,
     /// Folders it may write besides its own private folder.
     pub write: Vec<PathBuf>,
-    /// Hosts it may reach through the egress proxy (not supported yet: a spec with hosts is refused).
+    /// Hosts it may reach through an egress proxy of its own (`api.example.com`, `*.example.com`),
+    /// each connection on the record ([`Launcher::record`]; without it a spec with hosts is refused).
     pub hosts: Vec<String>,
     /// A pin, `sha256:HEX` as [`digest_of`] computes it: the server is refused when it differs.
     pub digest: Option<String>,
@@ -96,15 +102,24 @@ pub enum Transport {
         /// Its arguments.
         args: Vec<String>,
     },
-    /// A remote server over streamable HTTP (not supported yet: refused).
+    /// A remote server over MCP streamable HTTP, reached from this process
+    /// (the supervisor) alone: each exchange with it redacted, on the record
+    /// ([`Launcher::record`]) before it is sent, and capped
+    /// ([`MAX_CALL_BYTES`], `call_timeout`); no redirect is followed. Without
+    /// a record it is refused. Its `env` holds its credential:
+    /// `AUTHORIZATION` is sent as the `Authorization` header and each
+    /// `HEADER_<NAME>` as the header `<name>` (`HEADER_X_API_KEY` is
+    /// `x-api-key`); no other name is accepted, and none is ever recorded or
+    /// logged. `read`, `write`, `hosts` and `digest` mean nothing for it and
+    /// are refused.
     Http {
-        /// Its URL.
+        /// Its URL: `https://`, or `http://` to loopback (`127.0.0.1`, `localhost`, `::1`).
         url: String,
     },
 }
 
 /// Where and with what servers are started.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Launcher {
     /// The airlock binary (its `sandbox` subcommand runs each server).
     pub exe: PathBuf,
@@ -115,6 +130,33 @@ pub struct Launcher {
     /// How long a server may live (the session's own limit): its sandbox's
     /// timeout, which otherwise is the policy's limit for one command.
     pub lifetime: Duration,
+    /// Keeps the connections of servers with `hosts` on the session's record
+    /// (`egress_open` before each is made, `egress_close`, `blocked_egress`);
+    /// `None` refuses every server with `hosts`.
+    pub record: Option<Record>,
+    /// For tests only (production leaves it `None`).
+    #[doc(hidden)]
+    pub egress_for_tests: Option<EgressForTests>,
+}
+
+impl Launcher {
+    /// A launcher that keeps no record (servers with `hosts` are refused).
+    pub fn new(exe: PathBuf, workspace: PathBuf, run_dir: PathBuf, lifetime: Duration) -> Launcher {
+        Launcher { exe, workspace, run_dir, lifetime, record: None, egress_for_tests: None }
+    }
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher")
+            .field("exe", &self.exe)
+            .field("workspace", &self.workspace)
+            .field("run_dir", &self.run_dir)
+            .field("lifetime", &self.lifetime)
+            .field("record", &self.record.as_ref().map(|_| "..."))
+            .field("egress_for_tests", &self.egress_for_tests)
+            .finish()
+    }
 }
 
 /// A tool offered to the model.

@@ -436,7 +436,13 @@ impl Session {
         };
         let mut session_mcp = mcp::SessionMcp::start(
             &specs,
-            &mcp::launcher(&exe, &workspace, &mcp_dir, std::time::Duration::from_secs(timeout_secs)),
+            &mcp::launcher(
+                &exe,
+                &workspace,
+                &mcp_dir,
+                std::time::Duration::from_secs(timeout_secs),
+                Some((audit.clone(), id.clone())),
+            ),
             scanner.clone(),
         );
         if let Some(started) = session_mcp.as_mut() {

@@ -230,7 +230,22 @@ pub fn record(event: ServerEvent) -> Event {
     }
 }
 
-/// The launcher for a session's servers.
-pub fn launcher(exe: &Path, workspace: &Path, run_dir: &Path, lifetime: Duration) -> Launcher {
-    Launcher { exe: exe.to_path_buf(), workspace: workspace.to_path_buf(), run_dir: run_dir.to_path_buf(), lifetime }
+/// The launcher for a session's servers: what a server sends out (through
+/// its egress proxy, or to a remote server) goes on the session's record,
+/// each exchange before it is made; without `audit`, servers with hosts and
+/// remote servers are refused.
+pub fn launcher(
+    exe: &Path,
+    workspace: &Path,
+    run_dir: &Path,
+    lifetime: Duration,
+    audit: Option<(airlock_audit::writer::AuditHandle, String)>,
+) -> Launcher {
+    let mut launcher = Launcher::new(exe.to_path_buf(), workspace.to_path_buf(), run_dir.to_path_buf(), lifetime);
+    if let Some((audit, session)) = audit {
+        let record: airlock_mcp::Record =
+            Arc::new(move |event| audit.append(&session, vec![event]).map(|_| ()).map_err(|e| e.to_string()));
+        launcher.record = Some(record);
+    }
+    launcher
 }

@@ -49,6 +49,10 @@ TOOLS = [
     {"name": "write_file", "description": "Write a file.", "inputSchema": obj(["path", "text"], ["path"])},
     {"name": "connect", "description": "Open a TCP connection.", "inputSchema": obj(["host", "port"], ["port"])},
     {"name": "resolve", "description": "Look a host name up.", "inputSchema": obj(["host"], ["host"])},
+    {"name": "fetch_url", "description": "GET a URL (through the proxy its environment names).",
+     "inputSchema": obj(["url"], ["url"])},
+    {"name": "tunnel_get", "description": "GET a path through a CONNECT tunnel of the proxy (as HTTPS would).",
+     "inputSchema": obj(["host", "port", "path"], ["host", "port"])},
     {"name": "misbehave", "description": "Misbehaves in the server's mode.", "inputSchema": obj([])},
     {"name": "image", "description": "An image and structured content.", "inputSchema": obj([])},
 ]
@@ -98,6 +102,28 @@ def call(rid, name, args):
             return result(rid, text(str(socket.getaddrinfo(args["host"], 443)[0][4])))
         except OSError as e:
             return result(rid, text(f"cannot resolve: {e}", True))
+    if name == "fetch_url":
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(args["url"], timeout=5) as reply:
+                return result(rid, text(f"{reply.status} " + reply.read().decode("utf-8", "replace")))
+        except urllib.error.HTTPError as e:
+            return result(rid, text(f"cannot fetch: {e.code} " + e.read().decode("utf-8", "replace"), True))
+        except (OSError, ValueError) as e:
+            return result(rid, text(f"cannot fetch: {e}", True))
+    if name == "tunnel_get":
+        import http.client
+        import urllib.parse
+        proxy = urllib.parse.urlsplit(os.environ.get("HTTPS_PROXY", ""))
+        try:
+            conn = http.client.HTTPConnection(proxy.hostname, proxy.port, timeout=5)
+            conn.set_tunnel(args["host"], int(args["port"]))
+            conn.request("GET", args.get("path", "/"))
+            reply = conn.getresponse()
+            return result(rid, text(f"{reply.status} " + reply.read().decode("utf-8", "replace")))
+        except (OSError, ValueError, http.client.HTTPException) as e:
+            return result(rid, text(f"cannot fetch: {e}", True))
     if name == "image":
         return result(rid, {"content": [{"type": "image", "data": "aGVsbG8=", "mimeType": "image/png"}],
                             "structuredContent": {"ok": True}})

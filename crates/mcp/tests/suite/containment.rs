@@ -93,7 +93,7 @@ fn unsupported_transports_and_hosts_are_refused_clearly() {
         "{}",
         errors[0]
     );
-    assert!(errors[1].starts_with("MCP server remote: a remote (HTTP) server is not supported yet"), "{}", errors[1]);
+    assert!(errors[1].contains("a remote server needs the session's record"), "{}", errors[1]);
     assert!(errors[2].contains("\"../x\"") && errors[2].contains("only letters, digits"), "{}", errors[2]);
     assert_eq!(hub.call("mcp__ok__echo", &json!({"text": "on"})).unwrap().text, "on");
     let refused = hub.take_events().iter().filter(|e| matches!(e, ServerEvent::Refused { .. })).count();

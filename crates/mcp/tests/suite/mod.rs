@@ -1,5 +1,7 @@
 mod containment;
+mod egress;
 mod hostile;
+mod http;
 mod pin;
 mod support;
 mod working;

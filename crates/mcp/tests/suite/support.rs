@@ -43,8 +43,7 @@ impl Session {
         let run_dir = dir.path().join("run");
         std::fs::create_dir_all(&workspace).unwrap();
         std::fs::create_dir_all(&run_dir).unwrap();
-        let launcher =
-            Launcher { exe: airlock_bin(), workspace, run_dir, lifetime: std::time::Duration::from_secs(3600) };
+        let launcher = Launcher::new(airlock_bin(), workspace, run_dir, std::time::Duration::from_secs(3600));
         Session { dir, launcher }
     }
 }
