@@ -225,6 +225,10 @@ pub struct Report {
     pub tool_calls: Vec<ToolCalls>,
     /// Commands that ran, in order.
     pub commands: Vec<CommandRun>,
+    /// The session's MCP servers, in the order they were first recorded:
+    /// started, refused or stopped, and what their calls returned. Empty
+    /// when the session had none.
+    pub mcp_servers: Vec<McpServerRun>,
     /// Files written, in order.
     pub file_changes: Vec<FileChange>,
     /// Actions refused for breaking policy, in order.
@@ -611,6 +615,134 @@ pub struct UnreadableEntry {
     pub problem: String,
 }
 
+/// One MCP server of the session, from its `mcp_server` records, the
+/// `mcp_result` of each call to it and the name lookups it was refused.
+/// Its name and every reason come from a third-party program.
+#[derive(Debug, Clone, Serialize)]
+pub struct McpServerRun {
+    /// Its name, as configured.
+    pub server: String,
+    /// What became of it last: `started`, `stopped`, `refused`, or
+    /// `unknown` when only its calls or lookups were recorded.
+    pub state: String,
+    /// `sha256:…` of what ran (empty when none was recorded).
+    pub digest: String,
+    /// The tools it offered when it started.
+    pub tools: Vec<String>,
+    /// Why it was refused (not started), when it was.
+    pub refused: Option<String>,
+    /// Why it was stopped, when it was.
+    pub stopped: Option<String>,
+    /// Tools it offered that were not passed on to the model, and why.
+    pub tools_refused: Vec<String>,
+    /// Records of an action this airlock does not know, as `ACTION: detail`.
+    pub notes: Vec<String>,
+    /// Calls that returned (or failed).
+    pub calls: u64,
+    /// Of them failed (the server said so, or it was stopped).
+    pub errors: u64,
+    /// Bytes of results the model got (after redaction).
+    pub result_bytes: u64,
+    /// Secrets replaced in its results before the model saw them, by rule.
+    pub redactions: Vec<RedactionCount>,
+    /// Name lookups it tried and was refused (it has no network).
+    pub lookups_refused: u64,
+    /// The names it tried to look up, each once.
+    pub lookup_hosts: Vec<String>,
+}
+
+impl McpServerRun {
+    fn new(server: String) -> McpServerRun {
+        McpServerRun {
+            server,
+            state: "unknown".into(),
+            digest: String::new(),
+            tools: Vec::new(),
+            refused: None,
+            stopped: None,
+            tools_refused: Vec::new(),
+            notes: Vec::new(),
+            calls: 0,
+            errors: 0,
+            result_bytes: 0,
+            redactions: Vec::new(),
+            lookups_refused: 0,
+            lookup_hosts: Vec::new(),
+        }
+    }
+
+    /// Replacements in its results, over every rule.
+    fn redacted(&self) -> u64 {
+        self.redactions.iter().map(|r| r.count).sum()
+    }
+
+    /// Why it is not running, or what was held back from it, in one line.
+    fn why(&self) -> String {
+        let mut why: Vec<String> = Vec::new();
+        if let Some(r) = &self.refused {
+            why.push(format!("refused: {r}"));
+        }
+        if let Some(r) = &self.stopped {
+            why.push(format!("stopped: {r}"));
+        }
+        why.extend(self.tools_refused.iter().map(|t| format!("tool not offered: {t}")));
+        why.extend(self.notes.iter().cloned());
+        why.join("; ")
+    }
+}
+
+/// An MCP server's records as they are read, before its redactions are counted.
+struct McpTally {
+    run: McpServerRun,
+    redactions: Tally<String, (RedactionCount, HashSet<String>)>,
+    hosts: HashSet<String>,
+}
+
+impl McpTally {
+    fn new(server: String) -> McpTally {
+        McpTally { run: McpServerRun::new(server), redactions: Tally::new(), hosts: HashSet::new() }
+    }
+
+    fn finish(self) -> McpServerRun {
+        let mut run = self.run;
+        run.redactions = counted(self.redactions);
+        run
+    }
+}
+
+/// Redaction rows with their distinct placeholders counted.
+fn counted(tally: Tally<String, (RedactionCount, HashSet<String>)>) -> Vec<RedactionCount> {
+    tally
+        .rows
+        .into_iter()
+        .map(|(mut count, placeholders)| {
+            count.placeholders = placeholders.len() as u64;
+            count
+        })
+        .collect()
+}
+
+/// Counts `notes` into `tally`, by rule.
+fn tally_redactions(
+    tally: &mut Tally<String, (RedactionCount, HashSet<String>)>,
+    notes: Vec<airlock_audit::event::RedactionNote>,
+) {
+    for note in notes {
+        let (count, placeholders) = tally
+            .row(note.rule.clone(), || (RedactionCount { rule: note.rule, count: 0, placeholders: 0 }, HashSet::new()));
+        count.count += 1;
+        placeholders.insert(note.placeholder);
+    }
+}
+
+/// The MCP server a refused destination was refused to, when its reason
+/// names one (`MCP server NAME has no network (…)`, as the session records
+/// a server's name lookups).
+fn mcp_lookup_server(reason: &str) -> Option<&str> {
+    let rest = reason.strip_prefix("MCP server ")?;
+    rest.rfind(" has no network").map(|end| &rest[..end])
+}
+
 /// One entry of the session, as listed from the store.
 struct Entry {
     index: u64,
@@ -668,6 +800,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
     let mut unreadable = Vec::new();
     let (mut external_events, mut pruned_payloads) = (0, 0);
     let mut timeline = Timeline::default();
+    let mut mcp: Tally<String, McpTally> = Tally::new();
 
     for entry in entries {
         if entry.missing {
@@ -725,13 +858,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
                     routes.row((route.clone(), model.clone()), || ModelRoute { route, model, requests: 0, bytes: 0 });
                 r.requests += 1;
                 r.bytes += bytes;
-                for note in notes {
-                    let (count, placeholders) = redactions.row(note.rule.clone(), || {
-                        (RedactionCount { rule: note.rule, count: 0, placeholders: 0 }, HashSet::new())
-                    });
-                    count.count += 1;
-                    placeholders.insert(note.placeholder);
-                }
+                tally_redactions(&mut redactions, notes);
             }
             Event::ModelResponse { destination, bytes, input_tokens, output_tokens, outcome, .. } => {
                 let d = models.row(destination.clone(), || ModelDestination::new(destination));
@@ -768,6 +895,13 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
                 policy_violations.push(PolicyViolation { index: entry.index, time, rule, detail });
             }
             Event::BlockedEgress { destination, reason, bytes } => {
+                if let Some(server) = mcp_lookup_server(&reason) {
+                    let m = mcp.row(server.to_string(), || McpTally::new(server.to_string()));
+                    m.run.lookups_refused += 1;
+                    if m.hosts.insert(destination.clone()) {
+                        m.run.lookup_hosts.push(destination.clone());
+                    }
+                }
                 let row = refused.row((destination.clone(), reason.clone()), || RefusedDestination {
                     destination,
                     reason,
@@ -793,8 +927,39 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
             | Event::AgentTurn { .. }
             | Event::AgentToolCall { .. }
             | Event::WitnessRefused { .. }
-            | Event::McpServer { .. }
-            | Event::McpResult { .. } => {}
+            | Event::McpHttp { .. } => {}
+            Event::McpServer { server, action, digest, detail } => {
+                let m = &mut mcp.row(server.clone(), || McpTally::new(server)).run;
+                if !digest.is_empty() {
+                    m.digest = digest;
+                }
+                match action.as_str() {
+                    "started" => {
+                        m.state = action;
+                        let offered = detail.strip_prefix("tools:").unwrap_or(&detail);
+                        m.tools =
+                            offered.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
+                    }
+                    "stopped" => {
+                        m.state = action;
+                        m.stopped = Some(detail);
+                    }
+                    "refused" => {
+                        m.state = action;
+                        m.refused = Some(detail);
+                    }
+                    "tool_refused" => m.tools_refused.push(detail),
+                    // An action this airlock does not know: shown, not dropped.
+                    _ => m.notes.push(format!("{action}: {detail}")),
+                }
+            }
+            Event::McpResult { server, is_error, result_bytes, redactions: notes, .. } => {
+                let m = mcp.row(server.clone(), || McpTally::new(server));
+                m.run.calls += 1;
+                m.run.errors += u64::from(is_error);
+                m.run.result_bytes += result_bytes;
+                tally_redactions(&mut m.redactions, notes);
+            }
         }
     }
     let turns = timeline.finish();
@@ -807,14 +972,8 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
     let egress = egress.rows;
     let models = models.rows;
     let refused = refused.rows;
-    let redactions: Vec<RedactionCount> = redactions
-        .rows
-        .into_iter()
-        .map(|(mut count, placeholders)| {
-            count.placeholders = placeholders.len() as u64;
-            count
-        })
-        .collect();
+    let redactions = counted(redactions);
+    let mcp_servers: Vec<McpServerRun> = mcp.rows.into_iter().map(McpTally::finish).collect();
     let tool_calls = tools.rows;
     let decided = |d: &str| tool_calls.iter().filter(|t| t.decision == d).map(|t| t.count).sum();
     let changed = |c: &str| file_changes.iter().filter(|f: &&FileChange| f.change == c).count() as u64;
@@ -861,6 +1020,7 @@ fn assemble(session: &str, entries: &[Entry], integrity: Integrity) -> Report {
         redactions,
         tool_calls,
         commands,
+        mcp_servers,
         file_changes,
         policy_violations,
         external_events,
@@ -1170,10 +1330,11 @@ struct Template {
     source: &'static str,
 }
 
-/// Template instructions one rendering may run. The largest page (ten
-/// tables, each cut at [`HTML_ROWS`] rows, and a timeline of as many turns
-/// with [`HTML_STEPS`] tool calls) took 903,181, under a fourth
-/// (`the_largest_page_renders_within_the_fuel` checks a quarter); a
+/// Template instructions one rendering may run. The largest page (twelve
+/// tables, the MCP servers' included, each cut at [`HTML_ROWS`] rows, and a
+/// timeline of as many turns with [`HTML_STEPS`] tool calls) takes over a
+/// million, under a third (`the_largest_page_renders_within_the_fuel`
+/// checks a third); a
 /// template that loops away stops with an error instead of running on.
 const FUEL: u64 = 4_000_000;
 
@@ -1453,6 +1614,10 @@ impl Report {
                 &tools,
                 &[3],
             ),
+        ]);
+        // Only for a session that had MCP servers: the summary of any other stays as it was.
+        sections.extend(self.text_mcp());
+        sections.extend([
             text_section(format!("Commands: {} ({} failed)", m.commands, m.commands_failed), &commands, &[1]),
             text_section(format!("File changes: {}", m.file_changes), &files, &[]),
             text_section(format!("Policy violations: {}", m.policy_violations), &violations, &[]),
@@ -1487,6 +1652,68 @@ impl Report {
             sections,
             also: (!notes.is_empty()).then(|| notes.join("; ")),
         }
+    }
+
+    /// The session's MCP servers (none when it had none): a row each, aligned,
+    /// then what it offered, why it stopped or was refused, what was redacted
+    /// from its results and the names it was refused, each a line under it.
+    fn text_mcp(&self) -> Option<TextSection> {
+        if self.mcp_servers.is_empty() {
+            return None;
+        }
+        let rows: Vec<Vec<String>> = self
+            .mcp_servers
+            .iter()
+            .map(|s| {
+                vec![
+                    clip(&s.server, 30),
+                    clip(&s.state, 10),
+                    short_digest(&s.digest),
+                    count(s.calls, "call", "calls"),
+                    format!("{} failed", s.errors),
+                    format!("{} returned", bytes(s.result_bytes)),
+                    count(s.redacted(), "redaction", "redactions"),
+                    count(s.lookups_refused, "lookup refused", "lookups refused"),
+                ]
+            })
+            .collect();
+        let (rows, more) = text_table(&rows, &[3, 4, 5, 6, 7]);
+        let mut lines = Vec::new();
+        for (line, s) in rows.into_iter().zip(&self.mcp_servers) {
+            lines.push(line);
+            let mut details = Vec::new();
+            if s.state == "started" || !s.tools.is_empty() {
+                let tools = if s.tools.is_empty() { "none".to_string() } else { s.tools.join(", ") };
+                details.push(format!("tools: {tools}"));
+            }
+            let why = s.why();
+            if !why.is_empty() {
+                details.push(why);
+            }
+            if !s.redactions.is_empty() {
+                let rules: Vec<String> = s.redactions.iter().map(|r| format!("{} ×{}", r.rule, r.count)).collect();
+                details.push(format!("redacted from results: {}", rules.join(", ")));
+            }
+            if !s.lookup_hosts.is_empty() {
+                details.push(format!("names refused: {}", s.lookup_hosts.join(", ")));
+            }
+            lines.extend(details.iter().map(|d| format!("      {}", clip(d, 110))));
+        }
+        let all = |f: fn(&McpServerRun) -> u64| self.mcp_servers.iter().map(f).sum::<u64>();
+        Some(TextSection {
+            title: format!(
+                "MCP servers: {} ({}, {} failed, {} returned, {}, {})",
+                self.mcp_servers.len(),
+                count(all(|s| s.calls), "call", "calls"),
+                all(|s| s.errors),
+                bytes(all(|s| s.result_bytes)),
+                count(all(McpServerRun::redacted), "redaction", "redactions"),
+                count(all(|s| s.lookups_refused), "lookup refused", "lookups refused"),
+            ),
+            name: "MCP servers".into(),
+            lines,
+            more,
+        })
     }
 
     /// The session's turns as lines (none when no turn was recorded): each
@@ -1857,6 +2084,15 @@ fn decision_tone(decision: &str) -> &'static str {
     }
 }
 
+/// The colour of what became of an MCP server.
+fn mcp_state_tone(state: &str) -> &'static str {
+    match state {
+        "started" => "good",
+        "stopped" | "refused" => "bad",
+        _ => "neutral",
+    }
+}
+
 /// The colour of a file change.
 fn change_tone(change: &str) -> &'static str {
     match change {
@@ -2210,14 +2446,7 @@ impl Report {
                 .collect(),
         ));
 
-        let tools = Section::new(
-            "tools",
-            "Tool calls",
-            m.tool_calls,
-            format!("{} allowed · {} denied · {} asked", m.tool_calls_allowed, m.tool_calls_denied, m.tool_calls_asked),
-            "No tool calls.",
-        )
-        .with(Table::new(
+        let decisions = Table::new(
             &["Tool", "Decision", "Decided by", "#Calls"],
             self.tool_calls
                 .iter()
@@ -2230,7 +2459,23 @@ impl Report {
                     ]
                 })
                 .collect(),
-        ));
+        );
+        let mut tools = Section::new(
+            "tools",
+            "Tool calls",
+            m.tool_calls,
+            format!("{} allowed · {} denied · {} asked", m.tool_calls_allowed, m.tool_calls_denied, m.tool_calls_asked),
+            "No tool calls.",
+        );
+        // The MCP servers' tables go under the tool calls, headed, only for
+        // a session that had MCP servers: the page of any other stays as it was.
+        match self.mcp_section() {
+            Some(mcp) => {
+                tools = tools.with(decisions.heading("Decisions"));
+                tools.tables.extend(mcp.tables);
+            }
+            None => tools = tools.with(decisions),
+        }
 
         let commands = Section::new(
             "commands",
@@ -2297,6 +2542,84 @@ impl Report {
         ));
 
         Sections { allowed, refused, models, redactions, tools, commands, files, violations }
+    }
+
+    /// The session's MCP servers, when it had any: a row each (what ran,
+    /// what it offered, its calls, what they returned, why it stopped or
+    /// was refused), then the secrets redacted from their results by rule.
+    fn mcp_section(&self) -> Option<Section> {
+        if self.mcp_servers.is_empty() {
+            return None;
+        }
+        let servers = &self.mcp_servers;
+        let calls: u64 = servers.iter().map(|s| s.calls).sum();
+        let section = Section::new(
+            "mcp",
+            "MCP servers",
+            servers.len() as u64,
+            format!(
+                "{} · {} failed · {} returned · {} redacted",
+                count(calls, "call", "calls"),
+                servers.iter().map(|s| s.errors).sum::<u64>(),
+                bytes(servers.iter().map(|s| s.result_bytes).sum()),
+                servers.iter().map(McpServerRun::redacted).sum::<u64>()
+            ),
+            "No MCP servers.",
+        )
+        .with(
+            Table::new(
+                &[
+                    "Server",
+                    "State",
+                    "Digest",
+                    "Tools offered",
+                    "#Calls",
+                    "#Failed",
+                    "#Returned",
+                    "#Redacted",
+                    "#Lookups refused",
+                    "Why",
+                ],
+                servers
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            Cell::code(&s.server),
+                            Cell::pill(mcp_state_tone(&s.state), &s.state),
+                            Cell::digest(&s.digest),
+                            Cell::code(&s.tools.join(", ")),
+                            Cell::num(s.calls),
+                            Cell::num(s.errors),
+                            Cell::num(bytes(s.result_bytes)),
+                            Cell::num(s.redacted()),
+                            Cell::num(s.lookups_refused),
+                            Cell::text(&s.why()),
+                        ]
+                    })
+                    .collect(),
+            )
+            .heading("MCP servers"),
+        )
+        .with(
+            Table::new(
+                &["Server", "Rule", "#Replaced", "#Distinct secrets"],
+                servers
+                    .iter()
+                    .flat_map(|s| {
+                        s.redactions.iter().map(|r| {
+                            vec![
+                                Cell::code(&s.server),
+                                Cell::code(&r.rule),
+                                Cell::num(r.count),
+                                Cell::num(r.placeholders),
+                            ]
+                        })
+                    })
+                    .collect(),
+            )
+            .heading("Secrets redacted from MCP results"),
+        );
+        Some(section)
     }
 
     /// The card for entries the sections do not count, when there are any.
@@ -2551,6 +2874,14 @@ mod tests {
             serde_json::json!({"kind": "egress_close", "client": h, "host": h, "port": 443, "bytes_up": 1,
                 "bytes_down": 2, "duration_ms": 1}),
             serde_json::json!({"kind": h, "what": h}),
+            serde_json::json!({"kind": "mcp_server", "server": h, "action": "started", "digest": h,
+                "detail": format!("tools: {h}")}),
+            serde_json::json!({"kind": "mcp_result", "server": h, "tool": h, "is_error": true, "result_bytes": 4,
+                "result_digest": h, "duration_ms": 1,
+                "redactions": [{"rule": h, "field": h, "placeholder": h, "secret_sha256": h}]}),
+            serde_json::json!({"kind": "blocked_egress", "destination": h,
+                "reason": format!("MCP server {h} has no network (a name lookup was refused)")}),
+            serde_json::json!({"kind": "mcp_server", "server": h, "action": "stopped", "detail": h}),
             serde_json::json!({"kind": "session_end", "reason": h}),
         ];
         let mut entries: Vec<Entry> = events.into_iter().enumerate().map(|(n, e)| entry(n as u64, e)).collect();
@@ -2594,6 +2925,7 @@ mod tests {
         let report = hostile_report();
         // Every section has the hostile string in a row, so every cell kind is exercised.
         assert!(!report.tool_calls.is_empty() && !report.unreadable.is_empty() && !report.egress.is_empty());
+        assert_eq!(report.mcp_servers.len(), 1, "{:?}", report.mcp_servers);
         let html = report.render_html().unwrap();
 
         // Every tag in the page is one the template writes: none came from the log.
@@ -2650,6 +2982,18 @@ mod tests {
                 ),
             ),
             ("footer", format!("Generated by {shown} at {shown} from <code>{shown}</code>.")),
+            (
+                "MCP server",
+                format!(
+                    "<td><code>{shown}</code></td><td><span class=\"pill bad\">stopped</span></td><td><code title=\"{shown}\">"
+                ),
+            ),
+            ("MCP tools", format!("<td><code>{shown}</code></td><td class=\"num\">1</td><td class=\"num\">1</td>")),
+            ("MCP stop", format!("<td>stopped: {shown}</td>")),
+            (
+                "MCP redaction",
+                format!("<td><code>{shown}</code></td><td><code>{shown}</code></td><td class=\"num\">1</td>"),
+            ),
         ] {
             assert!(html.contains(&needle), "the {place} is not shown escaped: {needle}\n{html}");
         }
@@ -2677,8 +3021,14 @@ mod tests {
             let line = text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {place}:\n{text}"));
             assert!(line.contains(&visible_start), "the {place} is not shown: {line}");
         }
-        for title in ["Tool calls: 1", "Commands: 1", "File changes: 1", "Policy violations: 1", "Destinations refused"]
-        {
+        for title in [
+            "Tool calls: 1",
+            "MCP servers: 1",
+            "Commands: 1",
+            "File changes: 1",
+            "Policy violations: 1",
+            "Destinations refused",
+        ] {
             let at = text.find(title).unwrap_or_else(|| panic!("no {title}:\n{text}"));
             let row = text[at..].lines().nth(1).unwrap_or_default();
             assert!(row.contains("</style><script>"), "{title}: {row}");
@@ -2868,6 +3218,90 @@ mod tests {
     }
 
     #[test]
+    fn mcp_servers_are_counted_by_server() {
+        let result = |server: &str, is_error: bool, bytes: u64, rules: &[(&str, &str)]| {
+            let notes: Vec<serde_json::Value> = rules
+                .iter()
+                .map(|(rule, p)| serde_json::json!({"rule": rule, "field": "result", "placeholder": p, "secret_sha256": "ab"}))
+                .collect();
+            serde_json::json!({"kind": "mcp_result", "server": server, "tool": "read", "is_error": is_error,
+                "result_bytes": bytes, "result_digest": "cd", "redactions": notes, "duration_ms": 3})
+        };
+        let server = |server: &str, action: &str, digest: &str, detail: &str| serde_json::json!({"kind": "mcp_server", "server": server, "action": action, "digest": digest, "detail": detail});
+        let events = [
+            server("files", "started", "sha256:abcdef0123456789", "tools: read, list"),
+            server("files", "tool_refused", "", "tool `huge` not offered: its description is over 8 KiB"),
+            server("pinned", "refused", "", "its digest does not match the pin"),
+            result("files", false, 100, &[("aws", "[A1]"), ("aws", "[A1]"), ("gh", "[G1]")]),
+            result("files", true, 20, &[]),
+            serde_json::json!({"kind": "blocked_egress", "destination": "evil.example",
+                "reason": "MCP server files has no network (a name lookup was refused)"}),
+            serde_json::json!({"kind": "blocked_egress", "destination": "evil.example",
+                "reason": "MCP server files has no network (a name lookup was refused)"}),
+            serde_json::json!({"kind": "blocked_egress", "destination": "crates.io:443", "reason": "no rule allows it"}),
+            server("files", "stopped", "", "it sent malformed JSON-RPC"),
+        ];
+        let entries: Vec<Entry> = events.into_iter().enumerate().map(|(n, e)| entry(n as u64, e)).collect();
+        let r = assemble("s", &entries, verified(&entries));
+        assert_eq!(r.mcp_servers.len(), 2);
+        let files = &r.mcp_servers[0];
+        assert_eq!((files.server.as_str(), files.state.as_str()), ("files", "stopped"));
+        assert_eq!(
+            (files.digest.as_str(), files.tools.clone()),
+            ("sha256:abcdef0123456789", vec!["read".into(), "list".into()])
+        );
+        assert_eq!((files.calls, files.errors, files.result_bytes), (2, 1, 120));
+        assert_eq!((files.lookups_refused, files.lookup_hosts.clone()), (2, vec!["evil.example".to_string()]));
+        assert_eq!(files.stopped.as_deref(), Some("it sent malformed JSON-RPC"));
+        assert_eq!(files.tools_refused.len(), 1);
+        let rules: Vec<(&str, u64, u64)> =
+            files.redactions.iter().map(|c| (c.rule.as_str(), c.count, c.placeholders)).collect();
+        assert_eq!(rules, [("aws", 2, 1), ("gh", 1, 1)]);
+        let pinned = &r.mcp_servers[1];
+        assert_eq!(
+            (pinned.state.as_str(), pinned.refused.as_deref()),
+            ("refused", Some("its digest does not match the pin"))
+        );
+        // Redactions in results are the servers', not the requests'; refusals are listed as before.
+        assert_eq!((r.summary.redactions, r.refused.len()), (0, 2));
+        assert_eq!(r.json()["mcp_servers"][0]["redactions"][0]["rule"], "aws");
+
+        let text = r.render_text().unwrap();
+        assert!(
+            text.contains("MCP servers: 2 (2 calls, 1 failed, 120 B returned, 3 redactions, 2 lookups refused)\n"),
+            "{text}"
+        );
+        let row = text.lines().find(|l| l.starts_with("  files")).unwrap_or_default();
+        for part in ["stopped", "abcdef012345", "2 calls", "1 failed", "120 B returned", "3 redactions"] {
+            assert!(row.contains(part), "{part} not in {row:?}");
+        }
+        for line in [
+            "      tools: read, list",
+            "      stopped: it sent malformed JSON-RPC; tool not offered: tool `huge` not offered: its description is over 8 KiB",
+            "      redacted from results: aws ×2, gh ×1",
+            "      names refused: evil.example",
+            "      refused: its digest does not match the pin",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
+        }
+        let html = r.render_html().unwrap();
+        assert!(html.contains("<h3>MCP servers</h3>") && html.contains("<h3>Secrets redacted from MCP results</h3>"));
+        assert!(html.contains("<td><code>files</code></td><td><span class=\"pill bad\">stopped</span></td>"), "{html}");
+        assert!(html.contains("<td><code>read, list</code></td><td class=\"num\">2</td><td class=\"num\">1</td><td class=\"num\">120 B</td><td class=\"num\">3</td><td class=\"num\">2</td>"), "{html}");
+        assert!(html.contains(
+            "<td><code>files</code></td><td><code>aws</code></td><td class=\"num\">2</td><td class=\"num\">1</td>"
+        ));
+    }
+
+    #[test]
+    fn a_session_without_mcp_servers_has_no_mcp_part() {
+        let r = small_report();
+        assert!(r.mcp_servers.is_empty() && r.text_mcp().is_none() && r.mcp_section().is_none());
+        assert_eq!(r.json()["mcp_servers"], serde_json::json!([]));
+        assert!(!r.render_text().unwrap().contains("MCP") && !r.render_html().unwrap().contains("MCP"));
+    }
+
+    #[test]
     fn the_page_of_an_interactive_session() {
         insta::assert_snapshot!("report_session_html", interactive_report().render_html().unwrap());
     }
@@ -2916,6 +3350,13 @@ mod tests {
         report.policy_violations =
             (0..n).map(|k| PolicyViolation { index: k, time: name(k), rule: name(k), detail: name(k) }).collect();
         report.unreadable = (0..n).map(|k| UnreadableEntry { index: k, kind: name(k), problem: name(k) }).collect();
+        report.mcp_servers = (0..n)
+            .map(|k| {
+                let mut s = McpServerRun::new(name(k));
+                s.redactions = vec![RedactionCount { rule: name(k), count: 1, placeholders: 1 }];
+                s
+            })
+            .collect();
         report.turns = (0..n)
             .map(|k| {
                 let mut turn = Turn::new(k + 1, Some(k), &name(k));
@@ -2943,7 +3384,7 @@ mod tests {
     fn the_largest_page_renders_within_the_fuel() {
         let report = largest_report();
         let html = report.render_html().unwrap();
-        assert_eq!(html.matches("… and 1 more rows (the JSON report has them all)").count(), 10, "every table is cut");
+        assert_eq!(html.matches("… and 1 more rows (the JSON report has them all)").count(), 12, "every table is cut");
         assert!(html.contains("item-499") && !html.contains("item-500<"));
         assert!(html.contains("… and 1 more turns (the JSON report has them all)"), "the timeline is cut");
         assert!(html.contains("5 not shown (the JSON report has them all)"), "steps past the page's budget");
@@ -2951,7 +3392,7 @@ mod tests {
         let text = report.render_text().unwrap();
         assert!(text.contains(&format!("… and {} more", HTML_ROWS + 1 - TEXT_ROWS)), "{text}");
         // The limit leaves room for the page to grow.
-        assert!(render_with_fuel(HTML_TEMPLATE, &report.page(), FUEL / 4).is_ok(), "the page needs over FUEL / 4");
+        assert!(render_with_fuel(HTML_TEMPLATE, &report.page(), FUEL / 3).is_ok(), "the page needs over FUEL / 3");
         assert!(render_with_fuel(TEXT_TEMPLATE, &report.text_view(), FUEL / 100).is_ok());
     }
 

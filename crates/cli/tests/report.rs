@@ -503,6 +503,134 @@ fn event_strings_are_escaped_in_the_page() {
     assert_eq!(html.matches("<table>").count(), html.matches("</table>").count());
 }
 
+/// A server name that tries to act on a terminal (an escape sequence, a
+/// C1 control, a bidirectional override) and to become markup.
+const SERVER: &str = "evil\u{1b}[2J\u{9b}31m\u{202e}<img src=x onerror=alert(5)>";
+
+fn mcp_server(server: &str, action: &str, digest: &str, detail: &str) -> Value {
+    json!({"kind": "mcp_server", "server": server, "action": action, "digest": digest, "detail": detail})
+}
+
+fn mcp_result(server: &str, tool: &str, is_error: bool, bytes: u64, redactions: Value) -> Value {
+    json!({"kind": "mcp_result", "server": server, "tool": tool, "is_error": is_error, "result_bytes": bytes,
+        "result_digest": DIGEST, "redactions": redactions, "duration_ms": 42})
+}
+
+/// A session with MCP servers: one started that answered twice (one result
+/// redacted) and tried a name lookup, one (with a hostile name) started and
+/// stopped, and one refused.
+fn mcp_session(log: &Log) {
+    log.append(SESSION, start());
+    log.append(SESSION, mcp_server("files", "started", &format!("sha256:{DIGEST}"), "tools: read_file, list_dir"));
+    log.append(SESSION, mcp_server(SERVER, "started", "sha256:0123456789abcdef", "tools: fetch"));
+    log.append(SESSION, mcp_server("pinned", "refused", "", "its digest does not match the managed pin"));
+    log.append(SESSION, tool("mcp__files__read_file", "allow", "rule:mcp-read-only"));
+    let note = json!([{"rule": "github-token", "field": "result", "placeholder": "[REDACTED:github-token:1]",
+        "secret_sha256": DIGEST}]);
+    log.append(SESSION, mcp_result("files", "read_file", false, 2048, note));
+    log.append(SESSION, blocked("exfil.example", "MCP server files has no network (a name lookup was refused)"));
+    log.append(SESSION, tool("mcp__files__list_dir", "allow", "rule:mcp-read-only"));
+    log.append(SESSION, mcp_result("files", "list_dir", true, 30, json!([])));
+    log.append(
+        SESSION,
+        mcp_server(SERVER, "stopped", "", "it sent a flood \u{1b}]0;owned\u{7} <script>alert(6)</script>"),
+    );
+    log.append(SESSION, json!({"kind": "session_end", "reason": "completed"}));
+}
+
+#[test]
+fn mcp_servers_are_reported_in_every_format() {
+    let log = Log::new();
+    mcp_session(&log);
+
+    let (code, j) = log.json(SESSION);
+    assert_eq!(code, 0, "{j:#}");
+    let servers = j["mcp_servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 3, "{j:#}");
+    assert_eq!(
+        servers[0],
+        json!({"server": "files", "state": "started", "digest": format!("sha256:{DIGEST}"),
+            "tools": ["read_file", "list_dir"], "refused": null, "stopped": null, "tools_refused": [], "notes": [],
+            "calls": 2, "errors": 1, "result_bytes": 2078,
+            "redactions": [{"rule": "github-token", "count": 1, "placeholders": 1}],
+            "lookups_refused": 1, "lookup_hosts": ["exfil.example"]})
+    );
+    // JSON keeps the name as recorded (escaped as JSON); the other formats make it visible.
+    assert_eq!((servers[1]["server"].as_str(), servers[1]["state"].as_str()), (Some(SERVER), Some("stopped")));
+    assert_eq!(servers[1]["calls"], 0);
+    assert!(servers[1]["stopped"].as_str().unwrap().starts_with("it sent a flood"));
+    assert_eq!((servers[2]["state"].as_str(), servers[2]["calls"].as_u64()), (Some("refused"), Some(0)));
+    assert_eq!(servers[2]["refused"], "its digest does not match the managed pin");
+    // The lookup is a refused destination as before, and the calls are tool calls as before.
+    assert_eq!(j["refused"][0]["destination"], "exfil.example");
+    assert_eq!(j["summary"]["tool_calls"], 2);
+    // The log holds the secret's digest; the report does not repeat it.
+    assert!(!j["mcp_servers"][0]["redactions"].to_string().contains(DIGEST));
+
+    let (code, text) = log.report_ok(&[SESSION]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("MCP servers: 3 (2 calls, 1 failed, 2.0 KiB returned, 1 redaction, 1 lookup refused)\n"),
+        "{text}"
+    );
+    let files = text.lines().find(|l| l.starts_with("  files ")).unwrap_or_else(|| panic!("{text}"));
+    for part in ["started", &DIGEST[..12], "2 calls", "1 failed", "2.0 KiB returned", "1 redaction", "1 lookup refused"]
+    {
+        assert!(files.contains(part), "{part:?} not in {files:?}");
+    }
+    for line in [
+        "      tools: read_file, list_dir",
+        "      redacted from results: github-token ×1",
+        "      names refused: exfil.example",
+        "      refused: its digest does not match the managed pin",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
+    }
+    // The hostile name and reason are shown, with nothing a terminal acts on.
+    // (the table's column cuts the name: its start is enough)
+    let shown = "evil\u{fffd}[2J\u{fffd}31m\u{fffd}<img src=x onerr";
+    assert!(text.lines().any(|l| l.starts_with(&format!("  {shown}"))), "{text}");
+    assert!(text.contains("stopped: it sent a flood \u{fffd}]0;owned\u{fffd} <script>alert(6)</script>"), "{text}");
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}'), "{text:?}");
+    // The order of the summary: tool calls, then the servers, then commands.
+    let at = |title: &str| text.find(title).unwrap_or_else(|| panic!("no {title}:\n{text}"));
+    assert!(at("Tool calls: 2") < at("MCP servers: 3") && at("MCP servers: 3") < at("Commands"));
+
+    let (code, html) = log.report_ok(&[SESSION, "--format", "html"]);
+    assert_eq!(code, 0);
+    assert_self_contained(&html);
+    assert!(!html.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}'), "a control character");
+    for raw in ["<img", "<script>alert(6)"] {
+        assert!(!html.contains(raw), "{raw:?} is not escaped");
+    }
+    for expected in [
+        "<h3>MCP servers</h3>".to_string(),
+        "<h3>Secrets redacted from MCP results</h3>".into(),
+        "<td><code>files</code></td><td><span class=\"pill good\">started</span></td>".into(),
+        "<td><code>read_file, list_dir</code></td><td class=\"num\">2</td><td class=\"num\">1</td><td class=\"num\">2.0 KiB</td><td class=\"num\">1</td><td class=\"num\">1</td>".into(),
+        "<td><code>pinned</code></td><td><span class=\"pill bad\">refused</span></td>".into(),
+        "<td>refused: its digest does not match the managed pin</td>".into(),
+        "<td><code>files</code></td><td><code>github-token</code></td><td class=\"num\">1</td>".into(),
+        "<td><code>evil\u{fffd}[2J\u{fffd}31m\u{fffd}&lt;img src=x onerror=alert(5)&gt;</code></td><td><span class=\"pill bad\">stopped</span></td>".into(),
+        "<td>stopped: it sent a flood \u{fffd}]0;owned\u{fffd} &lt;script&gt;alert(6)&lt;/script&gt;</td>".into(),
+    ] {
+        assert!(html.contains(&expected), "{expected} missing from:\n{html}");
+    }
+    assert_eq!(html.matches("<table>").count(), html.matches("</table>").count());
+}
+
+#[test]
+fn a_session_without_mcp_servers_has_no_mcp_part() {
+    let log = Log::new();
+    session(&log);
+    let (_, j) = log.json(SESSION);
+    assert_eq!(j["mcp_servers"], json!([]));
+    let (_, text) = log.report_ok(&[SESSION]);
+    assert!(!text.contains("MCP"), "{text}");
+    let (_, html) = log.report_ok(&[SESSION, "--format", "html"]);
+    assert!(!html.contains("MCP"), "{html}");
+}
+
 #[test]
 fn the_output_file_names_the_format() {
     let log = Log::new();
