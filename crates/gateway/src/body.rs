@@ -331,7 +331,10 @@ mod tests {
         assert!(!text.contains(KEY), "{text}");
         assert_eq!(out.model, "claude-sonnet-4");
         assert!(out.stream);
-        let fields: Vec<&str> = out.notes.iter().map(|n| n.field.as_str()).collect();
+        // In field order, whichever order the JSON map keeps (insertion order
+        // when a dependency turns on serde_json's `preserve_order`).
+        let mut fields: Vec<&str> = out.notes.iter().map(|n| n.field.as_str()).collect();
+        fields.sort_unstable();
         assert_eq!(
             fields,
             [
@@ -382,7 +385,10 @@ mod tests {
         let out = scrub(&serde_json::to_vec(&body).unwrap(), Schema::AnthropicMessages, &[], &mut redactor()).unwrap();
         let text = String::from_utf8(out.body).unwrap();
         assert!(!text.contains(KEY), "{text}");
-        let fields: Vec<&str> = out.notes.iter().map(|n| n.field.as_str()).collect();
+        // In field order, whichever order the JSON map keeps (insertion order
+        // when a dependency turns on serde_json's `preserve_order`).
+        let mut fields: Vec<&str> = out.notes.iter().map(|n| n.field.as_str()).collect();
+        fields.sort_unstable();
         assert_eq!(
             fields,
             [
