@@ -626,23 +626,25 @@ impl Columns {
     }
 }
 
-/// The append transaction: three round trips whatever the batch's size
-/// (BEGIN and the lock; the size; the three inserts and COMMIT, pipelined),
-/// two when the lock is held already.
+/// The append transaction: two round trips whatever the batch's size
+/// (BEGIN, the lock and the size, pipelined; the three inserts and COMMIT,
+/// pipelined), as many when the lock is held already.
 async fn append(db: &Db, client: &Object, locked: bool, first: u64, c: &Columns) -> Result<(), StoreError> {
-    // A new statement after the lock: under READ COMMITTED it sees every
-    // append committed before the lock was granted.
-    if !locked {
-        client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}; SELECT pg_advisory_xact_lock({APPEND_LOCK})",
-                HOLD.as_millis()
-            ))
-            .await
-            .map_err(|e| db.err(e))?;
-    }
     let size_stmt = client.prepare_cached(SIZE).await.map_err(|e| db.err(e))?;
-    let size: i64 = client.query_one(&size_stmt, &[]).await.map_err(|e| db.err(e))?.get(0);
+    // The size is a statement of its own after the lock's: under READ
+    // COMMITTED it sees every append committed before the lock was granted.
+    // Sent together, answered in order; a failed BEGIN or lock fails the size too.
+    let size: i64 = if locked {
+        client.query_one(&size_stmt, &[]).await.map_err(|e| db.err(e))?.get(0)
+    } else {
+        let begin = format!(
+            "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}; SELECT pg_advisory_xact_lock({APPEND_LOCK})",
+            HOLD.as_millis()
+        );
+        let ((), row) =
+            tokio::try_join!(client.batch_execute(&begin), client.query_one(&size_stmt, &[])).map_err(|e| db.err(e))?;
+        row.get(0)
+    };
     if size as u64 != first {
         // The transaction stays open, holding the lock, for the retry.
         return Err(StoreError::Behind { size: size as u64 });

@@ -3,10 +3,15 @@
 //! transaction (group commit: one fsync acknowledges many appends), and signs
 //! a quiet log's tail on a timer so no entry waits longer than the interval
 //! for a checkpoint.
+//!
+//! A record that nothing waits on (the answer to a request that has already
+//! been answered) can be appended deferred: it is committed with the next
+//! append someone waits on, in arrival order, or on its own after
+//! [`DEFER`], so that its fsync does not hold up the next request's.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::log::{AuditError, AuditLog};
@@ -15,8 +20,12 @@ use crate::store::Store;
 /// Most appends one transaction gathers.
 const MAX_GROUP: usize = 4096;
 
+/// Longest a deferred append waits for another commit to carry it before it
+/// is committed on its own.
+pub const DEFER: Duration = Duration::from_millis(20);
+
 enum Request {
-    Append { session: String, events: Vec<Event>, reply: SyncSender<Result<u64, AuditError>> },
+    Append { session: String, events: Vec<Event>, deferred: bool, reply: SyncSender<Result<u64, AuditError>> },
     Checkpoint { reply: SyncSender<Result<String, AuditError>> },
     Ready { reply: SyncSender<Result<u64, AuditError>> },
 }
@@ -42,10 +51,16 @@ pub struct AuditHandle {
 impl<S: Store + Send + 'static> AuditWriter<S> {
     /// Moves `log` onto its own thread.
     pub fn spawn(log: AuditLog<S>) -> Result<AuditWriter<S>, AuditError> {
+        AuditWriter::spawn_deferring(log, DEFER)
+    }
+
+    /// Moves `log` onto its own thread, where a deferred append waits at
+    /// most `defer` for company.
+    pub fn spawn_deferring(log: AuditLog<S>, defer: Duration) -> Result<AuditWriter<S>, AuditError> {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || serve(log, rx))
+            .spawn(move || serve(log, rx, defer))
             .map_err(|e| AuditError::Writer(format!("cannot start the writer thread: {e}")))?;
         Ok(AuditWriter { handle: AuditHandle { tx }, thread: Some(thread) })
     }
@@ -88,9 +103,23 @@ impl AuditHandle {
     /// (fsynced, unless the store batches). On error nothing was recorded and
     /// the actions must not happen.
     pub fn append(&self, session: &str, events: Vec<Event>) -> Result<u64, AuditError> {
+        self.send_append(session, events, false)
+    }
+
+    /// Appends `events` under `session` without holding up anyone else's
+    /// append: the writer keeps them until the next append that is waited
+    /// on (one transaction, one fsync, for both) or for at most [`DEFER`].
+    /// Returns once they are committed, like [`AuditHandle::append`]. For a
+    /// record whose action has already happened, such as the answer to a
+    /// request already answered.
+    pub fn append_deferred(&self, session: &str, events: Vec<Event>) -> Result<u64, AuditError> {
+        self.send_append(session, events, true)
+    }
+
+    fn send_append(&self, session: &str, events: Vec<Event>, deferred: bool) -> Result<u64, AuditError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.tx
-            .send(Request::Append { session: session.to_string(), events, reply })
+            .send(Request::Append { session: session.to_string(), events, deferred, reply })
             .map_err(|_| AuditError::Writer("the audit writer has stopped".into()))?;
         answer.recv().map_err(|_| AuditError::Writer("the audit writer stopped before answering".into()))?
     }
@@ -116,20 +145,31 @@ impl AuditHandle {
     }
 }
 
-fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditLog<S>, AuditError> {
+fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>, defer: Duration) -> Result<AuditLog<S>, AuditError> {
     let interval = log.schedule().interval.max(Duration::from_millis(1));
-    let mut failed_at: Option<std::time::Instant> = None;
+    let mut failed_at: Option<Instant> = None;
+    // Deferred appends not yet committed, in arrival order, and when the first came.
+    let mut deferred: Vec<Pending> = Vec::new();
+    let mut deferred_since = Instant::now();
     loop {
-        // The timer runs only while entries wait to be signed: a quiet log
-        // (an idle session) wakes nobody.
-        let waited = if log.unsigned() > 0 {
-            rx.recv_timeout(interval)
-        } else {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        // The timers run only while something waits: entries to be signed,
+        // or deferred appends to be committed. A quiet log (an idle session)
+        // wakes nobody.
+        let mut wait = (log.unsigned() > 0).then_some(interval);
+        if !deferred.is_empty() {
+            let left = defer.saturating_sub(deferred_since.elapsed());
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        let waited = match wait {
+            Some(timeout) => rx.recv_timeout(timeout),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         let first = match waited {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => {
+                if !deferred.is_empty() && deferred_since.elapsed() >= defer {
+                    commit(&mut log, std::mem::take(&mut deferred), &mut failed_at);
+                }
                 // A failed timed checkpoint is retried on the next tick; the
                 // entries are already durable.
                 let _ = log.checkpoint_if_due();
@@ -144,10 +184,16 @@ fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditL
                 Err(_) => break,
             }
         }
-        let mut group = Vec::new();
+        // Everything deferred goes first, so the log keeps arrival order.
+        let already_deferred = !deferred.is_empty();
+        let mut group = std::mem::take(&mut deferred);
+        let mut waited_on = false;
         for request in queue {
             match request {
-                Request::Append { session, events, reply } => group.push((session, events, reply)),
+                Request::Append { session, events, deferred, reply } => {
+                    waited_on |= !deferred;
+                    group.push((session, events, reply));
+                }
                 Request::Checkpoint { reply } => {
                     commit(&mut log, std::mem::take(&mut group), &mut failed_at);
                     let _ = reply.send(log.checkpoint());
@@ -165,8 +211,17 @@ fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditL
                 }
             }
         }
-        commit(&mut log, group, &mut failed_at);
+        if waited_on {
+            commit(&mut log, group, &mut failed_at);
+        } else if !group.is_empty() {
+            // Only deferred appends came: they wait for company, or for `defer`.
+            if !already_deferred {
+                deferred_since = Instant::now();
+            }
+            deferred = group;
+        }
     }
+    commit(&mut log, deferred, &mut failed_at);
     if log.unsigned() > 0 {
         log.checkpoint()?;
     }
@@ -176,7 +231,7 @@ fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>) -> Result<AuditL
 type Pending = (String, Vec<Event>, SyncSender<Result<u64, AuditError>>);
 
 /// Commits a group in one transaction and answers each caller; a failure's time goes in `failed_at`.
-fn commit<S: Store>(log: &mut AuditLog<S>, group: Vec<Pending>, failed_at: &mut Option<std::time::Instant>) {
+fn commit<S: Store>(log: &mut AuditLog<S>, group: Vec<Pending>, failed_at: &mut Option<Instant>) {
     if group.is_empty() {
         return;
     }
@@ -189,7 +244,7 @@ fn commit<S: Store>(log: &mut AuditLog<S>, group: Vec<Pending>, failed_at: &mut 
             }
         }
         Err(e) => {
-            *failed_at = Some(std::time::Instant::now());
+            *failed_at = Some(Instant::now());
             let message = e.to_string();
             for (_, _, reply) in &group {
                 let _ = reply.send(Err(AuditError::Writer(format!("the group commit failed: {message}"))));

@@ -639,6 +639,8 @@ fn writer(db: &Path) -> ! {
 struct FlakyStore {
     inner: SqliteStore,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Transactions committed.
+    commits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl airlock_audit::store::Store for FlakyStore {
@@ -654,7 +656,9 @@ impl airlock_audit::store::Store for FlakyStore {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Corrupt { path: "flaky".into(), what: "disk full".into() });
         }
-        self.inner.append(first, entries, nodes)
+        self.inner.append(first, entries, nodes)?;
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
     fn node(&self, level: u32, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
         self.inner.node(level, index)
@@ -717,7 +721,11 @@ fn concurrent_appends_are_group_committed_and_all_recorded() {
 fn a_failed_group_commit_fails_every_caller_and_records_none() {
     let fx = Fixture::new();
     let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let store = FlakyStore { inner: SqliteStore::open(&fx.db, Durability::Durable).unwrap(), fail: fail.clone() };
+    let store = FlakyStore {
+        inner: SqliteStore::open(&fx.db, Durability::Durable).unwrap(),
+        fail: fail.clone(),
+        commits: Default::default(),
+    };
     let every = CheckpointEvery { entries: 1000, interval: Duration::from_secs(3600) };
     let log = AuditLog::open(store, fx.signer.clone(), ORIGIN, MAC_KEY, every).unwrap();
     let writer = AuditWriter::spawn(log).unwrap();
@@ -742,6 +750,50 @@ fn a_failed_group_commit_fails_every_caller_and_records_none() {
     drop(h);
     writer.close().unwrap();
     assert_eq!(fx.verify(&[]).unwrap().entries, 2);
+}
+
+/// The answer to a request already answered is appended deferred: its
+/// commit rides with the next append someone waits on (one transaction, one
+/// fsync), in arrival order; alone, it is committed after the deferral.
+fn a_deferred_append_rides_with_the_next_one_and_commits_alone_in_time() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let fx = Fixture::new();
+    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = FlakyStore {
+        inner: SqliteStore::open(&fx.db, Durability::Durable).unwrap(),
+        fail: Default::default(),
+        commits: commits.clone(),
+    };
+    let every = CheckpointEvery { entries: 1000, interval: Duration::from_secs(3600) };
+    let log = AuditLog::open(store, fx.signer.clone(), ORIGIN, MAC_KEY, every).unwrap();
+    let writer = AuditWriter::spawn_deferring(log, Duration::from_secs(30)).unwrap();
+    let h = writer.handle();
+    assert_eq!(h.append("s", vec![event(0)]).unwrap(), 0);
+    assert_eq!(commits.load(SeqCst), 1);
+    let deferred = {
+        let h = writer.handle();
+        std::thread::spawn(move || h.append_deferred("answers", vec![event(1)]))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!deferred.is_finished(), "a deferred append was committed without company before its deferral");
+    assert_eq!(commits.load(SeqCst), 1);
+    assert_eq!(h.append("s", vec![event(2)]).unwrap(), 2, "the deferred append kept its place");
+    assert_eq!(deferred.join().unwrap().unwrap(), 1);
+    assert_eq!(commits.load(SeqCst), 2, "the two appends took one transaction");
+    drop(h);
+    writer.close().unwrap();
+    assert_eq!(fx.verify(&[]).unwrap().entries, 3);
+
+    // Alone, with the default deferral, it is committed within it and durable.
+    let writer = AuditWriter::spawn(fx.log(1000)).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(writer.handle().append_deferred("answers", vec![event(3)]).unwrap(), 3);
+    let waited = started.elapsed();
+    assert!(waited >= airlock_audit::writer::DEFER, "committed after {waited:?}, before its deferral");
+    assert!(waited < Duration::from_secs(5), "a deferred append alone waited {waited:?}");
+    let count: i64 = fx.sql().query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0)).unwrap();
+    assert_eq!(count, 4, "the deferred append is in the database when it is acknowledged");
+    writer.close().unwrap();
 }
 
 fn a_quiet_log_is_signed_within_the_interval() {
@@ -891,6 +943,10 @@ fn main() {
         (
             "concurrent_appends_are_group_committed_and_all_recorded",
             concurrent_appends_are_group_committed_and_all_recorded,
+        ),
+        (
+            "a_deferred_append_rides_with_the_next_one_and_commits_alone_in_time",
+            a_deferred_append_rides_with_the_next_one_and_commits_alone_in_time,
         ),
         (
             "a_failed_group_commit_fails_every_caller_and_records_none",

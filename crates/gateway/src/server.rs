@@ -1317,8 +1317,10 @@ impl Tap {
         }
         let audit = self.gw.audit.clone();
         let session = self.gw.session_of(&self.principal);
+        // Deferred: the answer has gone, so its record need not hold up the
+        // next request's (which carries it to the disk in the same commit).
         let record = move || {
-            if let Err(e) = audit.append(&session, vec![event]) {
+            if let Err(e) = audit.append_deferred(&session, vec![event]) {
                 tracing::error!("cannot record a model response: {e}");
             }
         };
