@@ -173,7 +173,17 @@ pub async fn serve(
     for thread in threads {
         let _ = thread.join();
     }
-    served.map_err(|e| AcpError::Protocol(e.to_string()))
+    match served {
+        Err(e) if !hung_up(&e.to_string()) => Err(AcpError::Protocol(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the connection failed only because the editor had closed its end
+/// while airlock was still writing to it (`EPIPE`): that is the editor
+/// hanging up, the normal end, not a failure.
+fn hung_up(error: &str) -> bool {
+    error.contains(&std::io::Error::from_raw_os_error(libc::EPIPE).to_string())
 }
 
 /// The agent's state, shared by the handlers.
@@ -674,4 +684,17 @@ fn invalid_params(message: String) -> agent_client_protocol::Error {
 
 fn internal(message: String) -> agent_client_protocol::Error {
     agent_client_protocol::Error::internal_error().data(serde_json::Value::String(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hung_up;
+
+    #[test]
+    fn a_broken_pipe_is_the_editor_hanging_up_and_nothing_else_is() {
+        // As the connection reports a write to an editor that has gone.
+        assert!(hung_up("Internal error: \"Broken pipe (os error 32)\""));
+        assert!(!hung_up("Parse error: \"expected value at line 1 column 1\""));
+        assert!(!hung_up("Internal error: \"Permission denied (os error 13)\""));
+    }
 }
