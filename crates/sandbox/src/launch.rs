@@ -239,9 +239,16 @@ fn run_prepared(
         Some(_) => filters,
         None => Filters { command: filters.command_without_cgroup, ..filters },
     };
-    // Init waits on this before it starts the command, so that the cgroups
-    // are joined before any process they limit exists.
-    let go = match pids.is_some() || memory.is_some() {
+    // The cgroups are joined before any process they limit exists. On v1,
+    // init joins them itself, first thing, through `tasks` files opened
+    // here (cheap: see cgroup::open_tasks); on v2 the caller moves init, and
+    // init waits on `go` before it starts the command.
+    let pids_tasks = pids.as_ref().and_then(PidsCgroup::tasks);
+    let memory_tasks = memory.as_ref().and_then(MemoryCgroup::tasks);
+    let join_fds: Vec<RawFd> = pids_tasks.iter().chain(&memory_tasks).map(AsRawFd::as_raw_fd).collect();
+    let caller_joins_pids = pids.as_ref().filter(|_| pids_tasks.is_none());
+    let caller_joins_memory = memory.as_ref().filter(|_| memory_tasks.is_none());
+    let go = match caller_joins_pids.is_some() || caller_joins_memory.is_some() {
         true => Some(pipe()?),
         false => None,
     };
@@ -260,15 +267,17 @@ fn run_prepared(
             ids,
             status_fd: status_w.as_raw_fd(),
             go_fd: go.as_ref().map(|(r, _)| r.as_raw_fd()),
+            join_fds: &join_fds,
             address_space,
             capture: capture_fds,
             signal_mask: signals.old_mask,
         };
         init_main(&inside)
     }
+    drop((pids_tasks, memory_tasks));
     if let Some((_, go_w)) = &go {
-        let joined = pids.as_ref().map_or(Ok(()), |c| c.add(init));
-        let joined = joined.and_then(|()| memory.as_ref().map_or(Ok(()), |c| c.add(init)));
+        let joined = caller_joins_pids.map_or(Ok(()), |c| c.add(init));
+        let joined = joined.and_then(|()| caller_joins_memory.map_or(Ok(()), |c| c.add(init)));
         let joined = joined.and_then(|()| {
             // SAFETY: writing one byte from our buffer to our pipe.
             match unsafe { libc::write(go_w.as_raw_fd(), [1u8].as_ptr().cast(), 1) } {
@@ -557,6 +566,8 @@ struct Inside<'a> {
     status_fd: RawFd,
     /// When set, init waits for a byte here before starting the command.
     go_fd: Option<RawFd>,
+    /// v1 cgroups' `tasks` files, which init writes itself into first.
+    join_fds: &'a [RawFd],
     /// `RLIMIT_AS` of the command, where no memory cgroup limits the tree.
     address_space: Option<u64>,
     /// Write ends of the capture pipes, when output is captured.
@@ -566,9 +577,17 @@ struct Inside<'a> {
 }
 
 fn init_main(inside: &Inside) -> ! {
-    let Inside { spec, plan, ids, status_fd, go_fd, capture, .. } = *inside;
+    let Inside { spec, plan, ids, status_fd, go_fd, join_fds, capture, .. } = *inside;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Init is single-threaded: joining moves it, and all it will start.
+    for &fd in join_fds {
+        if let Err(e) = crate::cgroup::join_self(fd) {
+            report(status_fd, REPORT_SETUP, e.raw_os_error().unwrap_or(0), "join the sandbox's cgroups");
+        }
+        // SAFETY: closing an fd init owns and no longer needs.
+        unsafe { libc::close(fd) };
+    }
     if let Err(e) = map_ids(ids) {
         report(status_fd, REPORT_REFUSED, e.raw_os_error().unwrap_or(0), "user namespace id maps");
     }
