@@ -311,7 +311,10 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("temporary paths are UTF-8")
 }
 
-/// The uid and gid of `user`, creating it (a system user without a home) if missing.
+/// The uid and gid of `user`, creating it if missing: an ordinary user with a
+/// home and a shell, as every other script that may create it first makes it
+/// (scripts/test runs the sandbox suites as this user with that home, and
+/// tests/wrap drives agents in tmux, which starts the user's shell).
 fn ensure_user(user: &str) -> (u32, u32) {
     let id = |flag: &str| -> Option<u32> {
         let out = Command::new("id").args([flag, user]).output().ok()?;
@@ -320,7 +323,7 @@ fn ensure_user(user: &str) -> (u32, u32) {
     if id("-u").is_none() {
         println!("creating the user {user} to run PostgreSQL (it refuses to run as root)");
         let status = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user])
+            .args(["--create-home", "--shell", "/bin/sh", user])
             .status()
             .expect("running useradd");
         assert!(status.success(), "useradd {user} failed");
