@@ -211,7 +211,7 @@ fn serve<S: Store>(mut log: AuditLog<S>, rx: Receiver<Request>, defer: Duration)
                 }
             }
         }
-        if waited_on {
+        if waited_on || group.len() >= MAX_GROUP {
             commit(&mut log, group, &mut failed_at);
         } else if !group.is_empty() {
             // Only deferred appends came: they wait for company, or for `defer`.

@@ -281,6 +281,29 @@ fn forbid_network_covers_the_process_and_its_children() {
     );
 }
 
+/// The command holds no descriptor but its standard streams: nothing the
+/// caller or init opened (the cgroups' `tasks` files init joins through,
+/// the status pipe) reaches it. As root it runs in the run's own pids
+/// cgroup, joined before it started.
+fn the_command_holds_only_its_stdio_and_runs_in_its_cgroups() {
+    let case = Case::new();
+    let out = run(&case.spec(), &sh("ls /proc/$$/fd; cat /proc/self/cgroup"), Stdio::Capture).unwrap();
+    assert_eq!(exited(out.status), 0, "{}", String::from_utf8_lossy(&out.stderr.to_bytes_marked()));
+    let text = String::from_utf8(out.stdout.to_bytes_marked()).unwrap();
+    let mut lines = text.lines();
+    let fds: Vec<&str> = lines.by_ref().take_while(|l| !l.contains(':')).collect();
+    assert_eq!(fds, ["0", "1", "2"], "{text}");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // cgroup v1 names the controller (`N:pids:/airlock-PID`); v2 has one line for all.
+        let own = format!("/airlock-{}", std::process::id());
+        let v1_pids = text.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "pids")));
+        let v2 = text.lines().find(|l| l.starts_with("0::"));
+        let line = v1_pids.or(v2).unwrap_or_default();
+        assert!(line.ends_with(&own), "not in the run's cgroup {own}: {text}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cases: &[(&str, fn())] = &[
@@ -296,6 +319,10 @@ fn main() {
         ("the_caller_is_unchanged_by_a_run", the_caller_is_unchanged_by_a_run),
         ("a_signal_to_the_caller_kills_the_tree_and_cleans_up", a_signal_to_the_caller_kills_the_tree_and_cleans_up),
         ("forbid_network_covers_the_process_and_its_children", forbid_network_covers_the_process_and_its_children),
+        (
+            "the_command_holds_only_its_stdio_and_runs_in_its_cgroups",
+            the_command_holds_only_its_stdio_and_runs_in_its_cgroups,
+        ),
         // Last: it starts a thread (joined before it returns).
         ("a_multithreaded_caller_is_refused", a_multithreaded_caller_is_refused),
     ];
