@@ -89,6 +89,7 @@ pub(crate) enum Version {
 #[derive(Debug)]
 pub(crate) struct MemoryCgroup {
     dir: PathBuf,
+    version: Version,
 }
 
 impl MemoryCgroup {
@@ -107,7 +108,7 @@ impl MemoryCgroup {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(_) => return None,
         }
-        let cgroup = MemoryCgroup { dir };
+        let cgroup = MemoryCgroup { dir, version };
         for (file, value) in memory_settings(version, bytes) {
             let path = cgroup.dir.join(file);
             // Swap accounting may be off: then there is no swap file to set.
@@ -131,6 +132,39 @@ impl MemoryCgroup {
     /// ([`join_self`]); `None` on v2.
     pub(crate) fn tasks(&self) -> Option<OwnedFd> {
         open_tasks(&self.dir)
+    }
+}
+
+/// On cgroup v2 a process is in one cgroup only, so a run's pids and memory
+/// cgroups must be one: where they would be two folders (the pids cgroup at
+/// the hierarchy's root, the memory cgroup beside the caller's own), init,
+/// moved into both, would end in the memory cgroup without its process
+/// limit. The memory cgroup then carries `pids.max` too when the pids
+/// controller is enabled there; if it is not, the memory cgroup is given up
+/// (each process's address space is capped instead, as without one) and
+/// the process limit holds. v1 hierarchies are separate: nothing changes.
+pub(crate) fn one_cgroup_on_v2(
+    pids: Option<PidsCgroup>,
+    memory: Option<MemoryCgroup>,
+    max_processes: u64,
+) -> (Option<PidsCgroup>, Option<MemoryCgroup>) {
+    match (pids, memory) {
+        (Some(p), Some(m)) if m.version == Version::V2 && p.dir != m.dir => {
+            // Without `create`: pids.max exists only where the controller is enabled.
+            let limited = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(m.dir.join("pids.max"))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, max_processes.to_string().as_bytes()));
+            match limited {
+                Ok(()) => {
+                    drop(p);
+                    (Some(PidsCgroup { dir: m.dir.clone() }), Some(m))
+                }
+                Err(_) => (Some(p), None),
+            }
+        }
+        other => other,
     }
 }
 
@@ -333,6 +367,39 @@ mod tests {
         assert_eq!(v1[1], ("memory.memsw.limit_in_bytes", "67108864".to_string()));
         let v2 = memory_settings(Version::V2, 64 << 20);
         assert_eq!(v2, [("memory.max", "67108864".to_string()), ("memory.swap.max", "0".to_string())]);
+    }
+
+    #[test]
+    fn on_v2_the_memory_cgroup_carries_the_process_limit_or_is_given_up() {
+        let root = tempfile::tempdir().unwrap();
+        let pids_dir = root.path().join("airlock-1");
+        let with_pids = root.path().join("slice/airlock-1");
+        let without_pids = root.path().join("other/airlock-1");
+        for d in [&pids_dir, &with_pids, &without_pids] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(with_pids.join("pids.max"), "max").unwrap();
+        let pids = || Some(PidsCgroup { dir: pids_dir.clone() });
+        let memory = |dir: &Path, version| Some(MemoryCgroup { dir: dir.to_path_buf(), version });
+
+        let (p, m) = one_cgroup_on_v2(pids(), memory(&with_pids, Version::V2), 64);
+        assert_eq!(p.as_ref().map(|p| p.dir.clone()), Some(with_pids.clone()), "one cgroup for both");
+        assert!(m.is_some());
+        assert_eq!(std::fs::read_to_string(with_pids.join("pids.max")).unwrap(), "64");
+        drop((p, m));
+
+        let (p, m) = one_cgroup_on_v2(pids(), memory(&without_pids, Version::V2), 64);
+        assert_eq!(p.as_ref().map(|p| p.dir.clone()), Some(pids_dir.clone()), "the process limit holds");
+        assert!(m.is_none(), "a memory cgroup without pids would take init out of its process limit");
+        assert!(!without_pids.join("pids.max").exists());
+        drop((p, m));
+
+        // v1: separate hierarchies, both kept as they are.
+        std::fs::create_dir_all(&pids_dir).unwrap();
+        std::fs::create_dir_all(&without_pids).unwrap();
+        let (p, m) = one_cgroup_on_v2(pids(), memory(&without_pids, Version::V1), 64);
+        assert_eq!(p.map(|p| p.dir.clone()), Some(pids_dir.clone()));
+        assert!(m.is_some());
     }
 
     #[test]

@@ -231,6 +231,7 @@ fn run_prepared(
     // Memory: a cgroup for the whole tree wherever one can be made, else
     // each process's address space is capped (spec::Limits::address_space_bytes).
     let memory = MemoryCgroup::create(spec.limits.memory_bytes);
+    let (pids, memory) = crate::cgroup::one_cgroup_on_v2(pids, memory, spec.limits.processes);
     let address_space = match memory {
         Some(_) => None,
         None => Some(spec.limits.address_space_bytes()),
