@@ -110,6 +110,18 @@ struct State {
 }
 
 impl State {
+    /// A server's state before it has started.
+    fn new(name: &str, events: Arc<Mutex<Vec<ServerEvent>>>) -> Arc<State> {
+        Arc::new(State {
+            name: name.to_string(),
+            stopped: watch::Sender::new(None),
+            started: AtomicBool::new(false),
+            received: Arc::new(AtomicU64::new(0)),
+            stderr: Mutex::new(VecDeque::new()),
+            events,
+        })
+    }
+
     /// Marks the server stopped (its monitor then kills the sandbox); false when it already was.
     fn stop(&self, reason: String, record: bool) -> bool {
         let mut first = false;
@@ -454,14 +466,7 @@ async fn start_one(
     launch::fresh_folder(&spec.name, &places.work)?;
     let dns = launch::bind_datagram(&spec.name, &places.dns)?;
 
-    let state = Arc::new(State {
-        name: spec.name.clone(),
-        stopped: watch::Sender::new(None),
-        started: AtomicBool::new(false),
-        received: Arc::new(AtomicU64::new(0)),
-        stderr: Mutex::new(VecDeque::new()),
-        events: events.clone(),
-    });
+    let state = State::new(&spec.name, events.clone());
     let proxy = match spec.hosts.is_empty() {
         true => None,
         false => Some(egress::start(
@@ -552,14 +557,7 @@ async fn start_remote(
             hint: "only stdio servers can be pinned: what runs behind a URL cannot be seen from here".into(),
         });
     }
-    let state = Arc::new(State {
-        name: spec.name.clone(),
-        stopped: watch::Sender::new(None),
-        started: AtomicBool::new(false),
-        received: Arc::new(AtomicU64::new(0)),
-        stderr: Mutex::new(VecDeque::new()),
-        events,
-    });
+    let state = State::new(&spec.name, events);
     let told = state.clone();
     let watch = http::Watch {
         received: state.received.clone(),
